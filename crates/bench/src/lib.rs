@@ -1,0 +1,1 @@
+//! rawtcp-bench: the load-testing harness. Not built yet: see the bench issue.
