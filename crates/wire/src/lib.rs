@@ -35,6 +35,7 @@ extern crate std;
 
 pub mod arp;
 pub mod checksum;
+pub mod dissect;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod ipv4;

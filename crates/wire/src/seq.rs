@@ -160,7 +160,8 @@ mod tests {
             let b = a + delta;
             prop_assert!(a < b);
             prop_assert!(b > a);
-            prop_assert!(a <= b && a != b);
+            prop_assert!(a <= b);
+            prop_assert!(a != b);
             prop_assert_eq!(b - a, delta);
             prop_assert_eq!(b - delta, a);
             prop_assert_eq!(a.distance(b), -(delta as i32));

@@ -409,7 +409,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 /// Up to four SACK blocks (RFC 2018 §3), each `[left, right)`.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct SackBlocks {
     blocks: [(SeqNum, SeqNum); 4],
     len: u8,
@@ -457,6 +457,15 @@ impl SackBlocks {
         self.len == 0
     }
 }
+
+/// Equal when the blocks in use are; slots past `len` do not count.
+impl PartialEq for SackBlocks {
+    fn eq(&self, other: &SackBlocks) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for SackBlocks {}
 
 impl fmt::Debug for SackBlocks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -958,5 +967,261 @@ impl fmt::Display for TcpRepr<'_> {
             f.write_str(">")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+
+    fn segment_with_options(options: &[u8]) -> Vec<u8> {
+        let mut bytes = std::vec![0u8; HEADER_LEN + options.len()];
+        bytes[0..4].copy_from_slice(&[0xc0, 0x00, 0x1f, 0x90]);
+        bytes[12] = (((HEADER_LEN + options.len()) / 4) as u8) << 4;
+        bytes[13] = 0x02;
+        bytes[HEADER_LEN..].copy_from_slice(options);
+        let mut packet = Packet::new_unchecked(&mut bytes[..]);
+        packet.fill_checksum(SRC, DST, TxChecksum::Full);
+        bytes
+    }
+
+    fn parse(bytes: &[u8]) -> Result<TcpRepr<'_>> {
+        TcpRepr::parse(&Packet::new_checked(bytes)?, SRC, DST, RxChecksum::Verify)
+    }
+
+    #[test]
+    fn data_offset_errors() {
+        let good = segment_with_options(&[]);
+        assert_eq!(parse(&good[..19]).unwrap_err(), Error::Truncated);
+        let mut small = good.clone();
+        small[12] = 4 << 4;
+        assert_eq!(
+            Packet::new_checked(&small[..]).unwrap_err(),
+            Error::DataOffsetTooSmall
+        );
+        let mut past = good.clone();
+        past[12] = 6 << 4;
+        assert_eq!(
+            Packet::new_checked(&past[..]).unwrap_err(),
+            Error::HeaderLenPastBuffer
+        );
+        let mut zero_port = good.clone();
+        zero_port[2..4].copy_from_slice(&[0, 0]);
+        Packet::new_unchecked(&mut zero_port[..]).fill_checksum(SRC, DST, TxChecksum::Full);
+        assert_eq!(parse(&zero_port).unwrap_err(), Error::Malformed);
+        let mut corrupt = good;
+        corrupt[5] ^= 0x10;
+        assert_eq!(parse(&corrupt).unwrap_err(), Error::Checksum);
+    }
+
+    #[test]
+    fn option_length_zero_one_and_overrun() {
+        // An unknown kind with length 0, then 1.
+        assert_eq!(
+            parse(&segment_with_options(&[30, 0, 1, 1])).unwrap_err(),
+            Error::OptionLen
+        );
+        assert_eq!(
+            parse(&segment_with_options(&[30, 1, 1, 1])).unwrap_err(),
+            Error::OptionLen
+        );
+        // MSS claiming 8 bytes in a 4-byte area.
+        assert_eq!(
+            parse(&segment_with_options(&[2, 8, 5, 0xb4])).unwrap_err(),
+            Error::OptionOverrun
+        );
+        // A kind with no room for its length byte.
+        assert_eq!(
+            parse(&segment_with_options(&[1, 1, 1, 2])).unwrap_err(),
+            Error::OptionOverrun
+        );
+        // A known kind with the wrong length for it.
+        assert_eq!(
+            parse(&segment_with_options(&[2, 3, 5, 1])).unwrap_err(),
+            Error::OptionLen
+        );
+        assert_eq!(
+            parse(&segment_with_options(&[3, 4, 7, 0])).unwrap_err(),
+            Error::OptionLen
+        );
+        assert_eq!(
+            parse(&segment_with_options(&[5, 6, 0, 0, 0, 0, 0, 0])).unwrap_err(),
+            Error::OptionLen
+        );
+        assert_eq!(
+            parse(&segment_with_options(&[34, 3, 0, 1])).unwrap_err(),
+            Error::OptionLen
+        );
+    }
+
+    #[test]
+    fn unknown_options_skipped_and_end_of_list_stops() {
+        // Unknown kind 30 of length 4, MSS, EOL, then garbage that must not be read.
+        let bytes = segment_with_options(&[30, 4, 9, 9, 2, 4, 5, 0xb4, 0, 0xff, 0xff, 0xff]);
+        let repr = parse(&bytes).unwrap();
+        assert_eq!(repr.options.max_seg_size, Some(1460));
+        let collected: Vec<_> = OptionsIter::new(&[30, 4, 9, 9, 1, 0, 7]).collect();
+        assert_eq!(
+            collected,
+            [
+                Ok(TcpOption::Unknown {
+                    kind: 30,
+                    data: &[9, 9]
+                }),
+                Ok(TcpOption::NoOperation),
+                Ok(TcpOption::EndOfList),
+            ]
+        );
+    }
+
+    #[test]
+    fn sack_one_to_four_blocks_and_tfo() {
+        for n in 1..=4u32 {
+            let mut blocks = SackBlocks::new();
+            for i in 0..n {
+                assert!(blocks.push(SeqNum::new(1000 * i), SeqNum::new(1000 * i + 500)));
+            }
+            let option = TcpOption::Sack(blocks);
+            let mut bytes = [0u8; 34];
+            let len = option.buffer_len();
+            assert_eq!(len, 2 + 8 * n as usize);
+            option.emit(&mut bytes[..len]);
+            assert_eq!(TcpOption::parse(&bytes[..len]).unwrap(), (option, &[][..]));
+        }
+        let mut full = SackBlocks::new();
+        for _ in 0..4 {
+            full.push(SeqNum::new(1), SeqNum::new(2));
+        }
+        assert!(!full.push(SeqNum::new(3), SeqNum::new(4)));
+        let cookie = [0xab; 8];
+        let mut bytes = [0u8; 10];
+        TcpOption::TfoCookie(&cookie).emit(&mut bytes);
+        assert_eq!(
+            TcpOption::parse(&bytes).unwrap().0,
+            TcpOption::TfoCookie(&cookie)
+        );
+        assert_eq!(
+            TcpOption::parse(&[34, 2]).unwrap().0,
+            TcpOption::TfoCookie(&[])
+        );
+    }
+
+    #[test]
+    fn sack_blocks_beyond_40_bytes_are_dropped() {
+        let mut blocks = SackBlocks::new();
+        for i in 0..4 {
+            blocks.push(SeqNum::new(i), SeqNum::new(i + 1));
+        }
+        let options = TcpOptions {
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }),
+            sack_blocks: blocks,
+            ..TcpOptions::default()
+        };
+        // 12 for timestamps, 4 + 3 × 8 for three blocks; the fourth does not fit.
+        assert_eq!(options.buffer_len(), 40);
+        let mut bytes = [0u8; 40];
+        options.emit(&mut bytes);
+        let parsed = TcpOptions::parse(&bytes).unwrap();
+        assert_eq!(parsed.sack_blocks.as_slice(), &blocks.as_slice()[..3]);
+    }
+
+    /// MSS, window scale, SACK-permitted, SACK blocks, timestamps, TFO cookie.
+    type ArbOptions = (
+        Option<u16>,
+        Option<u8>,
+        bool,
+        Vec<(u32, u32)>,
+        Option<(u32, u32)>,
+        Option<Vec<u8>>,
+    );
+
+    fn arb_options() -> impl Strategy<Value = ArbOptions> {
+        (
+            any::<Option<u16>>(),
+            proptest::option::of(0u8..=14),
+            any::<bool>(),
+            proptest::collection::vec(any::<(u32, u32)>(), 0..=4),
+            any::<Option<(u32, u32)>>(),
+            proptest::option::of(prop_oneof![
+                Just(Vec::new()),
+                proptest::collection::vec(any::<u8>(), 4..=16)
+            ]),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            if let Ok(packet) = Packet::new_checked(&bytes[..]) {
+                let _ = (packet.payload(), packet.options(), packet.flags(), packet.verify_checksum(SRC, DST));
+                let _ = TcpRepr::parse(&packet, SRC, DST, RxChecksum::Verify);
+                if let Ok(repr) = TcpRepr::parse(&packet, SRC, DST, RxChecksum::Trusted) {
+                    let _ = std::format!("{repr}");
+                }
+                for option in packet.options_iter() {
+                    let _ = option;
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_option_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let _ = TcpOptions::parse(&bytes);
+        }
+
+        #[test]
+        fn round_trip(
+            ports in (1u16.., 1u16..), seq in any::<u32>(), ack in any::<u32>(), flags in 0u16..0x200,
+            window in any::<u16>(), urgent in any::<u16>(), opts in arb_options(),
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let (mss, ws, sack_perm, sack, ts, cookie) = opts;
+            let mut sack_blocks = SackBlocks::new();
+            for (l, r) in sack {
+                sack_blocks.push(SeqNum::new(l), SeqNum::new(r));
+            }
+            let options = TcpOptions {
+                max_seg_size: mss,
+                window_scale: ws,
+                sack_permitted: sack_perm,
+                sack_blocks,
+                timestamps: ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
+                tfo_cookie: cookie.as_deref(),
+            };
+            let repr = TcpRepr {
+                src_port: ports.0, dst_port: ports.1, seq_number: SeqNum::new(seq), ack_number: SeqNum::new(ack),
+                flags: TcpFlags::from_bits_truncate(flags), window_len: window, urgent_pointer: urgent,
+                options, payload: &payload,
+            };
+            prop_assert!(repr.header_len() <= MAX_HEADER_LEN);
+            prop_assert_eq!(repr.header_len() % 4, 0);
+            let mut bytes = std::vec![0u8; repr.buffer_len()];
+            repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), SRC, DST, TxChecksum::Full);
+            let parsed = TcpRepr::parse(&Packet::new_checked(&bytes[..]).unwrap(), SRC, DST, RxChecksum::Verify).unwrap();
+            let mut expected = repr;
+            expected.options.sack_blocks.truncate(repr.options.sack_blocks_that_fit());
+            prop_assert_eq!(parsed, expected);
+        }
+
+        #[test]
+        fn partial_checksum_completes_to_full(payload in proptest::collection::vec(any::<u8>(), 0..64), seq in any::<u32>()) {
+            let repr = TcpRepr {
+                src_port: 1, dst_port: 2, seq_number: SeqNum::new(seq), ack_number: SeqNum::new(0),
+                flags: TcpFlags::ACK, window_len: 1, urgent_pointer: 0, options: TcpOptions::default(), payload: &payload,
+            };
+            let mut bytes = std::vec![0u8; repr.buffer_len()];
+            repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), SRC, DST, TxChecksum::Partial);
+            // What a device does with CHECKSUM_PARTIAL: sum from the TCP header on, the
+            // pseudo-header sum already in the field, and write the complement.
+            let completed = checksum::finish(checksum::data(&bytes));
+            let mut packet = Packet::new_unchecked(&mut bytes[..]);
+            packet.set_checksum(completed);
+            prop_assert!(packet.verify_checksum(SRC, DST));
+        }
     }
 }
