@@ -713,6 +713,17 @@ impl<'a> TcpOptions<'a> {
     /// kinds are skipped.
     pub fn parse(options: &'a [u8]) -> Result<TcpOptions<'a>> {
         let mut parsed = TcpOptions::default();
+        // RFC 7323 Appendix A: the layout every Linux data segment uses, NOP NOP TS,
+        // recognised in one comparison before the general scan.
+        if let [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, tsval @ ..] = options
+            && let [a, b, c, d, e, f, g, h] = *tsval
+        {
+            parsed.timestamps = Some(Timestamps {
+                tsval: u32::from_be_bytes([a, b, c, d]),
+                tsecr: u32::from_be_bytes([e, f, g, h]),
+            });
+            return Ok(parsed);
+        }
         for option in OptionsIter::new(options) {
             match option? {
                 TcpOption::MaxSegmentSize(mss) => parsed.max_seg_size = Some(mss),
@@ -891,15 +902,7 @@ impl<'a> TcpRepr<'a> {
         dst_addr: Ipv4Addr,
         checksum: TxChecksum,
     ) {
-        let header_len = self.header_len();
-        packet.set_src_port(self.src_port);
-        packet.set_dst_port(self.dst_port);
-        packet.set_seq_number(self.seq_number);
-        packet.set_ack_number(self.ack_number);
-        packet.set_header_len_and_flags(header_len, self.flags);
-        packet.set_window_len(self.window_len);
-        packet.set_urgent_pointer(self.urgent_pointer);
-        self.options.emit(packet.options_mut());
+        self.write_header(packet, self.header_len());
         packet.fill_checksum(src_addr, dst_addr, checksum);
     }
 
@@ -914,9 +917,24 @@ impl<'a> TcpRepr<'a> {
     ) {
         let header_len = self.header_len();
         packet.buffer.as_mut()[header_len..].copy_from_slice(self.payload);
-        // The data offset must be in place before the options area can be found.
+        self.write_header(packet, header_len);
+        packet.fill_checksum(src_addr, dst_addr, checksum);
+    }
+
+    fn write_header<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        header_len: usize,
+    ) {
+        packet.set_src_port(self.src_port);
+        packet.set_dst_port(self.dst_port);
+        packet.set_seq_number(self.seq_number);
+        packet.set_ack_number(self.ack_number);
         packet.set_header_len_and_flags(header_len, self.flags);
-        self.emit_header(packet, src_addr, dst_addr, checksum);
+        packet.set_window_len(self.window_len);
+        packet.set_urgent_pointer(self.urgent_pointer);
+        self.options
+            .emit(&mut packet.buffer.as_mut()[HEADER_LEN..header_len]);
     }
 }
 
