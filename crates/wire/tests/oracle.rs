@@ -24,15 +24,16 @@ fn mac<M: From<[u8; 6]>>(bytes: [u8; 6]) -> M {
     M::from(bytes)
 }
 
-fn arb_tcp_options() -> impl Strategy<
-    Value = (
-        Option<u16>,
-        Option<u8>,
-        bool,
-        Vec<(u32, u32)>,
-        Option<(u32, u32)>,
-    ),
-> {
+/// MSS, window scale, SACK-permitted, SACK blocks, timestamps.
+type ArbTcpOptions = (
+    Option<u16>,
+    Option<u8>,
+    bool,
+    Vec<(u32, u32)>,
+    Option<(u32, u32)>,
+);
+
+fn arb_tcp_options() -> impl Strategy<Value = ArbTcpOptions> {
     (
         any::<Option<u16>>(),
         proptest::option::of(0u8..=14),
