@@ -1,1 +1,77 @@
-//! rawtcp-netio: devices that move Ethernet frames (AF_PACKET, TAP, in-memory, pcap). Not built yet: see the netio issue.
+//! rawtcp-netio: devices that move Ethernet frames in and out of the stack.
+//!
+//! Every device implements [`Device`]: it moves whole [`FrameBatch`]es, so that one syscall
+//! can carry many frames, and the engine writes outgoing frames in place in the batch's slots.
+//! Received frames come with a [`FrameMeta`]: a timestamp and the kernel's checksum status,
+//! so the stack neither drops frames whose checksum the local kernel has not finished nor
+//! verifies twice what the kernel already verified.
+//!
+//! * [`AfPacket`]: the production driver, an AF_PACKET raw socket on one interface
+//!   (CAP_NET_RAW), batched with recvmmsg/sendmmsg, optionally with virtio-net headers for
+//!   GSO/GRO and with PACKET_FANOUT.
+//! * [`Tap`]: a TAP device (IFF_TAP | IFF_NO_PI).
+//! * [`MemLink`]: two connected in-memory ends with seeded fault injection; no privileges.
+//! * [`Pcap`]: wraps any device and writes a libpcap capture, or keeps a flight recorder.
+//!
+//! Readiness comes from tokio (`AsyncFd`, timers): call [`Device::poll_recv_ready`] and
+//! [`Device::poll_send_ready`] from a task. `recv` and `send` themselves never block.
+//! All `unsafe` code lives in the private `sys` module.
+#![deny(unsafe_code)]
+
+use std::io;
+use std::task::{Context, Poll};
+
+mod afpacket;
+mod batch;
+pub mod link;
+mod memlink;
+pub mod netns;
+mod pcap;
+mod readiness;
+mod sys;
+mod tap;
+pub mod vnet;
+
+pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, IoMethod};
+pub use batch::{ChecksumStatus, FrameBatch, FrameMeta, Gso};
+pub use memlink::{MemLink, MemLinkEnd};
+pub use pcap::{FlightRecorder, Pcap, PcapWriter};
+pub use tap::Tap;
+
+/// What a device can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The IP MTU: the largest IPv4 datagram in one frame.
+    pub mtu: usize,
+    /// The largest frame `send` accepts and `recv` may return (a GSO/GRO super-segment can be
+    /// larger than the MTU).
+    pub max_frame_len: usize,
+    /// `send` accepts frames whose TCP checksum is [`rawtcp_wire::TxChecksum::Partial`].
+    pub tx_checksum_offload: bool,
+    /// `send` accepts TCP super-segments with [`FrameMeta::gso`] set.
+    pub gso: bool,
+}
+
+/// A device that moves Ethernet frames in batches.
+///
+/// `recv` and `send` never block; the `poll_*_ready` methods wait (from a tokio task) until
+/// calling them again can make progress.
+pub trait Device {
+    /// What the device can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Appends the frames that have arrived to `batch`, up to its free slots, and returns how
+    /// many; 0 when none is waiting.
+    fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize>;
+
+    /// Sends the frames queued in `batch`, front first, removing each one sent, and returns
+    /// how many; fewer than queued when the device is full (wait with `poll_send_ready`). A
+    /// frame the device refuses is removed and its error returned.
+    fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize>;
+
+    /// Ready when `recv` may find frames.
+    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Ready when `send` may accept frames.
+    fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}

@@ -1,0 +1,546 @@
+//! The production driver: an AF_PACKET raw socket bound to one interface.
+//!
+//! The socket is created receiving nothing, given a classic BPF filter (IPv4 and ARP frames
+//! addressed to our MAC or broadcast, never our own outgoing frames), and only then bound, so
+//! no foreign frame is ever queued. Frames move in batches through recvmmsg/sendmmsg. Each
+//! received frame carries the kernel's checksum status from PACKET_AUXDATA: on a veth, frames
+//! the peer kernel built arrive with unfinished checksums (`TP_STATUS_CSUMNOTREADY`), which a
+//! stack must accept, not drop. With [`AfPacketConfig::vnet_hdr`] the socket speaks the
+//! virtio-net header instead: GSO super-segments out, GRO-merged frames in.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use rawtcp_wire::TxChecksum;
+use rawtcp_wire::ethernet::{self, EthernetAddress};
+
+use crate::batch::{ChecksumStatus, FrameBatch, FrameMeta};
+use crate::readiness::FdIo;
+use crate::sys::{self, MAX_BATCH, Received};
+use crate::vnet::{self, VnetHeader};
+use crate::{Capabilities, Device};
+
+/// How frames cross the user/kernel boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoMethod {
+    /// recvmmsg/sendmmsg: up to 64 frames per syscall.
+    #[default]
+    Batched,
+    /// One recvmsg/send per frame, for comparison.
+    Single,
+}
+
+/// Options for [`AfPacket::open_with`].
+#[derive(Debug, Clone, Default)]
+pub struct AfPacketConfig {
+    /// Put the interface in promiscuous mode and accept frames for any destination MAC.
+    pub promiscuous: bool,
+    /// Use the virtio-net header (PACKET_VNET_HDR): TCP checksum offload and GSO on send,
+    /// GRO-sized frames on receive.
+    pub vnet_hdr: bool,
+    /// Join this PACKET_FANOUT group (hash mode), for one engine per core.
+    pub fanout: Option<u16>,
+    /// SO_RCVBUFFORCE, bytes (needs CAP_NET_ADMIN beyond rmem_max).
+    pub recv_buffer: Option<usize>,
+    /// SO_SNDBUFFORCE, bytes.
+    pub send_buffer: Option<usize>,
+    /// Batched or single-frame syscalls.
+    pub io: IoMethod,
+}
+
+/// Counters of an [`AfPacket`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AfPacketStats {
+    /// Frames received and handed up.
+    pub rx_frames: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Receive syscalls that returned frames.
+    pub rx_syscalls: u64,
+    /// Send syscalls made.
+    pub tx_syscalls: u64,
+    /// Received frames dropped: longer than a batch slot.
+    pub rx_truncated: u64,
+    /// Received frames dropped: our own outgoing frames that got past the filter.
+    pub rx_outgoing: u64,
+    /// Received frames dropped: a virtio-net header this driver does not handle.
+    pub rx_bad_vnet: u64,
+}
+
+/// An AF_PACKET socket bound to one interface.
+///
+/// # Examples
+/// ```no_run
+/// use rawtcp_netio::{AfPacket, Device, FrameBatch};
+///
+/// let mut device = AfPacket::open("eth0")?;
+/// let mut batch = FrameBatch::new(64, device.capabilities().max_frame_len);
+/// let received = device.recv(&mut batch)?;
+/// println!("{received} frames from {}", device.mac());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct AfPacket {
+    io: FdIo<OwnedFd>,
+    name: String,
+    index: u32,
+    mac: EthernetAddress,
+    mtu: usize,
+    config: AfPacketConfig,
+    stats: AfPacketStats,
+}
+
+const ETH_P_ALL: u16 = 0x0003;
+
+impl AfPacket {
+    /// Opens interface `name` in the current network namespace with the default options.
+    ///
+    /// Errors: `PermissionDenied` without CAP_NET_RAW; `NotFound` for an unknown interface.
+    pub fn open(name: &str) -> io::Result<AfPacket> {
+        Self::open_with(name, AfPacketConfig::default())
+    }
+
+    /// Opens interface `name` with `config`.
+    pub fn open_with(name: &str, config: AfPacketConfig) -> io::Result<AfPacket> {
+        let interface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|interface| interface.name == name)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no network interface named {name:?}"),
+                )
+            })?;
+        let mac = interface
+            .mac
+            .map(|mac| EthernetAddress(mac.octets()))
+            .filter(EthernetAddress::is_unicast)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("interface {name:?} has no Ethernet address"),
+                )
+            })?;
+        let fd = sys::packet_socket().map_err(|error| match error.kind() {
+            io::ErrorKind::PermissionDenied => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "opening an AF_PACKET socket needs CAP_NET_RAW: run as root or grant the capability",
+            ),
+            _ => error,
+        })?;
+        let mtu = sys::interface_mtu(&fd, name)? as usize;
+        sys::attach_filter(&fd, &frame_filter(mac, config.promiscuous))?;
+        // Our own transmissions are never handed back (Linux 4.20+); the filter also drops them.
+        let _ = sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
+        if config.vnet_hdr {
+            sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
+        } else {
+            sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
+        }
+        if let Some(bytes) = config.recv_buffer {
+            sys::set_int_option(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp(bytes))?;
+        }
+        if let Some(bytes) = config.send_buffer {
+            sys::set_int_option(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, clamp(bytes))?;
+        }
+        sys::bind_packet(&fd, interface.index, ETH_P_ALL)?;
+        if config.promiscuous {
+            sys::add_promiscuous(&fd, interface.index)?;
+        }
+        if let Some(group) = config.fanout {
+            let value = i32::from(group) | ((libc::PACKET_FANOUT_HASH as i32) << 16);
+            sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_FANOUT, value)?;
+        }
+        Ok(AfPacket {
+            io: FdIo::new(fd),
+            name: name.to_string(),
+            index: interface.index,
+            mac,
+            mtu,
+            config,
+            stats: AfPacketStats::default(),
+        })
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The interface index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The interface's MAC address.
+    pub fn mac(&self) -> EthernetAddress {
+        self.mac
+    }
+
+    /// Counters since opening.
+    pub fn stats(&self) -> AfPacketStats {
+        self.stats
+    }
+
+    /// Where in a slot the kernel writes: the frame itself starts at the headroom's end.
+    fn recv_offset(&self) -> usize {
+        if self.config.vnet_hdr {
+            FrameBatch::HEADROOM - vnet::LEN
+        } else {
+            FrameBatch::HEADROOM
+        }
+    }
+
+    fn recv_into(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        let want = match self.config.io {
+            IoMethod::Batched => batch.free().min(MAX_BATCH),
+            IoMethod::Single => batch.free().min(1),
+        };
+        if want == 0 {
+            return Ok(0);
+        }
+        let offset = self.recv_offset();
+        let mut received = [Received::default(); MAX_BATCH];
+        let got = {
+            let mut buffers: Vec<&mut [u8]> = batch
+                .free_slots_mut()
+                .take(want)
+                .map(|slot| &mut slot[offset..])
+                .collect();
+            match self.config.io {
+                IoMethod::Batched => {
+                    sys::recv_batch(self.io.get_ref(), &mut buffers, &mut received)?
+                }
+                IoMethod::Single => usize::from(sys::recv_one(
+                    self.io.get_ref(),
+                    buffers[0],
+                    &mut received[0],
+                )?),
+            }
+        };
+        if got > 0 {
+            self.stats.rx_syscalls += 1;
+        }
+        let now = Instant::now();
+        let first = batch.next_free();
+        let mut kept = 0;
+        for (i, frame) in received[..got].iter().enumerate() {
+            if frame.pkttype == libc::PACKET_OUTGOING {
+                self.stats.rx_outgoing += 1;
+                continue;
+            }
+            if frame.truncated {
+                self.stats.rx_truncated += 1;
+                continue;
+            }
+            let mut meta = FrameMeta::new(now);
+            meta.vlan_tci = frame.vlan_tci;
+            let (frame_offset, frame_len) = if self.config.vnet_hdr {
+                let slot = batch.raw_slot_mut(first + i);
+                let header: &[u8; vnet::LEN] = slot[offset..offset + vnet::LEN]
+                    .try_into()
+                    .expect("ten bytes");
+                let (Some(header), true) = (VnetHeader::parse(header), frame.len >= vnet::LEN)
+                else {
+                    self.stats.rx_bad_vnet += 1;
+                    continue;
+                };
+                meta.checksum = header.checksum;
+                meta.gso = header.gso;
+                (FrameBatch::HEADROOM, frame.len - vnet::LEN)
+            } else {
+                meta.checksum = match frame.status {
+                    Some(status) if status & libc::TP_STATUS_CSUMNOTREADY != 0 => {
+                        ChecksumStatus::Partial
+                    }
+                    Some(status) if status & libc::TP_STATUS_CSUM_VALID != 0 => {
+                        ChecksumStatus::Valid
+                    }
+                    _ => ChecksumStatus::Unverified,
+                };
+                (FrameBatch::HEADROOM, frame.len)
+            };
+            // A dropped frame leaves a hole: move later frames down so slots stay in order.
+            if kept != i {
+                batch.move_slot(first + i, first + kept);
+            }
+            batch.commit(frame_offset, frame_len, meta);
+            kept += 1;
+        }
+        self.stats.rx_frames += kept as u64;
+        Ok(got)
+    }
+
+    /// Writes the virtio-net header in front of each queued frame.
+    fn prepare_vnet(&self, batch: &mut FrameBatch, count: usize) -> io::Result<()> {
+        for index in 0..count {
+            let meta = *batch.meta(index);
+            let partial = match meta.tx_checksum {
+                TxChecksum::Full => None,
+                TxChecksum::Partial | TxChecksum::Offloaded => {
+                    Some(tcp_checksum_position(batch.frame(index))?)
+                }
+            };
+            let (raw, offset) = batch.raw_position(index);
+            let slot = batch.raw_slot_mut(raw);
+            VnetHeader::emit(&mut slot[offset - vnet::LEN..offset], partial, meta.gso);
+        }
+        Ok(())
+    }
+
+    fn send_from(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        let count = match self.config.io {
+            IoMethod::Batched => batch.len().min(MAX_BATCH),
+            IoMethod::Single => batch.len().min(1),
+        };
+        if count == 0 {
+            return Ok(0);
+        }
+        if self.config.vnet_hdr {
+            self.prepare_vnet(batch, count)?;
+        } else if let Some(index) = (0..count)
+            .find(|&i| batch.meta(i).gso.is_some() || batch.meta(i).tx_checksum != TxChecksum::Full)
+        {
+            batch.consume(index + 1);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "checksum offload and GSO need an AfPacket opened with vnet_hdr",
+            ));
+        }
+        let headroom = if self.config.vnet_hdr { vnet::LEN } else { 0 };
+        let frames: Vec<&[u8]> = (0..count)
+            .map(|i| batch.frame_with_headroom(i, headroom))
+            .collect();
+        let result = match self.config.io {
+            IoMethod::Batched => sys::send_batch(self.io.get_ref(), &frames),
+            IoMethod::Single => sys::send_one(self.io.get_ref(), frames[0]).map(usize::from),
+        };
+        self.stats.tx_syscalls += 1;
+        match result {
+            Ok(sent) => {
+                batch.consume(sent);
+                self.stats.tx_frames += sent as u64;
+                Ok(sent)
+            }
+            Err(error) => {
+                // The first frame was refused (e.g. EMSGSIZE): drop it so the queue moves on.
+                batch.consume(1);
+                Err(error)
+            }
+        }
+    }
+}
+
+fn clamp(bytes: usize) -> libc::c_int {
+    bytes.min(libc::c_int::MAX as usize) as libc::c_int
+}
+
+/// Where a partial TCP checksum starts (the TCP header) and where its field sits within it.
+fn tcp_checksum_position(frame: &[u8]) -> io::Result<(u16, u16)> {
+    let invalid = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "checksum offload needs a TCP/IPv4 frame",
+        )
+    };
+    let ihl = frame.get(ethernet::HEADER_LEN).ok_or_else(invalid)? & 0x0f;
+    if frame.get(ethernet::HEADER_LEN + 9) != Some(&6) {
+        return Err(invalid());
+    }
+    Ok(((ethernet::HEADER_LEN + usize::from(ihl) * 4) as u16, 16))
+}
+
+impl Device for AfPacket {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            mtu: self.mtu,
+            max_frame_len: if self.config.vnet_hdr {
+                65_536 + ethernet::HEADER_LEN
+            } else {
+                self.mtu + ethernet::HEADER_LEN
+            },
+            tx_checksum_offload: self.config.vnet_hdr,
+            gso: self.config.vnet_hdr,
+        }
+    }
+
+    fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        let mut total = 0;
+        loop {
+            let got = self.recv_into(batch)?;
+            total += got;
+            if got == 0 {
+                self.io.read_blocked();
+                return Ok(total);
+            }
+            if batch.free() == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        let mut total = 0;
+        while !batch.is_empty() {
+            let sent = self.send_from(batch)?;
+            total += sent;
+            if sent == 0 {
+                self.io.write_blocked();
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_read(cx)
+    }
+
+    fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_write(cx)
+    }
+}
+
+/// The classic BPF program: drop our own outgoing frames; keep IPv4 and ARP; keep frames for
+/// `mac` or broadcast (any destination when promiscuous).
+fn frame_filter(mac: EthernetAddress, promiscuous: bool) -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = 0x20;
+    const LD_H_ABS: u16 = 0x28;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const PKTTYPE: u32 = (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32;
+    const KEEP: u32 = 0x40000;
+    let load_word = |k| libc::sock_filter {
+        code: LD_W_ABS,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let load_half = |k| libc::sock_filter {
+        code: LD_H_ABS,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let ret = |k| libc::sock_filter {
+        code: RET_K,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    // A jump at `at` to absolute targets: classic BPF offsets count from the next instruction.
+    let jeq = |at: u8, k: u32, on_true: u8, on_false: u8| libc::sock_filter {
+        code: JEQ_K,
+        jt: on_true - at - 1,
+        jf: on_false - at - 1,
+        k,
+    };
+    let outgoing = u32::from(libc::PACKET_OUTGOING);
+    if promiscuous {
+        const ACCEPT: u8 = 5;
+        const DROP: u8 = 6;
+        return vec![
+            load_word(PKTTYPE),           // 0
+            jeq(1, outgoing, DROP, 2),    // 1
+            load_half(12),                // 2: EtherType
+            jeq(3, 0x0800, ACCEPT, 4),    // 3: IPv4
+            jeq(4, 0x0806, ACCEPT, DROP), // 4: ARP
+            ret(KEEP),                    // 5
+            ret(0),                       // 6
+        ];
+    }
+    const ACCEPT: u8 = 12;
+    const DROP: u8 = 13;
+    let m = mac.0;
+    let mac_low = u32::from_be_bytes([m[2], m[3], m[4], m[5]]);
+    let mac_high = u32::from(u16::from_be_bytes([m[0], m[1]]));
+    vec![
+        load_word(PKTTYPE),             // 0
+        jeq(1, outgoing, DROP, 2),      // 1
+        load_half(12),                  // 2: EtherType
+        jeq(3, 0x0800, 5, 4),           // 3: IPv4
+        jeq(4, 0x0806, 5, DROP),        // 4: ARP
+        load_word(2),                   // 5: destination MAC, low four bytes
+        jeq(6, mac_low, 7, 9),          // 6
+        load_half(0),                   // 7: destination MAC, high two bytes
+        jeq(8, mac_high, ACCEPT, DROP), // 8
+        jeq(9, 0xffff_ffff, 10, DROP),  // 9: broadcast, low four bytes (still loaded)
+        load_half(0),                   // 10
+        jeq(11, 0xffff, ACCEPT, DROP),  // 11
+        ret(KEEP),                      // 12
+        ret(0),                         // 13
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny classic-BPF interpreter for the instructions the filter uses, so the filter's
+    /// logic is tested without a socket.
+    fn run(program: &[libc::sock_filter], frame: &[u8], pkttype: u8) -> bool {
+        let mut a: u32 = 0;
+        let mut pc = 0;
+        loop {
+            let ins = program[pc];
+            pc += 1;
+            match ins.code {
+                0x20 if ins.k == (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32 => {
+                    a = u32::from(pkttype)
+                }
+                0x20 => {
+                    let k = ins.k as usize;
+                    a = u32::from_be_bytes([frame[k], frame[k + 1], frame[k + 2], frame[k + 3]]);
+                }
+                0x28 => {
+                    let k = ins.k as usize;
+                    a = u32::from(u16::from_be_bytes([frame[k], frame[k + 1]]));
+                }
+                0x15 => pc += usize::from(if a == ins.k { ins.jt } else { ins.jf }),
+                0x06 => return ins.k != 0,
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    }
+
+    fn frame(dst: [u8; 6], ethertype: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn filter_keeps_ours_and_broadcast_only() {
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let program = frame_filter(mac, false);
+        const HOST: u8 = 0;
+        assert!(run(&program, &frame(mac.0, 0x0800), HOST));
+        assert!(run(&program, &frame(mac.0, 0x0806), HOST));
+        assert!(run(&program, &frame([0xff; 6], 0x0806), 1));
+        assert!(!run(&program, &frame(mac.0, 0x86dd), HOST));
+        assert!(!run(&program, &frame([2, 0, 0, 0, 0, 2], 0x0800), HOST));
+        assert!(!run(&program, &frame([3, 0, 0, 0, 0, 1], 0x0800), HOST));
+        assert!(!run(
+            &program,
+            &frame([0xff, 0xff, 0xff, 0xff, 0xff, 0xfe], 0x0806),
+            1
+        ));
+        assert!(!run(
+            &program,
+            &frame([0xff; 6], 0x0806),
+            libc::PACKET_OUTGOING
+        ));
+        let promiscuous = frame_filter(mac, true);
+        assert!(run(&promiscuous, &frame([2, 0, 0, 0, 0, 2], 0x0800), 3));
+        assert!(!run(&promiscuous, &frame([2, 0, 0, 0, 0, 2], 0x86dd), 3));
+        assert!(!run(
+            &promiscuous,
+            &frame(mac.0, 0x0800),
+            libc::PACKET_OUTGOING
+        ));
+    }
+}

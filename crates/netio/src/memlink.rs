@@ -1,0 +1,256 @@
+//! Two connected in-memory ends: a link between two stacks in one process, no privileges.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use rawtcp_wire::ethernet;
+
+use crate::batch::{FrameBatch, FrameMeta};
+use crate::link::{LinkConfig, LinkModel, LinkStats};
+use crate::{Capabilities, Device};
+
+#[derive(Debug)]
+struct Direction {
+    model: LinkModel,
+    /// The receiving end's task, waiting for a frame.
+    waker: Option<Waker>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Index 0 carries frames from end A to end B, index 1 from B to A.
+    directions: [Direction; 2],
+}
+
+/// Builds connected pairs of [`MemLinkEnd`]s.
+#[derive(Debug)]
+pub struct MemLink;
+
+impl MemLink {
+    /// Two ends joined by a perfect link (MTU 1500, no faults).
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_netio::{FrameBatch, MemLink};
+    /// use std::time::Instant;
+    ///
+    /// let (mut a, mut b) = MemLink::pair();
+    /// let now = Instant::now();
+    /// let mut out = FrameBatch::new(8, 1514);
+    /// out.push_frame(&[0xab; 60]);
+    /// a.send_at(now, &mut out);
+    /// let mut inbox = FrameBatch::new(8, 1514);
+    /// assert_eq!(b.recv_at(now, &mut inbox), 1);
+    /// assert_eq!(inbox.frame(0), &[0xab; 60]);
+    /// ```
+    pub fn pair() -> (MemLinkEnd, MemLinkEnd) {
+        Self::with_faults(LinkConfig::default(), LinkConfig::default(), 0)
+    }
+
+    /// Two ends: frames from A to B go through `a_to_b`, from B to A through `b_to_a`; the
+    /// random faults of both directions are drawn from `seed`.
+    pub fn with_faults(
+        a_to_b: LinkConfig,
+        b_to_a: LinkConfig,
+        seed: u64,
+    ) -> (MemLinkEnd, MemLinkEnd) {
+        let mtus = [a_to_b.mtu, b_to_a.mtu];
+        let shared = Arc::new(Mutex::new(Shared {
+            directions: [
+                Direction {
+                    model: LinkModel::new(a_to_b, seed),
+                    waker: None,
+                },
+                Direction {
+                    model: LinkModel::new(b_to_a, seed ^ 0x5555_5555_5555_5555),
+                    waker: None,
+                },
+            ],
+        }));
+        let end = |side: usize| MemLinkEnd {
+            shared: Arc::clone(&shared),
+            side,
+            mtu: mtus[side].min(mtus[1 - side]),
+            sleep: None,
+        };
+        (end(0), end(1))
+    }
+}
+
+/// One end of a [`MemLink`].
+///
+/// As a [`Device`] it reads tokio's clock, so `tokio::time::pause()` drives its delays. The
+/// `*_at` methods take the time instead, for a virtual clock.
+#[derive(Debug)]
+pub struct MemLinkEnd {
+    shared: Arc<Mutex<Shared>>,
+    side: usize,
+    mtu: usize,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl MemLinkEnd {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock leaves only plain queues behind: keep going.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Offers every frame of `batch` to the link at `now` and empties the batch. Returns how
+    /// many were offered (the link's faults decide what arrives).
+    pub fn send_at(&mut self, now: Instant, batch: &mut FrameBatch) -> usize {
+        let count = batch.len();
+        let mut shared = self.lock();
+        let direction = &mut shared.directions[self.side];
+        for (frame, _) in batch.iter() {
+            direction.model.send(now, frame);
+        }
+        if count > 0
+            && let Some(waker) = direction.waker.take()
+        {
+            waker.wake();
+        }
+        drop(shared);
+        batch.clear();
+        count
+    }
+
+    /// Moves the frames due by `now` into `batch`, up to its free slots.
+    pub fn recv_at(&mut self, now: Instant, batch: &mut FrameBatch) -> usize {
+        let mut shared = self.lock();
+        let model = &mut shared.directions[1 - self.side].model;
+        let mut got = 0;
+        while batch.free() > 0 {
+            let slot = batch.free_slots_mut().next().expect("a free slot");
+            let Some(len) = model.recv_into(now, &mut slot[FrameBatch::HEADROOM..]) else {
+                break;
+            };
+            batch.commit(FrameBatch::HEADROOM, len, FrameMeta::new(now));
+            got += 1;
+        }
+        got
+    }
+
+    /// When the next frame for this end is due, if any is in flight.
+    pub fn next_arrival(&self) -> Option<Instant> {
+        self.lock().directions[1 - self.side].model.next_delivery()
+    }
+
+    /// Counters of the direction this end sends on.
+    pub fn send_stats(&self) -> LinkStats {
+        self.lock().directions[self.side].model.stats()
+    }
+
+    /// Counters of the direction this end receives on.
+    pub fn recv_stats(&self) -> LinkStats {
+        self.lock().directions[1 - self.side].model.stats()
+    }
+}
+
+fn tokio_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Device for MemLinkEnd {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            mtu: self.mtu,
+            max_frame_len: self.mtu + ethernet::HEADER_LEN,
+            tx_checksum_offload: false,
+            gso: false,
+        }
+    }
+
+    fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        Ok(self.recv_at(tokio_now(), batch))
+    }
+
+    fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        Ok(self.send_at(tokio_now(), batch))
+    }
+
+    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let now = tokio_now();
+        let next = {
+            let mut shared = self.lock();
+            let direction = &mut shared.directions[1 - self.side];
+            match direction.model.next_delivery() {
+                Some(at) if at <= now => return Poll::Ready(Ok(())),
+                next => {
+                    direction.waker = Some(cx.waker().clone());
+                    next
+                }
+            }
+        };
+        // A frame in flight: wake when it is due, even if no new frame is sent meanwhile.
+        match next {
+            Some(at) => {
+                let deadline = tokio::time::Instant::from_std(at);
+                match &mut self.sleep {
+                    Some(sleep) => sleep.as_mut().reset(deadline),
+                    None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                }
+                let sleep = self.sleep.as_mut().expect("set just above");
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Ok(())),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            None => Poll::Pending,
+        }
+    }
+
+    fn poll_send_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The link accepts every frame; its queue limit, if any, drops at the tail.
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn delayed_frames_wake_the_receiver_on_tokio_time() {
+        let config = LinkConfig {
+            delay: Duration::from_millis(50),
+            ..LinkConfig::default()
+        };
+        let (mut a, mut b) = MemLink::with_faults(config, LinkConfig::default(), 1);
+        let mut out = FrameBatch::new(4, 1514);
+        out.push_frame(&[7; 64]);
+        a.send(&mut out).unwrap();
+        let start = tokio::time::Instant::now();
+        std::future::poll_fn(|cx| b.poll_recv_ready(cx))
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(50));
+        let mut inbox = FrameBatch::new(4, 1514);
+        assert_eq!(b.recv(&mut inbox).unwrap(), 1);
+        assert_eq!(inbox.frame(0), &[7; 64]);
+    }
+
+    #[tokio::test]
+    async fn a_sender_wakes_a_waiting_receiver() {
+        let (mut a, mut b) = MemLink::pair();
+        let waiter = tokio::spawn(async move {
+            std::future::poll_fn(|cx| b.poll_recv_ready(cx))
+                .await
+                .unwrap();
+            let mut inbox = FrameBatch::new(4, 1514);
+            b.recv(&mut inbox).unwrap()
+        });
+        tokio::task::yield_now().await;
+        let mut out = FrameBatch::new(4, 1514);
+        out.push_frame(&[1; 60]);
+        out.push_frame(&[2; 60]);
+        a.send(&mut out).unwrap();
+        assert_eq!(waiter.await.unwrap(), 2);
+    }
+}
