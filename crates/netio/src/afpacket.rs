@@ -97,13 +97,21 @@ const ETH_P_ALL: u16 = 0x0003;
 impl AfPacket {
     /// Opens interface `name` in the current network namespace with the default options.
     ///
-    /// Errors: `PermissionDenied` without CAP_NET_RAW; `NotFound` for an unknown interface.
+    /// Errors: `PermissionDenied` without CAP_NET_RAW (checked first); `NotFound` for an
+    /// unknown interface; `InvalidInput` for one without an Ethernet address.
     pub fn open(name: &str) -> io::Result<AfPacket> {
         Self::open_with(name, AfPacketConfig::default())
     }
 
     /// Opens interface `name` with `config`.
     pub fn open_with(name: &str, config: AfPacketConfig) -> io::Result<AfPacket> {
+        let fd = sys::packet_socket().map_err(|error| match error.kind() {
+            io::ErrorKind::PermissionDenied => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "opening an AF_PACKET socket needs CAP_NET_RAW: run as root or grant the capability",
+            ),
+            _ => error,
+        })?;
         let interface = pnet_datalink::interfaces()
             .into_iter()
             .find(|interface| interface.name == name)
@@ -123,13 +131,6 @@ impl AfPacket {
                     format!("interface {name:?} has no Ethernet address"),
                 )
             })?;
-        let fd = sys::packet_socket().map_err(|error| match error.kind() {
-            io::ErrorKind::PermissionDenied => io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "opening an AF_PACKET socket needs CAP_NET_RAW: run as root or grant the capability",
-            ),
-            _ => error,
-        })?;
         let mtu = sys::interface_mtu(&fd, name)? as usize;
         sys::attach_filter(&fd, &frame_filter(mac, config.promiscuous))?;
         // Our own transmissions are never handed back (Linux 4.20+); the filter also drops them.

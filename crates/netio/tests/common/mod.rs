@@ -1,0 +1,315 @@
+//! Test beds in network namespaces (TESTBED.md) and a tiny ARP/ICMP responder built only on
+//! netio and wire.
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rawtcp_netio::{ChecksumStatus, Device, FrameBatch};
+use rawtcp_wire::arp::{self, ArpRepr, Operation};
+use rawtcp_wire::checksum;
+use rawtcp_wire::dissect::{Network, Transport, dissect};
+use rawtcp_wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
+use rawtcp_wire::icmpv4::{self, Icmpv4Repr};
+use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
+
+/// True when the tests that need root can run; prints one line when they cannot.
+pub fn have_root(test: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find(|line| line.starts_with("Uid:"))
+        .is_some_and(|line| line.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        println!("skipping {test}: needs root (network namespaces, AF_PACKET)");
+    }
+    root
+}
+
+/// Fails with a clear message when a tool the test needs is missing (`.ci/run` installs them).
+pub fn require_tool(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} is not installed: .ci/run installs it (apt-get install)"
+    );
+}
+
+pub fn run(args: &[&str]) -> Output {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A network namespace, deleted when dropped (also on panic).
+pub struct Netns {
+    pub name: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Netns {
+    pub fn new(role: &str) -> Netns {
+        let name = format!(
+            "rt-{role}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        run(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn ip(&self, args: &[&str]) -> Output {
+        let mut full = vec!["ip", "-n", &self.name];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        Command::new(full[0])
+            .args(&full[1..])
+            .output()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+pub const DUT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x0d, 0x01]);
+pub const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x0e, 0x01]);
+pub const DUT_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+
+/// Two namespaces joined by a veth: `d0` in the DUT namespace with no kernel address (the
+/// device under test owns 10.9.0.2 there), `p0` in the peer namespace with 10.9.0.1/24.
+pub struct VethBed {
+    pub dut: Netns,
+    pub peer: Netns,
+}
+
+impl VethBed {
+    pub fn new(mtu: u32) -> VethBed {
+        let dut = Netns::new("dut");
+        let peer = Netns::new("peer");
+        run(&[
+            "ip", "link", "add", "d0", "netns", &dut.name, "type", "veth", "peer", "name", "p0",
+            "netns", &peer.name,
+        ]);
+        let mtu = mtu.to_string();
+        dut.ip(&[
+            "link",
+            "set",
+            "d0",
+            "address",
+            &DUT_MAC.to_string(),
+            "mtu",
+            &mtu,
+            "up",
+        ]);
+        peer.ip(&[
+            "link",
+            "set",
+            "p0",
+            "address",
+            &PEER_MAC.to_string(),
+            "mtu",
+            &mtu,
+            "up",
+        ]);
+        peer.ip(&["addr", "add", "10.9.0.1/24", "dev", "p0"]);
+        dut.exec(&["sysctl", "-qw", "net.ipv6.conf.d0.disable_ipv6=1"]);
+        peer.exec(&["sysctl", "-qw", "net.ipv6.conf.p0.disable_ipv6=1"]);
+        VethBed { dut, peer }
+    }
+
+    /// Turns the peer's transmit offloads (checksum, TSO, GSO) on or off.
+    pub fn peer_offloads(&self, on: bool) {
+        let state = if on { "on" } else { "off" };
+        let output = self.peer.exec(&[
+            "ethtool", "-K", "p0", "tx", state, "tso", state, "gso", state,
+        ]);
+        assert!(
+            output.status.success(),
+            "ethtool: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// What the responder saw.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub arp_requests: usize,
+    pub echo_requests: usize,
+    pub udp: usize,
+    pub udp_partial: usize,
+    pub udp_checksum_ok: usize,
+}
+
+/// Answers ARP requests for `ip` and ICMP echo requests to it; counts UDP datagrams to it and
+/// whether their checksums are partial (built on this host, unfinished) or verify.
+pub fn respond(
+    inbox: &FrameBatch,
+    outbox: &mut FrameBatch,
+    mac: EthernetAddress,
+    ip: Ipv4Addr,
+    seen: &mut Seen,
+) {
+    for (frame, meta) in inbox.iter() {
+        let Ok(dissection) = dissect(frame, meta.checksum.rx_checksum()) else {
+            continue;
+        };
+        match dissection.network {
+            Network::Arp(request)
+                if request.operation == Operation::Request
+                    && request.target_protocol_addr == ip =>
+            {
+                seen.arp_requests += 1;
+                let reply = ArpRepr {
+                    operation: Operation::Reply,
+                    source_hardware_addr: mac,
+                    source_protocol_addr: ip,
+                    target_hardware_addr: request.source_hardware_addr,
+                    target_protocol_addr: request.source_protocol_addr,
+                };
+                let ethernet = EthernetRepr {
+                    src_addr: mac,
+                    dst_addr: request.source_hardware_addr,
+                    vlan_tci: None,
+                    ethertype: EtherType::Arp,
+                };
+                let out = outbox
+                    .push(ethernet.buffer_len() + reply.buffer_len())
+                    .expect("room in the outbox");
+                ethernet.emit(&mut Frame::new_unchecked(&mut *out));
+                reply.emit(&mut arp::Packet::new_unchecked(
+                    &mut out[ethernet.buffer_len()..],
+                ));
+            }
+            Network::Ipv4 { header, transport } if header.dst_addr == ip => match transport {
+                Transport::Icmp(Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                }) => {
+                    seen.echo_requests += 1;
+                    let reply = Icmpv4Repr::EchoReply {
+                        ident,
+                        seq_no,
+                        data,
+                    };
+                    let ip_reply = Ipv4Repr {
+                        src_addr: ip,
+                        dst_addr: header.src_addr,
+                        protocol: IpProtocol::Icmp,
+                        payload_len: reply.buffer_len(),
+                        ttl: 64,
+                        dscp: 0,
+                        ecn: 0,
+                        ident: seq_no,
+                        dont_frag: false,
+                        more_frags: false,
+                        frag_offset: 0,
+                        options: &[],
+                    };
+                    let ethernet = EthernetRepr {
+                        src_addr: mac,
+                        dst_addr: dissection.ethernet.src_addr,
+                        vlan_tci: None,
+                        ethertype: EtherType::Ipv4,
+                    };
+                    let total = ethernet.buffer_len() + ip_reply.header_len() + reply.buffer_len();
+                    let out = outbox.push(total).expect("room in the outbox");
+                    ethernet.emit(&mut Frame::new_unchecked(&mut *out));
+                    let ip_start = ethernet.buffer_len();
+                    ip_reply.emit(&mut ipv4::Packet::new_unchecked(&mut out[ip_start..]));
+                    reply.emit(&mut icmpv4::Packet::new_unchecked(
+                        &mut out[ip_start + ip_reply.header_len()..],
+                    ));
+                }
+                Transport::Other(datagram) if header.protocol == IpProtocol::Udp => {
+                    seen.udp += 1;
+                    if meta.checksum == ChecksumStatus::Partial {
+                        seen.udp_partial += 1;
+                    } else {
+                        let pseudo = checksum::pseudo_header_v4(
+                            header.src_addr,
+                            header.dst_addr,
+                            17,
+                            datagram.len() as u16,
+                        );
+                        if checksum::combine(&[pseudo, checksum::data(datagram)]) == 0xffff {
+                            seen.udp_checksum_ok += 1;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Runs `respond` on `device` until `stop` resolves, inside a current-thread runtime on the
+/// calling thread (which has entered the device's namespace).
+pub fn serve<D: Device>(
+    mut device: D,
+    mac: EthernetAddress,
+    ip: Ipv4Addr,
+    stop: std::sync::mpsc::Receiver<()>,
+) -> Seen {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let max = device.capabilities().max_frame_len;
+        let mut inbox = FrameBatch::new(64, max);
+        let mut outbox = FrameBatch::new(64, max);
+        let mut seen = Seen::default();
+        loop {
+            if stop.try_recv().is_ok() {
+                return seen;
+            }
+            let ready = tokio::time::timeout(
+                std::time::Duration::from_millis(20),
+                std::future::poll_fn(|cx| device.poll_recv_ready(cx)),
+            )
+            .await;
+            if let Ok(result) = ready {
+                result.expect("poll_recv_ready");
+            }
+            inbox.clear();
+            device.recv(&mut inbox).expect("recv");
+            respond(&inbox, &mut outbox, mac, ip, &mut seen);
+            while !outbox.is_empty() {
+                std::future::poll_fn(|cx| device.poll_send_ready(cx))
+                    .await
+                    .expect("poll_send_ready");
+                device.send(&mut outbox).expect("send");
+            }
+        }
+    })
+}
