@@ -30,6 +30,7 @@ mod pcap;
 mod readiness;
 mod sys;
 mod tap;
+pub mod testbed;
 pub mod vnet;
 
 pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, IoMethod};

@@ -13,10 +13,10 @@ use rawtcp_wire::ethernet::{EtherType, EthernetRepr, Frame};
 fn ping_and_udp(offloads: bool, io: IoMethod) {
     require_tool("ethtool");
     require_tool("ping");
-    let bed = VethBed::new(1500);
-    bed.peer_offloads(offloads);
+    let bed = veth_bed();
+    bed.peer_offloads(offloads).expect("ethtool");
     let (stop_tx, stop_rx) = mpsc::channel();
-    let dut = bed.dut.name.clone();
+    let dut = bed.dut.name().to_string();
     let responder = thread::spawn(move || {
         netns::enter(&dut).expect("enter the DUT namespace");
         let config = AfPacketConfig {
@@ -28,14 +28,18 @@ fn ping_and_udp(offloads: bool, io: IoMethod) {
         assert_eq!(device.capabilities().mtu, 1500);
         serve(device, DUT_MAC, DUT_IP, stop_rx)
     });
-    let ping = bed
-        .peer
-        .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.9.0.2"]);
-    let udp = bed.peer.exec(&[
-        "python3",
-        "-c",
-        "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(5): s.sendto(b'x' * 200, ('10.9.0.2', 9))",
-    ]);
+    let ping = exec(
+        &bed.peer,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.9.0.2"],
+    );
+    let udp = exec(
+        &bed.peer,
+        &[
+            "python3",
+            "-c",
+            "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(5): s.sendto(b'x' * 200, ('10.9.0.2', 9))",
+        ],
+    );
     thread::sleep(Duration::from_millis(200));
     stop_tx.send(()).unwrap();
     let seen = responder.join().expect("responder thread");
@@ -103,9 +107,9 @@ fn batched_path_moves_100k_frames_without_loss() {
         return;
     }
     const FRAMES: u64 = 100_000;
-    let bed = VethBed::new(1500);
+    let bed = veth_bed();
     let (ready_tx, ready_rx) = mpsc::channel();
-    let dut = bed.dut.name.clone();
+    let dut = bed.dut.name().to_string();
     let receiver = thread::spawn(move || {
         netns::enter(&dut).unwrap();
         let config = AfPacketConfig {
@@ -132,7 +136,7 @@ fn batched_path_moves_100k_frames_without_loss() {
         (next, device.stats())
     });
     ready_rx.recv().unwrap();
-    let peer = bed.peer.name.clone();
+    let peer = bed.peer.name().to_string();
     let sender = thread::spawn(move || {
         netns::enter(&peer).unwrap();
         let config = AfPacketConfig {
@@ -220,4 +224,157 @@ fn without_cap_net_raw_open_is_permission_denied() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn vnet_hdr_sends_a_gso_super_segment_with_checksum_offload() {
+    use rawtcp_netio::{ChecksumStatus, Gso};
+    use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
+    use rawtcp_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr};
+    use rawtcp_wire::{RxChecksum, SeqNum, TxChecksum, checksum};
+
+    if !have_root("vnet_hdr_sends_a_gso_super_segment_with_checksum_offload") {
+        return;
+    }
+    const MSS: usize = 1448;
+    let payload: Vec<u8> = (0..3 * MSS).map(|i| (i % 251) as u8).collect();
+    let bed = veth_bed();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let peer = bed.peer.name().to_string();
+    let receiver = thread::spawn(move || {
+        netns::enter(&peer).unwrap();
+        let mut device = AfPacket::open_with(
+            "p0",
+            AfPacketConfig {
+                vnet_hdr: true,
+                ..AfPacketConfig::default()
+            },
+        )
+        .unwrap();
+        ready_tx.send(()).unwrap();
+        let mut batch = FrameBatch::new(16, device.capabilities().max_frame_len);
+        let mut data = Vec::new();
+        let mut frames = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while data.len() < 3 * MSS && std::time::Instant::now() < deadline {
+            batch.clear();
+            if device.recv(&mut batch).unwrap() == 0 {
+                thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            for (frame, meta) in batch.iter() {
+                let mut frame = frame.to_vec();
+                let (src, dst, tcp_start, tcp_end) = {
+                    let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+                    let ip_repr = Ipv4Repr::parse(&ip, RxChecksum::Verify).unwrap();
+                    (
+                        ip_repr.src_addr,
+                        ip_repr.dst_addr,
+                        14 + ip.header_len(),
+                        14 + usize::from(ip.total_len()),
+                    )
+                };
+                if meta.checksum == ChecksumStatus::Partial {
+                    // Finish what the kernel left for a NIC: the field holds the pseudo-header sum.
+                    let sum = checksum::finish(checksum::data(&frame[tcp_start..tcp_end]));
+                    frame[tcp_start + 16..tcp_start + 18].copy_from_slice(&sum.to_be_bytes());
+                }
+                let segment = tcp::Packet::new_checked(&frame[tcp_start..tcp_end]).unwrap();
+                let repr = TcpRepr::parse(&segment, src, dst, RxChecksum::Verify)
+                    .expect("the checksum verifies once completed");
+                data.extend_from_slice(repr.payload);
+                frames.push((meta.gso, frame.len()));
+            }
+        }
+        (data, frames)
+    });
+    ready_rx.recv().unwrap();
+    let dut = bed.dut.name().to_string();
+    let sent_payload = payload.clone();
+    let sender = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let mut device = AfPacket::open_with(
+            "d0",
+            AfPacketConfig {
+                vnet_hdr: true,
+                ..AfPacketConfig::default()
+            },
+        )
+        .unwrap();
+        let caps = device.capabilities();
+        assert!(caps.gso && caps.tx_checksum_offload);
+        let tcp = TcpRepr {
+            src_port: 40000,
+            dst_port: 5001,
+            seq_number: SeqNum::new(1),
+            ack_number: SeqNum::new(1),
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window_len: 1000,
+            urgent_pointer: 0,
+            options: TcpOptions::default(),
+            payload: &sent_payload,
+        };
+        let ip = Ipv4Repr {
+            src_addr: DUT_IP,
+            dst_addr: PEER_IP,
+            protocol: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            ttl: 64,
+            dscp: 0,
+            ecn: 0,
+            ident: 1,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            options: &[],
+        };
+        let ethernet = EthernetRepr {
+            src_addr: DUT_MAC,
+            dst_addr: PEER_MAC,
+            vlan_tci: None,
+            ethertype: EtherType::Ipv4,
+        };
+        let mut batch = FrameBatch::new(4, caps.max_frame_len);
+        let frame = batch.push(14 + 20 + tcp.buffer_len()).unwrap();
+        ethernet.emit(&mut Frame::new_unchecked(&mut *frame));
+        ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
+        tcp.emit(
+            &mut tcp::Packet::new_unchecked(&mut frame[34..]),
+            DUT_IP,
+            PEER_IP,
+            TxChecksum::Partial,
+        );
+        let meta = batch.meta_mut(0);
+        meta.tx_checksum = TxChecksum::Partial;
+        meta.gso = Some(Gso {
+            segment_size: MSS as u16,
+            header_len: 54,
+        });
+        assert_eq!(device.send(&mut batch).unwrap(), 1);
+    });
+    sender.join().unwrap();
+    let (data, frames) = receiver.join().unwrap();
+    println!("received as (gso, frame length): {frames:?}");
+    assert_eq!(data, payload, "frames seen: {frames:?}");
+}
+
+#[test]
+fn plain_afpacket_refuses_offload_requests() {
+    if !have_root("plain_afpacket_refuses_offload_requests") {
+        return;
+    }
+    let bed = veth_bed();
+    let dut = bed.dut.name().to_string();
+    thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let mut device = AfPacket::open("d0").unwrap();
+        let mut batch = FrameBatch::new(4, 1514);
+        batch.push(60).unwrap().fill(0);
+        batch.meta_mut(0).tx_checksum = rawtcp_wire::TxChecksum::Partial;
+        let error = device.send(&mut batch).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(batch.is_empty(), "the refused frame is removed");
+    })
+    .join()
+    .unwrap();
 }

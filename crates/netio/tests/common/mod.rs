@@ -3,8 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 
 use rawtcp_netio::{ChecksumStatus, Device, FrameBatch};
 use rawtcp_wire::arp::{self, ArpRepr, Operation};
@@ -14,13 +13,11 @@ use rawtcp_wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
 use rawtcp_wire::icmpv4::{self, Icmpv4Repr};
 use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
 
+pub(crate) use rawtcp_netio::testbed::{Netns, VethBed, VethConfig};
+
 /// True when the tests that need root can run; prints one line when they cannot.
-pub fn have_root(test: &str) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|line| line.starts_with("Uid:"))
-        .is_some_and(|line| line.split_whitespace().nth(2) == Some("0"));
+pub(crate) fn have_root(test: &str) -> bool {
+    let root = rawtcp_netio::testbed::is_root();
     if !root {
         println!("skipping {test}: needs root (network namespaces, AF_PACKET)");
     }
@@ -28,7 +25,7 @@ pub fn have_root(test: &str) -> bool {
 }
 
 /// Fails with a clear message when a tool the test needs is missing (`.ci/run` installs them).
-pub fn require_tool(tool: &str) {
+pub(crate) fn require_tool(tool: &str) {
     let found = Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))
@@ -40,137 +37,29 @@ pub fn require_tool(tool: &str) {
     );
 }
 
-pub fn run(args: &[&str]) -> Output {
-    let output = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+/// A bed with the default addresses: DUT_MAC on d0, PEER_MAC and PEER_IP on p0.
+pub(crate) fn veth_bed() -> VethBed {
+    VethBed::new(VethConfig::default()).expect("build the veth test bed")
 }
 
-/// A network namespace, deleted when dropped (also on panic).
-pub struct Netns {
-    pub name: String,
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-impl Netns {
-    pub fn new(role: &str) -> Netns {
-        let name = format!(
-            "rt-{role}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        run(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    pub fn ip(&self, args: &[&str]) -> Output {
-        let mut full = vec!["ip", "-n", &self.name];
-        full.extend_from_slice(args);
-        run(&full)
-    }
-
-    pub fn exec(&self, args: &[&str]) -> Output {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        Command::new(full[0])
-            .args(&full[1..])
-            .output()
-            .expect("ip netns exec")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-pub const DUT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x0d, 0x01]);
-pub const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x0e, 0x01]);
-pub const DUT_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
-pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
-
-/// Two namespaces joined by a veth: `d0` in the DUT namespace with no kernel address (the
-/// device under test owns 10.9.0.2 there), `p0` in the peer namespace with 10.9.0.1/24.
-pub struct VethBed {
-    pub dut: Netns,
-    pub peer: Netns,
-}
-
-impl VethBed {
-    pub fn new(mtu: u32) -> VethBed {
-        let dut = Netns::new("dut");
-        let peer = Netns::new("peer");
-        run(&[
-            "ip", "link", "add", "d0", "netns", &dut.name, "type", "veth", "peer", "name", "p0",
-            "netns", &peer.name,
-        ]);
-        let mtu = mtu.to_string();
-        dut.ip(&[
-            "link",
-            "set",
-            "d0",
-            "address",
-            &DUT_MAC.to_string(),
-            "mtu",
-            &mtu,
-            "up",
-        ]);
-        peer.ip(&[
-            "link",
-            "set",
-            "p0",
-            "address",
-            &PEER_MAC.to_string(),
-            "mtu",
-            &mtu,
-            "up",
-        ]);
-        peer.ip(&["addr", "add", "10.9.0.1/24", "dev", "p0"]);
-        dut.exec(&["sysctl", "-qw", "net.ipv6.conf.d0.disable_ipv6=1"]);
-        peer.exec(&["sysctl", "-qw", "net.ipv6.conf.p0.disable_ipv6=1"]);
-        VethBed { dut, peer }
-    }
-
-    /// Turns the peer's transmit offloads (checksum, TSO, GSO) on or off.
-    pub fn peer_offloads(&self, on: bool) {
-        let state = if on { "on" } else { "off" };
-        let output = self.peer.exec(&[
-            "ethtool", "-K", "p0", "tx", state, "tso", state, "gso", state,
-        ]);
-        assert!(
-            output.status.success(),
-            "ethtool: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
+pub(crate) const DUT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x0d, 0x01]);
+pub(crate) const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x0e, 0x01]);
+pub(crate) const DUT_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+pub(crate) const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 
 /// What the responder saw.
 #[derive(Debug, Default, Clone)]
-pub struct Seen {
-    pub arp_requests: usize,
-    pub echo_requests: usize,
-    pub udp: usize,
-    pub udp_partial: usize,
-    pub udp_checksum_ok: usize,
+pub(crate) struct Seen {
+    pub(crate) arp_requests: usize,
+    pub(crate) echo_requests: usize,
+    pub(crate) udp: usize,
+    pub(crate) udp_partial: usize,
+    pub(crate) udp_checksum_ok: usize,
 }
 
 /// Answers ARP requests for `ip` and ICMP echo requests to it; counts UDP datagrams to it and
 /// whether their checksums are partial (built on this host, unfinished) or verify.
-pub fn respond(
+pub(crate) fn respond(
     inbox: &FrameBatch,
     outbox: &mut FrameBatch,
     mac: EthernetAddress,
@@ -274,7 +163,7 @@ pub fn respond(
 
 /// Runs `respond` on `device` until `stop` resolves, inside a current-thread runtime on the
 /// calling thread (which has entered the device's namespace).
-pub fn serve<D: Device>(
+pub(crate) fn serve<D: Device>(
     mut device: D,
     mac: EthernetAddress,
     ip: Ipv4Addr,
@@ -312,4 +201,14 @@ pub fn serve<D: Device>(
             }
         }
     })
+}
+
+/// Runs a program in `ns`; panics if it cannot be started.
+pub(crate) fn exec(ns: &Netns, args: &[&str]) -> std::process::Output {
+    ns.exec(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// `ip -n NS ...`; panics on failure.
+pub(crate) fn ns_ip(ns: &Netns, args: &[&str]) {
+    ns.ip(args).unwrap_or_else(|e| panic!("{e}"));
 }

@@ -1,0 +1,192 @@
+//! Network namespaces and veth pairs for tests and benchmarks against the Linux kernel on one
+//! machine (TESTBED.md): every namespace gets a unique name with the process id and is deleted
+//! when its guard is dropped, also when a test panics. Traffic stays between namespaces the
+//! caller created. Needs root; drives `ip` from iproute2.
+
+use std::io;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rawtcp_wire::ethernet::EthernetAddress;
+
+/// Whether this process runs as root (user id 0).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("Uid:"))
+        .is_some_and(|line| line.split_whitespace().nth(2) == Some("0"))
+}
+
+/// Runs a command; an error carries its stderr.
+fn run(program: &str, args: &[&str]) -> io::Result<Output> {
+    let output = Command::new(program).args(args).output()?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(output)
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace of our own, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `rt-ROLE-PID-N` with its loopback up.
+    pub fn new(role: &str) -> io::Result<Netns> {
+        let name = format!(
+            "rt-{role}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        run("ip", &["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip -n NAME ARGS...`, failing on a non-zero exit.
+    pub fn ip(&self, args: &[&str]) -> io::Result<Output> {
+        let mut full = vec!["-n", &self.name];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Runs a program inside the namespace (`ip netns exec`) and returns its output whatever
+    /// its exit status.
+    pub fn exec(&self, args: &[&str]) -> io::Result<Output> {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+    }
+
+    /// Moves the calling thread into this namespace.
+    pub fn enter(&self) -> io::Result<()> {
+        crate::netns::enter(&self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// How to build a [`VethBed`].
+#[derive(Debug, Clone)]
+pub struct VethConfig {
+    /// MTU of both ends.
+    pub mtu: u32,
+    /// MAC of `d0`, the device-under-test end.
+    pub dut_mac: EthernetAddress,
+    /// MAC of `p0`, the peer end.
+    pub peer_mac: EthernetAddress,
+    /// The peer kernel's address on `p0`, with prefix (`10.9.0.1/24`).
+    pub peer_addr: String,
+}
+
+impl Default for VethConfig {
+    fn default() -> VethConfig {
+        VethConfig {
+            mtu: 1500,
+            dut_mac: EthernetAddress([0x02, 0, 0, 0, 0x0d, 0x01]),
+            peer_mac: EthernetAddress([0x02, 0, 0, 0, 0x0e, 0x01]),
+            peer_addr: "10.9.0.1/24".to_string(),
+        }
+    }
+}
+
+/// Two namespaces joined by a veth, per TESTBED.md's recipe: `d0` in the DUT namespace with
+/// no kernel address (the stack under test owns an address there through AF_PACKET, so the
+/// DUT kernel neither answers ARP for it nor resets its connections) and `p0` in the peer
+/// namespace with the kernel's address. IPv6 is off on both ends.
+#[derive(Debug)]
+pub struct VethBed {
+    /// The device-under-test namespace (holds `d0`).
+    pub dut: Netns,
+    /// The peer namespace (holds `p0`).
+    pub peer: Netns,
+    /// The configuration it was built with.
+    pub config: VethConfig,
+}
+
+impl VethBed {
+    /// Builds the bed.
+    pub fn new(config: VethConfig) -> io::Result<VethBed> {
+        let dut = Netns::new("dut")?;
+        let peer = Netns::new("peer")?;
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "d0",
+                "netns",
+                dut.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "p0",
+                "netns",
+                peer.name(),
+            ],
+        )?;
+        let mtu = config.mtu.to_string();
+        dut.ip(&[
+            "link",
+            "set",
+            "d0",
+            "address",
+            &config.dut_mac.to_string(),
+            "mtu",
+            &mtu,
+            "up",
+        ])?;
+        peer.ip(&[
+            "link",
+            "set",
+            "p0",
+            "address",
+            &config.peer_mac.to_string(),
+            "mtu",
+            &mtu,
+            "up",
+        ])?;
+        peer.ip(&["addr", "add", &config.peer_addr, "dev", "p0"])?;
+        dut.exec(&["sysctl", "-qw", "net.ipv6.conf.d0.disable_ipv6=1"])?;
+        peer.exec(&["sysctl", "-qw", "net.ipv6.conf.p0.disable_ipv6=1"])?;
+        Ok(VethBed { dut, peer, config })
+    }
+
+    /// Turns the peer's transmit offloads (checksum, TSO, GSO) on or off with ethtool.
+    pub fn peer_offloads(&self, on: bool) -> io::Result<()> {
+        let state = if on { "on" } else { "off" };
+        let output = self.peer.exec(&[
+            "ethtool", "-K", "p0", "tx", state, "tso", state, "gso", state,
+        ])?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "ethtool: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+}
