@@ -48,6 +48,10 @@ pub struct AfPacketConfig {
     pub send_buffer: Option<usize>,
     /// Batched or single-frame syscalls.
     pub io: IoMethod,
+    /// Send straight to the driver, skipping the interface's queueing discipline
+    /// (PACKET_QDISC_BYPASS). Faster, but traffic shaping no longer applies and other packet
+    /// sockets on the interface (tcpdump) no longer see what we send.
+    pub qdisc_bypass: bool,
 }
 
 /// Counters of an [`AfPacket`].
@@ -67,6 +71,9 @@ pub struct AfPacketStats {
     pub rx_outgoing: u64,
     /// Received frames dropped: a virtio-net header this driver does not handle.
     pub rx_bad_vnet: u64,
+    /// Frames the kernel dropped on the way out because the device's queue was full
+    /// (ENOBUFS): lost under congestion, as a NIC's tx_dropped.
+    pub tx_dropped: u64,
 }
 
 /// An AF_PACKET socket bound to one interface.
@@ -139,6 +146,9 @@ impl AfPacket {
             sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
         } else {
             sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
+        }
+        if config.qdisc_bypass {
+            sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
         }
         if let Some(bytes) = config.recv_buffer {
             sys::set_int_option(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp(bytes))?;
@@ -291,13 +301,16 @@ impl AfPacket {
         Ok(())
     }
 
-    fn send_from(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+    fn send_from(&mut self, batch: &mut FrameBatch) -> io::Result<Progress> {
         let count = match self.config.io {
             IoMethod::Batched => batch.len().min(MAX_BATCH),
             IoMethod::Single => batch.len().min(1),
         };
         if count == 0 {
-            return Ok(0);
+            return Ok(Progress {
+                sent: 0,
+                dropped: 0,
+            });
         }
         if self.config.vnet_hdr {
             self.prepare_vnet(batch, count)?;
@@ -323,7 +336,17 @@ impl AfPacket {
             Ok(sent) => {
                 batch.consume(sent);
                 self.stats.tx_frames += sent as u64;
-                Ok(sent)
+                Ok(Progress { sent, dropped: 0 })
+            }
+            Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => {
+                // The device queue dropped the first frame (the rest were not tried): loss
+                // under congestion, which the transport recovers from. Move on.
+                batch.consume(1);
+                self.stats.tx_dropped += 1;
+                Ok(Progress {
+                    sent: 0,
+                    dropped: 1,
+                })
             }
             Err(error) => {
                 // The first frame was refused (e.g. EMSGSIZE): drop it so the queue moves on.
@@ -332,6 +355,12 @@ impl AfPacket {
             }
         }
     }
+}
+
+/// What one send syscall did.
+struct Progress {
+    sent: usize,
+    dropped: usize,
 }
 
 fn clamp(bytes: usize) -> libc::c_int {
@@ -385,9 +414,9 @@ impl Device for AfPacket {
     fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
         let mut total = 0;
         while !batch.is_empty() {
-            let sent = self.send_from(batch)?;
-            total += sent;
-            if sent == 0 {
+            let progress = self.send_from(batch)?;
+            total += progress.sent;
+            if progress.sent == 0 && progress.dropped == 0 {
                 self.io.write_blocked();
                 break;
             }

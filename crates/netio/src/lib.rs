@@ -67,7 +67,8 @@ pub trait Device {
 
     /// Sends the frames queued in `batch`, front first, removing each one sent, and returns
     /// how many; fewer than queued when the device is full (wait with `poll_send_ready`). A
-    /// frame the device refuses is removed and its error returned.
+    /// frame the device refuses is removed and its error returned; one the kernel drops for
+    /// congestion (a full device queue) is removed and counted, as a NIC counts tx drops.
     fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize>;
 
     /// Ready when `recv` may find frames.

@@ -364,3 +364,20 @@ pub(crate) fn register<T: AsRawFd>(io: T) -> Result<tokio::io::unix::AsyncFd<T>,
     // what as_raw_fd returns.
     unsafe { tokio::io::unix::AsyncFd::register(io) }.map_err(|error| error.into_parts())
 }
+
+/// Pins the calling thread to one CPU (sched_setaffinity).
+pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no CPU {cpu}"),
+        ));
+    }
+    // SAFETY: cpu is below CPU_SETSIZE, checked above; `set` is a live cpu_set_t.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a live cpu_set_t of the size passed; pid 0 is the calling thread.
+    check(unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) })?;
+    Ok(())
+}

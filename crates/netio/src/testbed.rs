@@ -31,6 +31,11 @@ fn run(program: &str, args: &[&str]) -> io::Result<Output> {
     Ok(output)
 }
 
+/// Pins the calling thread to CPU `cpu`, so that a benchmark's threads do not share a core.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    crate::sys::pin_to_cpu(cpu)
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A network namespace of our own, deleted on drop.
@@ -173,6 +178,20 @@ impl VethBed {
         dut.exec(&["sysctl", "-qw", "net.ipv6.conf.d0.disable_ipv6=1"])?;
         peer.exec(&["sysctl", "-qw", "net.ipv6.conf.p0.disable_ipv6=1"])?;
         Ok(VethBed { dut, peer, config })
+    }
+
+    /// Steers the receive processing of `d0` (the softirq work a veth otherwise does on the
+    /// sending CPU) to the CPUs in `mask`, with RPS.
+    pub fn dut_receive_steering(&self, mask: u32) -> io::Result<()> {
+        let command = format!("echo {mask:x} > /sys/class/net/d0/queues/rx-0/rps_cpus");
+        let output = self.dut.exec(&["sh", "-c", &command])?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "RPS: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(())
     }
 
     /// Turns the peer's transmit offloads (checksum, TSO, GSO) on or off with ethtool.
