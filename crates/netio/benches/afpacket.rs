@@ -1,9 +1,9 @@
 //! AF_PACKET throughput over a veth between two namespaces this bench creates (needs root):
 //! frames per second and nanoseconds per frame, sent and received, at 64 B, 1514 B and
-//! 64 KiB, for each I/O method; then a paced run at the target rate (0.85 Mpps of
+//! 64 KiB, for each I/O method (recvmmsg/sendmmsg, a PACKET_TX_RING, one frame per syscall); then a paced run at the target rate (0.85 Mpps of
 //! 1514-byte frames) to check that the receiver keeps up without drops.
 //!
-//! `cargo bench -p rawtcp-netio --bench afpacket [-- SECONDS] [--size BYTES] [--method batched|single]`
+//! `cargo bench -p rawtcp-netio --bench afpacket [-- SECONDS] [--size BYTES] [--method batched|txring|single]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,7 +198,7 @@ fn main() {
         "ENOBUFS"
     );
     for steer in [false, true] {
-        for method in [IoMethod::Batched, IoMethod::Single] {
+        for method in [IoMethod::Batched, IoMethod::TxRing, IoMethod::Single] {
             let name = format!("{method:?}").to_lowercase();
             if only_method.as_ref().is_some_and(|only| *only != name) {
                 continue;

@@ -381,3 +381,141 @@ pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     check(unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) })?;
     Ok(())
 }
+
+/// Header of a TPACKET_V2 frame: the status word sits at offset 0; for transmit, the frame
+/// data starts at `TPACKET_ALIGN(sizeof(struct tpacket2_hdr))` (32 bytes).
+const TX_DATA_OFFSET: usize = 32;
+const TX_LEN_OFFSET: usize = 4;
+
+/// A PACKET_TX_RING (TPACKET_V2) mapped into our memory: frames are written into slots,
+/// marked for sending, and one `send()` hands them all to the kernel.
+pub(crate) struct TxRing {
+    base: *mut u8,
+    mapped_len: usize,
+    frame_size: usize,
+    frame_count: usize,
+    next: usize,
+}
+
+// SAFETY: the ring is plain memory shared only with the kernel; TxRing owns the mapping and
+// all access goes through &mut self.
+unsafe impl Send for TxRing {}
+
+impl std::fmt::Debug for TxRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxRing")
+            .field("frame_size", &self.frame_size)
+            .field("frame_count", &self.frame_count)
+            .finish()
+    }
+}
+
+impl TxRing {
+    /// Sets TPACKET_V2 and maps a transmit ring of `frame_count` slots, each holding a frame
+    /// of up to `max_frame_len` bytes. Must be called before the socket is bound.
+    pub(crate) fn new(
+        fd: &OwnedFd,
+        max_frame_len: usize,
+        frame_count: usize,
+    ) -> io::Result<TxRing> {
+        set_int_option(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            libc::tpacket_versions::TPACKET_V2 as libc::c_int,
+        )?;
+        let page = 4096;
+        let frame_size = (TX_DATA_OFFSET + max_frame_len).next_multiple_of(page);
+        let frame_count = frame_count.max(1);
+        let req = libc::tpacket_req {
+            tp_block_size: frame_size as libc::c_uint,
+            tp_block_nr: frame_count as libc::c_uint,
+            tp_frame_size: frame_size as libc::c_uint,
+            tp_frame_nr: frame_count as libc::c_uint,
+        };
+        setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_TX_RING, &req)?;
+        let mapped_len = frame_size * frame_count;
+        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket;
+        // the result is checked against MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(TxRing {
+            base: base.cast(),
+            mapped_len,
+            frame_size,
+            frame_count,
+            next: 0,
+        })
+    }
+
+    fn status(&self, slot: usize) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: slot < frame_count, so the header lies inside the mapping; it is 4-byte
+        // aligned (frames start on page boundaries) and the kernel accesses it atomically too.
+        unsafe {
+            std::sync::atomic::AtomicU32::from_ptr(self.base.add(slot * self.frame_size).cast())
+        }
+    }
+
+    /// Copies `frame` into the next slot and marks it for sending; false when that slot is
+    /// still in the kernel's hands (the ring is full) or the frame is too long.
+    pub(crate) fn push(&mut self, frame: &[u8]) -> bool {
+        use std::sync::atomic::Ordering;
+        if frame.len() > self.frame_size - TX_DATA_OFFSET {
+            return false;
+        }
+        let slot = self.next;
+        let status = self.status(slot).load(Ordering::Acquire);
+        if status != libc::TP_STATUS_AVAILABLE && status != libc::TP_STATUS_WRONG_FORMAT {
+            return false;
+        }
+        // SAFETY: the slot is ours (AVAILABLE): its bytes lie inside the mapping, at most
+        // frame_size - TX_DATA_OFFSET long (checked above), and the kernel will not touch them
+        // until we publish SEND_REQUEST below.
+        unsafe {
+            let header = self.base.add(slot * self.frame_size);
+            std::ptr::copy_nonoverlapping(frame.as_ptr(), header.add(TX_DATA_OFFSET), frame.len());
+            header
+                .add(TX_LEN_OFFSET)
+                .cast::<u32>()
+                .write(frame.len() as u32);
+        }
+        self.status(slot)
+            .store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
+        self.next = (slot + 1) % self.frame_count;
+        true
+    }
+
+    /// Asks the kernel to send every slot marked for sending. Ok(false) when it could not take
+    /// them all now (the socket buffer is full).
+    pub(crate) fn flush(&self, fd: &OwnedFd) -> io::Result<bool> {
+        // SAFETY: a zero-length send with a null buffer is the documented way to kick a TX ring.
+        let ret = unsafe { libc::send(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) };
+        if ret < 0 {
+            let error = io::Error::last_os_error();
+            return if error.kind() == io::ErrorKind::WouldBlock {
+                Ok(false)
+            } else {
+                Err(error)
+            };
+        }
+        Ok(true)
+    }
+}
+
+impl Drop for TxRing {
+    fn drop(&mut self) {
+        // SAFETY: base/mapped_len describe the mapping made in new(), unmapped once here.
+        unsafe { libc::munmap(self.base.cast(), self.mapped_len) };
+    }
+}

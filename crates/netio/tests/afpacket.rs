@@ -103,9 +103,19 @@ fn numbered_frame(out: &mut [u8], seq: u64) {
 
 #[test]
 fn batched_path_moves_100k_frames_without_loss() {
-    if !have_root("batched_path_moves_100k_frames_without_loss") {
-        return;
+    if have_root("batched_path_moves_100k_frames_without_loss") {
+        move_100k_frames(IoMethod::Batched);
     }
+}
+
+#[test]
+fn tx_ring_moves_100k_frames_without_loss() {
+    if have_root("tx_ring_moves_100k_frames_without_loss") {
+        move_100k_frames(IoMethod::TxRing);
+    }
+}
+
+fn move_100k_frames(sender_io: IoMethod) {
     const FRAMES: u64 = 100_000;
     let bed = veth_bed();
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -141,6 +151,7 @@ fn batched_path_moves_100k_frames_without_loss() {
         netns::enter(&peer).unwrap();
         let config = AfPacketConfig {
             send_buffer: Some(8 << 20),
+            io: sender_io,
             ..AfPacketConfig::default()
         };
         let mut device = AfPacket::open_with("p0", config).unwrap();
