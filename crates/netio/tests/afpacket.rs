@@ -389,3 +389,144 @@ fn plain_afpacket_refuses_offload_requests() {
     .join()
     .unwrap();
 }
+
+/// Sends `count` frames from p0 to `dst`, each from a different source address (so that a
+/// flow hash spreads them), with an IPv4 header the kernel's flow dissector can read.
+fn send_flows(peer: &str, dst: rawtcp_wire::ethernet::EthernetAddress, count: u16) {
+    let peer = peer.to_string();
+    thread::spawn(move || {
+        netns::enter(&peer).unwrap();
+        let mut device = AfPacket::open("p0").unwrap();
+        let ethernet = EthernetRepr {
+            src_addr: PEER_MAC,
+            dst_addr: dst,
+            vlan_tci: None,
+            ethertype: EtherType::Ipv4,
+        };
+        let mut batch = FrameBatch::new(64, 1514);
+        for i in 0..count {
+            let frame = batch.push(60).unwrap();
+            frame.fill(0);
+            ethernet.emit(&mut Frame::new_unchecked(&mut *frame));
+            let ip = rawtcp_wire::ipv4::Ipv4Repr {
+                src_addr: std::net::Ipv4Addr::new(10, 9, (i >> 8) as u8, i as u8),
+                dst_addr: DUT_IP,
+                protocol: rawtcp_wire::ipv4::IpProtocol::Unknown(253),
+                payload_len: 26,
+                ttl: 64,
+                dscp: 0,
+                ecn: 0,
+                ident: i,
+                dont_frag: true,
+                more_frags: false,
+                frag_offset: 0,
+                options: &[],
+            };
+            ip.emit(&mut rawtcp_wire::ipv4::Packet::new_unchecked(
+                &mut frame[14..],
+            ));
+            if batch.is_full() || i + 1 == count {
+                while !batch.is_empty() {
+                    device.send(&mut batch).unwrap();
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// Receives on `devices` until `expected` frames arrived in all or a second passed quietly.
+fn count_frames(devices: &mut [AfPacket], expected: usize) -> Vec<usize> {
+    let mut counts = vec![0; devices.len()];
+    let mut batch = FrameBatch::new(64, 1514);
+    let mut quiet_since = std::time::Instant::now();
+    while counts.iter().sum::<usize>() < expected && quiet_since.elapsed() < Duration::from_secs(1)
+    {
+        let mut any = false;
+        for (device, count) in devices.iter_mut().zip(&mut counts) {
+            batch.clear();
+            let got = device.recv(&mut batch).unwrap();
+            *count += got;
+            any |= got > 0;
+        }
+        if any {
+            quiet_since = std::time::Instant::now();
+        } else {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    counts
+}
+
+#[test]
+fn promiscuous_mode_sees_frames_for_other_addresses() {
+    if !have_root("promiscuous_mode_sees_frames_for_other_addresses") {
+        return;
+    }
+    let bed = veth_bed();
+    let dut = bed.dut.name().to_string();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let receiver = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let plain = AfPacket::open("d0").unwrap();
+        let promiscuous = AfPacket::open_with(
+            "d0",
+            AfPacketConfig {
+                promiscuous: true,
+                ..AfPacketConfig::default()
+            },
+        )
+        .unwrap();
+        ready_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        count_frames(&mut [plain, promiscuous], 2 * 100)
+    });
+    ready_rx.recv().unwrap();
+    let stranger = rawtcp_wire::ethernet::EthernetAddress([0x02, 0, 0, 0, 0x0c, 0x01]);
+    send_flows(bed.peer.name(), stranger, 100);
+    go_tx.send(()).unwrap();
+    let counts = receiver.join().unwrap();
+    assert_eq!(counts, vec![0, 100], "plain, promiscuous");
+}
+
+#[test]
+fn fanout_group_spreads_flows_over_its_sockets() {
+    if !have_root("fanout_group_spreads_flows_over_its_sockets") {
+        return;
+    }
+    const FRAMES: u16 = 1000;
+    let bed = veth_bed();
+    let dut = bed.dut.name().to_string();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let receiver = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let config = AfPacketConfig {
+            fanout: Some(7),
+            recv_buffer: Some(8 << 20),
+            ..AfPacketConfig::default()
+        };
+        let first = AfPacket::open_with("d0", config.clone()).unwrap();
+        let second = AfPacket::open_with("d0", config).unwrap();
+        ready_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        count_frames(&mut [first, second], usize::from(FRAMES))
+    });
+    ready_rx.recv().unwrap();
+    send_flows(bed.peer.name(), DUT_MAC, FRAMES);
+    go_tx.send(()).unwrap();
+    let counts = receiver.join().unwrap();
+    // Every frame reaches exactly one socket of the group, and both get a share.
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        usize::from(FRAMES),
+        "{counts:?}"
+    );
+    assert!(
+        counts.iter().all(|&c| c > FRAMES as usize / 10),
+        "{counts:?}"
+    );
+}
