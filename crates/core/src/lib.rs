@@ -1,1 +1,33 @@
-//! rawtcp-core: the sans-IO TCP/IPv4 engine. Not built yet: see the engine issue.
+//! rawtcp-core: the sans-IO engine of rawtcp — everything a TCP/IPv4 host does, as a
+//! deterministic state machine driven from outside.
+//!
+//! This crate contains no networking code, reads no clock and starts no thread: like
+//! quinn-proto, it "does not get any relevant timestamps from the operating system". The
+//! caller hands it received frames and the current time and collects frames to send:
+//!
+//! ```text
+//! stack.handle_frame(now, &frame, checksum)   // one received Ethernet frame
+//! stack.poll_transmit(now, &mut sink)         // frames to send now
+//! stack.poll_timeout()                        // the next deadline
+//! stack.handle_timeout(now)                   // timers that expired
+//! stack.poll_event()                          // what happened
+//! ```
+//!
+//! Every random choice comes from [`Config::seed`], so a run is reproducible.
+//!
+//! Built so far: the interface layer (ARP, IPv4 validation and reassembly, ICMP echo and
+//! errors, resets for segments that reach no connection). TCP connections come next.
+#![deny(unsafe_code)]
+
+mod config;
+mod iface;
+mod random;
+mod sink;
+mod stack;
+mod time;
+
+pub use config::{ArpConfig, Config, Ipv4Cidr, ReassemblyConfig};
+pub use iface::stats::{DropReason, InterfaceStats};
+pub use sink::{FrameSink, VecSink};
+pub use stack::{Event, Stack};
+pub use time::Instant;

@@ -1,0 +1,594 @@
+//! The interface layer: Ethernet in and out, ARP, IPv4 validation and reassembly, ICMP, and
+//! the answers RFC 9293 requires for segments that reach no connection.
+//!
+//! Input runs in [`Interface::handle_frame`]; anything to send in reply is queued as a whole
+//! IPv4 datagram and written out by [`Interface::poll_transmit`], which resolves each next hop
+//! through ARP first (holding datagrams, boundedly, while a request is outstanding).
+
+mod arp;
+mod reassembly;
+pub(crate) mod stats;
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+use rawtcp_wire::arp::{self as arp_wire, ArpRepr, Operation};
+use rawtcp_wire::ethernet::{self, EtherType, EthernetAddress, EthernetRepr, Frame};
+use rawtcp_wire::icmpv4::{self, DstUnreachable, Icmpv4Repr, TimeExceeded};
+use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
+use rawtcp_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr};
+use rawtcp_wire::{Error as WireError, RxChecksum, SeqNum, TxChecksum};
+
+use crate::config::Config;
+use crate::sink::FrameSink;
+use crate::{Event, Instant};
+use arp::{ArpTable, Queued};
+use reassembly::{Fragment, FragmentKey, Reassembly};
+use stats::{DropReason, InterfaceStats};
+
+/// Datagrams queued for sending at most (replies made while handling input).
+const OUTBOX_LIMIT: usize = 256;
+/// ARP replies queued at most.
+const ARP_REPLY_LIMIT: usize = 64;
+/// Largest ICMP error message (RFC 1812 §4.3.2.3: the error plus as much of the offending
+/// datagram as fits in 576 bytes).
+const ICMP_ERROR_MAX: usize = 576;
+
+/// A datagram ready to go, waiting for its link-layer header.
+#[derive(Debug)]
+struct Outgoing {
+    next_hop: Ipv4Addr,
+    datagram: Vec<u8>,
+}
+
+/// Facts about a received datagram that decide whether it may be answered with an ICMP error
+/// (RFC 1122 §3.2.2).
+#[derive(Debug, Clone, Copy)]
+struct Received<'a> {
+    header: Ipv4Repr<'a>,
+    /// The datagram's header and payload as received (for quoting).
+    raw: &'a [u8],
+    header_len: usize,
+    link_broadcast: bool,
+    first_fragment: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Interface {
+    mac: EthernetAddress,
+    address: Ipv4Addr,
+    cidr: crate::Ipv4Cidr,
+    gateway: Option<Ipv4Addr>,
+    mtu: usize,
+    ttl: u8,
+    icmp_error_rate: u32,
+    icmp_error_burst: u32,
+    icmp_tokens: u32,
+    icmp_refilled_at: Instant,
+    next_ident: u16,
+    arp: ArpTable,
+    arp_replies: VecDeque<ArpRepr>,
+    reassembly: Reassembly,
+    outbox: VecDeque<Outgoing>,
+    pub(crate) stats: InterfaceStats,
+}
+
+impl Interface {
+    pub(crate) fn new(config: &Config, ident_seed: u16) -> Interface {
+        Interface {
+            mac: config.mac,
+            address: config.ipv4.address,
+            cidr: config.ipv4,
+            gateway: config.gateway,
+            mtu: config.mtu,
+            ttl: config.ttl,
+            icmp_error_rate: config.icmp_error_rate,
+            icmp_error_burst: config.icmp_error_burst,
+            icmp_tokens: config.icmp_error_burst,
+            icmp_refilled_at: Instant::ZERO,
+            next_ident: ident_seed,
+            arp: ArpTable::new(config.arp.clone()),
+            arp_replies: VecDeque::new(),
+            reassembly: Reassembly::new(config.reassembly.clone()),
+            outbox: VecDeque::new(),
+            stats: InterfaceStats::default(),
+        }
+    }
+
+    fn is_broadcast(&self, address: Ipv4Addr) -> bool {
+        address == Ipv4Addr::BROADCAST
+            || (address == self.cidr.broadcast() && self.cidr.prefix_len < 31)
+    }
+
+    /// RFC 1122 §3.2.1.3: a source that cannot be a single host.
+    fn is_martian(&self, address: Ipv4Addr) -> bool {
+        address.is_unspecified()
+            || address.is_loopback()
+            || address.is_multicast()
+            || self.is_broadcast(address)
+    }
+
+    /// Handles one received Ethernet frame.
+    pub(crate) fn handle_frame(&mut self, now: Instant, bytes: &[u8], checksum: RxChecksum) {
+        self.stats.rx_frames += 1;
+        let Ok(frame) = Frame::new_checked(bytes) else {
+            self.stats.drop(DropReason::EthernetMalformed);
+            return;
+        };
+        let dst = frame.dst_addr();
+        if dst != self.mac && !dst.is_broadcast() {
+            self.stats.drop(DropReason::NotForUs);
+            return;
+        }
+        match frame.ethertype() {
+            EtherType::Arp => self.handle_arp(now, frame.payload()),
+            EtherType::Ipv4 => self.handle_ipv4(now, frame.payload(), dst.is_broadcast(), checksum),
+            _ => self.stats.drop(DropReason::UnsupportedEtherType),
+        }
+    }
+
+    /// RFC 826, "Packet Reception", with the merge rule.
+    fn handle_arp(&mut self, now: Instant, payload: &[u8]) {
+        let Ok(arp) = arp_wire::Packet::new_checked(payload).and_then(|p| ArpRepr::parse(&p))
+        else {
+            self.stats.drop(DropReason::ArpMalformed);
+            return;
+        };
+        let sender = arp.source_protocol_addr;
+        if !arp.source_hardware_addr.is_unicast() || self.is_martian(sender) {
+            self.stats.drop(DropReason::ArpMalformed);
+            return;
+        }
+        let for_us = arp.target_protocol_addr == self.address;
+        // Merge: refresh a mapping we hold whoever the packet is for; add one only when the
+        // packet is addressed to us.
+        if for_us || self.arp.knows(sender) {
+            let released = self.arp.learn(now, sender, arp.source_hardware_addr);
+            self.outbox
+                .extend(released.into_iter().map(|datagram| Outgoing {
+                    next_hop: sender,
+                    datagram,
+                }));
+        }
+        if !for_us {
+            self.stats.drop(DropReason::ArpNotForUs);
+            return;
+        }
+        if arp.operation == Operation::Request && self.arp_replies.len() < ARP_REPLY_LIMIT {
+            self.arp_replies.push_back(ArpRepr {
+                operation: Operation::Reply,
+                source_hardware_addr: self.mac,
+                source_protocol_addr: self.address,
+                target_hardware_addr: arp.source_hardware_addr,
+                target_protocol_addr: sender,
+            });
+        }
+    }
+
+    fn handle_ipv4(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        link_broadcast: bool,
+        checksum: RxChecksum,
+    ) {
+        let packet = match ipv4::Packet::new_checked(payload) {
+            Ok(packet) => packet,
+            Err(_) => return self.stats.drop(DropReason::Ipv4Malformed),
+        };
+        // The IPv4 header checksum is always complete, offloads or not: verify it.
+        let header = match Ipv4Repr::parse(&packet, RxChecksum::Verify) {
+            Ok(header) => header,
+            Err(WireError::Checksum) => return self.stats.drop(DropReason::Ipv4Checksum),
+            Err(WireError::Malformed) => return self.stats.drop(DropReason::FragmentMalformed),
+            Err(_) => return self.stats.drop(DropReason::Ipv4Malformed),
+        };
+        if header.dst_addr != self.address && !self.is_broadcast(header.dst_addr) {
+            return self.stats.drop(DropReason::NotOurAddress);
+        }
+        if self.is_martian(header.src_addr) {
+            return self.stats.drop(DropReason::MartianSource);
+        }
+        let raw = &payload[..usize::from(packet.total_len())];
+        let header_len = packet.header_len();
+        if header.more_frags || header.frag_offset != 0 {
+            let fragment = Fragment {
+                key: FragmentKey {
+                    src: header.src_addr,
+                    dst: header.dst_addr,
+                    protocol: header.protocol.into(),
+                    ident: header.ident,
+                },
+                offset: usize::from(header.frag_offset),
+                more: header.more_frags,
+                payload: packet.payload(),
+                raw,
+                header_len,
+            };
+            match self.reassembly.insert(now, fragment) {
+                Ok(None) => {}
+                Ok(Some(data)) => {
+                    self.stats.reassembled += 1;
+                    let whole = Ipv4Repr {
+                        payload_len: data.len(),
+                        more_frags: false,
+                        frag_offset: 0,
+                        options: &[],
+                        ..header
+                    };
+                    // The device's checksum status was about single frames: verify.
+                    let received = Received {
+                        header: whole,
+                        raw,
+                        header_len,
+                        link_broadcast,
+                        first_fragment: true,
+                    };
+                    self.handle_transport(now, received, &data, RxChecksum::Verify);
+                }
+                Err(reason) => self.stats.drop(reason),
+            }
+            return;
+        }
+        let received = Received {
+            header,
+            raw,
+            header_len,
+            link_broadcast,
+            first_fragment: true,
+        };
+        self.handle_transport(now, received, packet.payload(), checksum);
+    }
+
+    fn handle_transport(
+        &mut self,
+        now: Instant,
+        received: Received<'_>,
+        payload: &[u8],
+        checksum: RxChecksum,
+    ) {
+        let header = received.header;
+        let to_broadcast = received.link_broadcast || self.is_broadcast(header.dst_addr);
+        match header.protocol {
+            IpProtocol::Icmp => self.handle_icmp(header, payload, to_broadcast, checksum),
+            IpProtocol::Tcp => {
+                let segment = match tcp::Packet::new_checked(payload) {
+                    Ok(segment) => segment,
+                    Err(_) => return self.stats.drop(DropReason::TcpMalformed),
+                };
+                let repr =
+                    match TcpRepr::parse(&segment, header.src_addr, header.dst_addr, checksum) {
+                        Ok(repr) => repr,
+                        Err(WireError::Checksum) => {
+                            return self.stats.drop(DropReason::TcpChecksum);
+                        }
+                        Err(_) => return self.stats.drop(DropReason::TcpMalformed),
+                    };
+                if to_broadcast {
+                    return self.stats.drop(DropReason::TcpToBroadcast);
+                }
+                // No connection and no listener takes the segment: RFC 9293 §3.5.2, group 1.
+                self.send_reset(header.src_addr, &repr);
+            }
+            IpProtocol::Udp => self.send_icmp_error(now, received, DstUnreachable::PortUnreachable),
+            IpProtocol::Unknown(_) => {
+                self.send_icmp_error(now, received, DstUnreachable::ProtoUnreachable)
+            }
+        }
+    }
+
+    fn handle_icmp(
+        &mut self,
+        header: Ipv4Repr<'_>,
+        payload: &[u8],
+        to_broadcast: bool,
+        checksum: RxChecksum,
+    ) {
+        let packet = match icmpv4::Packet::new_checked(payload) {
+            Ok(packet) => packet,
+            Err(_) => return self.stats.drop(DropReason::IcmpMalformed),
+        };
+        let repr = match Icmpv4Repr::parse(&packet, checksum) {
+            Ok(repr) => repr,
+            Err(WireError::Checksum) => return self.stats.drop(DropReason::IcmpChecksum),
+            Err(WireError::Unsupported) => return self.stats.drop(DropReason::IcmpUnsupported),
+            Err(_) => return self.stats.drop(DropReason::IcmpMalformed),
+        };
+        match repr {
+            Icmpv4Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } => {
+                if to_broadcast {
+                    return self.stats.drop(DropReason::EchoToBroadcast);
+                }
+                let reply = Icmpv4Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                };
+                if ipv4::HEADER_LEN + reply.buffer_len() > self.mtu {
+                    return self.stats.drop(DropReason::EchoTooLong);
+                }
+                self.stats.echo_replies += 1;
+                self.queue_datagram(
+                    header.src_addr,
+                    IpProtocol::Icmp,
+                    reply.buffer_len(),
+                    |out| {
+                        reply.emit(&mut icmpv4::Packet::new_unchecked(out));
+                    },
+                );
+            }
+            // Errors are the connections' business: no connection quotes match yet.
+            Icmpv4Repr::DstUnreachable { .. } | Icmpv4Repr::TimeExceeded { .. } => {
+                self.stats.drop(DropReason::IcmpUnmatched)
+            }
+            Icmpv4Repr::EchoReply { .. } => self.stats.drop(DropReason::IcmpUnsupported),
+        }
+    }
+
+    /// RFC 9293 §3.5.2, reset generation when no connection exists: a segment with RST is
+    /// dropped; one with ACK gets <SEQ=SEG.ACK><CTL=RST>; any other gets
+    /// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    fn send_reset(&mut self, peer: Ipv4Addr, segment: &TcpRepr<'_>) {
+        if segment.flags.rst() {
+            return;
+        }
+        let (seq_number, ack_number, flags) = if segment.flags.ack() {
+            (segment.ack_number, SeqNum::new(0), TcpFlags::RST)
+        } else {
+            (
+                SeqNum::new(0),
+                segment.seq_number + segment.segment_len(),
+                TcpFlags::RST | TcpFlags::ACK,
+            )
+        };
+        let reset = TcpRepr {
+            src_port: segment.dst_port,
+            dst_port: segment.src_port,
+            seq_number,
+            ack_number,
+            flags,
+            window_len: 0,
+            urgent_pointer: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        self.stats.resets += 1;
+        let (src, dst) = (self.address, peer);
+        self.queue_datagram(peer, IpProtocol::Tcp, reset.buffer_len(), |out| {
+            reset.emit(
+                &mut tcp::Packet::new_unchecked(out),
+                src,
+                dst,
+                TxChecksum::Full,
+            );
+        });
+    }
+
+    /// Takes an ICMP error token (RFC 1812 §4.3.2.8 rate limiting, a token bucket).
+    fn icmp_error_allowed(&mut self, now: Instant) -> bool {
+        if self.icmp_error_rate == 0 {
+            return false;
+        }
+        let elapsed = now.saturating_duration_since(self.icmp_refilled_at);
+        let per_token = 1_000_000 / u64::from(self.icmp_error_rate);
+        let earned = (elapsed.as_micros() as u64 / per_token.max(1)) as u32;
+        if earned > 0 {
+            self.icmp_tokens = (self.icmp_tokens + earned).min(self.icmp_error_burst);
+            self.icmp_refilled_at = now;
+        }
+        if self.icmp_tokens == 0 {
+            return false;
+        }
+        self.icmp_tokens -= 1;
+        true
+    }
+
+    /// Answers a datagram with destination unreachable, unless RFC 1122 §3.2.2 forbids it: not
+    /// for broadcasts (link or IP), non-initial fragments, or sources that are not a host.
+    fn send_icmp_error(&mut self, now: Instant, received: Received<'_>, reason: DstUnreachable) {
+        let header = received.header;
+        if received.link_broadcast
+            || self.is_broadcast(header.dst_addr)
+            || !received.first_fragment
+            || self.is_martian(header.src_addr)
+        {
+            return;
+        }
+        self.send_icmp(
+            now,
+            received.raw,
+            received.header_len,
+            header.src_addr,
+            |quoted, data| Icmpv4Repr::DstUnreachable {
+                reason,
+                next_hop_mtu: 0,
+                header: quoted,
+                data,
+            },
+        );
+    }
+
+    /// Builds and queues an ICMP error quoting `raw` (an IPv4 header of `header_len` bytes
+    /// and what followed it) to `dst`, within the rate limit and 576 bytes.
+    fn send_icmp<'q>(
+        &mut self,
+        now: Instant,
+        raw: &'q [u8],
+        header_len: usize,
+        dst: Ipv4Addr,
+        build: impl FnOnce(Ipv4Repr<'q>, &'q [u8]) -> Icmpv4Repr<'q>,
+    ) {
+        if !self.icmp_error_allowed(now) {
+            return self.stats.drop(DropReason::IcmpRateLimited);
+        }
+        let Ok((quoted, rest)) = Ipv4Repr::parse_quoted(raw) else {
+            return;
+        };
+        let room = ICMP_ERROR_MAX - ipv4::HEADER_LEN - icmpv4::HEADER_LEN - header_len;
+        let message = build(quoted, &rest[..rest.len().min(room)]);
+        self.stats.icmp_errors += 1;
+        self.queue_datagram(dst, IpProtocol::Icmp, message.buffer_len(), |out| {
+            message.emit(&mut icmpv4::Packet::new_unchecked(out));
+        });
+    }
+
+    /// Builds a datagram from us to `dst` whose payload `write` fills, and queues it.
+    fn queue_datagram(
+        &mut self,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) {
+        let next_hop = if self.cidr.contains(dst) {
+            dst
+        } else if let Some(gateway) = self.gateway {
+            gateway
+        } else {
+            return self.stats.drop(DropReason::NoRoute);
+        };
+        if self.outbox.len() >= OUTBOX_LIMIT {
+            return self.stats.drop(DropReason::TransmitQueueFull);
+        }
+        let header = Ipv4Repr {
+            src_addr: self.address,
+            dst_addr: dst,
+            protocol,
+            payload_len,
+            ttl: self.ttl,
+            dscp: 0,
+            ecn: 0,
+            ident: self.next_ident,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            options: &[],
+        };
+        self.next_ident = self.next_ident.wrapping_add(1);
+        let mut datagram = vec![0u8; header.header_len() + payload_len];
+        header.emit(&mut ipv4::Packet::new_unchecked(&mut datagram[..]));
+        write(&mut datagram[header.header_len()..]);
+        self.outbox.push_back(Outgoing { next_hop, datagram });
+    }
+
+    /// Writes queued frames into `sink`: ARP replies, then datagrams whose next hop is known
+    /// (the others wait for ARP), then due ARP requests. Returns how many frames were written.
+    pub(crate) fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
+        let mut written = 0;
+        while let Some(reply) = self.arp_replies.front() {
+            let ethernet = EthernetRepr {
+                src_addr: self.mac,
+                dst_addr: reply.target_hardware_addr,
+                vlan_tci: None,
+                ethertype: EtherType::Arp,
+            };
+            let Some(out) = sink.push(ethernet::HEADER_LEN + reply.buffer_len()) else {
+                return written;
+            };
+            ethernet.emit(&mut Frame::new_unchecked(&mut *out));
+            reply.emit(&mut arp_wire::Packet::new_unchecked(
+                &mut out[ethernet::HEADER_LEN..],
+            ));
+            self.arp_replies.pop_front();
+            written += 1;
+        }
+        while let Some(outgoing) = self.outbox.pop_front() {
+            match self.arp.lookup(now, outgoing.next_hop) {
+                Some(mac) => {
+                    let Some(out) = sink.push(ethernet::HEADER_LEN + outgoing.datagram.len())
+                    else {
+                        self.outbox.push_front(outgoing);
+                        break;
+                    };
+                    let ethernet = EthernetRepr {
+                        src_addr: self.mac,
+                        dst_addr: mac,
+                        vlan_tci: None,
+                        ethertype: EtherType::Ipv4,
+                    };
+                    ethernet.emit(&mut Frame::new_unchecked(&mut *out));
+                    out[ethernet::HEADER_LEN..].copy_from_slice(&outgoing.datagram);
+                    written += 1;
+                }
+                None => {
+                    if self.arp.wait(now, outgoing.next_hop, outgoing.datagram) == Queued::QueueFull
+                    {
+                        self.stats.drop(DropReason::NeighborQueueFull);
+                    }
+                }
+            }
+        }
+        for target in self.arp.take_due_requests(now) {
+            let request = ArpRepr {
+                operation: Operation::Request,
+                source_hardware_addr: self.mac,
+                source_protocol_addr: self.address,
+                target_hardware_addr: EthernetAddress([0; 6]),
+                target_protocol_addr: target,
+            };
+            let ethernet = EthernetRepr {
+                src_addr: self.mac,
+                dst_addr: EthernetAddress::BROADCAST,
+                vlan_tci: None,
+                ethertype: EtherType::Arp,
+            };
+            // A full sink loses this request; the retry timer sends the next one.
+            let Some(out) = sink.push(ethernet::HEADER_LEN + request.buffer_len()) else {
+                continue;
+            };
+            ethernet.emit(&mut Frame::new_unchecked(&mut *out));
+            request.emit(&mut arp_wire::Packet::new_unchecked(
+                &mut out[ethernet::HEADER_LEN..],
+            ));
+            self.stats.arp_requests += 1;
+            written += 1;
+        }
+        self.stats.tx_frames += written as u64;
+        written
+    }
+
+    /// Whether `poll_transmit` has something to write now.
+    pub(crate) fn wants_transmit(&self) -> bool {
+        !self.arp_replies.is_empty() || !self.outbox.is_empty() || self.arp.has_due_requests()
+    }
+
+    /// ARP retries and give-ups, cache expiry, reassembly timeouts.
+    pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut VecDeque<Event>) {
+        for (address, dropped) in self.arp.handle_timeout(now) {
+            self.stats
+                .drop_n(DropReason::NeighborUnreachable, dropped as u64);
+            events.push_back(Event::NeighborUnreachable { address });
+        }
+        let (expired, count) = self.reassembly.handle_timeout(now);
+        self.stats.drop_n(DropReason::FragmentTimeout, count as u64);
+        for datagram in expired {
+            // RFC 792: time exceeded, code 1, when fragment zero arrived.
+            let Ok((quoted, _)) = Ipv4Repr::parse_quoted(&datagram.first) else {
+                continue;
+            };
+            let (src, header_len) = (quoted.src_addr, quoted.header_len());
+            if self.is_martian(src) {
+                continue;
+            }
+            self.send_icmp(now, &datagram.first, header_len, src, |header, data| {
+                Icmpv4Repr::TimeExceeded {
+                    reason: TimeExceeded::FragExpired,
+                    header,
+                    data,
+                }
+            });
+        }
+    }
+
+    /// The earliest interface deadline.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        [self.arp.poll_timeout(), self.reassembly.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}

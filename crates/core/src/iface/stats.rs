@@ -1,0 +1,134 @@
+//! Counters of the interface layer: frames in and out, and every dropped frame by reason.
+
+use core::fmt;
+
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $name:ident => $text:literal,)*) => {
+        /// Why the interface layer dropped a frame, a datagram or a queued packet.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum DropReason {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+
+            /// A short name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// The Ethernet header was cut short.
+    EthernetMalformed => "ethernet-malformed",
+    /// Addressed to another station's MAC.
+    NotForUs => "not-for-us",
+    /// An EtherType other than IPv4 and ARP.
+    UnsupportedEtherType => "unsupported-ethertype",
+    /// ARP that is not an Ethernet/IPv4 request or reply, or is malformed.
+    ArpMalformed => "arp-malformed",
+    /// ARP about another host.
+    ArpNotForUs => "arp-not-for-us",
+    /// IPv4 header shorter than it says, or lengths that lie.
+    Ipv4Malformed => "ipv4-malformed",
+    /// IPv4 header checksum wrong.
+    Ipv4Checksum => "ipv4-checksum",
+    /// Destination is neither our address nor a broadcast.
+    NotOurAddress => "not-our-address",
+    /// Source is a broadcast, multicast, zero or loopback address (RFC 1122 §3.2.1.3).
+    MartianSource => "martian-source",
+    /// A fragment overlapped another of its datagram, which is dropped whole.
+    FragmentOverlap => "fragment-overlap",
+    /// Reassembly memory or datagram limit reached.
+    FragmentLimit => "fragment-limit",
+    /// A fragment with an impossible offset or length.
+    FragmentMalformed => "fragment-malformed",
+    /// A datagram not complete within the reassembly timeout.
+    FragmentTimeout => "fragment-timeout",
+    /// ICMP message too short, with a bad code, or quoting a bad header.
+    IcmpMalformed => "icmp-malformed",
+    /// ICMP checksum wrong.
+    IcmpChecksum => "icmp-checksum",
+    /// An ICMP type we do not act on.
+    IcmpUnsupported => "icmp-unsupported",
+    /// An ICMP error quoting no connection of ours.
+    IcmpUnmatched => "icmp-unmatched",
+    /// An echo request to a broadcast address (ignored, as Linux does by default).
+    EchoToBroadcast => "echo-to-broadcast",
+    /// An echo reply would not fit in one frame.
+    EchoTooLong => "echo-too-long",
+    /// TCP header malformed.
+    TcpMalformed => "tcp-malformed",
+    /// TCP checksum wrong.
+    TcpChecksum => "tcp-checksum",
+    /// A TCP segment to a broadcast address.
+    TcpToBroadcast => "tcp-to-broadcast",
+    /// An ICMP error we would have sent, over the rate limit.
+    IcmpRateLimited => "icmp-rate-limited",
+    /// No route to the destination (off the subnet, no gateway).
+    NoRoute => "no-route",
+    /// Datagrams waiting for ARP dropped when the neighbour did not answer.
+    NeighborUnreachable => "neighbor-unreachable",
+    /// The queue of datagrams waiting for ARP was full.
+    NeighborQueueFull => "neighbor-queue-full",
+    /// The queue of datagrams to send was full.
+    TransmitQueueFull => "transmit-queue-full",
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Interface counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceStats {
+    /// Frames handed to the engine.
+    pub rx_frames: u64,
+    /// Frames the engine wrote out.
+    pub tx_frames: u64,
+    /// ARP requests sent.
+    pub arp_requests: u64,
+    /// Echo requests answered.
+    pub echo_replies: u64,
+    /// ICMP errors sent.
+    pub icmp_errors: u64,
+    /// RSTs sent for segments that reached no connection or listener.
+    pub resets: u64,
+    /// Datagrams reassembled from fragments.
+    pub reassembled: u64,
+    drops: [u64; DROP_REASONS],
+}
+
+const DROP_REASONS: usize = DropReason::ALL.len();
+
+impl InterfaceStats {
+    /// Drops for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// Every reason with a non-zero count.
+    pub fn nonzero_drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|&r| (r, self.drops(r)))
+            .filter(|&(_, n)| n > 0)
+    }
+
+    pub(crate) fn drop(&mut self, reason: DropReason) {
+        self.drop_n(reason, 1);
+    }
+
+    pub(crate) fn drop_n(&mut self, reason: DropReason, n: u64) {
+        self.drops[reason as usize] += n;
+    }
+}
