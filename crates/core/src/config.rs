@@ -100,6 +100,103 @@ impl Default for ReassemblyConfig {
     }
 }
 
+/// TCP keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped.
+    pub probes: u32,
+}
+
+impl Default for Keepalive {
+    /// 2 hours idle, a probe every 75 s, 10 probes.
+    fn default() -> Keepalive {
+        Keepalive {
+            idle: Duration::from_secs(2 * 3600),
+            interval: Duration::from_secs(75),
+            probes: 10,
+        }
+    }
+}
+
+/// TCP behaviour; the defaults are the and Linux's.
+#[derive(Debug, Clone)]
+pub struct TcpConfig {
+    /// Send buffer per connection, bytes.
+    pub send_buffer: usize,
+    /// Receive buffer per connection, bytes (the most we advertise).
+    pub recv_buffer: usize,
+    /// Out-of-order ranges held per connection.
+    pub max_out_of_order: usize,
+    /// Initial retransmission timeout (RFC 6298 §2.1: 1 s).
+    pub rto_initial: Duration,
+    /// Lower bound of the RTO.
+    pub rto_min: Duration,
+    /// Upper bound of the RTO.
+    pub rto_max: Duration,
+    /// Retransmissions of data before the connection times out.
+    pub max_retransmits: u32,
+    /// SYN retransmissions before a connect times out (5: after 1, 2, 4, 8, 16 s, then 32 s).
+    pub syn_retries: u32,
+    /// SYN-ACK retransmissions before a half-open connection is dropped.
+    pub synack_retries: u32,
+    /// Longest an ACK is delayed (RFC 9293 §3.8.6.3: under 0.5 s; Linux's 40 ms).
+    pub delayed_ack: Duration,
+    /// Nagle's algorithm for new connections (RFC 9293 §3.7.4); `false` is TCP_NODELAY.
+    pub nagle: bool,
+    /// Keepalive for new connections; off by default (RFC 9293 MUST-24).
+    pub keepalive: Option<Keepalive>,
+    /// How long a fully closed connection may sit in FIN-WAIT-2.
+    pub fin_wait_2_timeout: Duration,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2·MSL.
+    pub msl: Duration,
+    /// Offer window scaling (RFC 7323 §2).
+    pub window_scaling: bool,
+    /// Offer timestamps (RFC 7323 §3).
+    pub timestamps: bool,
+    /// Offer SACK (RFC 2018).
+    pub sack: bool,
+    /// Default accept queue length of a listener.
+    pub backlog: usize,
+    /// Half-open connections held per listener.
+    pub syn_backlog: usize,
+    /// Give up when data stays unacknowledged this long (RFC 5482 semantics), if set.
+    pub user_timeout: Option<Duration>,
+    /// Ephemeral ports (Linux's default range).
+    pub ephemeral_ports: std::ops::RangeInclusive<u16>,
+}
+
+impl Default for TcpConfig {
+    fn default() -> TcpConfig {
+        TcpConfig {
+            send_buffer: 256 * 1024,
+            recv_buffer: 256 * 1024,
+            max_out_of_order: 64,
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            max_retransmits: 15,
+            syn_retries: 5,
+            synack_retries: 5,
+            delayed_ack: Duration::from_millis(40),
+            nagle: true,
+            keepalive: None,
+            fin_wait_2_timeout: Duration::from_secs(60),
+            msl: Duration::from_secs(30),
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+            backlog: 128,
+            syn_backlog: 256,
+            user_timeout: None,
+            ephemeral_ports: 32768..=60999,
+        }
+    }
+}
+
 /// Everything a [`Stack`](crate::Stack) needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -123,6 +220,8 @@ pub struct Config {
     pub icmp_error_rate: u32,
     /// Burst of ICMP error messages allowed above the rate.
     pub icmp_error_burst: u32,
+    /// TCP behaviour.
+    pub tcp: TcpConfig,
 }
 
 impl Config {
@@ -139,6 +238,7 @@ impl Config {
             reassembly: ReassemblyConfig::default(),
             icmp_error_rate: 100,
             icmp_error_burst: 10,
+            tcp: TcpConfig::default(),
         }
     }
 }

@@ -15,8 +15,9 @@
 //!
 //! Every random choice comes from [`Config::seed`], so a run is reproducible.
 //!
-//! Built so far: the interface layer (ARP, IPv4 validation and reassembly, ICMP echo and
-//! errors, resets for segments that reach no connection). TCP connections come next.
+//! Built: the interface layer (ARP, IPv4 validation and reassembly, ICMP echo and errors,
+//! resets for segments that reach no connection) and TCP connections (RFC 9293) with their
+//! timers.
 #![deny(unsafe_code)]
 
 mod config;
@@ -24,10 +25,15 @@ mod iface;
 mod random;
 mod sink;
 mod stack;
+mod tcp;
 mod time;
 
-pub use config::{ArpConfig, Config, Ipv4Cidr, ReassemblyConfig};
+pub use config::{ArpConfig, Config, Ipv4Cidr, Keepalive, ReassemblyConfig, TcpConfig};
 pub use iface::stats::{DropReason, InterfaceStats};
 pub use sink::{FrameSink, VecSink};
 pub use stack::{Event, Stack};
+pub use tcp::{
+    Cause, CongestionControl, ConnError, ConnectionId, ConnectionInfo, ConnectionStats, ListenerId,
+    State, TcpError,
+};
 pub use time::Instant;

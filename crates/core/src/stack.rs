@@ -1,15 +1,21 @@
 //! The engine object: one host's network stack.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use rawtcp_wire::RxChecksum;
+use rawtcp_wire::ipv4::IpProtocol;
+use rawtcp_wire::tcp::{self, TcpRepr};
 
-use crate::config::Config;
-use crate::iface::Interface;
+use crate::config::{Config, Keepalive};
 use crate::iface::stats::InterfaceStats;
+use crate::iface::{Interface, Sent};
 use crate::random::Rng;
 use crate::sink::FrameSink;
+use crate::tcp::conn::PlanKind;
+use crate::tcp::{
+    Cause, ConnError, ConnEvent, ConnectionId, ConnectionInfo, ListenerId, State, Tcp, TcpError,
+};
 use crate::{Instant, Ipv4Cidr};
 
 /// Something that happened in the stack, for the application or its driver.
@@ -21,6 +27,29 @@ pub enum Event {
         /// The address that did not answer.
         address: Ipv4Addr,
     },
+    /// A connection changed state.
+    StateChanged {
+        /// The connection.
+        connection: ConnectionId,
+        /// The state it left.
+        from: State,
+        /// The state it entered (equal to `from` when a timer restarted, as in TIME-WAIT).
+        to: State,
+        /// Why.
+        cause: Cause,
+    },
+    /// A connect completed.
+    Connected(ConnectionId),
+    /// A listener has a connection to accept.
+    Acceptable(ListenerId),
+    /// Data (or the end of the stream) can be read.
+    Readable(ConnectionId),
+    /// Room opened in the send buffer.
+    Writable(ConnectionId),
+    /// The connection failed.
+    Error(ConnectionId, ConnError),
+    /// The connection reached CLOSED.
+    Closed(ConnectionId),
 }
 
 /// A TCP/IPv4 host, sans-IO.
@@ -43,6 +72,7 @@ pub enum Event {
 pub struct Stack {
     config: Config,
     iface: Interface,
+    tcp: Tcp,
     events: VecDeque<Event>,
 }
 
@@ -51,9 +81,16 @@ impl Stack {
     pub fn new(config: Config) -> Stack {
         let mut rng = Rng::new(config.seed);
         let iface = Interface::new(&config, rng.next_u64() as u16);
+        let tcp = Tcp::new(
+            config.tcp.clone(),
+            config.ipv4.address,
+            config.mtu,
+            &mut rng,
+        );
         Stack {
             config,
             iface,
+            tcp,
             events: VecDeque::new(),
         }
     }
@@ -72,7 +109,8 @@ impl Stack {
     /// transport checksum ([`RxChecksum::Trusted`] when the kernel verified it or left it
     /// unfinished). Call [`poll_transmit`](Self::poll_transmit) afterwards.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8], checksum: RxChecksum) {
-        self.iface.handle_frame(now, frame, checksum);
+        self.iface.handle_frame(now, frame, checksum, &mut self.tcp);
+        self.collect_events();
     }
 
     /// Writes the frames due now into `sink`; returns how many. Call it after
@@ -80,25 +118,83 @@ impl Stack {
     /// the sink is full.
     #[must_use = "frames written to the sink must be sent"]
     pub fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
-        self.iface.poll_transmit(now, sink)
+        let mut written = self.iface.poll_transmit(now, sink);
+        while let Some((id, plan)) = self.tcp.next_plan() {
+            let Some((conn, local, remote)) = self.tcp.plan_details(id) else {
+                break;
+            };
+            let options = if plan.kind == PlanKind::Syn {
+                conn.syn_options(now)
+            } else {
+                conn.segment_options(now)
+            };
+            let repr = TcpRepr {
+                src_port: local.port(),
+                dst_port: remote.port(),
+                seq_number: plan.seq,
+                ack_number: plan.ack,
+                flags: plan.flags,
+                window_len: plan.window,
+                urgent_pointer: 0,
+                options: if plan.kind == PlanKind::Reset {
+                    Default::default()
+                } else {
+                    options
+                },
+                payload: &[],
+            };
+            let header_len = repr.header_len();
+            let sent = self.iface.send_ipv4(
+                now,
+                sink,
+                *remote.ip(),
+                IpProtocol::Tcp,
+                header_len + plan.data_len,
+                |out| {
+                    conn.copy_payload(&plan, &mut out[header_len..]);
+                    repr.emit_header(
+                        &mut tcp::Packet::new_unchecked(out),
+                        *local.ip(),
+                        *remote.ip(),
+                        rawtcp_wire::TxChecksum::Full,
+                    );
+                },
+            );
+            match sent {
+                Sent::SinkFull => break,
+                Sent::Written => written += 1,
+                Sent::Queued | Sent::Dropped => {}
+            }
+            self.tcp.commit(id, &plan, now);
+        }
+        // Datagrams held for ARP may have started a resolution: send its request now.
+        written += self.iface.poll_transmit(now, sink);
+        self.collect_events();
+        written
     }
 
     /// Whether `poll_transmit` would write something now.
     #[must_use]
     pub fn wants_transmit(&self) -> bool {
-        self.iface.wants_transmit()
+        self.iface.wants_transmit() || self.tcp.wants_transmit()
     }
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) must be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.iface.poll_timeout()
+        [self.iface.poll_timeout(), self.tcp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs every timer due by `now`. Call it when `poll_timeout`'s deadline has passed, then
     /// `poll_transmit`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.iface.handle_timeout(now, &mut self.events);
+        self.iface
+            .handle_timeout(now, &mut self.events, &mut self.tcp);
+        self.tcp.handle_timeout(now);
+        self.collect_events();
     }
 
     /// The next event, if any.
@@ -110,5 +206,207 @@ impl Stack {
     /// Interface counters, drops by reason included.
     pub fn stats(&self) -> &InterfaceStats {
         &self.iface.stats
+    }
+
+    fn collect_events(&mut self) {
+        while let Some((id, listener, event)) = self.tcp.events.pop_front() {
+            let Some(id) = id else { continue };
+            self.events.push_back(match event {
+                ConnEvent::StateChanged { from, to, cause } => Event::StateChanged {
+                    connection: id,
+                    from,
+                    to,
+                    cause,
+                },
+                ConnEvent::Connected => Event::Connected(id),
+                ConnEvent::Established => match listener {
+                    Some(listener) => Event::Acceptable(listener),
+                    None => Event::Connected(id),
+                },
+                ConnEvent::Readable => Event::Readable(id),
+                ConnEvent::Writable => Event::Writable(id),
+                ConnEvent::Error(error) => Event::Error(id, error),
+                ConnEvent::Closed => Event::Closed(id),
+            });
+        }
+    }
+
+    // ---- TCP: the application's calls ----
+
+    /// Listens on `local` (address 0.0.0.0 for every address of ours). `backlog` bounds the
+    /// accept queue (default from the configuration).
+    pub fn tcp_listen(
+        &mut self,
+        local: SocketAddrV4,
+        backlog: Option<usize>,
+    ) -> Result<ListenerId, TcpError> {
+        self.tcp.listen(local, backlog)
+    }
+
+    /// The next established connection of a listener, if any.
+    pub fn tcp_accept(&mut self, listener: ListenerId) -> Result<Option<ConnectionId>, TcpError> {
+        self.tcp.accept(listener)
+    }
+
+    /// Stops listening; connections not yet accepted are reset.
+    pub fn tcp_unlisten(&mut self, now: Instant, listener: ListenerId) -> Result<(), TcpError> {
+        let result = self.tcp.unlisten(listener, now);
+        self.collect_events();
+        result
+    }
+
+    /// The address a listener is bound to.
+    pub fn tcp_listener_addr(&self, listener: ListenerId) -> Option<SocketAddrV4> {
+        self.tcp.listener_addr(listener)
+    }
+
+    /// Opens a connection to `remote` (SYN-SENT); the SYN goes out on the next
+    /// `poll_transmit`. `local_port` 0 or `None` picks an ephemeral port (RFC 6056).
+    pub fn tcp_connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        local_port: Option<u16>,
+    ) -> Result<ConnectionId, TcpError> {
+        let result = self.tcp.connect(now, remote, local_port);
+        self.collect_events();
+        result
+    }
+
+    fn conn_error(state: State, error: Option<ConnError>) -> Option<TcpError> {
+        match (state, error) {
+            (_, Some(error)) => Some(TcpError::Connection(error)),
+            _ => None,
+        }
+    }
+
+    /// Queues data to send; returns how much fit (`WouldBlock` when none did).
+    pub fn tcp_send(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        data: &[u8],
+    ) -> Result<usize, TcpError> {
+        let result = self.tcp.with_conn(id, now, |conn| {
+            if let Some(error) = Self::conn_error(conn.state, conn.error) {
+                return Err(error);
+            }
+            if !conn.may_write() {
+                return Err(TcpError::BrokenPipe);
+            }
+            if data.is_empty() {
+                return Ok(0);
+            }
+            match conn.write(data) {
+                0 => Err(TcpError::WouldBlock),
+                n => Ok(n),
+            }
+        });
+        self.collect_events();
+        result?
+    }
+
+    /// Reads received data; `Ok(0)` at the end of the stream, `WouldBlock` when nothing is
+    /// there yet.
+    pub fn tcp_recv(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        out: &mut [u8],
+    ) -> Result<usize, TcpError> {
+        let result = self.tcp.with_conn(id, now, |conn| {
+            let n = conn.read(out);
+            if n > 0 || out.is_empty() {
+                return Ok(n);
+            }
+            if conn.at_eof() {
+                return Ok(0);
+            }
+            if let Some(error) = Self::conn_error(conn.state, conn.error) {
+                return Err(error);
+            }
+            if conn.state == State::Closed {
+                return Ok(0);
+            }
+            Err(TcpError::WouldBlock)
+        });
+        self.collect_events();
+        result?
+    }
+
+    /// Copies received data without consuming it.
+    pub fn tcp_peek(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        out: &mut [u8],
+    ) -> Result<usize, TcpError> {
+        self.tcp.with_conn(id, now, |conn| conn.peek(out))
+    }
+
+    /// Shuts down the write side: a FIN follows the queued data; reading goes on.
+    pub fn tcp_shutdown(&mut self, now: Instant, id: ConnectionId) -> Result<(), TcpError> {
+        let result = self.tcp.with_conn(id, now, |conn| conn.shutdown());
+        self.collect_events();
+        result
+    }
+
+    /// Closes the connection and gives up the handle: a FIN after the queued data, or a reset
+    /// when received data was never read (RFC 2525 §2.17).
+    pub fn tcp_close(&mut self, now: Instant, id: ConnectionId) -> Result<(), TcpError> {
+        let result = self.tcp.with_conn(id, now, |conn| conn.close(now));
+        self.tcp.release(id, now);
+        self.collect_events();
+        result
+    }
+
+    /// Resets the connection and gives up the handle (SO_LINGER 0).
+    pub fn tcp_abort(&mut self, now: Instant, id: ConnectionId) -> Result<(), TcpError> {
+        let result = self
+            .tcp
+            .with_conn(id, now, |conn| conn.abort(Cause::AppAbort));
+        self.tcp.release(id, now);
+        self.collect_events();
+        result
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    pub fn tcp_set_nodelay(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        nodelay: bool,
+    ) -> Result<(), TcpError> {
+        self.tcp.with_conn(id, now, |conn| conn.nodelay = nodelay)
+    }
+
+    /// Sets keepalive (RFC 1122 §4.2.3.6) for a connection; `None` turns it off.
+    pub fn tcp_set_keepalive(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        keepalive: Option<Keepalive>,
+    ) -> Result<(), TcpError> {
+        self.tcp.set_keepalive(id, now, keepalive)
+    }
+
+    /// A connection's state, while the application holds it.
+    pub fn tcp_state(&self, id: ConnectionId) -> Option<State> {
+        self.tcp.state(id)
+    }
+
+    /// A snapshot of one connection.
+    pub fn tcp_info(&self, id: ConnectionId) -> Option<ConnectionInfo> {
+        self.tcp.info(id)
+    }
+
+    /// Every connection, `netstat -napt`-style.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.tcp.connections()
+    }
+
+    /// Every listener and its address.
+    pub fn listeners(&self) -> Vec<(ListenerId, SocketAddrV4)> {
+        self.tcp.listeners()
     }
 }

@@ -56,7 +56,18 @@ impl Rule {
     /// The `nth` (from 1) frame for which `matcher` is true gets `action`.
     pub fn new(nth: u64, matcher: Matcher, action: Action) -> Rule {
         Rule {
-            nth,
+            nth: nth.max(1),
+            matcher,
+            action,
+            seen: 0,
+        }
+    }
+
+    /// Every frame for which `matcher` is true gets `action` (a host that is down behind a
+    /// link that still answers ARP, a one-way outage).
+    pub fn every(matcher: Matcher, action: Action) -> Rule {
+        Rule {
+            nth: 0,
             matcher,
             action,
             seen: 0,
@@ -294,7 +305,7 @@ impl LinkModel {
                 continue;
             }
             rule.seen += 1;
-            if rule.seen != rule.nth {
+            if rule.nth != 0 && rule.seen != rule.nth {
                 continue;
             }
             match rule.action {

@@ -21,6 +21,7 @@ use rawtcp_wire::{Error as WireError, RxChecksum, SeqNum, TxChecksum};
 
 use crate::config::Config;
 use crate::sink::FrameSink;
+use crate::tcp::{IcmpErrorKind, Tcp};
 use crate::{Event, Instant};
 use arp::{ArpTable, Queued};
 use reassembly::{Fragment, FragmentKey, Reassembly};
@@ -33,6 +34,19 @@ const ARP_REPLY_LIMIT: usize = 64;
 /// Largest ICMP error message (RFC 1812 §4.3.2.3: the error plus as much of the offending
 /// datagram as fits in 576 bytes).
 const ICMP_ERROR_MAX: usize = 576;
+
+/// What became of a datagram handed to [`Interface::send_ipv4`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Written into the sink.
+    Written,
+    /// Held until ARP resolves the next hop.
+    Queued,
+    /// The sink had no room: nothing happened; try again later.
+    SinkFull,
+    /// Dropped (no route, or the ARP queue was full).
+    Dropped,
+}
 
 /// A datagram ready to go, waiting for its link-layer header.
 #[derive(Debug)]
@@ -109,7 +123,13 @@ impl Interface {
     }
 
     /// Handles one received Ethernet frame.
-    pub(crate) fn handle_frame(&mut self, now: Instant, bytes: &[u8], checksum: RxChecksum) {
+    pub(crate) fn handle_frame(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        checksum: RxChecksum,
+        tcp: &mut Tcp,
+    ) {
         self.stats.rx_frames += 1;
         let Ok(frame) = Frame::new_checked(bytes) else {
             self.stats.drop(DropReason::EthernetMalformed);
@@ -122,7 +142,9 @@ impl Interface {
         }
         match frame.ethertype() {
             EtherType::Arp => self.handle_arp(now, frame.payload()),
-            EtherType::Ipv4 => self.handle_ipv4(now, frame.payload(), dst.is_broadcast(), checksum),
+            EtherType::Ipv4 => {
+                self.handle_ipv4(now, frame.payload(), dst.is_broadcast(), checksum, tcp)
+            }
             _ => self.stats.drop(DropReason::UnsupportedEtherType),
         }
     }
@@ -171,6 +193,7 @@ impl Interface {
         payload: &[u8],
         link_broadcast: bool,
         checksum: RxChecksum,
+        tcp: &mut Tcp,
     ) {
         let packet = match ipv4::Packet::new_checked(payload) {
             Ok(packet) => packet,
@@ -224,7 +247,7 @@ impl Interface {
                         link_broadcast,
                         first_fragment: true,
                     };
-                    self.handle_transport(now, received, &data, RxChecksum::Verify);
+                    self.handle_transport(now, received, &data, RxChecksum::Verify, tcp);
                 }
                 Err(reason) => self.stats.drop(reason),
             }
@@ -237,7 +260,7 @@ impl Interface {
             link_broadcast,
             first_fragment: true,
         };
-        self.handle_transport(now, received, packet.payload(), checksum);
+        self.handle_transport(now, received, packet.payload(), checksum, tcp);
     }
 
     fn handle_transport(
@@ -246,11 +269,12 @@ impl Interface {
         received: Received<'_>,
         payload: &[u8],
         checksum: RxChecksum,
+        tcp: &mut Tcp,
     ) {
         let header = received.header;
         let to_broadcast = received.link_broadcast || self.is_broadcast(header.dst_addr);
         match header.protocol {
-            IpProtocol::Icmp => self.handle_icmp(header, payload, to_broadcast, checksum),
+            IpProtocol::Icmp => self.handle_icmp(now, header, payload, to_broadcast, checksum, tcp),
             IpProtocol::Tcp => {
                 let segment = match tcp::Packet::new_checked(payload) {
                     Ok(segment) => segment,
@@ -268,7 +292,9 @@ impl Interface {
                     return self.stats.drop(DropReason::TcpToBroadcast);
                 }
                 // No connection and no listener takes the segment: RFC 9293 §3.5.2, group 1.
-                self.send_reset(header.src_addr, &repr);
+                if !tcp.handle_segment(now, header.src_addr, header.dst_addr, &repr) {
+                    self.send_reset(header.src_addr, &repr);
+                }
             }
             IpProtocol::Udp => self.send_icmp_error(now, received, DstUnreachable::PortUnreachable),
             IpProtocol::Unknown(_) => {
@@ -279,10 +305,12 @@ impl Interface {
 
     fn handle_icmp(
         &mut self,
+        now: Instant,
         header: Ipv4Repr<'_>,
         payload: &[u8],
         to_broadcast: bool,
         checksum: RxChecksum,
+        tcp: &mut Tcp,
     ) {
         let packet = match icmpv4::Packet::new_checked(payload) {
             Ok(packet) => packet,
@@ -321,11 +349,58 @@ impl Interface {
                     },
                 );
             }
-            // Errors are the connections' business: no connection quotes match yet.
-            Icmpv4Repr::DstUnreachable { .. } | Icmpv4Repr::TimeExceeded { .. } => {
-                self.stats.drop(DropReason::IcmpUnmatched)
+            // Errors go to the connection they quote (RFC 9293 §3.10.7, RFC 5927).
+            Icmpv4Repr::DstUnreachable {
+                reason,
+                next_hop_mtu,
+                header: quoted,
+                data,
+            } => {
+                let kind = match reason {
+                    DstUnreachable::PortUnreachable | DstUnreachable::ProtoUnreachable => {
+                        IcmpErrorKind::Refused
+                    }
+                    // RFC 1191 §5: a router that predates it sends no MTU; assume the
+                    // smallest plateau that every IPv4 path carries.
+                    DstUnreachable::FragRequired => {
+                        IcmpErrorKind::FragmentationNeeded(if next_hop_mtu == 0 {
+                            576
+                        } else {
+                            next_hop_mtu
+                        })
+                    }
+                    _ => IcmpErrorKind::Unreachable,
+                };
+                self.icmp_to_tcp(now, quoted, data, kind, tcp);
             }
+            Icmpv4Repr::TimeExceeded {
+                header: quoted,
+                data,
+                ..
+            } => self.icmp_to_tcp(now, quoted, data, IcmpErrorKind::Unreachable, tcp),
             Icmpv4Repr::EchoReply { .. } => self.stats.drop(DropReason::IcmpUnsupported),
+        }
+    }
+
+    /// Hands an ICMP error to the TCP connection its quote names.
+    fn icmp_to_tcp(
+        &mut self,
+        now: Instant,
+        quoted: Ipv4Repr<'_>,
+        data: &[u8],
+        kind: IcmpErrorKind,
+        tcp: &mut Tcp,
+    ) {
+        if quoted.protocol != IpProtocol::Tcp || quoted.src_addr != self.address || data.len() < 8 {
+            return self.stats.drop(DropReason::IcmpUnmatched);
+        }
+        let local =
+            std::net::SocketAddrV4::new(quoted.src_addr, u16::from_be_bytes([data[0], data[1]]));
+        let remote =
+            std::net::SocketAddrV4::new(quoted.dst_addr, u16::from_be_bytes([data[2], data[3]]));
+        let seq = SeqNum::new(u32::from_be_bytes([data[4], data[5], data[6], data[7]]));
+        if !tcp.handle_icmp_error(now, local, remote, seq, kind) {
+            self.stats.drop(DropReason::IcmpUnmatched);
         }
     }
 
@@ -436,6 +511,55 @@ impl Interface {
         });
     }
 
+    /// The next hop towards `dst`: itself on the subnet, else the gateway.
+    fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.cidr.contains(dst) {
+            Some(dst)
+        } else {
+            self.gateway
+        }
+    }
+
+    /// The header of a datagram from us, taking the next identification.
+    fn header(
+        &mut self,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+    ) -> Ipv4Repr<'static> {
+        let ident = self.next_ident;
+        self.next_ident = self.next_ident.wrapping_add(1);
+        Ipv4Repr {
+            src_addr: self.address,
+            dst_addr: dst,
+            protocol,
+            payload_len,
+            ttl: self.ttl,
+            dscp: 0,
+            ecn: 0,
+            ident,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            options: &[],
+        }
+    }
+
+    /// A whole datagram from us to `dst` in a new buffer, its payload filled by `write`.
+    fn build_datagram(
+        &mut self,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Vec<u8> {
+        let header = self.header(dst, protocol, payload_len);
+        let mut datagram = vec![0u8; header.header_len() + payload_len];
+        header.emit(&mut ipv4::Packet::new_unchecked(&mut datagram[..]));
+        write(&mut datagram[header.header_len()..]);
+        datagram
+    }
+
     /// Builds a datagram from us to `dst` whose payload `write` fills, and queues it.
     fn queue_datagram(
         &mut self,
@@ -444,35 +568,55 @@ impl Interface {
         payload_len: usize,
         write: impl FnOnce(&mut [u8]),
     ) {
-        let next_hop = if self.cidr.contains(dst) {
-            dst
-        } else if let Some(gateway) = self.gateway {
-            gateway
-        } else {
+        let Some(next_hop) = self.next_hop(dst) else {
             return self.stats.drop(DropReason::NoRoute);
         };
         if self.outbox.len() >= OUTBOX_LIMIT {
             return self.stats.drop(DropReason::TransmitQueueFull);
         }
-        let header = Ipv4Repr {
-            src_addr: self.address,
-            dst_addr: dst,
-            protocol,
-            payload_len,
-            ttl: self.ttl,
-            dscp: 0,
-            ecn: 0,
-            ident: self.next_ident,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            options: &[],
-        };
-        self.next_ident = self.next_ident.wrapping_add(1);
-        let mut datagram = vec![0u8; header.header_len() + payload_len];
-        header.emit(&mut ipv4::Packet::new_unchecked(&mut datagram[..]));
-        write(&mut datagram[header.header_len()..]);
+        let datagram = self.build_datagram(dst, protocol, payload_len, write);
         self.outbox.push_back(Outgoing { next_hop, datagram });
+    }
+
+    /// Writes a datagram from us to `dst` straight into `sink` when the next hop's MAC is
+    /// known, or holds it for ARP; `write` fills the payload either way.
+    pub(crate) fn send_ipv4(
+        &mut self,
+        now: Instant,
+        sink: &mut dyn FrameSink,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Sent {
+        let Some(next_hop) = self.next_hop(dst) else {
+            self.stats.drop(DropReason::NoRoute);
+            return Sent::Dropped;
+        };
+        let Some(mac) = self.arp.lookup(now, next_hop) else {
+            let datagram = self.build_datagram(dst, protocol, payload_len, write);
+            if self.arp.wait(now, next_hop, datagram) == Queued::QueueFull {
+                self.stats.drop(DropReason::NeighborQueueFull);
+                return Sent::Dropped;
+            }
+            return Sent::Queued;
+        };
+        let Some(out) = sink.push(ethernet::HEADER_LEN + ipv4::HEADER_LEN + payload_len) else {
+            return Sent::SinkFull;
+        };
+        let header = self.header(dst, protocol, payload_len);
+        EthernetRepr {
+            src_addr: self.mac,
+            dst_addr: mac,
+            vlan_tci: None,
+            ethertype: EtherType::Ipv4,
+        }
+        .emit(&mut Frame::new_unchecked(&mut *out));
+        let ip = &mut out[ethernet::HEADER_LEN..];
+        header.emit(&mut ipv4::Packet::new_unchecked(&mut *ip));
+        write(&mut ip[header.header_len()..]);
+        self.stats.tx_frames += 1;
+        Sent::Written
     }
 
     /// Writes queued frames into `sink`: ARP replies, then datagrams whose next hop is known
@@ -557,11 +701,17 @@ impl Interface {
     }
 
     /// ARP retries and give-ups, cache expiry, reassembly timeouts.
-    pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut VecDeque<Event>) {
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        events: &mut VecDeque<Event>,
+        tcp: &mut Tcp,
+    ) {
         for (address, dropped) in self.arp.handle_timeout(now) {
             self.stats
                 .drop_n(DropReason::NeighborUnreachable, dropped as u64);
             events.push_back(Event::NeighborUnreachable { address });
+            tcp.neighbor_unreachable(now, address, self.gateway);
         }
         let (expired, count) = self.reassembly.handle_timeout(now);
         self.stats.drop_n(DropReason::FragmentTimeout, count as u64);

@@ -1,0 +1,278 @@
+//! The send and receive buffers of a connection.
+//!
+//! The send buffer holds every byte from SND.UNA on: sent and unacknowledged, then unsent.
+//! The receive buffer holds in-order bytes the application has not read, and an out-of-order
+//! store of segments beyond RCV.NXT, bounded in ranges and limited to the window.
+
+use std::collections::{BTreeMap, VecDeque};
+
+/// Bytes from SND.UNA on, bounded.
+#[derive(Debug)]
+pub(crate) struct SendBuffer {
+    bytes: VecDeque<u8>,
+    capacity: usize,
+}
+
+impl SendBuffer {
+    pub(crate) fn new(capacity: usize) -> SendBuffer {
+        SendBuffer {
+            bytes: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub(crate) fn free(&self) -> usize {
+        self.capacity - self.bytes.len()
+    }
+
+    /// Appends as much of `data` as fits; returns how much.
+    pub(crate) fn write(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.free());
+        self.bytes.extend(&data[..n]);
+        n
+    }
+
+    /// Drops `n` acknowledged bytes from the front.
+    pub(crate) fn ack(&mut self, n: usize) {
+        self.bytes.drain(..n.min(self.bytes.len()));
+    }
+
+    /// Copies `out.len()` bytes starting `offset` bytes after SND.UNA into `out`.
+    pub(crate) fn copy_to(&self, offset: usize, out: &mut [u8]) {
+        let (a, b) = self.bytes.as_slices();
+        let end = offset + out.len();
+        let mut written = 0;
+        if offset < a.len() {
+            let take = &a[offset..end.min(a.len())];
+            out[..take.len()].copy_from_slice(take);
+            written = take.len();
+        }
+        let rest = out.len() - written;
+        if rest > 0 {
+            let start = offset + written - a.len();
+            out[written..].copy_from_slice(&b[start..start + rest]);
+        }
+    }
+}
+
+/// In-order unread bytes plus out-of-order segments, addressed by stream offset (bytes since
+/// the first data byte, as a u64 so that sequence wrap does not matter).
+#[derive(Debug)]
+pub(crate) struct RecvBuffer {
+    ready: VecDeque<u8>,
+    capacity: usize,
+    /// Stream offset of RCV.NXT.
+    next_offset: u64,
+    out_of_order: BTreeMap<u64, Vec<u8>>,
+    max_ranges: usize,
+}
+
+/// What [`RecvBuffer::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Inserted {
+    /// Bytes that became readable (RCV.NXT advanced by this much).
+    pub(crate) advanced: usize,
+    /// The segment was (also) stored out of order.
+    pub(crate) out_of_order: bool,
+    /// The segment filled a gap in front of stored data.
+    pub(crate) filled_gap: bool,
+}
+
+impl RecvBuffer {
+    pub(crate) fn new(capacity: usize, max_ranges: usize) -> RecvBuffer {
+        RecvBuffer {
+            ready: VecDeque::new(),
+            capacity,
+            next_offset: 0,
+            out_of_order: BTreeMap::new(),
+            max_ranges,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Readable bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Room for bytes not yet read: the receive window.
+    pub(crate) fn window(&self) -> usize {
+        self.capacity - self.ready.len()
+    }
+
+    pub(crate) fn has_out_of_order(&self) -> bool {
+        !self.out_of_order.is_empty()
+    }
+
+    /// Stores `data` that starts `distance` bytes after RCV.NXT (already trimmed to start at
+    /// or after RCV.NXT and to end within the window).
+    pub(crate) fn insert(&mut self, distance: usize, data: &[u8]) -> Inserted {
+        let mut result = Inserted {
+            advanced: 0,
+            out_of_order: false,
+            filled_gap: false,
+        };
+        if data.is_empty() {
+            return result;
+        }
+        if distance > 0 {
+            let start = self.next_offset + distance as u64;
+            self.store_out_of_order(start, data);
+            result.out_of_order = true;
+            return result;
+        }
+        self.ready.extend(data);
+        self.next_offset += data.len() as u64;
+        result.advanced = data.len();
+        // Pull stored segments that are now contiguous.
+        while let Some((&start, _)) = self.out_of_order.first_key_value() {
+            if start > self.next_offset {
+                break;
+            }
+            let (start, bytes) = self.out_of_order.pop_first().expect("just looked");
+            let end = start + bytes.len() as u64;
+            if end > self.next_offset {
+                let skip = (self.next_offset - start) as usize;
+                self.ready.extend(&bytes[skip..]);
+                result.advanced += bytes.len() - skip;
+                self.next_offset = end;
+                result.filled_gap = true;
+            }
+        }
+        result
+    }
+
+    fn store_out_of_order(&mut self, start: u64, data: &[u8]) {
+        let end = start + data.len() as u64;
+        // Merge with every stored range that touches or overlaps [start, end).
+        let mut merged_start = start;
+        let mut merged_end = end;
+        let touching: Vec<u64> = self
+            .out_of_order
+            .range(..=end)
+            .filter(|&(&s, bytes)| s + bytes.len() as u64 >= start)
+            .map(|(&s, _)| s)
+            .collect();
+        if touching.is_empty() && self.out_of_order.len() >= self.max_ranges {
+            // No room for another hole: drop the segment; the sender will retransmit.
+            return;
+        }
+        for &s in &touching {
+            let bytes = &self.out_of_order[&s];
+            merged_start = merged_start.min(s);
+            merged_end = merged_end.max(s + bytes.len() as u64);
+        }
+        let mut merged = vec![0u8; (merged_end - merged_start) as usize];
+        for s in touching {
+            let bytes = self.out_of_order.remove(&s).expect("listed above");
+            let at = (s - merged_start) as usize;
+            merged[at..at + bytes.len()].copy_from_slice(&bytes);
+        }
+        // New data wins nothing over stored data: they are the same bytes in a correct stream.
+        let at = (start - merged_start) as usize;
+        merged[at..at + data.len()].copy_from_slice(data);
+        self.out_of_order.insert(merged_start, merged);
+    }
+
+    /// Copies readable bytes into `out`; returns how many.
+    pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.ready.len());
+        for (dst, src) in out.iter_mut().zip(self.ready.drain(..n)) {
+            *dst = src;
+        }
+        n
+    }
+
+    /// Copies readable bytes into `out` without consuming them.
+    pub(crate) fn peek(&self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.ready.len());
+        for (dst, src) in out.iter_mut().zip(self.ready.iter()) {
+            *dst = *src;
+        }
+        n
+    }
+
+    /// Stored out-of-order ranges as offsets from RCV.NXT, for SACK blocks.
+    pub(crate) fn out_of_order_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.out_of_order
+            .iter()
+            .map(move |(&s, b)| (s - self.next_offset, s - self.next_offset + b.len() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn send_buffer_copies_across_the_wrap() {
+        let mut buffer = SendBuffer::new(8);
+        assert_eq!(buffer.write(b"abcdef"), 6);
+        buffer.ack(4);
+        assert_eq!(buffer.write(b"ghijklmn"), 6);
+        let mut out = [0u8; 5];
+        buffer.copy_to(1, &mut out);
+        assert_eq!(&out, b"fghij");
+    }
+
+    #[test]
+    fn out_of_order_segments_join_when_the_gap_fills() {
+        let mut buffer = RecvBuffer::new(100, 8);
+        assert!(buffer.insert(5, b"fgh").out_of_order);
+        assert!(buffer.insert(10, b"klm").out_of_order);
+        assert_eq!(
+            buffer.out_of_order_ranges().collect::<Vec<_>>(),
+            vec![(5, 8), (10, 13)]
+        );
+        let inserted = buffer.insert(0, b"abcde");
+        assert_eq!(inserted.advanced, 8);
+        assert!(inserted.filled_gap);
+        assert_eq!(buffer.insert(0, b"ij").advanced, 5);
+        let mut out = [0u8; 20];
+        assert_eq!(buffer.read(&mut out), 13);
+        assert_eq!(&out[..13], b"abcdefghijklm");
+        assert!(!buffer.has_out_of_order());
+    }
+
+    proptest! {
+        #[test]
+        fn any_segmentation_and_order_reassembles(len in 1usize..3000, cuts in proptest::collection::vec(1usize..200, 1..40), order in any::<u64>()) {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut segments = Vec::new();
+            let mut at = 0;
+            for cut in cuts.iter().cycle() {
+                if at >= len { break; }
+                let end = (at + cut).min(len);
+                segments.push((at, end));
+                at = end;
+            }
+            // Shuffle, and deliver some twice.
+            let mut state = order | 1;
+            for i in (1..segments.len()).rev() {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                segments.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let dup = segments.clone();
+            segments.extend(dup.iter().take(3));
+            let mut buffer = RecvBuffer::new(len, 64);
+            let mut next = 0usize;
+            for (start, end) in segments {
+                if end <= next { continue; }
+                let start = start.max(next);
+                let inserted = buffer.insert(start - next, &data[start..end]);
+                next += inserted.advanced;
+            }
+            let mut out = vec![0u8; len];
+            prop_assert_eq!(buffer.read(&mut out), len);
+            prop_assert_eq!(out, data);
+        }
+    }
+}

@@ -1,0 +1,1367 @@
+//! One connection's control block and its processing (RFC 9293 §3.10).
+//!
+//! Segment arrival follows RFC 9293 §3.10.7 step by step; output is planned by
+//! [`Connection::plan`] and applied by [`Connection::commit`] once the segment is actually
+//! on its way, so a full transmit queue never loses state.
+
+use core::time::Duration;
+use std::net::SocketAddrV4;
+
+use rawtcp_wire::SeqNum;
+use rawtcp_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamps};
+
+use super::buffer::{RecvBuffer, SendBuffer};
+use super::congestion::{CongestionControl, SlowStart};
+use super::rtt::RttEstimator;
+use super::state::State;
+use super::{Cause, ConnError, ConnEvent, ConnectionStats, ListenerId};
+use crate::Instant;
+use crate::config::{Keepalive, TcpConfig};
+
+/// The smallest MSS we accept from a peer (RFC 9293 §3.7.1: IPv4 default 536; Linux floors at
+/// 88; we floor at 64 to bound per-segment overhead).
+const MIN_MSS: usize = 64;
+/// RFC 9293 §3.7.1: the send MSS when the peer offers none.
+const DEFAULT_MSS: usize = 536;
+
+/// What the connection wants to send next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) seq: SeqNum,
+    pub(crate) ack: SeqNum,
+    pub(crate) flags: TcpFlags,
+    /// Offset of the payload from SND.UNA in the send buffer.
+    pub(crate) data_offset: usize,
+    pub(crate) data_len: usize,
+    pub(crate) window: u16,
+    pub(crate) kind: PlanKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlanKind {
+    Syn,
+    Data,
+    Ack,
+    /// A keepalive or zero-window probe: SEQ = SND.UNA − 1, no data.
+    Probe,
+    Reset,
+}
+
+/// A reset to send on our way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ResetPlan {
+    seq: SeqNum,
+    ack: Option<SeqNum>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) local: SocketAddrV4,
+    pub(crate) remote: SocketAddrV4,
+    pub(crate) state: State,
+    /// Passive connections belong to their listener until accepted.
+    pub(crate) listener: Option<ListenerId>,
+    /// The application holds the handle.
+    pub(crate) app_owned: bool,
+    /// The application closed the connection (no more reads or writes).
+    pub(crate) app_closed: bool,
+    /// Opened by us (connect) rather than by a peer's SYN.
+    pub(crate) active: bool,
+
+    iss: SeqNum,
+    snd_una: SeqNum,
+    snd_nxt: SeqNum,
+    /// One past the highest sequence number sent (SND.NXT before a go-back retransmission).
+    snd_max: SeqNum,
+    snd_wnd: u32,
+    max_snd_wnd: u32,
+    snd_wl1: SeqNum,
+    snd_wl2: SeqNum,
+    send: SendBuffer,
+    /// The application shut down its write side: a FIN follows the data.
+    fin_requested: bool,
+    /// Sequence number of our FIN once it has been sent.
+    fin_seq: Option<SeqNum>,
+
+    irs: SeqNum,
+    rcv_nxt: SeqNum,
+    /// The right edge of the window we last advertised; it never moves left.
+    rcv_right: SeqNum,
+    recv: RecvBuffer,
+    fin_received: bool,
+    /// A FIN that arrived beyond RCV.NXT, to take when the data before it does.
+    pending_fin: Option<SeqNum>,
+
+    /// Our MSS offer.
+    our_mss: usize,
+    /// The send MSS: the smaller of the two offers, lowered by path MTU discovery.
+    mss: usize,
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    ts_enabled: bool,
+    ts_recent: u32,
+    ts_offset: u32,
+    sack_permitted: bool,
+    offer_wscale: bool,
+    offer_ts: bool,
+    offer_sack: bool,
+
+    rtt: RttEstimator,
+    /// Karn's rule without timestamps: one segment timed at a time, never a retransmitted one.
+    rtt_probe: Option<(SeqNum, Instant)>,
+    retransmit_at: Option<Instant>,
+    /// Retransmissions since the last new acknowledgment.
+    retransmits: u32,
+    /// When the oldest unacknowledged data was first sent (for the user timeout).
+    unacked_since: Option<Instant>,
+    max_retransmits: u32,
+    syn_retries: u32,
+    user_timeout: Option<Duration>,
+    delayed_ack: Duration,
+    delayed_ack_at: Option<Instant>,
+    ack_now: bool,
+    /// Full-sized segments received since our last ACK.
+    segments_unacked: u32,
+    persist_at: Option<Instant>,
+    persist_backoff: u32,
+    rto_max: Duration,
+    keepalive: Option<Keepalive>,
+    keepalive_at: Option<Instant>,
+    keepalive_probes: u32,
+    probe_due: bool,
+    /// TIME-WAIT or FIN-WAIT-2 deadline.
+    close_at: Option<Instant>,
+    msl: Duration,
+    fin_wait_2_timeout: Duration,
+    pub(crate) nodelay: bool,
+    cc: Box<dyn CongestionControl>,
+    reset: Option<ResetPlan>,
+    pub(crate) error: Option<ConnError>,
+    /// The last ICMP soft error (RFC 9293 MUST-56), reported on a timeout.
+    soft_error: Option<ConnError>,
+    resend_syn: bool,
+    pub(crate) stats: ConnectionStats,
+    pub(crate) events: Vec<ConnEvent>,
+}
+
+/// Milliseconds of our timestamp clock at `now`.
+fn ts_clock(now: Instant) -> u32 {
+    (now.as_micros() / 1000) as u32
+}
+
+/// The smallest shift that lets `buffer` bytes be advertised in 16 bits (RFC 7323 §2.3: at
+/// most 14).
+fn window_shift(buffer: usize) -> u8 {
+    let mut shift = 0;
+    while shift < 14 && (buffer >> shift) > 65535 {
+        shift += 1;
+    }
+    shift
+}
+
+impl Connection {
+    fn new(
+        config: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        mtu: usize,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Connection {
+        let our_mss = mtu.saturating_sub(40).max(MIN_MSS);
+        Connection {
+            local,
+            remote,
+            state: State::Closed,
+            listener: None,
+            app_owned: false,
+            app_closed: false,
+            active: false,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNum::new(0),
+            snd_wl2: iss,
+            send: SendBuffer::new(config.send_buffer),
+            fin_requested: false,
+            fin_seq: None,
+            irs: SeqNum::new(0),
+            rcv_nxt: SeqNum::new(0),
+            rcv_right: SeqNum::new(0),
+            recv: RecvBuffer::new(config.recv_buffer, config.max_out_of_order),
+            fin_received: false,
+            pending_fin: None,
+            our_mss,
+            mss: DEFAULT_MSS.min(our_mss),
+            snd_wscale: 0,
+            rcv_wscale: 0,
+            ts_enabled: false,
+            ts_recent: 0,
+            ts_offset,
+            sack_permitted: false,
+            offer_wscale: config.window_scaling,
+            offer_ts: config.timestamps,
+            offer_sack: config.sack,
+            rtt: RttEstimator::new(config.rto_initial, config.rto_min, config.rto_max),
+            rtt_probe: None,
+            retransmit_at: None,
+            retransmits: 0,
+            unacked_since: None,
+            max_retransmits: config.max_retransmits,
+            syn_retries: config.syn_retries,
+            user_timeout: config.user_timeout,
+            delayed_ack: config.delayed_ack,
+            delayed_ack_at: None,
+            ack_now: false,
+            segments_unacked: 0,
+            persist_at: None,
+            persist_backoff: 0,
+            rto_max: config.rto_max,
+            keepalive: config.keepalive,
+            keepalive_at: None,
+            keepalive_probes: 0,
+            probe_due: false,
+            close_at: None,
+            msl: config.msl,
+            fin_wait_2_timeout: config.fin_wait_2_timeout,
+            nodelay: !config.nagle,
+            cc: Box::new(SlowStart::new(DEFAULT_MSS as u32)),
+            reset: None,
+            error: None,
+            soft_error: None,
+            resend_syn: false,
+            stats: ConnectionStats {
+                opened_at: now,
+                ..ConnectionStats::default()
+            },
+            events: Vec::new(),
+        }
+    }
+
+    /// An active open (RFC 9293 §3.10.1): SYN-SENT, the SYN goes out on the next transmit.
+    pub(crate) fn connect(
+        config: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        mtu: usize,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Connection {
+        let mut conn = Connection::new(config, local, remote, iss, mtu, ts_offset, now);
+        conn.active = true;
+        conn.app_owned = true;
+        conn.set_state(State::SynSent, Cause::AppConnect);
+        conn
+    }
+
+    /// A passive open answering `syn` (RFC 9293 §3.10.7.2): SYN-RECEIVED, the SYN-ACK goes
+    /// out on the next transmit.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn accept_syn(
+        config: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        mtu: usize,
+        ts_offset: u32,
+        now: Instant,
+        syn: &TcpRepr<'_>,
+        listener: ListenerId,
+    ) -> Connection {
+        let mut conn = Connection::new(config, local, remote, iss, mtu, ts_offset, now);
+        conn.listener = Some(listener);
+        conn.syn_retries = config.synack_retries;
+        conn.irs = syn.seq_number;
+        conn.rcv_nxt = syn.seq_number + 1;
+        conn.take_syn_options(syn);
+        // RFC 7323 §2.2: the window in a SYN is never scaled.
+        conn.snd_wnd = u32::from(syn.window_len);
+        conn.max_snd_wnd = conn.snd_wnd;
+        conn.snd_wl1 = syn.seq_number;
+        conn.stats.segments_in += 1;
+        conn.set_state(State::SynReceived, Cause::SynReceived);
+        conn
+    }
+
+    /// Takes the options of the peer's SYN: MSS, window scale, timestamps, SACK-permitted.
+    fn take_syn_options(&mut self, syn: &TcpRepr<'_>) {
+        let options = &syn.options;
+        // RFC 9293 §3.7.1: 536 when the peer sends no MSS; never more than we offer to send.
+        let peer_mss = options.max_seg_size.map_or(DEFAULT_MSS, usize::from);
+        self.mss = peer_mss.min(self.our_mss).max(MIN_MSS);
+        self.cc = Box::new(SlowStart::new(self.mss as u32));
+        // RFC 7323 §2.2: scaling only when both SYNs carry the option; shifts above 14 are 14.
+        match options.window_scale {
+            Some(shift) if self.offer_wscale => {
+                self.snd_wscale = shift.min(14);
+                self.rcv_wscale = window_shift(self.recv.capacity());
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.offer_wscale = false;
+            }
+        }
+        match options.timestamps {
+            Some(ts) if self.offer_ts => {
+                self.ts_enabled = true;
+                self.ts_recent = ts.tsval;
+            }
+            _ => {
+                self.ts_enabled = false;
+                self.offer_ts = false;
+            }
+        }
+        self.sack_permitted = options.sack_permitted && self.offer_sack;
+    }
+
+    pub(crate) fn set_state(&mut self, to: State, cause: Cause) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        self.events
+            .push(ConnEvent::StateChanged { from, to, cause });
+        if to == State::TimeWait {
+            self.close_at = None;
+            self.retransmit_at = None;
+            self.persist_at = None;
+            self.keepalive_at = None;
+        }
+    }
+
+    fn fail(&mut self, error: ConnError, cause: Cause) {
+        if self.error.is_none() {
+            self.error = Some(error);
+            self.events.push(ConnEvent::Error(error));
+        }
+        self.enter_closed(cause);
+    }
+
+    fn enter_closed(&mut self, cause: Cause) {
+        self.set_state(State::Closed, cause);
+        self.retransmit_at = None;
+        self.delayed_ack_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.close_at = None;
+        self.ack_now = false;
+        self.probe_due = false;
+        self.events.push(ConnEvent::Closed);
+    }
+
+    // ---- The application side ----
+
+    /// Queues data; returns how much fit.
+    pub(crate) fn write(&mut self, data: &[u8]) -> usize {
+        let n = self.send.write(data);
+        self.stats.bytes_queued += n as u64;
+        n
+    }
+
+    pub(crate) fn send_queue_len(&self) -> usize {
+        self.send.len()
+    }
+
+    pub(crate) fn recv_queue_len(&self) -> usize {
+        self.recv.len()
+    }
+
+    pub(crate) fn may_write(&self) -> bool {
+        !self.fin_requested
+            && self.error.is_none()
+            && matches!(
+                self.state,
+                State::SynSent | State::SynReceived | State::Established | State::CloseWait
+            )
+    }
+
+    /// Reads in-order data; a window update follows if the window opened enough.
+    pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = self.recv.read(out);
+        if n > 0 && self.state.is_synchronized() {
+            let old = (self.rcv_right - self.rcv_nxt.min(self.rcv_right)) as usize;
+            let new = self.recv.window();
+            // Tell a stalled peer: a window that grew from under one MSS, or by two MSS.
+            if (old < self.mss && new >= self.mss) || new >= old + 2 * self.mss {
+                self.ack_now = true;
+            }
+        }
+        n
+    }
+
+    pub(crate) fn peek(&self, out: &mut [u8]) -> usize {
+        self.recv.peek(out)
+    }
+
+    /// The peer has finished sending and everything it sent has been read.
+    pub(crate) fn at_eof(&self) -> bool {
+        self.fin_received && self.recv.len() == 0
+    }
+
+    /// Shuts down the write side: a FIN follows the queued data (RFC 9293 §3.10.4).
+    pub(crate) fn shutdown(&mut self) {
+        if self.fin_requested {
+            return;
+        }
+        match self.state {
+            State::SynSent => {
+                // Nothing was ever sent: just go away.
+                self.enter_closed(Cause::AppClose);
+            }
+            State::SynReceived | State::Established => {
+                self.fin_requested = true;
+                if self.state == State::Established {
+                    self.set_state(State::FinWait1, Cause::AppClose);
+                }
+            }
+            State::CloseWait => {
+                self.fin_requested = true;
+                self.set_state(State::LastAck, Cause::AppClose);
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes fully (RFC 9293 §3.10.4): unread data means a reset (RFC 2525 §2.17),
+    /// otherwise a FIN after the queued data; FIN-WAIT-2 then times out.
+    pub(crate) fn close(&mut self, now: Instant) {
+        self.app_closed = true;
+        if self.recv.len() > 0 && self.state.is_synchronized() && self.state != State::TimeWait {
+            self.abort(Cause::AppCloseWithUnreadData);
+            return;
+        }
+        self.shutdown();
+        if self.state == State::FinWait2 {
+            self.close_at = Some(now + self.fin_wait_2_timeout);
+        }
+    }
+
+    /// Sends a reset and drops the connection (RFC 9293 §3.10.5).
+    pub(crate) fn abort(&mut self, cause: Cause) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.reset = Some(ResetPlan {
+                seq: self.snd_nxt,
+                ack: None,
+            });
+        }
+        if self.state != State::Closed {
+            self.enter_closed(cause);
+        }
+    }
+
+    pub(crate) fn set_keepalive(&mut self, keepalive: Option<Keepalive>, now: Instant) {
+        self.keepalive = keepalive;
+        self.keepalive_probes = 0;
+        self.arm_keepalive(now);
+    }
+
+    fn arm_keepalive(&mut self, now: Instant) {
+        self.keepalive_at = match (self.keepalive, self.state) {
+            (Some(k), State::Established | State::CloseWait | State::FinWait2) => {
+                Some(now + k.idle)
+            }
+            _ => None,
+        };
+    }
+
+    // ---- Segment arrival, RFC 9293 §3.10.7 ----
+
+    /// Processes a segment for this connection. Returns false when the segment completes a
+    /// passive handshake but `may_establish` said no (a full accept queue): it is then
+    /// dropped, as Linux does, and the SYN-ACK will be retransmitted.
+    pub(crate) fn handle_segment(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        may_establish: bool,
+    ) -> bool {
+        self.stats.segments_in += 1;
+        self.stats.bytes_in += seg.payload.len() as u64;
+        if self.state == State::SynSent {
+            self.handle_syn_sent(now, seg);
+            return true;
+        }
+        if self.state == State::Closed {
+            return true;
+        }
+        // A retransmitted SYN in SYN-RECEIVED: our SYN-ACK was lost; send it again now.
+        if self.state == State::SynReceived
+            && seg.flags.syn()
+            && !seg.flags.ack()
+            && seg.seq_number == self.irs
+        {
+            self.resend_syn = true;
+            return true;
+        }
+        // TIME-WAIT (RFC 9293 §3.10.7.4, eighth step): a retransmitted FIN is acknowledged
+        // again and the 2·MSL wait restarts.
+        if self.state == State::TimeWait
+            && seg.flags.fin()
+            && !seg.flags.rst()
+            && seg.seq_number + seg.segment_len() == self.rcv_nxt
+        {
+            self.ack_now = true;
+            self.close_at = Some(now + self.msl * 2);
+            self.events.push(ConnEvent::StateChanged {
+                from: State::TimeWait,
+                to: State::TimeWait,
+                cause: Cause::FinRetransmitted,
+            });
+            return true;
+        }
+
+        // First: the sequence number (the four cases of the acceptability test).
+        let seg_len = seg.segment_len();
+        let window = self.rcv_right - self.rcv_nxt.min(self.rcv_right);
+        let acceptable = match (seg_len, window) {
+            (0, 0) => seg.seq_number == self.rcv_nxt,
+            (0, _) => seg.seq_number.in_window(self.rcv_nxt, window),
+            (_, 0) => false,
+            (_, _) => {
+                seg.seq_number.in_window(self.rcv_nxt, window)
+                    || (seg.seq_number + (seg_len - 1)).in_window(self.rcv_nxt, window)
+            }
+        };
+        // A zero window still takes valid ACKs and RSTs (§3.10.7.4: "special allowance").
+        let zero_window_ack = !acceptable && window == 0 && seg.seq_number == self.rcv_nxt;
+        if !acceptable && !zero_window_ack {
+            if !seg.flags.rst() {
+                self.ack_now = true;
+            }
+            self.stats.segments_dropped += 1;
+            return true;
+        }
+
+        // Second: the RST bit (RFC 5961 §3.2: only an exact match resets; in-window ones get a
+        // challenge ACK).
+        if seg.flags.rst() {
+            if seg.seq_number != self.rcv_nxt {
+                self.ack_now = true;
+                self.stats.challenge_acks += 1;
+                return true;
+            }
+            match self.state {
+                State::SynReceived if !self.active => {
+                    // Back to LISTEN: the listener forgets this half-open connection.
+                    self.enter_closed(Cause::RstReceived);
+                }
+                State::SynReceived => self.fail(ConnError::Refused, Cause::RstReceived),
+                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                    self.fail(ConnError::Reset, Cause::RstReceived)
+                }
+                _ => self.enter_closed(Cause::RstReceived),
+            }
+            return true;
+        }
+
+        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 §4).
+        if seg.flags.syn() {
+            if self.state == State::SynReceived && !self.active {
+                self.enter_closed(Cause::SynReceived);
+                return true;
+            }
+            self.ack_now = true;
+            self.stats.challenge_acks += 1;
+            return true;
+        }
+
+        // Fifth: the ACK field.
+        if !seg.flags.ack() {
+            return true;
+        }
+        self.keepalive_probes = 0;
+        if self.state == State::SynReceived {
+            if seg.ack_number <= self.snd_una || seg.ack_number > self.snd_max {
+                self.reset = Some(ResetPlan {
+                    seq: seg.ack_number,
+                    ack: None,
+                });
+                return true;
+            }
+            if !may_establish {
+                self.stats.segments_dropped += 1;
+                return false;
+            }
+            self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = seg.seq_number;
+            self.snd_wl2 = seg.ack_number;
+            self.set_state(State::Established, Cause::AckReceived);
+            self.events.push(if self.active {
+                ConnEvent::Connected
+            } else {
+                ConnEvent::Established
+            });
+        }
+        if let Some(ts) = seg.options.timestamps
+            && self.ts_enabled
+            && seg.seq_number <= self.rcv_nxt
+        {
+            // RFC 7323 §4.3: TS.Recent from segments that cover Last.ACK.sent.
+            self.ts_recent = ts.tsval;
+        }
+        self.process_ack(now, seg);
+        if self.state == State::Closed {
+            return true;
+        }
+        if zero_window_ack {
+            if !seg.payload.is_empty() || seg.flags.fin() {
+                self.ack_now = true;
+            }
+            return true;
+        }
+
+        // Seventh: the segment text.
+        if !seg.payload.is_empty()
+            && matches!(
+                self.state,
+                State::Established | State::FinWait1 | State::FinWait2
+            )
+        {
+            self.receive_data(now, seg);
+            if self.pending_fin == Some(self.rcv_nxt) {
+                self.pending_fin = None;
+                self.receive_fin(now);
+                return true;
+            }
+        }
+
+        // Eighth: the FIN bit.
+        if seg.flags.fin() {
+            let fin_seq = seg.seq_number + seg.payload.len() as u32;
+            if fin_seq == self.rcv_nxt {
+                self.receive_fin(now);
+            } else if fin_seq > self.rcv_nxt {
+                self.pending_fin = Some(fin_seq);
+                self.ack_now = true;
+            }
+        }
+        true
+    }
+
+    /// RFC 9293 §3.10.7.3.
+    fn handle_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        // First: the ACK bit.
+        let ack_ok = if seg.flags.ack() {
+            if seg.ack_number <= self.iss || seg.ack_number > self.snd_max {
+                if !seg.flags.rst() {
+                    self.reset = Some(ResetPlan {
+                        seq: seg.ack_number,
+                        ack: None,
+                    });
+                }
+                return;
+            }
+            true
+        } else {
+            false
+        };
+        // Second: the RST bit (RFC 5961 §3.2: only with an acceptable ACK).
+        if seg.flags.rst() {
+            if ack_ok {
+                self.fail(ConnError::Refused, Cause::RstReceived);
+            }
+            return;
+        }
+        // Fourth: the SYN bit.
+        if !seg.flags.syn() {
+            return;
+        }
+        self.irs = seg.seq_number;
+        self.rcv_nxt = seg.seq_number + 1;
+        self.take_syn_options(seg);
+        if ack_ok {
+            // Our SYN is acknowledged: ESTABLISHED.
+            self.snd_una = seg.ack_number;
+            self.take_rtt_sample(now, seg);
+            self.retransmit_at = None;
+            self.retransmits = 0;
+            self.rtt.reset_backoff();
+            self.unacked_since = None;
+            self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = seg.seq_number;
+            self.snd_wl2 = seg.ack_number;
+            self.rcv_right = self.rcv_nxt + self.recv.window() as u32;
+            self.set_state(State::Established, Cause::SynAckReceived);
+            self.events.push(ConnEvent::Connected);
+            self.arm_keepalive(now);
+            // The third segment of the handshake.
+            self.ack_now = true;
+            if !seg.payload.is_empty() {
+                self.receive_data(
+                    now,
+                    &TcpRepr {
+                        seq_number: seg.seq_number + 1,
+                        ..*seg
+                    },
+                );
+            }
+        } else {
+            // Simultaneous open: SYN-RECEIVED, our SYN goes out again with an ACK.
+            self.snd_wnd = u32::from(seg.window_len);
+            self.snd_wl1 = seg.seq_number;
+            self.set_state(State::SynReceived, Cause::SynReceived);
+            self.resend_syn = true;
+        }
+    }
+
+    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if self.ts_enabled
+            && let Some(Timestamps { tsecr, .. }) = seg.options.timestamps
+            && tsecr != 0
+        {
+            let elapsed = ts_clock(now).wrapping_sub(tsecr.wrapping_sub(self.ts_offset));
+            if elapsed < 120_000 {
+                self.rtt
+                    .sample(Duration::from_millis(u64::from(elapsed.max(1))));
+                return;
+            }
+        }
+        if let Some((end, sent_at)) = self.rtt_probe
+            && seg.ack_number >= end
+        {
+            self.rtt
+                .sample((now - sent_at).max(Duration::from_micros(1)));
+            self.rtt_probe = None;
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4, fifth step, for synchronized states.
+    fn process_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        let ack = seg.ack_number;
+        if ack > self.snd_max {
+            // Acknowledges something not yet sent: ACK and drop.
+            self.ack_now = true;
+            return;
+        }
+        if ack > self.snd_una {
+            let in_flight = self.snd_max - self.snd_una;
+            let mut acked = ack - self.snd_una;
+            if self.snd_una == self.iss {
+                acked -= 1; // our SYN
+            }
+            let fin_acked = self.fin_seq.is_some_and(|fin| ack > fin);
+            if fin_acked {
+                acked -= 1;
+            }
+            let data_acked = (acked as usize).min(self.send.len());
+            self.send.ack(data_acked);
+            self.snd_una = ack;
+            if self.snd_nxt < self.snd_una {
+                self.snd_nxt = self.snd_una;
+            }
+            self.take_rtt_sample(now, seg);
+            self.rtt.reset_backoff();
+            self.retransmits = 0;
+            self.cc.on_ack(data_acked as u32, in_flight);
+            self.stats.bytes_acked += data_acked as u64;
+            if self.snd_una == self.snd_max {
+                self.retransmit_at = None;
+                self.unacked_since = None;
+            } else {
+                self.retransmit_at = Some(now + self.rtt.rto());
+                self.unacked_since = Some(now);
+            }
+            if data_acked > 0 {
+                self.events.push(ConnEvent::Writable);
+            }
+            if fin_acked {
+                match self.state {
+                    State::FinWait1 => {
+                        self.set_state(State::FinWait2, Cause::AckReceived);
+                        if self.app_closed {
+                            self.close_at = Some(now + self.fin_wait_2_timeout);
+                        }
+                    }
+                    State::Closing => self.enter_time_wait(now, Cause::AckReceived),
+                    State::LastAck => {
+                        self.enter_closed(Cause::AckReceived);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.fin()
+            && self.snd_max > self.snd_una
+        {
+            self.stats.duplicate_acks += 1;
+        }
+        // The send window (RFC 9293 §3.10.7.4: only from newer segments).
+        if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
+        {
+            self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = seg.seq_number;
+            self.snd_wl2 = ack;
+            if self.snd_wnd > 0 {
+                self.persist_at = None;
+                self.persist_backoff = 0;
+            }
+        }
+        self.arm_keepalive(now);
+    }
+
+    fn receive_data(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        // Trim what we already have and what lies beyond the window.
+        let mut data = seg.payload;
+        let mut seq = seg.seq_number;
+        if seq < self.rcv_nxt {
+            let skip = ((self.rcv_nxt - seq) as usize).min(data.len());
+            data = &data[skip..];
+            seq = self.rcv_nxt;
+        }
+        let room = (self.rcv_right - self.rcv_nxt.min(self.rcv_right)) as usize;
+        let distance = (seq - self.rcv_nxt) as usize;
+        if distance >= room {
+            self.ack_now = true;
+            return;
+        }
+        let data = &data[..data.len().min(room - distance)];
+        let inserted = self.recv.insert(distance, data);
+        if inserted.advanced > 0 {
+            self.rcv_nxt += inserted.advanced as u32;
+            self.stats.bytes_delivered += inserted.advanced as u64;
+            self.events.push(ConnEvent::Readable);
+        }
+        // RFC 9293 §3.8.6.3 and RFC 5681 §4.2: ACK at once for out-of-order data and for a
+        // segment that fills a gap; otherwise at least every second full-sized segment.
+        if inserted.out_of_order || inserted.filled_gap || self.recv.has_out_of_order() {
+            self.ack_now = true;
+        } else if inserted.advanced > 0 {
+            if inserted.advanced >= self.mss {
+                self.segments_unacked += 1;
+            }
+            if self.segments_unacked >= 2 {
+                self.ack_now = true;
+            } else if self.delayed_ack_at.is_none() {
+                self.delayed_ack_at = Some(now + self.delayed_ack);
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4, eighth step: the FIN, in order.
+    fn receive_fin(&mut self, now: Instant) {
+        if self.fin_received {
+            self.ack_now = true;
+            return;
+        }
+        self.fin_received = true;
+        self.rcv_nxt += 1;
+        self.events.push(ConnEvent::Readable);
+        match self.state {
+            State::SynReceived | State::Established => {
+                // A delayed ACK, as Linux does: an application that closes at once sends its
+                // FIN on the same segment (the three-way close).
+                self.set_state(State::CloseWait, Cause::FinReceived);
+                if self.delayed_ack_at.is_none() {
+                    self.delayed_ack_at = Some(now + self.delayed_ack);
+                }
+                return;
+            }
+            State::FinWait1 => {
+                if self.fin_seq.is_some_and(|fin| self.snd_una > fin) {
+                    self.enter_time_wait(now, Cause::FinReceived);
+                } else {
+                    self.set_state(State::Closing, Cause::FinReceived);
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now, Cause::FinReceived),
+            _ => {}
+        }
+        self.ack_now = true;
+    }
+
+    fn enter_time_wait(&mut self, now: Instant, cause: Cause) {
+        self.set_state(State::TimeWait, cause);
+        self.close_at = Some(now + self.msl * 2);
+    }
+
+    // ---- Timers ----
+
+    /// The earliest deadline of this connection.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.retransmit_at,
+            self.delayed_ack_at,
+            self.persist_at,
+            self.keepalive_at,
+            self.close_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs every timer due by `now`.
+    pub(crate) fn on_timer(&mut self, now: Instant) {
+        if self.close_at.is_some_and(|at| at <= now) {
+            self.close_at = None;
+            match self.state {
+                State::TimeWait => {
+                    self.enter_closed(Cause::TimeWaitExpired);
+                    return;
+                }
+                State::FinWait2 => {
+                    self.enter_closed(Cause::FinWait2Expired);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if self.delayed_ack_at.is_some_and(|at| at <= now) {
+            self.delayed_ack_at = None;
+            self.ack_now = true;
+        }
+        if self.retransmit_at.is_some_and(|at| at <= now) {
+            self.retransmit_at = None;
+            self.on_retransmit_timeout(now);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if self.persist_at.is_some_and(|at| at <= now) {
+            self.persist_at = None;
+            self.probe_due = true;
+            self.persist_backoff += 1;
+        }
+        if self.keepalive_at.is_some_and(|at| at <= now) {
+            self.keepalive_at = None;
+            if let Some(keepalive) = self.keepalive {
+                if self.keepalive_probes >= keepalive.probes {
+                    // RFC 1122 §4.2.3.6: the peer is gone. Linux resets the connection.
+                    self.reset = Some(ResetPlan {
+                        seq: self.snd_nxt,
+                        ack: None,
+                    });
+                    self.fail(ConnError::TimedOut, Cause::KeepaliveTimeout);
+                    return;
+                }
+                self.keepalive_probes += 1;
+                self.probe_due = true;
+                self.keepalive_at = Some(now + keepalive.interval);
+            }
+        }
+    }
+
+    /// RFC 6298 §5.4-5.6: retransmit from SND.UNA, back off, give up after the limit.
+    fn on_retransmit_timeout(&mut self, now: Instant) {
+        let limit = match self.state {
+            State::SynSent | State::SynReceived => self.syn_retries,
+            _ => self.max_retransmits,
+        };
+        let user_timed_out = self.user_timeout.is_some_and(|timeout| {
+            self.unacked_since
+                .is_some_and(|since| now - since >= timeout)
+        });
+        if self.retransmits >= limit || user_timed_out {
+            let error = match (self.state, self.soft_error) {
+                (_, Some(soft)) => soft,
+                _ => ConnError::TimedOut,
+            };
+            if self.state == State::SynReceived && !self.active {
+                self.enter_closed(Cause::RetransmitTimeout);
+            } else {
+                self.fail(error, Cause::RetransmitTimeout);
+            }
+            return;
+        }
+        self.retransmits += 1;
+        self.stats.retransmit_timeouts += 1;
+        self.cc.on_timeout(self.snd_max - self.snd_una);
+        self.rtt.back_off();
+        // Karn: no sample from a retransmitted segment.
+        self.rtt_probe = None;
+        self.snd_nxt = self.snd_una;
+        if matches!(self.state, State::SynSent | State::SynReceived) {
+            self.resend_syn = true;
+        }
+    }
+
+    // ---- Output ----
+
+    /// The window to advertise, with receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): the
+    /// right edge moves right only by at least min(MSS, buffer/2) at a time, and never left.
+    fn window_to_advertise(&self) -> u32 {
+        let free = self.recv.window() as u32;
+        let current = self.rcv_right - self.rcv_nxt.min(self.rcv_right);
+        let step = (self.mss as u32).min(self.recv.capacity() as u32 / 2);
+        let window = if free >= current + step {
+            free
+        } else {
+            current.max(free.min(current))
+        };
+        // Representable after scaling, rounded down to the scale's granularity.
+        let max = 65535u32 << self.rcv_wscale;
+        window.min(max) >> self.rcv_wscale << self.rcv_wscale
+    }
+
+    fn window_field(&self, syn: bool) -> u16 {
+        if syn {
+            // RFC 7323 §2.2: the SYN's own window is never scaled.
+            return (self.recv.window()).min(65535) as u16;
+        }
+        (self.window_to_advertise() >> self.rcv_wscale).min(65535) as u16
+    }
+
+    /// Whether `plan` has something to do now.
+    pub(crate) fn wants_output(&self) -> bool {
+        self.reset.is_some()
+            || self.ack_now
+            || self.probe_due
+            || self.resend_syn
+            || self.data_plan().is_some()
+            || self.syn_plan_due()
+    }
+
+    fn syn_plan_due(&self) -> bool {
+        matches!(self.state, State::SynSent | State::SynReceived)
+            && (self.snd_nxt == self.iss || self.resend_syn)
+    }
+
+    /// Data (and/or FIN) that may go out now: (offset from SND.UNA, length, FIN).
+    fn data_plan(&self) -> Option<(usize, usize, bool)> {
+        if !matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::LastAck
+                | State::Closing
+        ) {
+            return None;
+        }
+        let offset = (self.snd_nxt - self.snd_una) as usize;
+        if self.fin_seq.is_some_and(|fin| self.snd_nxt > fin) {
+            return None; // everything, FIN included, is in flight
+        }
+        let unsent = self.send.len().saturating_sub(offset);
+        let in_flight = self.snd_nxt - self.snd_una;
+        let window = self.snd_wnd.min(self.cc.window());
+        let usable = window.saturating_sub(in_flight) as usize;
+        let len = unsent.min(usable).min(self.mss);
+        let fin = self.fin_requested && offset + len == self.send.len();
+        if len == 0 {
+            return fin.then_some((offset, 0, true));
+        }
+        // Sender-side SWS avoidance and Nagle (RFC 9293 §3.8.6.2.1, §3.7.4): a full segment,
+        // or all that is queued when nothing is in flight (or Nagle is off, or a FIN follows),
+        // or at least half the largest window the peer has offered.
+        let send = len == self.mss
+            || (len == unsent && (in_flight == 0 || self.nodelay || self.fin_requested))
+            || len as u32 >= self.max_snd_wnd / 2
+            || self.snd_nxt < self.snd_max;
+        send.then_some((offset, len, fin))
+    }
+
+    fn ts_option(&self, now: Instant) -> Option<Timestamps> {
+        self.ts_enabled.then(|| Timestamps {
+            tsval: ts_clock(now).wrapping_add(self.ts_offset),
+            tsecr: self.ts_recent,
+        })
+    }
+
+    /// The options of our SYN or SYN-ACK.
+    pub(crate) fn syn_options(&self, now: Instant) -> TcpOptions<'static> {
+        let answering = self.state == State::SynReceived;
+        TcpOptions {
+            max_seg_size: Some(self.our_mss.min(65535) as u16),
+            window_scale: (self.offer_wscale).then(|| {
+                if answering {
+                    self.rcv_wscale
+                } else {
+                    window_shift(self.recv.capacity())
+                }
+            }),
+            sack_permitted: self.offer_sack && (!answering || self.sack_permitted),
+            sack_blocks: SackBlocks::new(),
+            timestamps: if self.offer_ts && (!answering || self.ts_enabled) {
+                Some(Timestamps {
+                    tsval: ts_clock(now).wrapping_add(self.ts_offset),
+                    tsecr: if answering { self.ts_recent } else { 0 },
+                })
+            } else {
+                None
+            },
+            tfo_cookie: None,
+        }
+    }
+
+    /// Options of a segment other than a SYN: timestamps and, with out-of-order data held,
+    /// SACK blocks (RFC 2018 §4: the block holding the latest segment first).
+    pub(crate) fn segment_options(&self, now: Instant) -> TcpOptions<'static> {
+        let mut sack_blocks = SackBlocks::new();
+        if self.sack_permitted {
+            for (start, end) in self.recv.out_of_order_ranges().take(SackBlocks::MAX) {
+                sack_blocks.push(self.rcv_nxt + start as u32, self.rcv_nxt + end as u32);
+            }
+        }
+        TcpOptions {
+            timestamps: self.ts_option(now),
+            sack_blocks,
+            ..TcpOptions::default()
+        }
+    }
+
+    /// What to send next, if anything.
+    pub(crate) fn plan(&self) -> Option<Plan> {
+        if let Some(reset) = self.reset {
+            let (flags, ack) = match reset.ack {
+                Some(ack) => (TcpFlags::RST | TcpFlags::ACK, ack),
+                None => (TcpFlags::RST, SeqNum::new(0)),
+            };
+            return Some(Plan {
+                seq: reset.seq,
+                ack,
+                flags,
+                data_offset: 0,
+                data_len: 0,
+                window: 0,
+                kind: PlanKind::Reset,
+            });
+        }
+        if self.state == State::Closed {
+            return None;
+        }
+        if self.syn_plan_due() {
+            let (flags, ack) = if self.state == State::SynReceived {
+                (TcpFlags::SYN | TcpFlags::ACK, self.rcv_nxt)
+            } else {
+                (TcpFlags::SYN, SeqNum::new(0))
+            };
+            return Some(Plan {
+                seq: self.iss,
+                ack,
+                flags,
+                data_offset: 0,
+                data_len: 0,
+                window: self.window_field(true),
+                kind: PlanKind::Syn,
+            });
+        }
+        if !self.state.is_synchronized() {
+            return None;
+        }
+        let window = self.window_field(false);
+        if let Some((offset, len, fin)) = self.data_plan() {
+            let mut flags = TcpFlags::ACK;
+            if fin {
+                flags |= TcpFlags::FIN;
+            }
+            if len > 0 && offset + len == self.send.len() {
+                flags |= TcpFlags::PSH;
+            }
+            return Some(Plan {
+                seq: self.snd_nxt,
+                ack: self.rcv_nxt,
+                flags,
+                data_offset: offset,
+                data_len: len,
+                window,
+                kind: PlanKind::Data,
+            });
+        }
+        if self.probe_due {
+            return Some(Plan {
+                seq: self.snd_una - 1,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK,
+                data_offset: 0,
+                data_len: 0,
+                window,
+                kind: PlanKind::Probe,
+            });
+        }
+        if self.ack_now && self.state != State::Closed {
+            return Some(Plan {
+                seq: self.snd_nxt,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK,
+                data_offset: 0,
+                data_len: 0,
+                window,
+                kind: PlanKind::Ack,
+            });
+        }
+        None
+    }
+
+    /// Copies the planned payload into `out`.
+    pub(crate) fn copy_payload(&self, plan: &Plan, out: &mut [u8]) {
+        self.send.copy_to(plan.data_offset, out);
+    }
+
+    /// Records that `plan` went out at `now`.
+    pub(crate) fn commit(&mut self, plan: &Plan, now: Instant) {
+        self.stats.segments_out += 1;
+        match plan.kind {
+            PlanKind::Reset => {
+                self.reset = None;
+                self.stats.resets_out += 1;
+                return;
+            }
+            PlanKind::Syn => {
+                if self.snd_max > self.iss {
+                    self.stats.retransmitted_segments += 1;
+                }
+                self.resend_syn = false;
+                self.snd_nxt = self.iss + 1;
+                self.snd_max = self.snd_max.max(self.snd_nxt);
+                if self.state == State::SynReceived {
+                    self.rcv_right = self.rcv_nxt + u32::from(plan.window);
+                }
+                if self.retransmit_at.is_none() {
+                    self.retransmit_at = Some(now + self.rtt.rto());
+                }
+                if self.rtt_probe.is_none() && self.retransmits == 0 && !self.ts_enabled {
+                    self.rtt_probe = Some((self.snd_nxt, now));
+                }
+            }
+            PlanKind::Data => {
+                let end = plan.seq + plan.data_len as u32 + u32::from(plan.flags.fin());
+                if plan.seq < self.snd_max {
+                    self.stats.retransmitted_segments += 1;
+                    self.stats.bytes_retransmitted += plan.data_len as u64;
+                } else if self.rtt_probe.is_none() && !self.ts_enabled && plan.data_len > 0 {
+                    self.rtt_probe = Some((end, now));
+                }
+                if plan.flags.fin() && self.fin_seq.is_none() {
+                    self.fin_seq = Some(plan.seq + plan.data_len as u32);
+                }
+                self.stats.bytes_out += plan.data_len as u64;
+                self.snd_nxt = end;
+                self.snd_max = self.snd_max.max(end);
+                if self.retransmit_at.is_none() {
+                    self.retransmit_at = Some(now + self.rtt.rto());
+                }
+                if self.unacked_since.is_none() {
+                    self.unacked_since = Some(now);
+                }
+            }
+            PlanKind::Probe => {
+                self.probe_due = false;
+                if self.snd_wnd == 0 && self.send.len() > (self.snd_nxt - self.snd_una) as usize {
+                    self.arm_persist(now);
+                }
+            }
+            PlanKind::Ack => {}
+        }
+        if plan.flags.ack() {
+            self.ack_now = false;
+            self.delayed_ack_at = None;
+            self.segments_unacked = 0;
+            let right = self.rcv_nxt + (u32::from(plan.window) << self.rcv_wscale);
+            if right > self.rcv_right {
+                self.rcv_right = right;
+            }
+        }
+        // Zero window with data waiting and nothing in flight: probe it (RFC 9293 §3.8.6.1).
+        if self.state.is_synchronized()
+            && self.snd_wnd == 0
+            && self.snd_nxt == self.snd_una
+            && self.send.len() > 0
+            && self.persist_at.is_none()
+            && self.retransmit_at.is_none()
+        {
+            self.arm_persist(now);
+        }
+    }
+
+    fn arm_persist(&mut self, now: Instant) {
+        let backoff = 1u32 << self.persist_backoff.min(16);
+        let delay = self.rtt.rto().saturating_mul(backoff).min(self.rto_max);
+        self.persist_at = Some(now + delay);
+    }
+
+    /// After handling input or an application call: arm the persist timer when the peer's
+    /// window is closed and data waits.
+    pub(crate) fn after_input(&mut self, now: Instant) {
+        if self.state.is_synchronized()
+            && self.snd_wnd == 0
+            && self.snd_nxt == self.snd_una
+            && self.send.len() > (self.snd_nxt - self.snd_una) as usize
+            && self.persist_at.is_none()
+            && self.retransmit_at.is_none()
+        {
+            self.arm_persist(now);
+        }
+    }
+
+    // ---- Observation ----
+
+    pub(crate) fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt()
+    }
+
+    pub(crate) fn rttvar(&self) -> Duration {
+        self.rtt.rttvar()
+    }
+
+    pub(crate) fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+
+    pub(crate) fn snd_wnd(&self) -> u32 {
+        self.snd_wnd
+    }
+
+    pub(crate) fn rcv_wnd(&self) -> u32 {
+        self.recv.window() as u32
+    }
+
+    pub(crate) fn cwnd(&self) -> u32 {
+        self.cc.window()
+    }
+
+    pub(crate) fn mss(&self) -> usize {
+        self.mss
+    }
+
+    pub(crate) fn sequence_state(&self) -> (SeqNum, SeqNum, SeqNum, SeqNum) {
+        (self.snd_una, self.snd_nxt, self.snd_max, self.rcv_nxt)
+    }
+
+    /// Lowers the send MSS after an ICMP fragmentation-needed (RFC 1191).
+    pub(crate) fn lower_mtu(&mut self, mtu: usize) {
+        let mss = mtu.saturating_sub(40).max(MIN_MSS);
+        if mss < self.mss {
+            self.mss = mss;
+            // Resend what is in flight at the new size.
+            self.snd_nxt = self.snd_una;
+        }
+    }
+
+    /// An ICMP error quoting this connection (RFC 9293 §3.10.7 and MUST-56).
+    pub(crate) fn icmp_error(
+        &mut self,
+        error: ConnError,
+        hard_in_syn_sent: bool,
+        quoted_seq: SeqNum,
+    ) {
+        // RFC 5927: ignore errors quoting data not in flight.
+        if !(quoted_seq >= self.snd_una && quoted_seq < self.snd_max.max(self.snd_una + 1)) {
+            return;
+        }
+        if self.state == State::SynSent && hard_in_syn_sent {
+            self.fail(error, Cause::IcmpError);
+        } else {
+            self.soft_error = Some(error);
+        }
+    }
+}

@@ -1,0 +1,848 @@
+//! TCP (RFC 9293): connections, listeners, and the table that finds them.
+//!
+//! Connections live in a slab addressed by [`ConnectionId`] (index and generation, so a stale
+//! handle is recognised) and are found by 4-tuple through a hash table keyed with a secret
+//! from the seed (O(1), deterministic, and not floodable by chosen tuples). Listeners are
+//! found by (address, port), the wildcard address last. Deadlines are kept in an ordered
+//! index of (deadline, connection); connections with something to send are kept in a list,
+//! so a transmit visits only those.
+
+mod buffer;
+mod congestion;
+pub(crate) mod conn;
+mod isn;
+mod rtt;
+mod state;
+
+use core::time::Duration;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use rawtcp_wire::tcp::TcpRepr;
+
+pub use congestion::CongestionControl;
+pub use state::State;
+
+use crate::Instant;
+use crate::config::{Keepalive, TcpConfig};
+use crate::random::Rng;
+use conn::{Connection, Plan};
+use isn::{IsnGenerator, PortAllocator, siphash24};
+
+/// A connection, as the application holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId {
+    index: u32,
+    generation: u32,
+}
+
+/// A listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(u32);
+
+/// Why a connection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnError {
+    /// The peer answered our SYN with a RST, or ICMP port/protocol unreachable.
+    Refused,
+    /// The peer reset an established connection.
+    Reset,
+    /// Retransmissions, keepalive probes or the user timeout ran out.
+    TimedOut,
+    /// ICMP said the network or host cannot be reached.
+    Unreachable,
+    /// The next hop never answered ARP.
+    NeighborUnreachable,
+}
+
+/// Why a state changed, for the transition events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The application connected.
+    AppConnect,
+    /// The application closed or shut down its side.
+    AppClose,
+    /// The application closed with unread data: reset (RFC 2525 §2.17).
+    AppCloseWithUnreadData,
+    /// The application aborted.
+    AppAbort,
+    /// A SYN arrived.
+    SynReceived,
+    /// A SYN-ACK arrived.
+    SynAckReceived,
+    /// An ACK arrived.
+    AckReceived,
+    /// A FIN arrived.
+    FinReceived,
+    /// A retransmitted FIN arrived in TIME-WAIT (the timer restarts).
+    FinRetransmitted,
+    /// A RST arrived.
+    RstReceived,
+    /// The retransmission timer gave up.
+    RetransmitTimeout,
+    /// Keepalive probes went unanswered.
+    KeepaliveTimeout,
+    /// 2·MSL passed in TIME-WAIT.
+    TimeWaitExpired,
+    /// The FIN-WAIT-2 timeout passed.
+    FinWait2Expired,
+    /// An ICMP error.
+    IcmpError,
+    /// The listener closed.
+    ListenerClosed,
+}
+
+/// What a connection reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnEvent {
+    StateChanged {
+        from: State,
+        to: State,
+        cause: Cause,
+    },
+    Connected,
+    Established,
+    Readable,
+    Writable,
+    Error(ConnError),
+    Closed,
+}
+
+/// Per-connection counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// When the connection was created.
+    pub opened_at: Instant,
+    /// Segments received.
+    pub segments_in: u64,
+    /// Segments sent.
+    pub segments_out: u64,
+    /// Payload bytes received (duplicates included).
+    pub bytes_in: u64,
+    /// Payload bytes sent (retransmissions included).
+    pub bytes_out: u64,
+    /// Bytes the application queued.
+    pub bytes_queued: u64,
+    /// Bytes the peer acknowledged.
+    pub bytes_acked: u64,
+    /// Bytes delivered in order to the receive buffer.
+    pub bytes_delivered: u64,
+    /// Segments sent again.
+    pub retransmitted_segments: u64,
+    /// Bytes sent again.
+    pub bytes_retransmitted: u64,
+    /// Times the retransmission timer expired.
+    pub retransmit_timeouts: u64,
+    /// Duplicate ACKs received.
+    pub duplicate_acks: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// Segments dropped as unacceptable.
+    pub segments_dropped: u64,
+    /// Resets sent.
+    pub resets_out: u64,
+}
+
+/// A snapshot of one connection, `netstat -napt`-style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The handle, if the application holds one.
+    pub id: ConnectionId,
+    /// Local address.
+    pub local: SocketAddrV4,
+    /// Remote address.
+    pub remote: SocketAddrV4,
+    /// State.
+    pub state: State,
+    /// Bytes queued to send (unacknowledged included).
+    pub send_queue: usize,
+    /// Bytes received and not yet read.
+    pub recv_queue: usize,
+    /// Smoothed round-trip time.
+    pub srtt: Option<Duration>,
+    /// Round-trip time variation.
+    pub rttvar: Duration,
+    /// Current retransmission timeout.
+    pub rto: Duration,
+    /// The peer's window, scaled.
+    pub snd_wnd: u32,
+    /// Our receive window.
+    pub rcv_wnd: u32,
+    /// The congestion window.
+    pub cwnd: u32,
+    /// The send MSS.
+    pub mss: usize,
+    /// Counters.
+    pub stats: ConnectionStats,
+}
+
+#[derive(Debug)]
+struct Listener {
+    local: SocketAddrV4,
+    backlog: usize,
+    syn_backlog: usize,
+    half_open: usize,
+    accept_queue: VecDeque<ConnectionId>,
+}
+
+/// A BuildHasher keyed from the seed: deterministic per seed, unpredictable without it.
+#[derive(Debug, Clone)]
+struct KeyedState([u64; 2]);
+
+#[derive(Debug)]
+struct KeyedHasher {
+    key: [u64; 2],
+    bytes: [u8; 32],
+    len: usize,
+    state: u64,
+}
+
+impl Hasher for KeyedHasher {
+    fn write(&mut self, data: &[u8]) {
+        for &byte in data {
+            if self.len == self.bytes.len() {
+                self.state ^= siphash24(self.key, &self.bytes);
+                self.len = 0;
+            }
+            self.bytes[self.len] = byte;
+            self.len += 1;
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.state ^ siphash24(self.key, &self.bytes[..self.len])
+    }
+}
+
+impl BuildHasher for KeyedState {
+    type Hasher = KeyedHasher;
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher {
+            key: self.0,
+            bytes: [0; 32],
+            len: 0,
+            state: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    generation: u32,
+    conn: Option<Connection>,
+    /// The deadline filed in the timer index.
+    deadline: Option<Instant>,
+    /// In the list of connections with output pending.
+    dirty: bool,
+}
+
+/// What the application may ask of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpError {
+    /// No such connection or listener (closed, or never was).
+    InvalidHandle,
+    /// The address or port is taken.
+    AddrInUse,
+    /// No ephemeral port is free for this destination.
+    AddrNotAvailable,
+    /// The address cannot be used (zero, broadcast, multicast, port 0).
+    InvalidInput,
+    /// Nothing to read yet, or no room to write.
+    WouldBlock,
+    /// Not connected yet.
+    NotConnected,
+    /// Writing after shutdown or close.
+    BrokenPipe,
+    /// The connection failed.
+    Connection(ConnError),
+}
+
+pub(crate) struct Tcp {
+    config: TcpConfig,
+    address: Ipv4Addr,
+    mtu: usize,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    table: HashMap<(SocketAddrV4, SocketAddrV4), ConnectionId, KeyedState>,
+    listeners: Vec<Option<Listener>>,
+    timers: BTreeSet<(Instant, ConnectionId)>,
+    dirty: VecDeque<ConnectionId>,
+    isn: IsnGenerator,
+    ports: PortAllocator,
+    rng: Rng,
+    pub(crate) events: VecDeque<(Option<ConnectionId>, Option<ListenerId>, ConnEvent)>,
+}
+
+impl core::fmt::Debug for Tcp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tcp")
+            .field("connections", &self.table.len())
+            .field("listeners", &self.listeners.iter().flatten().count())
+            .finish()
+    }
+}
+
+impl Tcp {
+    pub(crate) fn new(config: TcpConfig, address: Ipv4Addr, mtu: usize, rng: &mut Rng) -> Tcp {
+        let table_key = [rng.next_u64(), rng.next_u64()];
+        let isn = IsnGenerator::new(rng);
+        let ports = PortAllocator::new(rng, config.ephemeral_ports.clone());
+        Tcp {
+            config,
+            address,
+            mtu,
+            slots: Vec::new(),
+            free: Vec::new(),
+            table: HashMap::with_hasher(KeyedState(table_key)),
+            listeners: Vec::new(),
+            timers: BTreeSet::new(),
+            dirty: VecDeque::new(),
+            isn,
+            ports,
+            rng: Rng::new(rng.next_u64()),
+            events: VecDeque::new(),
+        }
+    }
+
+    fn conn(&self, id: ConnectionId) -> Option<&Connection> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_ref())
+    }
+
+    fn conn_mut(&mut self, id: ConnectionId) -> Option<&mut Connection> {
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_mut())
+    }
+
+    fn insert(&mut self, conn: Connection) -> ConnectionId {
+        let key = (conn.local, conn.remote);
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                    deadline: None,
+                    dirty: false,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.conn = Some(conn);
+        let id = ConnectionId {
+            index,
+            generation: slot.generation,
+        };
+        self.table.insert(key, id);
+        id
+    }
+
+    fn remove(&mut self, id: ConnectionId) {
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+        else {
+            return;
+        };
+        let Some(conn) = slot.conn.take() else { return };
+        if let Some(deadline) = slot.deadline.take() {
+            self.timers.remove(&(deadline, id));
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.dirty = false;
+        self.free.push(id.index);
+        self.table.remove(&(conn.local, conn.remote));
+        if let Some(listener) = conn
+            .listener
+            .and_then(|l| self.listeners.get_mut(l.0 as usize))
+            .and_then(Option::as_mut)
+        {
+            // Either queued for accept, or still half-open.
+            if let Some(at) = listener
+                .accept_queue
+                .iter()
+                .position(|&queued| queued == id)
+            {
+                listener.accept_queue.remove(at);
+            } else {
+                listener.half_open = listener.half_open.saturating_sub(1);
+            }
+        }
+    }
+
+    /// After anything touched a connection: move its events out, refile its deadline, note
+    /// pending output, and drop it when nobody needs it any more.
+    fn settle(&mut self, id: ConnectionId, now: Instant) {
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+        else {
+            return;
+        };
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
+        conn.after_input(now);
+        let listener = conn.listener;
+        let events: Vec<ConnEvent> = conn.events.drain(..).collect();
+        let established_passively = events.contains(&ConnEvent::Established);
+        let deadline = conn.next_deadline();
+        let wants_output = conn.wants_output();
+        let closed = conn.state == State::Closed;
+        let released = !conn.app_owned;
+        if slot.deadline != deadline {
+            if let Some(old) = slot.deadline {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = deadline {
+                self.timers.insert((new, id));
+            }
+            slot.deadline = deadline;
+        }
+        if wants_output && !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push_back(id);
+        }
+        for event in events {
+            self.events.push_back((Some(id), listener, event));
+        }
+        // A connection established from a listener joins its accept queue.
+        if established_passively
+            && let Some(l) = listener
+            && let Some(listener) = self
+                .listeners
+                .get_mut(l.0 as usize)
+                .and_then(Option::as_mut)
+            && !listener.accept_queue.contains(&id)
+        {
+            listener.half_open = listener.half_open.saturating_sub(1);
+            listener.accept_queue.push_back(id);
+        }
+        if closed && released && !wants_output {
+            self.remove(id);
+        }
+    }
+
+    // ---- Listening ----
+
+    pub(crate) fn listen(
+        &mut self,
+        local: SocketAddrV4,
+        backlog: Option<usize>,
+    ) -> Result<ListenerId, TcpError> {
+        if local.port() == 0 {
+            return Err(TcpError::InvalidInput);
+        }
+        if !local.ip().is_unspecified() && *local.ip() != self.address {
+            return Err(TcpError::AddrNotAvailable);
+        }
+        if self.listeners.iter().flatten().any(|l| l.local == local) {
+            return Err(TcpError::AddrInUse);
+        }
+        let listener = Listener {
+            local,
+            backlog: backlog.unwrap_or(self.config.backlog).max(1),
+            syn_backlog: self.config.syn_backlog,
+            half_open: 0,
+            accept_queue: VecDeque::new(),
+        };
+        let index = match self.listeners.iter().position(Option::is_none) {
+            Some(index) => {
+                self.listeners[index] = Some(listener);
+                index
+            }
+            None => {
+                self.listeners.push(Some(listener));
+                self.listeners.len() - 1
+            }
+        };
+        Ok(ListenerId(index as u32))
+    }
+
+    pub(crate) fn listener_addr(&self, id: ListenerId) -> Option<SocketAddrV4> {
+        self.listeners.get(id.0 as usize)?.as_ref().map(|l| l.local)
+    }
+
+    pub(crate) fn accept(&mut self, id: ListenerId) -> Result<Option<ConnectionId>, TcpError> {
+        let listener = self
+            .listeners
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(TcpError::InvalidHandle)?;
+        let Some(conn_id) = listener.accept_queue.pop_front() else {
+            return Ok(None);
+        };
+        if let Some(conn) = self.conn_mut(conn_id) {
+            conn.listener = None;
+            conn.app_owned = true;
+        }
+        Ok(Some(conn_id))
+    }
+
+    /// Closes a listener: connections not yet accepted are reset.
+    pub(crate) fn unlisten(&mut self, id: ListenerId, now: Instant) -> Result<(), TcpError> {
+        self.listeners
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .ok_or(TcpError::InvalidHandle)?;
+        let orphans: Vec<ConnectionId> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let conn = slot.conn.as_ref()?;
+                (conn.listener == Some(id)).then_some(ConnectionId {
+                    index: index as u32,
+                    generation: slot.generation,
+                })
+            })
+            .collect();
+        for conn_id in orphans {
+            if let Some(conn) = self.conn_mut(conn_id) {
+                conn.listener = None;
+                conn.abort(Cause::ListenerClosed);
+            }
+            self.settle(conn_id, now);
+        }
+        self.listeners[id.0 as usize] = None;
+        Ok(())
+    }
+
+    fn find_listener(&self, local: SocketAddrV4) -> Option<ListenerId> {
+        let exact = self
+            .listeners
+            .iter()
+            .position(|l| l.as_ref().is_some_and(|l| l.local == local));
+        let wildcard = || {
+            self.listeners.iter().position(|l| {
+                l.as_ref().is_some_and(|l| {
+                    l.local.ip().is_unspecified() && l.local.port() == local.port()
+                })
+            })
+        };
+        exact.or_else(wildcard).map(|i| ListenerId(i as u32))
+    }
+
+    // ---- Connecting ----
+
+    pub(crate) fn connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        local_port: Option<u16>,
+    ) -> Result<ConnectionId, TcpError> {
+        let ip = *remote.ip();
+        if remote.port() == 0 || ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+            return Err(TcpError::InvalidInput);
+        }
+        let address = self.address;
+        let port = match local_port {
+            Some(port) if port != 0 => {
+                if self
+                    .table
+                    .contains_key(&(SocketAddrV4::new(address, port), remote))
+                {
+                    return Err(TcpError::AddrInUse);
+                }
+                port
+            }
+            _ => {
+                let table = &self.table;
+                let listeners = &self.listeners;
+                self.ports
+                    .allocate(address, remote, |port| {
+                        table.contains_key(&(SocketAddrV4::new(address, port), remote))
+                            || listeners.iter().flatten().any(|l| l.local.port() == port)
+                    })
+                    .ok_or(TcpError::AddrNotAvailable)?
+            }
+        };
+        let local = SocketAddrV4::new(address, port);
+        let iss = self.isn.isn(now, local, remote);
+        let ts_offset = self.rng.next_u64() as u32;
+        let conn = Connection::connect(&self.config, local, remote, iss, self.mtu, ts_offset, now);
+        let id = self.insert(conn);
+        self.settle(id, now);
+        Ok(id)
+    }
+
+    // ---- Input ----
+
+    /// A valid segment from `src` to us. Returns false when no connection or listener takes
+    /// it (the interface then answers with a reset).
+    pub(crate) fn handle_segment(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        let local = SocketAddrV4::new(dst, seg.dst_port);
+        let remote = SocketAddrV4::new(src, seg.src_port);
+        if let Some(&id) = self.table.get(&(local, remote)) {
+            let may_establish = match self.conn(id).and_then(|c| c.listener) {
+                Some(l) => self
+                    .listeners
+                    .get(l.0 as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|l| l.accept_queue.len() < l.backlog),
+                None => true,
+            };
+            if let Some(conn) = self.conn_mut(id) {
+                conn.handle_segment(now, seg, may_establish);
+            }
+            self.settle(id, now);
+            return true;
+        }
+        let Some(listener_id) = self.find_listener(local) else {
+            return false;
+        };
+        // RFC 9293 §3.10.7.2, LISTEN.
+        if seg.flags.rst() {
+            return true;
+        }
+        if seg.flags.ack() || !seg.flags.syn() {
+            return false; // an ACK to a listener is answered with a reset
+        }
+        let listener = self.listeners[listener_id.0 as usize]
+            .as_mut()
+            .expect("found above");
+        if listener.half_open >= listener.syn_backlog
+            || listener.accept_queue.len() >= listener.backlog
+        {
+            // No room: drop the SYN; the peer retries. (SYN cookies come with the hardening issue.)
+            return true;
+        }
+        listener.half_open += 1;
+        let iss = self.isn.isn(now, local, remote);
+        let ts_offset = self.rng.next_u64() as u32;
+        let conn = Connection::accept_syn(
+            &self.config,
+            local,
+            remote,
+            iss,
+            self.mtu,
+            ts_offset,
+            now,
+            seg,
+            listener_id,
+        );
+        let id = self.insert(conn);
+        self.settle(id, now);
+        true
+    }
+
+    /// An ICMP error quoting a segment we sent from `local` to `remote` with sequence `seq`.
+    pub(crate) fn handle_icmp_error(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seq: rawtcp_wire::SeqNum,
+        error: IcmpErrorKind,
+    ) -> bool {
+        let Some(&id) = self.table.get(&(local, remote)) else {
+            return false;
+        };
+        if let Some(conn) = self.conn_mut(id) {
+            match error {
+                IcmpErrorKind::FragmentationNeeded(mtu) => conn.lower_mtu(usize::from(mtu)),
+                IcmpErrorKind::Refused => conn.icmp_error(ConnError::Refused, true, seq),
+                IcmpErrorKind::Unreachable => conn.icmp_error(ConnError::Unreachable, false, seq),
+            }
+        }
+        self.settle(id, now);
+        true
+    }
+
+    /// The next hop of `remote` never answered ARP: connections in SYN-SENT to it fail.
+    pub(crate) fn neighbor_unreachable(
+        &mut self,
+        now: Instant,
+        next_hop: Ipv4Addr,
+        gateway: Option<Ipv4Addr>,
+    ) {
+        let ids: Vec<ConnectionId> = self
+            .table
+            .iter()
+            .filter(|((_, remote), _)| *remote.ip() == next_hop || gateway == Some(next_hop))
+            .map(|(_, &id)| id)
+            .collect();
+        for id in ids {
+            if let Some(conn) = self.conn_mut(id)
+                && conn.state == State::SynSent
+            {
+                conn.icmp_error(
+                    ConnError::NeighborUnreachable,
+                    true,
+                    conn.sequence_state().0,
+                );
+            }
+            self.settle(id, now);
+        }
+    }
+
+    // ---- Timers ----
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|&(deadline, _)| deadline)
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(deadline, id)) = self.timers.first() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(slot) = self.slots.get_mut(id.index as usize) {
+                slot.deadline = None;
+            }
+            if let Some(conn) = self.conn_mut(id) {
+                conn.on_timer(now);
+            }
+            self.settle(id, now);
+        }
+    }
+
+    // ---- Output ----
+
+    /// The next connection with something to send, and what.
+    pub(crate) fn next_plan(&mut self) -> Option<(ConnectionId, Plan)> {
+        while let Some(&id) = self.dirty.front() {
+            if let Some(plan) = self.conn(id).and_then(Connection::plan) {
+                return Some((id, plan));
+            }
+            self.dirty.pop_front();
+            if let Some(slot) = self.slots.get_mut(id.index as usize) {
+                slot.dirty = false;
+            }
+            // Nothing more to send: a released, closed connection can go now.
+            if let Some(conn) = self.conn(id)
+                && conn.state == State::Closed
+                && !conn.app_owned
+            {
+                self.remove(id);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn plan_details(
+        &self,
+        id: ConnectionId,
+    ) -> Option<(&Connection, SocketAddrV4, SocketAddrV4)> {
+        self.conn(id).map(|c| (c, c.local, c.remote))
+    }
+
+    /// Records that `plan` was sent.
+    pub(crate) fn commit(&mut self, id: ConnectionId, plan: &Plan, now: Instant) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.commit(plan, now);
+        }
+        // Keep the connection in the dirty list while it has more to send.
+        let wants = self.conn(id).is_some_and(Connection::wants_output);
+        if !wants {
+            self.dirty.pop_front();
+            if let Some(slot) = self.slots.get_mut(id.index as usize) {
+                slot.dirty = false;
+            }
+        }
+        self.settle(id, now);
+    }
+
+    pub(crate) fn wants_transmit(&self) -> bool {
+        self.dirty
+            .iter()
+            .any(|&id| self.conn(id).is_some_and(Connection::wants_output))
+    }
+
+    // ---- The application side ----
+
+    pub(crate) fn with_conn<T>(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+        f: impl FnOnce(&mut Connection) -> T,
+    ) -> Result<T, TcpError> {
+        let conn = self.conn_mut(id).ok_or(TcpError::InvalidHandle)?;
+        if !conn.app_owned {
+            return Err(TcpError::InvalidHandle);
+        }
+        let result = f(conn);
+        self.settle(id, now);
+        Ok(result)
+    }
+
+    pub(crate) fn state(&self, id: ConnectionId) -> Option<State> {
+        self.conn(id).filter(|c| c.app_owned).map(|c| c.state)
+    }
+
+    pub(crate) fn info(&self, id: ConnectionId) -> Option<ConnectionInfo> {
+        self.conn(id).map(|c| ConnectionInfo {
+            id,
+            local: c.local,
+            remote: c.remote,
+            state: c.state,
+            send_queue: c.send_queue_len(),
+            recv_queue: c.recv_queue_len(),
+            srtt: c.srtt(),
+            rttvar: c.rttvar(),
+            rto: c.rto(),
+            snd_wnd: c.snd_wnd(),
+            rcv_wnd: c.rcv_wnd(),
+            cwnd: c.cwnd(),
+            mss: c.mss(),
+            stats: c.stats,
+        })
+    }
+
+    pub(crate) fn connections(&self) -> Vec<ConnectionInfo> {
+        let mut ids: Vec<ConnectionId> = self.table.values().copied().collect();
+        ids.sort();
+        ids.into_iter().filter_map(|id| self.info(id)).collect()
+    }
+
+    pub(crate) fn listeners(&self) -> Vec<(ListenerId, SocketAddrV4)> {
+        self.listeners
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().map(|l| (ListenerId(i as u32), l.local)))
+            .collect()
+    }
+
+    pub(crate) fn release(&mut self, id: ConnectionId, now: Instant) {
+        if let Some(conn) = self.conn_mut(id) {
+            conn.app_owned = false;
+        }
+        self.settle(id, now);
+    }
+
+    pub(crate) fn set_keepalive(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+        keepalive: Option<Keepalive>,
+    ) -> Result<(), TcpError> {
+        self.with_conn(id, now, |c| c.set_keepalive(keepalive, now))
+    }
+}
+
+/// The ICMP errors TCP acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IcmpErrorKind {
+    /// Port or protocol unreachable: a hard error in SYN-SENT.
+    Refused,
+    /// Network, host or source-route failure: soft errors (RFC 9293 MUST-56).
+    Unreachable,
+    /// Fragmentation needed, with the next-hop MTU.
+    FragmentationNeeded(u16),
+}
