@@ -364,3 +364,605 @@ fn scenario_6_handshake_completes_before_accept_and_data_waits() {
     let info = sim.b.tcp_info(server).unwrap();
     assert_eq!(info.state, State::Established);
 }
+
+// ---- Scenario 7: each handshake and teardown segment lost in turn ----
+
+/// Segments with exactly these flags and no payload.
+fn bare(flags: TcpFlags) -> rawtcp_netio::link::Matcher {
+    use rawtcp_wire::RxChecksum;
+    use rawtcp_wire::dissect::{Network, Transport, dissect};
+    std::sync::Arc::new(move |frame: &[u8]| {
+        match dissect(frame, RxChecksum::Trusted).map(|d| d.network) {
+            Ok(Network::Ipv4 {
+                transport: Transport::Tcp(tcp),
+                ..
+            }) => tcp.flags == flags && tcp.payload.is_empty(),
+            _ => false,
+        }
+    })
+}
+
+fn drop_nth(nth: u64, matcher: rawtcp_netio::link::Matcher) -> LinkConfig {
+    LinkConfig {
+        rules: vec![Rule::new(nth, matcher, Action::Drop)],
+        ..LinkConfig::default()
+    }
+}
+
+/// Opens, exchanges a byte each way, closes from A then B, and runs until both are done.
+/// Returns the time the connection was established on both sides and the end states.
+fn open_and_close(
+    a_to_b: LinkConfig,
+    b_to_a: LinkConfig,
+) -> (Sim, Instant, ConnectionId, ConnectionId) {
+    let mut sim = Sim::with_links(a_to_b, b_to_a, 1);
+    let listener = sim.b.tcp_listen(b_addr(80), None).unwrap();
+    let client = sim.a.tcp_connect(sim.now, b_addr(80), Some(49152)).unwrap();
+    assert!(sim.run_while(Duration::from_secs(30), |s| {
+        s.events_b
+            .iter()
+            .any(|(_, e)| *e == Event::Acceptable(listener))
+            && s.a.tcp_state(client) == Some(State::Established)
+    }));
+    let established = sim.now;
+    let server = sim.b.tcp_accept(listener).unwrap().unwrap();
+    sim.a.tcp_close(sim.now, client).unwrap();
+    sim.run_for(Duration::from_millis(500));
+    sim.b.tcp_close(sim.now, server).unwrap();
+    sim.run_for(Duration::from_secs(200));
+    (sim, established, client, server)
+}
+
+fn closed_cleanly(sim: &Sim, client: ConnectionId, server: ConnectionId) {
+    // Both handles were given up at close; the connections are gone after TIME-WAIT.
+    assert!(sim.a.connections().is_empty(), "{:?}", sim.a.connections());
+    assert!(sim.b.connections().is_empty(), "{:?}", sim.b.connections());
+    let closed =
+        |events: &[(Instant, Event)], id| events.iter().any(|(_, e)| *e == Event::Closed(id));
+    assert!(closed(&sim.events_a, client) && closed(&sim.events_b, server));
+    assert!(
+        !sim.events_a
+            .iter()
+            .chain(&sim.events_b)
+            .any(|(_, e)| matches!(e, Event::Error(..)))
+    );
+}
+
+#[test]
+fn scenario_7_lost_syn_is_retransmitted_after_1_s() {
+    let (sim, established, client, server) =
+        open_and_close(drop_nth(1, bare(SYN)), LinkConfig::default());
+    assert_eq!(
+        sim.segments
+            .iter()
+            .filter(|s| s.flags == SYN)
+            .map(|s| s.at)
+            .collect::<Vec<_>>(),
+        vec![Instant::ZERO, Instant::from_secs(1)]
+    );
+    assert!(established >= Instant::from_secs(1) && established < Instant::from_millis(1100));
+    closed_cleanly(&sim, client, server);
+}
+
+#[test]
+fn scenario_7_lost_syn_ack_is_sent_again() {
+    let (sim, established, client, server) =
+        open_and_close(LinkConfig::default(), drop_nth(1, bare(SYN | ACK)));
+    let syn_acks: Vec<Instant> = sim
+        .segments
+        .iter()
+        .filter(|s| s.flags == SYN | ACK)
+        .map(|s| s.at)
+        .collect();
+    assert_eq!(syn_acks.len(), 2, "{syn_acks:?}");
+    assert!(established < Instant::from_millis(1100));
+    closed_cleanly(&sim, client, server);
+}
+
+#[test]
+fn scenario_7_lost_third_ack_is_recovered() {
+    let (sim, established, client, server) =
+        open_and_close(drop_nth(1, bare(ACK)), LinkConfig::default());
+    // The server retransmits its SYN-ACK after 1 s; the client answers it again.
+    assert_eq!(
+        sim.segments.iter().filter(|s| s.flags == SYN | ACK).count(),
+        2
+    );
+    assert!(established >= Instant::from_secs(1) && established < Instant::from_millis(1100));
+    closed_cleanly(&sim, client, server);
+}
+
+#[test]
+fn scenario_7_lost_first_fin_is_retransmitted() {
+    let (sim, _, client, server) =
+        open_and_close(drop_nth(1, bare(FIN | ACK)), LinkConfig::default());
+    let fins: Vec<&Seg> = sim
+        .segments
+        .iter()
+        .filter(|s| s.from_a && s.flags.fin())
+        .collect();
+    assert_eq!(fins.len(), 2);
+    assert_eq!(fins[1].seq, fins[0].seq);
+    assert!(fins[1].at - fins[0].at >= Duration::from_millis(200));
+    closed_cleanly(&sim, client, server);
+}
+
+#[test]
+fn scenario_7_lost_ack_of_the_first_fin_is_recovered() {
+    // The server's first bare ACK after the handshake acknowledges the client's FIN.
+    let (sim, _, client, server) = open_and_close(LinkConfig::default(), drop_nth(1, bare(ACK)));
+    assert_eq!(
+        sim.segments
+            .iter()
+            .filter(|s| s.from_a && s.flags.fin())
+            .count(),
+        2,
+        "the client sent its FIN again"
+    );
+    closed_cleanly(&sim, client, server);
+}
+
+#[test]
+fn scenario_7_lost_second_fin_is_retransmitted() {
+    let (sim, _, client, server) =
+        open_and_close(LinkConfig::default(), drop_nth(1, bare(FIN | ACK)));
+    assert_eq!(
+        sim.segments
+            .iter()
+            .filter(|s| !s.from_a && s.flags.fin())
+            .count(),
+        2
+    );
+    closed_cleanly(&sim, client, server);
+}
+
+#[test]
+fn scenario_7_lost_last_ack_time_wait_acks_again_and_restarts() {
+    // The client's second bare ACK is the last one (the first ends the handshake).
+    let (sim, _, client, server) = open_and_close(drop_nth(2, bare(ACK)), LinkConfig::default());
+    let server_fins: Vec<Instant> = sim
+        .segments
+        .iter()
+        .filter(|s| !s.from_a && s.flags.fin())
+        .map(|s| s.at)
+        .collect();
+    assert_eq!(server_fins.len(), 2);
+    // TIME-WAIT restarted at the retransmitted FIN: it ends 60 s after it, not after the first.
+    let restart = sim
+        .events_a
+        .iter()
+        .find_map(|(t, e)| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    cause: Cause::FinRetransmitted,
+                    ..
+                }
+            )
+            .then_some(*t)
+        })
+        .unwrap();
+    assert_eq!(restart, server_fins[1]);
+    let closed = sim
+        .events_a
+        .iter()
+        .find_map(|(t, e)| (*e == Event::Closed(client)).then_some(*t))
+        .unwrap();
+    assert_eq!(closed, restart + Duration::from_secs(60));
+    closed_cleanly(&sim, client, server);
+}
+
+// ---- Scenario 8: keepalive ----
+
+#[test]
+fn scenario_8_keepalive_probes_then_closes_a_dead_peer() {
+    let mut sim = Sim::new();
+    let (client, _server) = connected(&mut sim);
+    sim.a
+        .tcp_set_keepalive(sim.now, client, Some(rawtcp_core::Keepalive::default()))
+        .unwrap();
+    let idle_from = sim.now;
+    sim.b_down = true;
+    sim.run_for(Duration::from_secs(3 * 3600));
+    let probes: Vec<Duration> = sim
+        .segments
+        .iter()
+        .filter(|s| s.from_a && s.at > idle_from && s.flags == ACK)
+        .map(|s| s.at - idle_from)
+        .collect();
+    let expected: Vec<Duration> = (0..10)
+        .map(|k| Duration::from_secs(7200 + 75 * k))
+        .collect();
+    assert_eq!(probes, expected, "first probe at 2 h, then every 75 s");
+    let probe = sim
+        .segments
+        .iter()
+        .find(|s| s.from_a && s.at > idle_from && s.flags == ACK)
+        .unwrap();
+    let handshake_ack = &sim.segments[2];
+    assert_eq!(
+        probe.seq,
+        handshake_ack.seq.wrapping_sub(1),
+        "a probe is SEG.SEQ = SND.NXT - 1"
+    );
+    let failed = sim
+        .events_a
+        .iter()
+        .find_map(|(t, e)| (*e == Event::Error(client, ConnError::TimedOut)).then_some(*t))
+        .unwrap();
+    assert_eq!(
+        failed - idle_from,
+        Duration::from_secs(7200 + 750),
+        "closed after the 10th unanswered probe"
+    );
+}
+
+#[test]
+fn scenario_8_a_live_peer_answers_keepalives() {
+    let mut sim = Sim::new();
+    let (client, server) = connected(&mut sim);
+    sim.a
+        .tcp_set_keepalive(sim.now, client, Some(rawtcp_core::Keepalive::default()))
+        .unwrap();
+    sim.run_for(Duration::from_secs(5 * 3600));
+    assert_eq!(sim.a.tcp_state(client), Some(State::Established));
+    assert_eq!(sim.b.tcp_state(server), Some(State::Established));
+    let probes = sim
+        .segments
+        .iter()
+        .filter(|s| s.from_a && s.flags == ACK)
+        .count()
+        - 1;
+    assert_eq!(probes, 2, "one probe per 2 h idle, each answered");
+}
+
+// ---- Scenario 9: FIN-WAIT-2 ----
+
+#[test]
+fn scenario_9_fin_wait_2_of_a_closed_socket_times_out_at_60_s() {
+    let mut sim = Sim::new();
+    let (client, _server) = connected(&mut sim);
+    sim.a.tcp_close(sim.now, client).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    let entered = sim
+        .events_a
+        .iter()
+        .find_map(|(t, e)| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    to: State::FinWait2,
+                    ..
+                }
+            )
+            .then_some(*t)
+        })
+        .unwrap();
+    sim.run_for(Duration::from_secs(120));
+    let released = sim
+        .events_a
+        .iter()
+        .find_map(|(t, e)| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    cause: Cause::FinWait2Expired,
+                    ..
+                }
+            )
+            .then_some(*t)
+        })
+        .unwrap();
+    assert_eq!(released - entered, Duration::from_secs(60));
+    assert!(sim.a.connections().is_empty());
+}
+
+#[test]
+fn scenario_9_after_a_half_close_fin_wait_2_waits() {
+    let mut sim = Sim::new();
+    let (client, server) = connected(&mut sim);
+    sim.a.tcp_shutdown(sim.now, client).unwrap();
+    sim.run_for(Duration::from_secs(600));
+    assert_eq!(sim.a.tcp_state(client), Some(State::FinWait2));
+    // Reading goes on: the server can still send.
+    sim.b.tcp_send(sim.now, server, b"late").unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let mut buf = [0u8; 8];
+    assert_eq!(sim.a.tcp_recv(sim.now, client, &mut buf).unwrap(), 4);
+}
+
+// ---- Scenario 10: MSS, window scaling, timestamps ----
+
+#[test]
+fn scenario_10_mss_is_the_smaller_offer_and_options_are_used() {
+    let mut b = config(B_MAC, B_IP, 2);
+    b.mtu = 1400;
+    let mut sim = Sim::with_configs(
+        config(A_MAC, A_IP, 1),
+        b,
+        LinkConfig::default(),
+        LinkConfig {
+            mtu: 1400,
+            ..LinkConfig::default()
+        },
+        1,
+    );
+    let (client, server) = connected(&mut sim);
+    assert_eq!(sim.segments[0].options.max_seg_size, Some(1460));
+    assert_eq!(sim.segments[1].options.max_seg_size, Some(1360));
+    assert_eq!(sim.a.tcp_info(client).unwrap().mss, 1360);
+    assert_eq!(sim.b.tcp_info(server).unwrap().mss, 1360);
+    let data = vec![7u8; 100_000];
+    let mut sent = 0;
+    while sent < data.len() {
+        sent += sim.a.tcp_send(sim.now, client, &data[sent..]).unwrap();
+        sim.run_for(Duration::from_millis(10));
+    }
+    let sizes: Vec<usize> = sim
+        .segments
+        .iter()
+        .filter(|s| s.from_a && s.len > 0)
+        .map(|s| s.len)
+        .collect();
+    // 1360 less the 12 bytes of the timestamps option every segment carries.
+    assert!(
+        sizes.iter().all(|&n| n <= 1348) && sizes.iter().filter(|&&n| n == 1348).count() >= 70,
+        "{sizes:?}"
+    );
+    // Windows after the handshake are scaled by 2^3; every segment carries timestamps whose
+    // TSecr echoes the peer's latest TSval.
+    let last_b = sim.segments.iter().rev().find(|s| !s.from_a).unwrap();
+    let last_a_before = sim
+        .segments
+        .iter()
+        .rev()
+        .find(|s| s.from_a && s.at <= last_b.at)
+        .unwrap();
+    assert!(
+        u32::from(last_b.window) << 3 > 65535,
+        "a scaled window above 64 KiB"
+    );
+    assert_eq!(
+        last_b.options.timestamps.unwrap().tsecr,
+        last_a_before.options.timestamps.unwrap().tsval
+    );
+}
+
+// ---- Scenario 11: sliding window, cumulative ACK, out of order, duplicates, corruption ----
+
+fn transfer(
+    sim: &mut Sim,
+    client: ConnectionId,
+    server: ConnectionId,
+    data: &[u8],
+    limit: Duration,
+) -> Vec<u8> {
+    let mut sent = 0;
+    let mut received = Vec::with_capacity(data.len());
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = sim.now + limit;
+    while received.len() < data.len() && sim.now < deadline {
+        if sent < data.len() {
+            match sim.a.tcp_send(sim.now, client, &data[sent..]) {
+                Ok(n) => sent += n,
+                Err(TcpError::WouldBlock) => {}
+                Err(error) => panic!("send: {error:?}"),
+            }
+        }
+        loop {
+            match sim.b.tcp_recv(sim.now, server, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(TcpError::WouldBlock) => break,
+                Err(error) => panic!("recv: {error:?}"),
+            }
+        }
+        let next = sim
+            .next_deadline()
+            .unwrap_or(sim.now + Duration::from_millis(1));
+        sim.run_until(next.max(sim.now + Duration::from_micros(1)).min(deadline));
+    }
+    received
+}
+
+#[test]
+fn scenario_11_data_survives_loss_duplication_reordering_and_corruption() {
+    let faults = LinkConfig {
+        loss: 0.05,
+        duplicate: 0.05,
+        reorder: 0.05,
+        corrupt: 0.05,
+        delay: Duration::from_millis(5),
+        ..LinkConfig::default()
+    };
+    let mut sim = Sim::with_links(faults.clone(), faults, 7);
+    let (client, server) = connected(&mut sim);
+    sim.trace = false;
+    let data: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let received = transfer(&mut sim, client, server, &data, Duration::from_secs(3600));
+    assert_eq!(received.len(), data.len());
+    assert!(received == data, "bytes arrived intact and in order");
+    let info = sim.a.tcp_info(client).unwrap();
+    assert!(
+        info.stats.retransmitted_segments > 0 && info.stats.duplicate_acks > 0,
+        "{:?}",
+        info.stats
+    );
+}
+
+#[test]
+fn scenario_11_a_lost_ack_is_covered_by_the_next() {
+    // Lose the receiver's first two data ACKs: the third acknowledges everything before it.
+    let b_to_a = LinkConfig {
+        rules: vec![
+            Rule::new(2, bare(ACK), Action::Drop),
+            Rule::new(3, bare(ACK), Action::Drop),
+        ],
+        ..LinkConfig::default()
+    };
+    let mut sim = Sim::with_links(LinkConfig::default(), b_to_a, 1);
+    let (client, server) = connected(&mut sim);
+    let data = vec![1u8; 6 * 1448];
+    let received = transfer(&mut sim, client, server, &data, Duration::from_secs(10));
+    assert_eq!(received.len(), data.len());
+    assert!(received == data);
+    assert_eq!(
+        sim.a.tcp_info(client).unwrap().stats.retransmitted_segments,
+        0,
+        "no retransmission needed"
+    );
+}
+
+// ---- Scenario 12: ISN ----
+
+#[test]
+fn scenario_12_isn_is_a_4_microsecond_clock_plus_a_keyed_hash() {
+    let mut sim = Sim::new();
+    sim.b.tcp_listen(b_addr(80), None).unwrap();
+    let first = sim.a.tcp_connect(sim.now, b_addr(80), Some(40000)).unwrap();
+    sim.run_for(Duration::from_millis(10));
+    sim.a.tcp_abort(sim.now, first).unwrap();
+    sim.run_for(Duration::from_secs(1) - Duration::from_millis(10));
+    let _second = sim.a.tcp_connect(sim.now, b_addr(80), Some(40000)).unwrap();
+    sim.run_for(Duration::from_millis(10));
+    let syns: Vec<u32> = sim
+        .segments
+        .iter()
+        .filter(|s| s.flags == SYN)
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(syns.len(), 2);
+    assert_eq!(
+        syns[1].wrapping_sub(syns[0]),
+        250_000,
+        "1 s of a 4 µs clock, same 4-tuple"
+    );
+    // Another port hashes elsewhere.
+    let third = sim.a.tcp_connect(sim.now, b_addr(80), Some(40001)).unwrap();
+    sim.run_for(Duration::from_millis(1));
+    let isn3 = sim
+        .segments
+        .iter()
+        .rev()
+        .find(|s| s.flags == SYN)
+        .unwrap()
+        .seq;
+    assert!(
+        isn3.wrapping_sub(syns[1]).abs_diff(2_500) > 1_000_000,
+        "keyed hash of the 4-tuple"
+    );
+    let _ = third;
+}
+
+// ---- More of RFC 9293 ----
+
+#[test]
+fn simultaneous_open_through_syn_received() {
+    let delay = LinkConfig {
+        delay: Duration::from_millis(10),
+        ..LinkConfig::default()
+    };
+    let mut sim = Sim::with_links(delay.clone(), delay, 1);
+    let a = sim
+        .a
+        .tcp_connect(sim.now, b_addr(5000), Some(5001))
+        .unwrap();
+    let b = sim
+        .b
+        .tcp_connect(sim.now, std::net::SocketAddrV4::new(A_IP, 5001), Some(5000))
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.a.tcp_state(a), Some(State::Established));
+    assert_eq!(sim.b.tcp_state(b), Some(State::Established));
+    let through = |events: &[(Instant, Event)]| {
+        events.iter().any(|(_, e)| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    from: State::SynSent,
+                    to: State::SynReceived,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(through(&sim.events_a) && through(&sim.events_b));
+}
+
+#[test]
+fn close_with_unread_data_sends_a_reset() {
+    let mut sim = Sim::new();
+    let (client, server) = connected(&mut sim);
+    sim.a.tcp_send(sim.now, client, b"unread").unwrap();
+    sim.run_for(Duration::from_millis(100));
+    sim.b.tcp_close(sim.now, server).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert!(
+        sim.segments.iter().any(|s| !s.from_a && s.flags.rst()),
+        "RFC 2525: RST, not FIN"
+    );
+    assert!(
+        sim.events_a
+            .iter()
+            .any(|(_, e)| *e == Event::Error(client, ConnError::Reset))
+    );
+    assert_eq!(
+        sim.a.tcp_send(sim.now, client, b"x"),
+        Err(TcpError::Connection(ConnError::Reset))
+    );
+}
+
+#[test]
+fn abort_resets_and_the_peer_sees_connection_reset() {
+    let mut sim = Sim::new();
+    let (client, server) = connected(&mut sim);
+    sim.b.tcp_abort(sim.now, server).unwrap();
+    sim.run_for(Duration::from_millis(10));
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        sim.a.tcp_recv(sim.now, client, &mut buf),
+        Err(TcpError::Connection(ConnError::Reset))
+    );
+    assert!(sim.b.connections().is_empty());
+}
+
+#[test]
+fn zero_window_is_probed_until_it_opens() {
+    let mut a = config(A_MAC, A_IP, 1);
+    a.tcp.send_buffer = 64 * 1024;
+    let mut b = config(B_MAC, B_IP, 2);
+    b.tcp.recv_buffer = 8 * 1024;
+    let mut sim = Sim::with_configs(a, b, LinkConfig::default(), LinkConfig::default(), 1);
+    let (client, server) = connected(&mut sim);
+    sim.a.tcp_send(sim.now, client, &[9u8; 20_000]).unwrap();
+    sim.run_for(Duration::from_secs(30));
+    // The receiver's window is full and the application reads nothing: zero window probes.
+    let info = sim.b.tcp_info(server).unwrap();
+    assert_eq!(info.recv_queue, 8 * 1024);
+    let probes = sim
+        .segments
+        .iter()
+        .filter(|s| s.from_a && s.len == 0 && s.flags == ACK)
+        .count();
+    assert!(probes >= 3, "persist probes were sent: {probes}");
+    assert_eq!(
+        sim.a.tcp_state(client),
+        Some(State::Established),
+        "probing never gives up"
+    );
+    // The application reads; the window opens and the rest arrives.
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..200 {
+        while let Ok(n) = sim.b.tcp_recv(sim.now, server, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        sim.run_for(Duration::from_millis(100));
+    }
+    assert_eq!(out.len(), 20_000);
+}

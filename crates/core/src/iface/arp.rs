@@ -1,5 +1,11 @@
 //! The ARP cache and the resolution of next hops (RFC 826), with datagrams waiting per
 //! address in a bounded queue.
+//!
+//! An entry older than its time to live is stale, not gone (RFC 1122 §2.3.2.1 lets a host
+//! choose how to validate): it is still used, and using it starts a background
+//! re-resolution; only when that goes unanswered is the entry removed. This is Linux's
+//! REACHABLE/STALE/PROBE cycle in small, and it keeps a busy connection from stalling on a
+//! fresh resolution every minute.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
@@ -50,12 +56,20 @@ impl ArpTable {
         }
     }
 
-    /// The MAC of `address`, if known and fresh.
-    pub(crate) fn lookup(&self, now: Instant, address: Ipv4Addr) -> Option<EthernetAddress> {
-        self.cache
-            .get(&address)
-            .filter(|n| n.expires_at > now)
-            .map(|n| n.mac)
+    /// The MAC of `address`, if known. A stale entry is returned too, and starts a
+    /// background re-resolution.
+    pub(crate) fn lookup(&mut self, now: Instant, address: Ipv4Addr) -> Option<EthernetAddress> {
+        let neighbor = *self.cache.get(&address)?;
+        if neighbor.expires_at <= now && !self.resolving.contains_key(&address) {
+            let resolution = Resolution {
+                requests_sent: 0,
+                deadline: now,
+                request_due: true,
+                waiting: VecDeque::new(),
+            };
+            self.resolving.insert(address, resolution);
+        }
+        Some(neighbor.mac)
     }
 
     /// Whether `address` is already in the cache (RFC 826's merge test).
@@ -123,8 +137,8 @@ impl ArpTable {
     }
 
     /// Advances retries: a request is due again after each interval; after the last one goes
-    /// unanswered for an interval, the address is given up. Returns the given-up addresses
-    /// with how many datagrams were dropped for each.
+    /// unanswered for an interval, the address is given up (a stale entry for it removed).
+    /// Returns the given-up addresses with how many datagrams were dropped for each.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<(Ipv4Addr, usize)> {
         let max = self.config.max_requests;
         let mut failed = Vec::new();
@@ -134,24 +148,22 @@ impl ArpTable {
             }
             if resolution.requests_sent >= max {
                 failed.push((address, resolution.waiting.len()));
+                self.cache.remove(&address);
                 return false;
             }
             resolution.request_due = true;
             true
         });
-        self.cache.retain(|_, neighbor| neighbor.expires_at > now);
         failed
     }
 
-    /// The earliest ARP deadline.
+    /// The earliest ARP deadline (cache entries have none: they go stale in place).
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let retries = self
-            .resolving
+        self.resolving
             .values()
             .filter(|r| !r.request_due)
-            .map(|r| r.deadline);
-        let expiries = self.cache.values().map(|n| n.expires_at);
-        retries.chain(expiries).min()
+            .map(|r| r.deadline)
+            .min()
     }
 
     /// Whether a request is waiting to be sent.
@@ -194,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn learning_releases_the_queue_and_entries_expire() {
+    fn learning_releases_the_queue_and_stale_entries_are_revalidated() {
         let mut table = ArpTable::new(ArpConfig {
             queue_per_neighbor: 2,
             ..ArpConfig::default()
@@ -209,9 +221,19 @@ mod tests {
             table.lookup(t0 + Duration::from_secs(59), ADDRESS),
             Some(MAC)
         );
-        assert_eq!(table.lookup(t0 + Duration::from_secs(60), ADDRESS), None);
-        table.handle_timeout(t0 + Duration::from_secs(60));
+        assert!(!table.has_due_requests());
+        // Stale: still used, and revalidated in the background.
+        let mut now = t0 + Duration::from_secs(60);
+        assert_eq!(table.lookup(now, ADDRESS), Some(MAC));
+        assert!(table.has_due_requests());
+        for _ in 0..3 {
+            assert_eq!(table.take_due_requests(now), vec![ADDRESS]);
+            now += Duration::from_secs(1);
+            table.handle_timeout(now);
+        }
+        // Unanswered: the entry goes.
         assert!(!table.knows(ADDRESS));
+        assert_eq!(table.lookup(now, ADDRESS), None);
     }
 
     #[test]

@@ -242,6 +242,22 @@ mod tests {
         assert!(!buffer.has_out_of_order());
     }
 
+    #[test]
+    fn out_of_order_ranges_are_bounded() {
+        let mut buffer = RecvBuffer::new(1000, 2);
+        buffer.insert(10, b"a");
+        buffer.insert(20, b"b");
+        // A third hole does not fit: dropped (the sender retransmits it).
+        buffer.insert(30, b"c");
+        assert_eq!(buffer.out_of_order_ranges().count(), 2);
+        // Data touching a stored range still merges.
+        buffer.insert(11, b"x");
+        assert_eq!(
+            buffer.out_of_order_ranges().collect::<Vec<_>>(),
+            vec![(10, 12), (20, 21)]
+        );
+    }
+
     proptest! {
         #[test]
         fn any_segmentation_and_order_reassembles(len in 1usize..3000, cuts in proptest::collection::vec(1usize..200, 1..40), order in any::<u64>()) {
@@ -262,7 +278,7 @@ mod tests {
             }
             let dup = segments.clone();
             segments.extend(dup.iter().take(3));
-            let mut buffer = RecvBuffer::new(len, 64);
+            let mut buffer = RecvBuffer::new(len, 4096);
             let mut next = 0usize;
             for (start, end) in segments {
                 if end <= next { continue; }

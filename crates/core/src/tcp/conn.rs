@@ -129,6 +129,10 @@ pub(crate) struct Connection {
     keepalive_at: Option<Instant>,
     keepalive_probes: u32,
     probe_due: bool,
+    /// The persist timer fired with a small, non-zero window: send what fits.
+    sws_override: bool,
+    /// When our last SYN or SYN-ACK went out (to rate-limit answers to duplicate SYNs).
+    last_syn_sent: Option<Instant>,
     /// TIME-WAIT or FIN-WAIT-2 deadline.
     close_at: Option<Instant>,
     msl: Duration,
@@ -225,6 +229,8 @@ impl Connection {
             keepalive_at: None,
             keepalive_probes: 0,
             probe_due: false,
+            sws_override: false,
+            last_syn_sent: None,
             close_at: None,
             msl: config.msl,
             fin_wait_2_timeout: config.fin_wait_2_timeout,
@@ -498,16 +504,21 @@ impl Connection {
         if self.state == State::Closed {
             return true;
         }
-        // A retransmitted SYN in SYN-RECEIVED: our SYN-ACK was lost; send it again now.
+        // A retransmitted SYN in SYN-RECEIVED: our SYN-ACK was lost; send it again now, at
+        // most every 500 ms (Linux's tcp_invalid_ratelimit).
         if self.state == State::SynReceived
             && seg.flags.syn()
             && !seg.flags.ack()
             && seg.seq_number == self.irs
         {
-            self.resend_syn = true;
+            if self
+                .last_syn_sent
+                .is_none_or(|sent| now - sent >= Duration::from_millis(500))
+            {
+                self.resend_syn = true;
+            }
             return true;
-        }
-        // TIME-WAIT (RFC 9293 §3.10.7.4, eighth step): a retransmitted FIN is acknowledged
+        } // TIME-WAIT (RFC 9293 §3.10.7.4, eighth step): a retransmitted FIN is acknowledged
         // again and the 2·MSL wait restarts.
         if self.state == State::TimeWait
             && seg.flags.fin()
@@ -845,7 +856,7 @@ impl Connection {
         if inserted.out_of_order || inserted.filled_gap || self.recv.has_out_of_order() {
             self.ack_now = true;
         } else if inserted.advanced > 0 {
-            if inserted.advanced >= self.mss {
+            if inserted.advanced >= self.effective_mss() {
                 self.segments_unacked += 1;
             }
             if self.segments_unacked >= 2 {
@@ -938,8 +949,12 @@ impl Connection {
         }
         if self.persist_at.is_some_and(|at| at <= now) {
             self.persist_at = None;
-            self.probe_due = true;
             self.persist_backoff += 1;
+            if self.snd_wnd == 0 {
+                self.probe_due = true;
+            } else {
+                self.sws_override = true;
+            }
         }
         if self.keepalive_at.is_some_and(|at| at <= now) {
             self.keepalive_at = None;
@@ -1055,7 +1070,8 @@ impl Connection {
         let in_flight = self.snd_nxt - self.snd_una;
         let window = self.snd_wnd.min(self.cc.window());
         let usable = window.saturating_sub(in_flight) as usize;
-        let len = unsent.min(usable).min(self.mss);
+        let mss = self.effective_mss();
+        let len = unsent.min(usable).min(mss);
         let fin = self.fin_requested && offset + len == self.send.len();
         if len == 0 {
             return fin.then_some((offset, 0, true));
@@ -1063,11 +1079,33 @@ impl Connection {
         // Sender-side SWS avoidance and Nagle (RFC 9293 §3.8.6.2.1, §3.7.4): a full segment,
         // or all that is queued when nothing is in flight (or Nagle is off, or a FIN follows),
         // or at least half the largest window the peer has offered.
-        let send = len == self.mss
+        // The override timeout of §3.8.6.2.1 (the persist timer) sends what the window allows.
+        let send = len == mss
             || (len == unsent && (in_flight == 0 || self.nodelay || self.fin_requested))
             || len as u32 >= self.max_snd_wnd / 2
-            || self.snd_nxt < self.snd_max;
+            || self.snd_nxt < self.snd_max
+            || (self.sws_override && in_flight == 0);
         send.then_some((offset, len, fin))
+    }
+
+    /// The payload that fits in one segment with the options it carries (RFC 9293 §3.7.1:
+    /// the effective send MSS excludes TCP options): timestamps take 12 bytes, SACK blocks
+    /// 4 + 8 each.
+    fn effective_mss(&self) -> usize {
+        let timestamps = if self.ts_enabled { 12 } else { 0 };
+        let sack = if self.sack_permitted && self.recv.has_out_of_order() {
+            let blocks = self
+                .recv
+                .out_of_order_ranges()
+                .take(SackBlocks::MAX)
+                .count();
+            // What fits beside timestamps in 40 bytes.
+            let blocks = blocks.min(if self.ts_enabled { 3 } else { 4 });
+            4 + 8 * blocks
+        } else {
+            0
+        };
+        self.mss.saturating_sub(timestamps + sack).max(1)
     }
 
     fn ts_option(&self, now: Instant) -> Option<Timestamps> {
@@ -1155,10 +1193,23 @@ impl Connection {
                 kind: PlanKind::Syn,
             });
         }
+        let window = self.window_field(false);
+        if self.state == State::SynReceived {
+            // RFC 9293 §3.10.7.4: an unacceptable segment (the crossing SYN-ACK of a
+            // simultaneous open) is answered with <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+            return self.ack_now.then_some(Plan {
+                seq: self.snd_nxt,
+                ack: self.rcv_nxt,
+                flags: TcpFlags::ACK,
+                data_offset: 0,
+                data_len: 0,
+                window,
+                kind: PlanKind::Ack,
+            });
+        }
         if !self.state.is_synchronized() {
             return None;
         }
-        let window = self.window_field(false);
         if let Some((offset, len, fin)) = self.data_plan() {
             let mut flags = TcpFlags::ACK;
             if fin {
@@ -1221,6 +1272,7 @@ impl Connection {
                     self.stats.retransmitted_segments += 1;
                 }
                 self.resend_syn = false;
+                self.last_syn_sent = Some(now);
                 self.snd_nxt = self.iss + 1;
                 self.snd_max = self.snd_max.max(self.snd_nxt);
                 if self.state == State::SynReceived {
@@ -1234,6 +1286,8 @@ impl Connection {
                 }
             }
             PlanKind::Data => {
+                self.sws_override = false;
+                self.persist_at = None;
                 let end = plan.seq + plan.data_len as u32 + u32::from(plan.flags.fin());
                 if plan.seq < self.snd_max {
                     self.stats.retransmitted_segments += 1;
@@ -1256,9 +1310,6 @@ impl Connection {
             }
             PlanKind::Probe => {
                 self.probe_due = false;
-                if self.snd_wnd == 0 && self.send.len() > (self.snd_nxt - self.snd_una) as usize {
-                    self.arm_persist(now);
-                }
             }
             PlanKind::Ack => {}
         }
@@ -1271,14 +1322,7 @@ impl Connection {
                 self.rcv_right = right;
             }
         }
-        // Zero window with data waiting and nothing in flight: probe it (RFC 9293 §3.8.6.1).
-        if self.state.is_synchronized()
-            && self.snd_wnd == 0
-            && self.snd_nxt == self.snd_una
-            && self.send.len() > 0
-            && self.persist_at.is_none()
-            && self.retransmit_at.is_none()
-        {
+        if self.window_blocked() && self.persist_at.is_none() && self.retransmit_at.is_none() {
             self.arm_persist(now);
         }
     }
@@ -1292,17 +1336,25 @@ impl Connection {
     /// After handling input or an application call: arm the persist timer when the peer's
     /// window is closed and data waits.
     pub(crate) fn after_input(&mut self, now: Instant) {
-        if self.state.is_synchronized()
-            && self.snd_wnd == 0
-            && self.snd_nxt == self.snd_una
-            && self.send.len() > (self.snd_nxt - self.snd_una) as usize
-            && self.persist_at.is_none()
-            && self.retransmit_at.is_none()
-        {
+        if self.window_blocked() && self.persist_at.is_none() && self.retransmit_at.is_none() {
             self.arm_persist(now);
         }
     }
 
+    /// Data waits, nothing is in flight, and the peer's window (zero, or too small for sender
+    /// SWS avoidance) keeps it back: the persist timer must run (RFC 9293 §3.8.6.1).
+    fn window_blocked(&self) -> bool {
+        matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::LastAck
+                | State::Closing
+        ) && self.snd_nxt == self.snd_una
+            && self.send.len() > 0
+            && self.data_plan().is_none()
+    }
     // ---- Observation ----
 
     pub(crate) fn srtt(&self) -> Option<Duration> {

@@ -174,6 +174,12 @@ pub struct ConnectionInfo {
     pub cwnd: u32,
     /// The send MSS.
     pub mss: usize,
+    /// SND.UNA: the oldest unacknowledged sequence number.
+    pub snd_una: rawtcp_wire::SeqNum,
+    /// SND.NXT: the next sequence number to send.
+    pub snd_nxt: rawtcp_wire::SeqNum,
+    /// RCV.NXT: the next sequence number expected.
+    pub rcv_nxt: rawtcp_wire::SeqNum,
     /// Counters.
     pub stats: ConnectionStats,
 }
@@ -787,21 +793,27 @@ impl Tcp {
     }
 
     pub(crate) fn info(&self, id: ConnectionId) -> Option<ConnectionInfo> {
-        self.conn(id).map(|c| ConnectionInfo {
-            id,
-            local: c.local,
-            remote: c.remote,
-            state: c.state,
-            send_queue: c.send_queue_len(),
-            recv_queue: c.recv_queue_len(),
-            srtt: c.srtt(),
-            rttvar: c.rttvar(),
-            rto: c.rto(),
-            snd_wnd: c.snd_wnd(),
-            rcv_wnd: c.rcv_wnd(),
-            cwnd: c.cwnd(),
-            mss: c.mss(),
-            stats: c.stats,
+        self.conn(id).map(|c| {
+            let (snd_una, snd_nxt, _, rcv_nxt) = c.sequence_state();
+            ConnectionInfo {
+                id,
+                local: c.local,
+                remote: c.remote,
+                state: c.state,
+                send_queue: c.send_queue_len(),
+                recv_queue: c.recv_queue_len(),
+                srtt: c.srtt(),
+                rttvar: c.rttvar(),
+                rto: c.rto(),
+                snd_wnd: c.snd_wnd(),
+                rcv_wnd: c.rcv_wnd(),
+                cwnd: c.cwnd(),
+                mss: c.mss(),
+                snd_una,
+                snd_nxt,
+                rcv_nxt,
+                stats: c.stats,
+            }
         })
     }
 

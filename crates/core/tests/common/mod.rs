@@ -51,6 +51,10 @@ pub(crate) struct Sim {
     pub(crate) events_b: Vec<(Instant, Event)>,
     /// Frames of A and B, oldest first, as raw bytes (for captures and byte checks).
     pub(crate) frames: Vec<(Instant, bool, Vec<u8>)>,
+    /// Keep `segments` and `frames` (off for bulk transfers).
+    pub(crate) trace: bool,
+    /// B's TCP is gone (a black hole; its link still answers ARP): TCP segments to it vanish.
+    pub(crate) b_down: bool,
 }
 
 impl Sim {
@@ -88,6 +92,8 @@ impl Sim {
             events_a: Vec::new(),
             events_b: Vec::new(),
             frames: Vec::new(),
+            trace: true,
+            b_down: false,
         }
     }
 
@@ -107,13 +113,28 @@ impl Sim {
         let any = !sink.frames.is_empty();
         let std_now = self.std_time(now);
         for frame in sink.frames {
-            let link = &mut self.links[usize::from(!from_a)];
-            let before = link.stats();
-            link.send(std_now, &frame);
-            let after = link.stats();
-            let delivered = after.lost == before.lost
-                && after.rule_dropped == before.rule_dropped
-                && after.tail_dropped == before.tail_dropped;
+            let is_tcp = matches!(
+                dissect(&frame, RxChecksum::Trusted).map(|d| d.network),
+                Ok(Network::Ipv4 {
+                    transport: Transport::Tcp(_),
+                    ..
+                })
+            );
+            let delivered = if from_a && self.b_down && is_tcp {
+                false
+            } else {
+                let link = &mut self.links[usize::from(!from_a)];
+                let before = link.stats();
+                link.send(std_now, &frame);
+                let after = link.stats();
+                after.lost == before.lost
+                    && after.rule_dropped == before.rule_dropped
+                    && after.tail_dropped == before.tail_dropped
+                    && after.oversized == before.oversized
+            };
+            if !self.trace {
+                continue;
+            }
             if let Ok(d) = dissect(&frame, RxChecksum::Verify)
                 && let Network::Ipv4 {
                     transport: Transport::Tcp(tcp),
