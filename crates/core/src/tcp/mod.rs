@@ -13,9 +13,10 @@ pub(crate) mod conn;
 mod isn;
 mod rtt;
 mod state;
+mod wheel;
 
 use core::time::Duration;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -29,6 +30,7 @@ use crate::config::{Keepalive, TcpConfig};
 use crate::random::Rng;
 use conn::{Connection, Plan};
 use isn::{IsnGenerator, PortAllocator, siphash24};
+use wheel::TimerWheel;
 
 /// A connection, as the application holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -238,7 +240,8 @@ impl BuildHasher for KeyedState {
 struct Slot {
     generation: u32,
     conn: Option<Connection>,
-    /// The deadline filed in the timer index.
+    /// The deadline filed in the timer wheel. Only the earliest is filed: a later deadline
+    /// waits for the filed one to fire (early, harmlessly) and is filed then.
     deadline: Option<Instant>,
     /// In the list of connections with output pending.
     dirty: bool,
@@ -273,7 +276,7 @@ pub(crate) struct Tcp {
     free: Vec<u32>,
     table: HashMap<(SocketAddrV4, SocketAddrV4), ConnectionId, KeyedState>,
     listeners: Vec<Option<Listener>>,
-    timers: BTreeSet<(Instant, ConnectionId)>,
+    timers: TimerWheel<ConnectionId>,
     dirty: VecDeque<ConnectionId>,
     isn: IsnGenerator,
     ports: PortAllocator,
@@ -286,6 +289,7 @@ impl core::fmt::Debug for Tcp {
         f.debug_struct("Tcp")
             .field("connections", &self.table.len())
             .field("listeners", &self.listeners.iter().flatten().count())
+            .field("timers", &self.timers.len())
             .finish()
     }
 }
@@ -303,7 +307,7 @@ impl Tcp {
             free: Vec::new(),
             table: HashMap::with_hasher(KeyedState(table_key)),
             listeners: Vec::new(),
-            timers: BTreeSet::new(),
+            timers: TimerWheel::new(),
             dirty: VecDeque::new(),
             isn,
             ports,
@@ -359,9 +363,9 @@ impl Tcp {
             return;
         };
         let Some(conn) = slot.conn.take() else { return };
-        if let Some(deadline) = slot.deadline.take() {
-            self.timers.remove(&(deadline, id));
-        }
+        // A filed deadline stays in the wheel and is skipped when it fires (the generation
+        // no longer matches).
+        slot.deadline = None;
         slot.generation = slot.generation.wrapping_add(1);
         slot.dirty = false;
         self.free.push(id.index);
@@ -405,14 +409,11 @@ impl Tcp {
         let wants_output = conn.wants_output();
         let closed = conn.state == State::Closed;
         let released = !conn.app_owned;
-        if slot.deadline != deadline {
-            if let Some(old) = slot.deadline {
-                self.timers.remove(&(old, id));
-            }
-            if let Some(new) = deadline {
-                self.timers.insert((new, id));
-            }
-            slot.deadline = deadline;
+        if let Some(deadline) = deadline
+            && slot.deadline.is_none_or(|filed| deadline < filed)
+        {
+            self.timers.insert(deadline, id);
+            slot.deadline = Some(deadline);
         }
         if wants_output && !slot.dirty {
             slot.dirty = true;
@@ -700,19 +701,25 @@ impl Tcp {
     // ---- Timers ----
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|&(deadline, _)| deadline)
+        self.timers.next_deadline()
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(deadline, id)) = self.timers.first() {
-            if deadline > now {
-                break;
+        let mut due = Vec::new();
+        self.timers.advance(now, |when, id| due.push((when, id)));
+        for (when, id) in due {
+            let Some(slot) = self
+                .slots
+                .get_mut(id.index as usize)
+                .filter(|s| s.generation == id.generation)
+            else {
+                continue; // the connection is gone
+            };
+            if slot.deadline != Some(when) {
+                continue; // superseded by an earlier filing that already fired
             }
-            self.timers.pop_first();
-            if let Some(slot) = self.slots.get_mut(id.index as usize) {
-                slot.deadline = None;
-            }
-            if let Some(conn) = self.conn_mut(id) {
+            slot.deadline = None;
+            if let Some(conn) = slot.conn.as_mut() {
                 conn.on_timer(now);
             }
             self.settle(id, now);
