@@ -196,7 +196,7 @@ mod tests {
             }
             let mut fired = vec![false; deadlines.len()];
             let mut now = 0u64;
-            for step in steps.iter().copied().chain(std::iter::repeat(u64::MAX / 4).take(1)) {
+            for step in steps.iter().copied().chain(std::iter::once(u64::MAX / 4)) {
                 now = now.saturating_add(step);
                 wheel.advance(Instant::from_micros(now), |when, i| {
                     assert!(!fired[i]);
