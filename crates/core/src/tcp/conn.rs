@@ -133,6 +133,8 @@ pub(crate) struct Connection {
     sws_override: bool,
     /// When our last SYN or SYN-ACK went out (to rate-limit answers to duplicate SYNs).
     last_syn_sent: Option<Instant>,
+    /// When we last answered an out-of-window or unsendable-ACK segment (rate limit).
+    last_oow_ack: Option<Instant>,
     /// TIME-WAIT or FIN-WAIT-2 deadline.
     close_at: Option<Instant>,
     msl: Duration,
@@ -231,6 +233,7 @@ impl Connection {
             probe_due: false,
             sws_override: false,
             last_syn_sent: None,
+            last_oow_ack: None,
             close_at: None,
             msl: config.msl,
             fin_wait_2_timeout: config.fin_wait_2_timeout,
@@ -486,6 +489,23 @@ impl Connection {
 
     // ---- Segment arrival, RFC 9293 §3.10.7 ----
 
+    /// Answers an unacceptable segment, or one acknowledging data never sent, with an ACK —
+    /// at most every 500 ms for segments without data (RFC 5961 §5, Linux's
+    /// tcp_oow_rate_limited): two confused peers would otherwise trade ACKs forever.
+    fn out_of_window_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        let loop_prone = seg.payload.is_empty() && !seg.flags.syn() && !seg.flags.fin();
+        if loop_prone
+            && self
+                .last_oow_ack
+                .is_some_and(|last| now - last < Duration::from_millis(500))
+        {
+            self.stats.acks_rate_limited += 1;
+            return;
+        }
+        self.last_oow_ack = Some(now);
+        self.ack_now = true;
+    }
+
     /// Processes a segment for this connection. Returns false when the segment completes a
     /// passive handshake but `may_establish` said no (a full accept queue): it is then
     /// dropped, as Linux does, and the SYN-ACK will be retransmitted.
@@ -551,7 +571,7 @@ impl Connection {
         let zero_window_ack = !acceptable && window == 0 && seg.seq_number == self.rcv_nxt;
         if !acceptable && !zero_window_ack {
             if !seg.flags.rst() {
-                self.ack_now = true;
+                self.out_of_window_ack(now, seg);
             }
             self.stats.segments_dropped += 1;
             return true;
@@ -561,7 +581,7 @@ impl Connection {
         // challenge ACK).
         if seg.flags.rst() {
             if seg.seq_number != self.rcv_nxt {
-                self.ack_now = true;
+                self.out_of_window_ack(now, seg);
                 self.stats.challenge_acks += 1;
                 return true;
             }
@@ -585,7 +605,7 @@ impl Connection {
                 self.enter_closed(Cause::SynReceived);
                 return true;
             }
-            self.ack_now = true;
+            self.out_of_window_ack(now, seg);
             self.stats.challenge_acks += 1;
             return true;
         }
@@ -756,8 +776,8 @@ impl Connection {
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
         let ack = seg.ack_number;
         if ack > self.snd_max {
-            // Acknowledges something not yet sent: ACK and drop.
-            self.ack_now = true;
+            // Acknowledges something not yet sent: ACK and drop (RFC 9293 §3.10.7.4).
+            self.out_of_window_ack(now, seg);
             return;
         }
         if ack > self.snd_una {

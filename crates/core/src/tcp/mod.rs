@@ -145,6 +145,8 @@ pub struct ConnectionStats {
     pub segments_dropped: u64,
     /// Resets sent.
     pub resets_out: u64,
+    /// ACKs to out-of-window segments held back by the rate limit.
+    pub acks_rate_limited: u64,
 }
 
 /// A snapshot of one connection, `netstat -napt`-style.

@@ -102,7 +102,9 @@ impl Sim {
     }
 
     fn sim_time(&self, t: std::time::Instant) -> Instant {
-        Instant::from_micros(t.duration_since(self.base).as_micros() as u64)
+        // Round up: the link schedules in nanoseconds (jitter), our clock counts microseconds,
+        // and a delivery must be due at the instant we jump to.
+        Instant::from_micros(t.duration_since(self.base).as_nanos().div_ceil(1000) as u64)
     }
 
     fn transmit(&mut self, from_a: bool) -> bool {
@@ -172,7 +174,16 @@ impl Sim {
 
     /// Moves everything that can move at `now`: timers, transmissions, deliveries.
     pub(crate) fn settle(&mut self) {
+        let mut rounds = 0u32;
         loop {
+            rounds += 1;
+            assert!(
+                rounds < 100_000,
+                "livelock at {}: a: {:?} b: {:?}",
+                self.now,
+                self.a.connections(),
+                self.b.connections()
+            );
             let mut progress = false;
             for stack in [&mut self.a, &mut self.b] {
                 if stack.poll_timeout().is_some_and(|t| t <= self.now) {
