@@ -22,7 +22,9 @@
 
 mod config;
 mod iface;
+pub mod link;
 mod random;
+pub mod sim;
 mod sink;
 mod stack;
 mod tcp;

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use rawtcp_core::link::{Action, LinkConfig, Rule, matches};
 use rawtcp_core::{Cause, ConnError, ConnectionId, Event, Instant, State, TcpError};
-use rawtcp_netio::link::{Action, LinkConfig, Rule, matches};
 use rawtcp_wire::tcp::TcpFlags;
 
 const SYN: TcpFlags = TcpFlags::SYN;
@@ -70,7 +70,7 @@ fn relative(sim: &Sim) -> Vec<(bool, TcpFlags, u32, u32, usize)> {
 
 #[test]
 fn scenario_1_three_way_handshake() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim);
     assert_eq!(
         relative(&sim),
@@ -112,7 +112,7 @@ fn scenario_1_three_way_handshake() {
 
 #[test]
 fn scenario_1_third_ack_may_carry_data() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let listener = sim.b.tcp_listen(b_addr(80), None).unwrap();
     let client = sim.a.tcp_connect(sim.now, b_addr(80), None).unwrap();
     // Data queued before the handshake completes rides on the first segments after it.
@@ -126,7 +126,7 @@ fn scenario_1_third_ack_may_carry_data() {
 
 #[test]
 fn scenario_2_hello_world_and_fin() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim);
     sim.b.tcp_set_nodelay(sim.now, server, true).unwrap();
     sim.b.tcp_send(sim.now, server, b"hello").unwrap();
@@ -160,7 +160,7 @@ fn scenario_2_hello_world_and_fin() {
 
 #[test]
 fn scenario_3_four_way_close_and_time_wait() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim);
     let start = sim.now;
     // The client closes first: FIN-WAIT-1, then FIN-WAIT-2 once acknowledged.
@@ -215,7 +215,7 @@ fn scenario_3_four_way_close_and_time_wait() {
 
 #[test]
 fn scenario_3_three_way_close_when_fin_and_ack_combine() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim);
     sim.a.tcp_shutdown(sim.now, client).unwrap();
     // The server closes at once, before its delayed ACK fires: FIN and ACK in one segment.
@@ -236,7 +236,7 @@ fn scenario_3_three_way_close_when_fin_and_ack_combine() {
 
 #[test]
 fn scenario_3_simultaneous_close_through_closing() {
-    let mut sim = Sim::with_links(
+    let mut sim = sim_with_links(
         LinkConfig {
             delay: Duration::from_millis(10),
             ..LinkConfig::default()
@@ -284,7 +284,7 @@ fn scenario_3_simultaneous_close_through_closing() {
 
 #[test]
 fn scenario_4_connect_to_a_closed_port_is_refused() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let client = sim.a.tcp_connect(sim.now, b_addr(81), None).unwrap();
     sim.run_for(Duration::from_millis(100));
     assert_eq!(
@@ -313,7 +313,7 @@ fn scenario_5_connect_to_a_host_that_is_down_times_out_at_63_s() {
         rules: vec![Rule::every(matches::tcp(), Action::Drop)],
         ..LinkConfig::default()
     };
-    let mut sim = Sim::with_links(down, LinkConfig::default(), 1);
+    let mut sim = sim_with_links(down, LinkConfig::default(), 1);
     let client = sim.a.tcp_connect(sim.now, b_addr(80), None).unwrap();
     sim.run_for(Duration::from_secs(100));
     let syns: Vec<u64> = sim
@@ -340,7 +340,7 @@ fn scenario_5_connect_to_a_host_that_is_down_times_out_at_63_s() {
 
 #[test]
 fn scenario_6_handshake_completes_before_accept_and_data_waits() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let listener = sim.b.tcp_listen(b_addr(80), None).unwrap();
     let client = sim.a.tcp_connect(sim.now, b_addr(80), None).unwrap();
     sim.run_for(Duration::from_millis(10));
@@ -368,7 +368,7 @@ fn scenario_6_handshake_completes_before_accept_and_data_waits() {
 // ---- Scenario 7: each handshake and teardown segment lost in turn ----
 
 /// Segments with exactly these flags and no payload.
-fn bare(flags: TcpFlags) -> rawtcp_netio::link::Matcher {
+fn bare(flags: TcpFlags) -> rawtcp_core::link::Matcher {
     use rawtcp_wire::RxChecksum;
     use rawtcp_wire::dissect::{Network, Transport, dissect};
     std::sync::Arc::new(move |frame: &[u8]| {
@@ -382,7 +382,7 @@ fn bare(flags: TcpFlags) -> rawtcp_netio::link::Matcher {
     })
 }
 
-fn drop_nth(nth: u64, matcher: rawtcp_netio::link::Matcher) -> LinkConfig {
+fn drop_nth(nth: u64, matcher: rawtcp_core::link::Matcher) -> LinkConfig {
     LinkConfig {
         rules: vec![Rule::new(nth, matcher, Action::Drop)],
         ..LinkConfig::default()
@@ -395,7 +395,7 @@ fn open_and_close(
     a_to_b: LinkConfig,
     b_to_a: LinkConfig,
 ) -> (Sim, Instant, ConnectionId, ConnectionId) {
-    let mut sim = Sim::with_links(a_to_b, b_to_a, 1);
+    let mut sim = sim_with_links(a_to_b, b_to_a, 1);
     let listener = sim.b.tcp_listen(b_addr(80), None).unwrap();
     let client = sim.a.tcp_connect(sim.now, b_addr(80), Some(49152)).unwrap();
     assert!(sim.run_while(Duration::from_secs(30), |s| {
@@ -556,13 +556,13 @@ fn scenario_7_lost_last_ack_time_wait_acks_again_and_restarts() {
 
 #[test]
 fn scenario_8_keepalive_probes_then_closes_a_dead_peer() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, _server) = connected(&mut sim);
     sim.a
         .tcp_set_keepalive(sim.now, client, Some(rawtcp_core::Keepalive::default()))
         .unwrap();
     let idle_from = sim.now;
-    sim.b_down = true;
+    sim.blackhole_tcp_to_b = true;
     sim.run_for(Duration::from_secs(3 * 3600));
     let probes: Vec<Duration> = sim
         .segments
@@ -599,7 +599,7 @@ fn scenario_8_keepalive_probes_then_closes_a_dead_peer() {
 
 #[test]
 fn scenario_8_a_live_peer_answers_keepalives() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim);
     sim.a
         .tcp_set_keepalive(sim.now, client, Some(rawtcp_core::Keepalive::default()))
@@ -620,7 +620,7 @@ fn scenario_8_a_live_peer_answers_keepalives() {
 
 #[test]
 fn scenario_9_fin_wait_2_of_a_closed_socket_times_out_at_60_s() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, _server) = connected(&mut sim);
     sim.a.tcp_close(sim.now, client).unwrap();
     sim.run_for(Duration::from_millis(100));
@@ -659,7 +659,7 @@ fn scenario_9_fin_wait_2_of_a_closed_socket_times_out_at_60_s() {
 
 #[test]
 fn scenario_9_after_a_half_close_fin_wait_2_waits() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim);
     sim.a.tcp_shutdown(sim.now, client).unwrap();
     sim.run_for(Duration::from_secs(600));
@@ -677,7 +677,7 @@ fn scenario_9_after_a_half_close_fin_wait_2_waits() {
 fn scenario_10_mss_is_the_smaller_offer_and_options_are_used() {
     let mut b = config(B_MAC, B_IP, 2);
     b.mtu = 1400;
-    let mut sim = Sim::with_configs(
+    let mut sim = Sim::with_links(
         config(A_MAC, A_IP, 1),
         b,
         LinkConfig::default(),
@@ -775,7 +775,7 @@ fn scenario_11_data_survives_loss_duplication_reordering_and_corruption() {
         delay: Duration::from_millis(5),
         ..LinkConfig::default()
     };
-    let mut sim = Sim::with_links(faults.clone(), faults, 7);
+    let mut sim = sim_with_links(faults.clone(), faults, 7);
     let (client, server) = connected(&mut sim);
     sim.trace = false;
     let data: Vec<u8> = (0..1_000_000u32)
@@ -802,7 +802,7 @@ fn scenario_11_a_lost_ack_is_covered_by_the_next() {
         ],
         ..LinkConfig::default()
     };
-    let mut sim = Sim::with_links(LinkConfig::default(), b_to_a, 1);
+    let mut sim = sim_with_links(LinkConfig::default(), b_to_a, 1);
     let (client, server) = connected(&mut sim);
     let data = vec![1u8; 6 * 1448];
     let received = transfer(&mut sim, client, server, &data, Duration::from_secs(10));
@@ -819,7 +819,7 @@ fn scenario_11_a_lost_ack_is_covered_by_the_next() {
 
 #[test]
 fn scenario_12_isn_is_a_4_microsecond_clock_plus_a_keyed_hash() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     sim.b.tcp_listen(b_addr(80), None).unwrap();
     let first = sim.a.tcp_connect(sim.now, b_addr(80), Some(40000)).unwrap();
     sim.run_for(Duration::from_millis(10));
@@ -864,7 +864,7 @@ fn simultaneous_open_through_syn_received() {
         delay: Duration::from_millis(10),
         ..LinkConfig::default()
     };
-    let mut sim = Sim::with_links(delay.clone(), delay, 1);
+    let mut sim = sim_with_links(delay.clone(), delay, 1);
     let a = sim
         .a
         .tcp_connect(sim.now, b_addr(5000), Some(5001))
@@ -893,7 +893,7 @@ fn simultaneous_open_through_syn_received() {
 
 #[test]
 fn close_with_unread_data_sends_a_reset() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim);
     sim.a.tcp_send(sim.now, client, b"unread").unwrap();
     sim.run_for(Duration::from_millis(100));
@@ -916,7 +916,7 @@ fn close_with_unread_data_sends_a_reset() {
 
 #[test]
 fn abort_resets_and_the_peer_sees_connection_reset() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim);
     sim.b.tcp_abort(sim.now, server).unwrap();
     sim.run_for(Duration::from_millis(10));
@@ -934,7 +934,7 @@ fn zero_window_is_probed_until_it_opens() {
     a.tcp.send_buffer = 64 * 1024;
     let mut b = config(B_MAC, B_IP, 2);
     b.tcp.recv_buffer = 8 * 1024;
-    let mut sim = Sim::with_configs(a, b, LinkConfig::default(), LinkConfig::default(), 1);
+    let mut sim = Sim::with_links(a, b, LinkConfig::default(), LinkConfig::default(), 1);
     let (client, server) = connected(&mut sim);
     sim.a.tcp_send(sim.now, client, &[9u8; 20_000]).unwrap();
     sim.run_for(Duration::from_secs(30));

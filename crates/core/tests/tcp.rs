@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
+use rawtcp_core::link::LinkConfig;
 use rawtcp_core::{ConnError, ConnectionId, Event, Instant, State, TcpError, VecSink};
-use rawtcp_netio::link::LinkConfig;
 use rawtcp_wire::RxChecksum;
 use rawtcp_wire::arp::{self, ArpRepr, Operation};
 use rawtcp_wire::dissect::{Network, Transport, dissect};
@@ -74,7 +74,7 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
 
 #[test]
 fn wildcard_listener_accepts() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, server) = connected(&mut sim, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80));
     assert_eq!(sim.b.tcp_info(server).unwrap().local, b_addr(80));
     assert_eq!(sim.a.tcp_state(client), Some(State::Established));
@@ -89,7 +89,7 @@ fn wildcard_listener_accepts() {
 
 #[test]
 fn full_accept_queue_drops_the_final_ack_until_there_is_room() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let listener = sim.b.tcp_listen(b_addr(80), Some(1)).unwrap();
     // Both SYNs arrive while the queue is empty (Linux, like us, drops SYNs once it is
     // full); the first to complete fills it, so the second's final ACK is dropped.
@@ -273,7 +273,7 @@ fn icmp_quoting_a_sequence_number_outside_the_window_is_ignored() {
 
 #[test]
 fn fragmentation_needed_lowers_the_mss() {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     let (client, _server) = connected(&mut sim, b_addr(80));
     assert_eq!(sim.a.tcp_info(client).unwrap().mss, 1460);
     sim.a.tcp_send(sim.now, client, &[1u8; 4000]).unwrap();
@@ -298,7 +298,7 @@ fn one_hundred_megabytes_through_ten_percent_of_every_fault() {
         mtu: 1500,
         ..LinkConfig::default()
     };
-    let mut sim = Sim::with_links(faults.clone(), faults, 2026);
+    let mut sim = sim_with_links(faults.clone(), faults, 2026);
     let (client, server) = connected(&mut sim, b_addr(80));
     sim.trace = false;
     let data = pattern(100 << 20, 7);
@@ -323,7 +323,7 @@ proptest! {
         // ARP gives up after three lost requests, as Linux does (connect then fails with
         // NeighborUnreachable); this property is about the data, so ARP keeps trying.
         let persistent_arp = |mut config: rawtcp_core::Config| { config.arp.max_requests = 30; config };
-        let mut sim = Sim::with_configs(
+        let mut sim = Sim::with_links(
             persistent_arp(config(A_MAC, A_IP, seed)),
             persistent_arp(config(B_MAC, B_IP, seed ^ 1)),
             faults.clone(),
@@ -398,7 +398,7 @@ proptest! {
     fn hostile_segments_never_break_the_invariants(
         segments in proptest::collection::vec((any::<u16>(), any::<i32>(), any::<i32>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..600)), 1..60),
     ) {
-        let mut sim = Sim::new();
+        let mut sim = sim();
         let (client, server) = connected(&mut sim, b_addr(80));
         sim.a.tcp_send(sim.now, client, &[5u8; 3000]).unwrap();
         sim.b.tcp_send(sim.now, server, &[6u8; 2000]).unwrap();

@@ -10,7 +10,8 @@
 //!   (CAP_NET_RAW), batched with recvmmsg/sendmmsg, optionally with virtio-net headers for
 //!   GSO/GRO and with PACKET_FANOUT.
 //! * [`Tap`]: a TAP device (IFF_TAP | IFF_NO_PI).
-//! * [`MemLink`]: two connected in-memory ends with seeded fault injection; no privileges.
+//! * [`MemLink`]: two connected in-memory ends with seeded fault injection (rawtcp-core's
+//!   [`link`](rawtcp_core::link) model, the same the engine's simulation uses); no privileges.
 //! * [`Pcap`]: wraps any device and writes a libpcap capture, or keeps a flight recorder.
 //!
 //! Readiness comes from tokio (`AsyncFd`, timers): call [`Device::poll_recv_ready`] and
@@ -23,7 +24,6 @@ use std::task::{Context, Poll};
 
 mod afpacket;
 mod batch;
-pub mod link;
 mod memlink;
 pub mod netns;
 mod pcap;

@@ -3,15 +3,16 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
 
 use rawtcp_wire::ethernet;
 
 use crate::batch::{FrameBatch, FrameMeta};
-use crate::link::{LinkConfig, LinkModel, LinkStats};
 use crate::{Capabilities, Device};
+use rawtcp_core::Instant;
+use rawtcp_core::link::{LinkConfig, LinkModel, LinkStats};
 
 #[derive(Debug)]
 struct Direction {
@@ -35,11 +36,11 @@ impl MemLink {
     ///
     /// # Examples
     /// ```
+    /// use rawtcp_core::Instant;
     /// use rawtcp_netio::{FrameBatch, MemLink};
-    /// use std::time::Instant;
     ///
     /// let (mut a, mut b) = MemLink::pair();
-    /// let now = Instant::now();
+    /// let now = Instant::ZERO;
     /// let mut out = FrameBatch::new(8, 1514);
     /// out.push_frame(&[0xab; 60]);
     /// a.send_at(now, &mut out);
@@ -130,7 +131,11 @@ impl MemLinkEnd {
             let Some(len) = model.recv_into(now, &mut slot[FrameBatch::HEADROOM..]) else {
                 break;
             };
-            batch.commit(FrameBatch::HEADROOM, len, FrameMeta::new(now));
+            batch.commit(
+                FrameBatch::HEADROOM,
+                len,
+                FrameMeta::new(std::time::Instant::now()),
+            );
             got += 1;
         }
         got
@@ -152,8 +157,21 @@ impl MemLinkEnd {
     }
 }
 
+/// The moment the engine's clock (rawtcp_core::Instant) counts from, for every MemLink in the
+/// process: tokio's clock at first use, so a paused runtime's timers line up with it.
+fn epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(|| tokio::time::Instant::now().into_std())
+}
+
+/// Tokio's clock (paused or not) as the engine's.
 fn tokio_now() -> Instant {
-    tokio::time::Instant::now().into_std()
+    let now = tokio::time::Instant::now().into_std();
+    Instant::from_micros(now.saturating_duration_since(epoch()).as_micros() as u64)
+}
+
+fn to_tokio(at: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(epoch() + std::time::Duration::from_micros(at.as_micros()))
 }
 
 impl Device for MemLinkEnd {
@@ -190,7 +208,7 @@ impl Device for MemLinkEnd {
         // A frame in flight: wake when it is due, even if no new frame is sent meanwhile.
         match next {
             Some(at) => {
-                let deadline = tokio::time::Instant::from_std(at);
+                let deadline = to_tokio(at);
                 match &mut self.sleep {
                     Some(sleep) => sleep.as_mut().reset(deadline),
                     None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),

@@ -1,8 +1,8 @@
 //! A simulated link, sans-IO: frames in at `now`, frames out when they are due.
 //!
-//! [`LinkModel`] is the one fault model of the project: [`MemLink`](crate::MemLink) runs it
-//! on tokio's clock, and the engine's scenario tests run it on a virtual clock by passing
-//! `now` themselves. Every random choice comes from the seed, so a run is reproducible.
+//! [`LinkModel`] is the one fault model of the project: [`sim`](crate::sim) runs it between
+//! two engines on a virtual clock, and rawtcp-netio's `MemLink` runs it on tokio's clock.
+//! Every random choice comes from the seed, so a run is reproducible.
 //!
 //! Faults are applied to each frame in this order: MTU (oversized frames dropped), scripted
 //! [`Rule`]s, random loss, the queue limit (tail drop), corruption (one bit flipped), then
@@ -10,15 +10,45 @@
 //! for frames picked for reordering so that later frames overtake them — and finally random
 //! duplication. Jitter alone can reorder frames too, as on a real path.
 
+use core::time::Duration;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+
+use crate::Instant;
+use crate::random::Rng;
 
 use rawtcp_wire::RxChecksum;
 use rawtcp_wire::dissect::{Network, Transport, dissect};
+use rawtcp_wire::ethernet;
 use rawtcp_wire::tcp::TcpFlags;
+
+/// Random choices the link needs, on top of the shared generator.
+trait LinkRandom {
+    fn unit(&mut self) -> f64;
+    fn chance(&mut self, probability: f64) -> bool;
+    fn below(&mut self, bound: u64) -> u64;
+}
+
+impl LinkRandom for Rng {
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, probability: f64) -> bool {
+        probability > 0.0 && self.unit() < probability
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            0
+        } else {
+            self.next_u64() % bound
+        }
+    }
+}
 
 /// A predicate over whole Ethernet frames.
 pub type Matcher = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
@@ -38,7 +68,7 @@ pub enum Action {
 ///
 /// # Examples
 /// ```
-/// use rawtcp_netio::link::{Action, Rule, matches};
+/// use rawtcp_core::link::{Action, Rule, matches};
 /// use rawtcp_wire::tcp::TcpFlags;
 /// // Drop the 3rd TCP segment with FIN set.
 /// let rule = Rule::new(3, matches::tcp_flags(TcpFlags::FIN), Action::Drop);
@@ -191,37 +221,6 @@ pub struct LinkStats {
     pub rule_delayed: u64,
 }
 
-/// splitmix64: small, fast, and good enough for fault injection.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, probability: f64) -> bool {
-        probability > 0.0 && self.unit() < probability
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 {
-            0
-        } else {
-            self.next_u64() % bound
-        }
-    }
-}
-
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Pending {
     at: Instant,
@@ -236,7 +235,8 @@ pub struct LinkModel {
     rng: Rng,
     queue: BinaryHeap<Reverse<Pending>>,
     next_seq: u64,
-    busy_until: Option<Instant>,
+    /// When the link finishes sending what it has, in nanoseconds of the caller's clock.
+    busy_until_ns: u64,
     spare: Vec<Vec<u8>>,
     stats: LinkStats,
 }
@@ -246,10 +246,10 @@ impl LinkModel {
     pub fn new(config: LinkConfig, seed: u64) -> LinkModel {
         LinkModel {
             config,
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             queue: BinaryHeap::new(),
             next_seq: 0,
-            busy_until: None,
+            busy_until_ns: 0,
             spare: Vec::new(),
             stats: LinkStats::default(),
         }
@@ -294,7 +294,7 @@ impl LinkModel {
     /// Offers a frame to the link at `now`.
     pub fn send(&mut self, now: Instant, frame: &[u8]) {
         self.stats.offered += 1;
-        if frame.len() > self.config.mtu + rawtcp_wire::ethernet::HEADER_LEN {
+        if frame.len() > self.config.mtu + ethernet::HEADER_LEN {
             self.stats.oversized += 1;
             return;
         }
@@ -343,17 +343,20 @@ impl LinkModel {
         }
         let departs = match self.config.rate {
             Some(rate) if rate > 0 => {
-                let start = self.busy_until.map_or(now, |busy| busy.max(now));
-                let serialisation =
-                    Duration::from_nanos((bytes.len() as u64).saturating_mul(1_000_000_000) / rate);
-                let done = start + serialisation;
-                self.busy_until = Some(done);
-                done
+                // Serialisation in nanoseconds: a frame can take less than our clock's
+                // microsecond, and the link's busy time must still add up.
+                let now_ns = now.as_micros().saturating_mul(1000);
+                let start = self.busy_until_ns.max(now_ns);
+                let done =
+                    start.saturating_add((bytes.len() as u64).saturating_mul(1_000_000_000) / rate);
+                self.busy_until_ns = done;
+                Instant::from_micros(done.div_ceil(1000))
             }
             _ => now,
         };
-        let jitter_nanos = self.rng.below(self.config.jitter.as_nanos() as u64 + 1);
-        let mut at = departs + self.config.delay + Duration::from_nanos(jitter_nanos) + extra_delay;
+        let jitter =
+            Duration::from_micros(self.rng.below(self.config.jitter.as_micros() as u64 + 1));
+        let mut at = departs + self.config.delay + jitter + extra_delay;
         if self.rng.chance(self.config.reorder) {
             at += self.config.reorder_hold;
             self.stats.reordered += 1;
@@ -408,7 +411,7 @@ mod tests {
 
     #[test]
     fn perfect_link_keeps_order() {
-        let now = Instant::now();
+        let now = Instant::ZERO;
         let mut model = LinkModel::new(LinkConfig::default(), 1);
         frames(&mut model, 100, 60, now);
         let out = drain(&mut model, now);
@@ -420,7 +423,7 @@ mod tests {
 
     #[test]
     fn fault_rates_match_configuration() {
-        let now = Instant::now();
+        let now = Instant::ZERO;
         let config = LinkConfig {
             loss: 0.1,
             duplicate: 0.05,
@@ -448,7 +451,7 @@ mod tests {
     #[test]
     fn same_seed_same_sequence() {
         let run = |seed| {
-            let now = Instant::now();
+            let now = Instant::ZERO;
             let config = LinkConfig {
                 loss: 0.3,
                 corrupt: 0.3,
@@ -465,7 +468,7 @@ mod tests {
 
     #[test]
     fn scripted_rule_hits_exactly_the_nth_match() {
-        let now = Instant::now();
+        let now = Instant::ZERO;
         // Frames whose first byte is odd match; drop the 3rd of those.
         let odd: Matcher = Arc::new(|frame: &[u8]| frame[7] % 2 == 1);
         let config = LinkConfig {
@@ -485,7 +488,7 @@ mod tests {
 
     #[test]
     fn delay_rate_mtu_and_queue_limit() {
-        let now = Instant::now();
+        let now = Instant::ZERO;
         let config = LinkConfig {
             mtu: 100,
             delay: Duration::from_millis(10),

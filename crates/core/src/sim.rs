@@ -1,0 +1,270 @@
+//! A deterministic simulation of two hosts: two [`Stack`]s joined by a [`LinkModel`] each way,
+//! on a virtual clock that jumps from one deadline to the next.
+//!
+//! It is how this crate tests itself, and it is meant for application authors too: drive
+//! both ends through the `tcp_*` calls of [`Stack`], inject faults with [`LinkConfig`]
+//! (random ones from a seed, or scripted [`Rule`](crate::link::Rule)s), and read back every
+//! segment that crossed the link. The same seed gives the same run; hours of protocol time
+//! (keepalives, TIME-WAIT) pass in microseconds of real time.
+//!
+//! # Examples
+//! ```
+//! use rawtcp_core::sim::Sim;
+//! use rawtcp_core::{Config, Ipv4Cidr, State};
+//! use rawtcp_wire::ethernet::EthernetAddress;
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use std::time::Duration;
+//!
+//! let host = |last: u8| Config::new(EthernetAddress([2, 0, 0, 0, 0, last]), Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, last), 24));
+//! let mut sim = Sim::new(host(1), host(2));
+//! let server = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80);
+//! sim.b.tcp_listen(server, None).unwrap();
+//! let client = sim.a.tcp_connect(sim.now, server, None).unwrap();
+//! sim.run_for(Duration::from_millis(10));
+//! assert_eq!(sim.a.tcp_state(client), Some(State::Established));
+//! assert_eq!(sim.segments.len(), 3); // SYN, SYN-ACK, ACK
+//! ```
+
+use core::time::Duration;
+
+use rawtcp_wire::RxChecksum;
+use rawtcp_wire::dissect::{Network, Transport, dissect};
+use rawtcp_wire::tcp::{TcpFlags, TcpOptions};
+
+use crate::link::{LinkConfig, LinkModel};
+use crate::{Config, Event, Instant, Stack, VecSink};
+
+/// One TCP segment seen on the link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// When it was sent.
+    pub at: Instant,
+    /// Sent by host A.
+    pub from_a: bool,
+    /// Control bits.
+    pub flags: TcpFlags,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Payload length.
+    pub len: usize,
+    /// Window field, unscaled.
+    pub window: u16,
+    /// Options.
+    pub options: TcpOptions<'static>,
+    /// Whether the link delivered it (not lost, dropped by a rule, queue or size).
+    pub delivered: bool,
+}
+
+/// Two hosts and the link between them.
+#[derive(Debug)]
+pub struct Sim {
+    /// The virtual clock.
+    pub now: Instant,
+    /// Host A.
+    pub a: Stack,
+    /// Host B.
+    pub b: Stack,
+    links: [LinkModel; 2],
+    /// Every TCP segment put on the link, in order (while `trace` is on).
+    pub segments: Vec<Segment>,
+    /// A's events with the time they happened.
+    pub events_a: Vec<(Instant, Event)>,
+    /// B's events with the time they happened.
+    pub events_b: Vec<(Instant, Event)>,
+    /// Every frame put on the link: time, sent by A, bytes (while `trace` is on).
+    pub frames: Vec<(Instant, bool, Vec<u8>)>,
+    /// Keep `segments` and `frames` (turn off for bulk transfers).
+    pub trace: bool,
+    /// B's TCP is unreachable: TCP segments from A vanish while ARP still works (a crashed
+    /// host behind a live link, a black hole).
+    pub blackhole_tcp_to_b: bool,
+}
+
+impl Sim {
+    /// Two hosts on a perfect link.
+    pub fn new(a: Config, b: Config) -> Sim {
+        let seed = a.seed;
+        Sim::with_links(a, b, LinkConfig::default(), LinkConfig::default(), seed)
+    }
+
+    /// Two hosts; frames from A to B cross `a_to_b`, from B to A `b_to_a`; the links' random
+    /// choices come from `seed`.
+    pub fn with_links(
+        a: Config,
+        b: Config,
+        a_to_b: LinkConfig,
+        b_to_a: LinkConfig,
+        seed: u64,
+    ) -> Sim {
+        Sim {
+            now: Instant::ZERO,
+            a: Stack::new(a),
+            b: Stack::new(b),
+            links: [
+                LinkModel::new(a_to_b, seed),
+                LinkModel::new(b_to_a, seed ^ 0xabcd),
+            ],
+            segments: Vec::new(),
+            events_a: Vec::new(),
+            events_b: Vec::new(),
+            frames: Vec::new(),
+            trace: true,
+            blackhole_tcp_to_b: false,
+        }
+    }
+
+    fn transmit(&mut self, from_a: bool) -> bool {
+        let mut sink = VecSink::new();
+        let now = self.now;
+        let stack = if from_a { &mut self.a } else { &mut self.b };
+        let _ = stack.poll_transmit(now, &mut sink);
+        let any = !sink.frames.is_empty();
+        for frame in sink.frames {
+            let tcp = match dissect(&frame, RxChecksum::Trusted).map(|d| d.network) {
+                Ok(Network::Ipv4 {
+                    transport: Transport::Tcp(tcp),
+                    ..
+                }) => Some(tcp),
+                _ => None,
+            };
+            let delivered = if from_a && self.blackhole_tcp_to_b && tcp.is_some() {
+                false
+            } else {
+                let link = &mut self.links[usize::from(!from_a)];
+                let before = link.stats();
+                link.send(now, &frame);
+                let after = link.stats();
+                after.lost == before.lost
+                    && after.rule_dropped == before.rule_dropped
+                    && after.tail_dropped == before.tail_dropped
+                    && after.oversized == before.oversized
+            };
+            if !self.trace {
+                continue;
+            }
+            if let Some(tcp) = tcp {
+                self.segments.push(Segment {
+                    at: now,
+                    from_a,
+                    flags: tcp.flags,
+                    seq: tcp.seq_number.raw(),
+                    ack: tcp.ack_number.raw(),
+                    len: tcp.payload.len(),
+                    window: tcp.window_len,
+                    options: TcpOptions {
+                        tfo_cookie: None,
+                        ..tcp.options
+                    },
+                    delivered,
+                });
+            }
+            self.frames.push((now, from_a, frame));
+        }
+        any
+    }
+
+    fn collect_events(&mut self) {
+        while let Some(event) = self.a.poll_event() {
+            self.events_a.push((self.now, event));
+        }
+        while let Some(event) = self.b.poll_event() {
+            self.events_b.push((self.now, event));
+        }
+    }
+
+    /// Moves everything that can move at `now`: timers, transmissions, deliveries.
+    ///
+    /// # Panics
+    /// If the two hosts keep exchanging frames within one instant (a livelock): that is a
+    /// bug worth a loud failure.
+    pub fn settle(&mut self) {
+        for _round in 0..100_000 {
+            let mut progress = false;
+            for stack in [&mut self.a, &mut self.b] {
+                if stack.poll_timeout().is_some_and(|t| t <= self.now) {
+                    stack.handle_timeout(self.now);
+                    progress = true;
+                }
+            }
+            progress |= self.transmit(true);
+            progress |= self.transmit(false);
+            while let Some(frame) = self.links[0].recv(self.now) {
+                self.b.handle_frame(self.now, &frame, RxChecksum::Verify);
+                progress = true;
+            }
+            while let Some(frame) = self.links[1].recv(self.now) {
+                self.a.handle_frame(self.now, &frame, RxChecksum::Verify);
+                progress = true;
+            }
+            self.collect_events();
+            if !progress {
+                return;
+            }
+        }
+        panic!(
+            "livelock at {}: A {:?} B {:?}",
+            self.now,
+            self.a.connections(),
+            self.b.connections()
+        );
+    }
+
+    /// The next moment something is due: a timer of either host or a frame on the link.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let links = self.links.iter().filter_map(LinkModel::next_delivery);
+        [self.a.poll_timeout(), self.b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .chain(links)
+            .min()
+    }
+
+    /// Runs until `until`, jumping from deadline to deadline.
+    pub fn run_until(&mut self, until: Instant) {
+        self.settle();
+        while let Some(next) = self.next_deadline() {
+            if next > until {
+                break;
+            }
+            self.now = next.max(self.now);
+            self.settle();
+        }
+        self.now = self.now.max(until);
+        self.settle();
+    }
+
+    /// Runs for `duration`.
+    pub fn run_for(&mut self, duration: Duration) {
+        self.run_until(self.now + duration);
+    }
+
+    /// Runs until `done` holds or `limit` passes; returns whether it held.
+    pub fn run_while(&mut self, limit: Duration, mut done: impl FnMut(&mut Sim) -> bool) -> bool {
+        let until = self.now + limit;
+        self.settle();
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.next_deadline() {
+                Some(next) if next <= until => {
+                    self.now = next.max(self.now);
+                    self.settle();
+                }
+                _ => return done(self),
+            }
+        }
+    }
+
+    /// The link from A to B (its counters, its configuration).
+    pub fn link_a_to_b(&self) -> &LinkModel {
+        &self.links[0]
+    }
+
+    /// The link from B to A.
+    pub fn link_b_to_a(&self) -> &LinkModel {
+        &self.links[1]
+    }
+}
