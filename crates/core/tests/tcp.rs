@@ -436,3 +436,62 @@ proptest! {
         sim.run_for(Duration::from_secs(300));
     }
 }
+
+#[test]
+fn data_retransmission_gives_up_after_15_retransmissions() {
+    let mut sim = sim();
+    let (client, _server) = connected(&mut sim, b_addr(80));
+    sim.blackhole_tcp_to_b = true;
+    sim.a.tcp_send(sim.now, client, b"into the void").unwrap();
+    let start = sim.now;
+    sim.run_for(Duration::from_secs(3600));
+    let failed = sim
+        .events_a
+        .iter()
+        .find_map(|(t, e)| (*e == Event::Error(client, ConnError::TimedOut)).then_some(*t))
+        .expect("timed out");
+    let info = sim.a.connections();
+    assert!(info.is_empty() || info[0].state == State::Closed);
+    let retransmissions = sim
+        .segments
+        .iter()
+        .filter(|s| s.from_a && s.len == 13)
+        .count()
+        - 1;
+    assert_eq!(retransmissions, 15);
+    // Exponential backoff from 200 ms, capped at 120 s: about 15 minutes in all.
+    let waited = failed - start;
+    assert!(
+        waited > Duration::from_secs(600) && waited < Duration::from_secs(1200),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn user_timeout_gives_up_sooner() {
+    let mut a = config(A_MAC, A_IP, 1);
+    a.tcp.user_timeout = Some(Duration::from_secs(10));
+    let mut sim = Sim::with_links(
+        a,
+        config(B_MAC, B_IP, 2),
+        LinkConfig::default(),
+        LinkConfig::default(),
+        1,
+    );
+    let (client, _server) = connected(&mut sim, b_addr(80));
+    sim.blackhole_tcp_to_b = true;
+    sim.a.tcp_send(sim.now, client, b"hello?").unwrap();
+    let start = sim.now;
+    sim.run_for(Duration::from_secs(600));
+    let failed = sim
+        .events_a
+        .iter()
+        .find_map(|(t, e)| (*e == Event::Error(client, ConnError::TimedOut)).then_some(*t))
+        .expect("timed out");
+    // RFC 5482: unacknowledged for 10 s; noticed at the first retransmission timeout after it.
+    let waited = failed - start;
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(30),
+        "{waited:?}"
+    );
+}

@@ -6,6 +6,7 @@
 
 use core::time::Duration;
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 
 use rawtcp_wire::SeqNum;
 use rawtcp_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamps};
@@ -114,18 +115,13 @@ pub(crate) struct Connection {
     retransmits: u32,
     /// When the oldest unacknowledged data was first sent (for the user timeout).
     unacked_since: Option<Instant>,
-    max_retransmits: u32,
-    syn_retries: u32,
-    user_timeout: Option<Duration>,
-    delayed_ack: Duration,
     delayed_ack_at: Option<Instant>,
     ack_now: bool,
     /// Full-sized segments received since our last ACK.
     segments_unacked: u32,
     persist_at: Option<Instant>,
     persist_backoff: u32,
-    rto_max: Duration,
-    keepalive: Option<Keepalive>,
+    keepalive: Option<CompactKeepalive>,
     keepalive_at: Option<Instant>,
     keepalive_probes: u32,
     probe_due: bool,
@@ -137,8 +133,6 @@ pub(crate) struct Connection {
     last_oow_ack: Option<Instant>,
     /// TIME-WAIT or FIN-WAIT-2 deadline.
     close_at: Option<Instant>,
-    msl: Duration,
-    fin_wait_2_timeout: Duration,
     pub(crate) nodelay: bool,
     cc: Box<dyn CongestionControl>,
     reset: Option<ResetPlan>,
@@ -146,8 +140,31 @@ pub(crate) struct Connection {
     /// The last ICMP soft error (RFC 9293 MUST-56), reported on a timeout.
     soft_error: Option<ConnError>,
     resend_syn: bool,
+    /// Passive connections use the listener's SYN-ACK retry count.
+    passive_syn_retries: bool,
+    /// The stack's TCP configuration, shared by every connection.
+    config: Arc<TcpConfig>,
     pub(crate) stats: ConnectionStats,
     pub(crate) events: Vec<ConnEvent>,
+}
+
+/// Keepalive timing in milliseconds: every connection carries one, so it is kept small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CompactKeepalive {
+    idle_ms: u32,
+    interval_ms: u32,
+    probes: u32,
+}
+
+impl From<Keepalive> for CompactKeepalive {
+    fn from(k: Keepalive) -> CompactKeepalive {
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        CompactKeepalive {
+            idle_ms: ms(k.idle),
+            interval_ms: ms(k.interval),
+            probes: k.probes,
+        }
+    }
 }
 
 /// Milliseconds of our timestamp clock at `now`.
@@ -167,7 +184,7 @@ fn window_shift(buffer: usize) -> u8 {
 
 impl Connection {
     fn new(
-        config: &TcpConfig,
+        config: &Arc<TcpConfig>,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNum,
@@ -217,17 +234,12 @@ impl Connection {
             retransmit_at: None,
             retransmits: 0,
             unacked_since: None,
-            max_retransmits: config.max_retransmits,
-            syn_retries: config.syn_retries,
-            user_timeout: config.user_timeout,
-            delayed_ack: config.delayed_ack,
             delayed_ack_at: None,
             ack_now: false,
             segments_unacked: 0,
             persist_at: None,
             persist_backoff: 0,
-            rto_max: config.rto_max,
-            keepalive: config.keepalive,
+            keepalive: config.keepalive.map(CompactKeepalive::from),
             keepalive_at: None,
             keepalive_probes: 0,
             probe_due: false,
@@ -235,14 +247,14 @@ impl Connection {
             last_syn_sent: None,
             last_oow_ack: None,
             close_at: None,
-            msl: config.msl,
-            fin_wait_2_timeout: config.fin_wait_2_timeout,
             nodelay: !config.nagle,
             cc: Box::new(SlowStart::new(DEFAULT_MSS as u32)),
             reset: None,
             error: None,
             soft_error: None,
             resend_syn: false,
+            passive_syn_retries: false,
+            config: Arc::clone(config),
             stats: ConnectionStats {
                 opened_at: now,
                 ..ConnectionStats::default()
@@ -253,7 +265,7 @@ impl Connection {
 
     /// An active open (RFC 9293 §3.10.1): SYN-SENT, the SYN goes out on the next transmit.
     pub(crate) fn connect(
-        config: &TcpConfig,
+        config: &Arc<TcpConfig>,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNum,
@@ -272,7 +284,7 @@ impl Connection {
     /// out on the next transmit.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn accept_syn(
-        config: &TcpConfig,
+        config: &Arc<TcpConfig>,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNum,
@@ -284,7 +296,7 @@ impl Connection {
     ) -> Connection {
         let mut conn = Connection::new(config, local, remote, iss, mtu, ts_offset, now);
         conn.listener = Some(listener);
-        conn.syn_retries = config.synack_retries;
+        conn.passive_syn_retries = true;
         conn.irs = syn.seq_number;
         conn.rcv_nxt = syn.seq_number + 1;
         conn.take_syn_options(syn);
@@ -448,7 +460,7 @@ impl Connection {
         }
         self.shutdown();
         if self.state == State::FinWait2 {
-            self.close_at = Some(now + self.fin_wait_2_timeout);
+            self.close_at = Some(now + self.config.fin_wait_2_timeout);
         }
     }
 
@@ -473,7 +485,7 @@ impl Connection {
     }
 
     pub(crate) fn set_keepalive(&mut self, keepalive: Option<Keepalive>, now: Instant) {
-        self.keepalive = keepalive;
+        self.keepalive = keepalive.map(CompactKeepalive::from);
         self.keepalive_probes = 0;
         self.arm_keepalive(now);
     }
@@ -481,7 +493,7 @@ impl Connection {
     fn arm_keepalive(&mut self, now: Instant) {
         self.keepalive_at = match (self.keepalive, self.state) {
             (Some(k), State::Established | State::CloseWait | State::FinWait2) => {
-                Some(now + k.idle)
+                Some(now + Duration::from_millis(u64::from(k.idle_ms)))
             }
             _ => None,
         };
@@ -546,7 +558,7 @@ impl Connection {
             && seg.seq_number + seg.segment_len() == self.rcv_nxt
         {
             self.ack_now = true;
-            self.close_at = Some(now + self.msl * 2);
+            self.close_at = Some(now + self.config.msl * 2);
             self.events.push(ConnEvent::StateChanged {
                 from: State::TimeWait,
                 to: State::TimeWait,
@@ -816,7 +828,7 @@ impl Connection {
                     State::FinWait1 => {
                         self.set_state(State::FinWait2, Cause::AckReceived);
                         if self.app_closed {
-                            self.close_at = Some(now + self.fin_wait_2_timeout);
+                            self.close_at = Some(now + self.config.fin_wait_2_timeout);
                         }
                     }
                     State::Closing => self.enter_time_wait(now, Cause::AckReceived),
@@ -882,7 +894,7 @@ impl Connection {
             if self.segments_unacked >= 2 {
                 self.ack_now = true;
             } else if self.delayed_ack_at.is_none() {
-                self.delayed_ack_at = Some(now + self.delayed_ack);
+                self.delayed_ack_at = Some(now + self.config.delayed_ack);
             }
         }
     }
@@ -902,7 +914,7 @@ impl Connection {
                 // FIN on the same segment (the three-way close).
                 self.set_state(State::CloseWait, Cause::FinReceived);
                 if self.delayed_ack_at.is_none() {
-                    self.delayed_ack_at = Some(now + self.delayed_ack);
+                    self.delayed_ack_at = Some(now + self.config.delayed_ack);
                 }
                 return;
             }
@@ -921,7 +933,7 @@ impl Connection {
 
     fn enter_time_wait(&mut self, now: Instant, cause: Cause) {
         self.set_state(State::TimeWait, cause);
-        self.close_at = Some(now + self.msl * 2);
+        self.close_at = Some(now + self.config.msl * 2);
     }
 
     // ---- Timers ----
@@ -990,7 +1002,8 @@ impl Connection {
                 }
                 self.keepalive_probes += 1;
                 self.probe_due = true;
-                self.keepalive_at = Some(now + keepalive.interval);
+                self.keepalive_at =
+                    Some(now + Duration::from_millis(u64::from(keepalive.interval_ms)));
             }
         }
     }
@@ -998,10 +1011,11 @@ impl Connection {
     /// RFC 6298 §5.4-5.6: retransmit from SND.UNA, back off, give up after the limit.
     fn on_retransmit_timeout(&mut self, now: Instant) {
         let limit = match self.state {
-            State::SynSent | State::SynReceived => self.syn_retries,
-            _ => self.max_retransmits,
+            State::SynReceived if self.passive_syn_retries => self.config.synack_retries,
+            State::SynSent | State::SynReceived => self.config.syn_retries,
+            _ => self.config.max_retransmits,
         };
-        let user_timed_out = self.user_timeout.is_some_and(|timeout| {
+        let user_timed_out = self.config.user_timeout.is_some_and(|timeout| {
             self.unacked_since
                 .is_some_and(|since| now - since >= timeout)
         });
@@ -1349,7 +1363,11 @@ impl Connection {
 
     fn arm_persist(&mut self, now: Instant) {
         let backoff = 1u32 << self.persist_backoff.min(16);
-        let delay = self.rtt.rto().saturating_mul(backoff).min(self.rto_max);
+        let delay = self
+            .rtt
+            .rto()
+            .saturating_mul(backoff)
+            .min(self.config.rto_max);
         self.persist_at = Some(now + delay);
     }
 

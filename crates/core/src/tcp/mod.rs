@@ -19,6 +19,7 @@ use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
 use rawtcp_wire::tcp::TcpRepr;
 
@@ -241,7 +242,8 @@ impl BuildHasher for KeyedState {
 #[derive(Debug)]
 struct Slot {
     generation: u32,
-    conn: Option<Connection>,
+    /// Boxed: the slab over-allocates slots, not control blocks.
+    conn: Option<Box<Connection>>,
     /// The deadline filed in the timer wheel. Only the earliest is filed: a later deadline
     /// waits for the filed one to fire (early, harmlessly) and is filed then.
     deadline: Option<Instant>,
@@ -271,7 +273,7 @@ pub enum TcpError {
 }
 
 pub(crate) struct Tcp {
-    config: TcpConfig,
+    config: Arc<TcpConfig>,
     address: Ipv4Addr,
     mtu: usize,
     slots: Vec<Slot>,
@@ -302,7 +304,7 @@ impl Tcp {
         let isn = IsnGenerator::new(rng);
         let ports = PortAllocator::new(rng, config.ephemeral_ports.clone());
         Tcp {
-            config,
+            config: Arc::new(config),
             address,
             mtu,
             slots: Vec::new(),
@@ -322,14 +324,14 @@ impl Tcp {
         self.slots
             .get(id.index as usize)
             .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.conn.as_ref())
+            .and_then(|s| s.conn.as_deref())
     }
 
     fn conn_mut(&mut self, id: ConnectionId) -> Option<&mut Connection> {
         self.slots
             .get_mut(id.index as usize)
             .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.conn.as_mut())
+            .and_then(|s| s.conn.as_deref_mut())
     }
 
     fn insert(&mut self, conn: Connection) -> ConnectionId {
@@ -347,7 +349,7 @@ impl Tcp {
             }
         };
         let slot = &mut self.slots[index as usize];
-        slot.conn = Some(conn);
+        slot.conn = Some(Box::new(conn));
         let id = ConnectionId {
             index,
             generation: slot.generation,
@@ -405,7 +407,8 @@ impl Tcp {
         };
         conn.after_input(now);
         let listener = conn.listener;
-        let events: Vec<ConnEvent> = conn.events.drain(..).collect();
+        // Taken whole, so an idle connection keeps no event capacity.
+        let events = std::mem::take(&mut conn.events);
         let established_passively = events.contains(&ConnEvent::Established);
         let deadline = conn.next_deadline();
         let wants_output = conn.wants_output();
@@ -733,7 +736,7 @@ impl Tcp {
     /// The next connection with something to send, and what.
     pub(crate) fn next_plan(&mut self) -> Option<(ConnectionId, Plan)> {
         while let Some(&id) = self.dirty.front() {
-            if let Some(plan) = self.conn(id).and_then(Connection::plan) {
+            if let Some(plan) = self.conn(id).and_then(|c| c.plan()) {
                 return Some((id, plan));
             }
             self.dirty.pop_front();
@@ -764,7 +767,7 @@ impl Tcp {
             conn.commit(plan, now);
         }
         // Keep the connection in the dirty list while it has more to send.
-        let wants = self.conn(id).is_some_and(Connection::wants_output);
+        let wants = self.conn(id).is_some_and(|c| c.wants_output());
         if !wants {
             self.dirty.pop_front();
             if let Some(slot) = self.slots.get_mut(id.index as usize) {
@@ -777,7 +780,7 @@ impl Tcp {
     pub(crate) fn wants_transmit(&self) -> bool {
         self.dirty
             .iter()
-            .any(|&id| self.conn(id).is_some_and(Connection::wants_output))
+            .any(|&id| self.conn(id).is_some_and(|c| c.wants_output()))
     }
 
     // ---- The application side ----

@@ -2,26 +2,32 @@
 
 use core::time::Duration;
 
-/// SRTT, RTTVAR and RTO with exponential backoff.
+/// SRTT, RTTVAR and RTO with exponential backoff, in microseconds (u32: up to 71 minutes,
+/// far above the 120 s ceiling), kept small because every connection has one.
 #[derive(Debug, Clone)]
 pub(crate) struct RttEstimator {
-    srtt: Option<Duration>,
-    rttvar: Duration,
-    rto: Duration,
-    min: Duration,
-    max: Duration,
+    /// 0 until the first sample.
+    srtt: u32,
+    rttvar: u32,
+    rto: u32,
+    min: u32,
+    max: u32,
     /// Doublings applied since the last new acknowledgment (RFC 6298 §5.5).
-    backoff: u32,
+    backoff: u8,
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
 impl RttEstimator {
     pub(crate) fn new(initial: Duration, min: Duration, max: Duration) -> RttEstimator {
         RttEstimator {
-            srtt: None,
-            rttvar: Duration::ZERO,
-            rto: initial,
-            min,
-            max,
+            srtt: 0,
+            rttvar: 0,
+            rto: micros(initial),
+            min: micros(min),
+            max: micros(max),
             backoff: 0,
         }
     }
@@ -29,33 +35,29 @@ impl RttEstimator {
     /// RFC 6298 §2.2-2.3: the first sample sets SRTT = R, RTTVAR = R/2; later ones use
     /// alpha = 1/8 and beta = 1/4. RTO = SRTT + max(G, 4·RTTVAR), clamped.
     pub(crate) fn sample(&mut self, rtt: Duration) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(rtt);
-                self.rttvar = rtt / 2;
-            }
-            Some(srtt) => {
-                let delta = srtt.abs_diff(rtt);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + rtt) / 8);
-            }
+        let rtt = micros(rtt).max(1);
+        if self.srtt == 0 {
+            self.srtt = rtt;
+            self.rttvar = rtt / 2;
+        } else {
+            let delta = self.srtt.abs_diff(rtt);
+            self.rttvar = ((u64::from(self.rttvar) * 3 + u64::from(delta)) / 4) as u32;
+            self.srtt = ((u64::from(self.srtt) * 7 + u64::from(rtt)) / 8) as u32;
         }
-        let srtt = self.srtt.expect("set above");
         // Clock granularity G: our clock is microseconds; 1 ms is Linux's.
-        let variance = (self.rttvar * 4).max(Duration::from_millis(1));
-        self.rto = (srtt + variance).clamp(self.min, self.max);
+        let variance = self.rttvar.saturating_mul(4).max(1000);
+        self.rto = self.srtt.saturating_add(variance).clamp(self.min, self.max);
     }
 
     /// The timeout to arm now, backoff included.
     pub(crate) fn rto(&self) -> Duration {
-        self.rto
-            .saturating_mul(1 << self.backoff.min(16))
-            .min(self.max)
+        let backed_off = u64::from(self.rto) << self.backoff.min(16);
+        Duration::from_micros(backed_off.min(u64::from(self.max)))
     }
 
     /// RFC 6298 §5.5: double the timeout after it expires.
     pub(crate) fn back_off(&mut self) {
-        if self.rto() < self.max {
+        if self.rto() < Duration::from_micros(u64::from(self.max)) {
             self.backoff += 1;
         }
     }
@@ -66,11 +68,11 @@ impl RttEstimator {
     }
 
     pub(crate) fn srtt(&self) -> Option<Duration> {
-        self.srtt
+        (self.srtt > 0).then(|| Duration::from_micros(u64::from(self.srtt)))
     }
 
     pub(crate) fn rttvar(&self) -> Duration {
-        self.rttvar
+        Duration::from_micros(u64::from(self.rttvar))
     }
 }
 
