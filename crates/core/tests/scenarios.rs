@@ -17,24 +17,6 @@ const FIN: TcpFlags = TcpFlags::FIN;
 const RST: TcpFlags = TcpFlags::RST;
 const PSH: TcpFlags = TcpFlags::PSH;
 
-/// A listening B and a connected A; returns (client, server) handles.
-fn connected(sim: &mut Sim) -> (ConnectionId, ConnectionId) {
-    let listener = sim.b.tcp_listen(b_addr(80), None).unwrap();
-    let client = sim.a.tcp_connect(sim.now, b_addr(80), Some(49152)).unwrap();
-    assert!(sim.run_while(Duration::from_secs(5), |s| {
-        s.a.tcp_state(client) == Some(State::Established)
-            && s.events_b
-                .iter()
-                .any(|(_, e)| *e == Event::Acceptable(listener))
-    }));
-    let server = sim
-        .b
-        .tcp_accept(listener)
-        .unwrap()
-        .expect("a connection to accept");
-    (client, server)
-}
-
 /// Segments as (from A, flags, relative seq, relative ack, length), relative to each side's
 /// ISN as Wireshark shows them.
 fn relative(sim: &Sim) -> Vec<(bool, TcpFlags, u32, u32, usize)> {
@@ -71,7 +53,7 @@ fn relative(sim: &Sim) -> Vec<(bool, TcpFlags, u32, u32, usize)> {
 #[test]
 fn scenario_1_three_way_handshake() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     assert_eq!(
         relative(&sim),
         vec![
@@ -127,7 +109,7 @@ fn scenario_1_third_ack_may_carry_data() {
 #[test]
 fn scenario_2_hello_world_and_fin() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.b.tcp_set_nodelay(sim.now, server, true).unwrap();
     sim.b.tcp_send(sim.now, server, b"hello").unwrap();
     sim.run_for(Duration::from_millis(100));
@@ -161,7 +143,7 @@ fn scenario_2_hello_world_and_fin() {
 #[test]
 fn scenario_3_four_way_close_and_time_wait() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     let start = sim.now;
     // The client closes first: FIN-WAIT-1, then FIN-WAIT-2 once acknowledged.
     sim.a.tcp_shutdown(sim.now, client).unwrap();
@@ -216,7 +198,7 @@ fn scenario_3_four_way_close_and_time_wait() {
 #[test]
 fn scenario_3_three_way_close_when_fin_and_ack_combine() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.a.tcp_shutdown(sim.now, client).unwrap();
     // The server closes at once, before its delayed ACK fires: FIN and ACK in one segment.
     sim.run_for(Duration::from_millis(1));
@@ -247,7 +229,7 @@ fn scenario_3_simultaneous_close_through_closing() {
         },
         1,
     );
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.a.tcp_close(sim.now, client).unwrap();
     sim.b.tcp_close(sim.now, server).unwrap();
     sim.run_for(Duration::from_millis(15));
@@ -557,7 +539,7 @@ fn scenario_7_lost_last_ack_time_wait_acks_again_and_restarts() {
 #[test]
 fn scenario_8_keepalive_probes_then_closes_a_dead_peer() {
     let mut sim = sim();
-    let (client, _server) = connected(&mut sim);
+    let (client, _server) = connected_on(&mut sim, b_addr(80));
     sim.a
         .tcp_set_keepalive(sim.now, client, Some(rawtcp_core::Keepalive::default()))
         .unwrap();
@@ -600,7 +582,7 @@ fn scenario_8_keepalive_probes_then_closes_a_dead_peer() {
 #[test]
 fn scenario_8_a_live_peer_answers_keepalives() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.a
         .tcp_set_keepalive(sim.now, client, Some(rawtcp_core::Keepalive::default()))
         .unwrap();
@@ -621,7 +603,7 @@ fn scenario_8_a_live_peer_answers_keepalives() {
 #[test]
 fn scenario_9_fin_wait_2_of_a_closed_socket_times_out_at_60_s() {
     let mut sim = sim();
-    let (client, _server) = connected(&mut sim);
+    let (client, _server) = connected_on(&mut sim, b_addr(80));
     sim.a.tcp_close(sim.now, client).unwrap();
     sim.run_for(Duration::from_millis(100));
     let entered = sim
@@ -660,7 +642,7 @@ fn scenario_9_fin_wait_2_of_a_closed_socket_times_out_at_60_s() {
 #[test]
 fn scenario_9_after_a_half_close_fin_wait_2_waits() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.a.tcp_shutdown(sim.now, client).unwrap();
     sim.run_for(Duration::from_secs(600));
     assert_eq!(sim.a.tcp_state(client), Some(State::FinWait2));
@@ -687,7 +669,7 @@ fn scenario_10_mss_is_the_smaller_offer_and_options_are_used() {
         },
         1,
     );
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     assert_eq!(sim.segments[0].options.max_seg_size, Some(1460));
     assert_eq!(sim.segments[1].options.max_seg_size, Some(1360));
     assert_eq!(sim.a.tcp_info(client).unwrap().mss, 1360);
@@ -730,41 +712,6 @@ fn scenario_10_mss_is_the_smaller_offer_and_options_are_used() {
 
 // ---- Scenario 11: sliding window, cumulative ACK, out of order, duplicates, corruption ----
 
-fn transfer(
-    sim: &mut Sim,
-    client: ConnectionId,
-    server: ConnectionId,
-    data: &[u8],
-    limit: Duration,
-) -> Vec<u8> {
-    let mut sent = 0;
-    let mut received = Vec::with_capacity(data.len());
-    let mut buf = vec![0u8; 64 * 1024];
-    let deadline = sim.now + limit;
-    while received.len() < data.len() && sim.now < deadline {
-        if sent < data.len() {
-            match sim.a.tcp_send(sim.now, client, &data[sent..]) {
-                Ok(n) => sent += n,
-                Err(TcpError::WouldBlock) => {}
-                Err(error) => panic!("send: {error:?}"),
-            }
-        }
-        loop {
-            match sim.b.tcp_recv(sim.now, server, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => received.extend_from_slice(&buf[..n]),
-                Err(TcpError::WouldBlock) => break,
-                Err(error) => panic!("recv: {error:?}"),
-            }
-        }
-        let next = sim
-            .next_deadline()
-            .unwrap_or(sim.now + Duration::from_millis(1));
-        sim.run_until(next.max(sim.now + Duration::from_micros(1)).min(deadline));
-    }
-    received
-}
-
 #[test]
 fn scenario_11_data_survives_loss_duplication_reordering_and_corruption() {
     let faults = LinkConfig {
@@ -776,7 +723,7 @@ fn scenario_11_data_survives_loss_duplication_reordering_and_corruption() {
         ..LinkConfig::default()
     };
     let mut sim = sim_with_links(faults.clone(), faults, 7);
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.trace = false;
     let data: Vec<u8> = (0..1_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -803,7 +750,7 @@ fn scenario_11_a_lost_ack_is_covered_by_the_next() {
         ..LinkConfig::default()
     };
     let mut sim = sim_with_links(LinkConfig::default(), b_to_a, 1);
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     let data = vec![1u8; 6 * 1448];
     let received = transfer(&mut sim, client, server, &data, Duration::from_secs(10));
     assert_eq!(received.len(), data.len());
@@ -894,7 +841,7 @@ fn simultaneous_open_through_syn_received() {
 #[test]
 fn close_with_unread_data_sends_a_reset() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.a.tcp_send(sim.now, client, b"unread").unwrap();
     sim.run_for(Duration::from_millis(100));
     sim.b.tcp_close(sim.now, server).unwrap();
@@ -917,7 +864,7 @@ fn close_with_unread_data_sends_a_reset() {
 #[test]
 fn abort_resets_and_the_peer_sees_connection_reset() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.b.tcp_abort(sim.now, server).unwrap();
     sim.run_for(Duration::from_millis(10));
     let mut buf = [0u8; 4];
@@ -935,7 +882,7 @@ fn zero_window_is_probed_until_it_opens() {
     let mut b = config(B_MAC, B_IP, 2);
     b.tcp.recv_buffer = 8 * 1024;
     let mut sim = Sim::with_links(a, b, LinkConfig::default(), LinkConfig::default(), 1);
-    let (client, server) = connected(&mut sim);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.a.tcp_send(sim.now, client, &[9u8; 20_000]).unwrap();
     sim.run_for(Duration::from_secs(30));
     // The receiver's window is full and the application reads nothing: zero window probes.

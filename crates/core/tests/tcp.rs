@@ -19,53 +19,6 @@ use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
 use rawtcp_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr};
 use rawtcp_wire::{SeqNum, TxChecksum};
 
-fn connected(sim: &mut Sim, listen: SocketAddrV4) -> (ConnectionId, ConnectionId) {
-    let listener = sim.b.tcp_listen(listen, None).unwrap();
-    let client = sim.a.tcp_connect(sim.now, b_addr(80), None).unwrap();
-    assert!(sim.run_while(Duration::from_secs(120), |s| {
-        s.a.tcp_state(client) == Some(State::Established)
-            && s.events_b
-                .iter()
-                .any(|(_, e)| *e == Event::Acceptable(listener))
-    }));
-    (client, sim.b.tcp_accept(listener).unwrap().unwrap())
-}
-
-/// Streams `data` from A to B and returns what B read.
-fn transfer(
-    sim: &mut Sim,
-    client: ConnectionId,
-    server: ConnectionId,
-    data: &[u8],
-    limit: Duration,
-) -> Vec<u8> {
-    let mut sent = 0;
-    let mut received = Vec::with_capacity(data.len());
-    let mut buf = vec![0u8; 256 * 1024];
-    let deadline = sim.now + limit;
-    while received.len() < data.len() && sim.now < deadline {
-        while sent < data.len() {
-            match sim.a.tcp_send(sim.now, client, &data[sent..]) {
-                Ok(n) => sent += n,
-                Err(TcpError::WouldBlock) => break,
-                Err(error) => panic!("send: {error:?}"),
-            }
-        }
-        loop {
-            match sim.b.tcp_recv(sim.now, server, &mut buf) {
-                Ok(0) | Err(TcpError::WouldBlock) => break,
-                Ok(n) => received.extend_from_slice(&buf[..n]),
-                Err(error) => panic!("recv: {error:?}"),
-            }
-        }
-        let next = sim
-            .next_deadline()
-            .unwrap_or(sim.now + Duration::from_millis(1));
-        sim.run_until(next.max(sim.now + Duration::from_micros(1)).min(deadline));
-    }
-    received
-}
-
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -75,7 +28,7 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
 #[test]
 fn wildcard_listener_accepts() {
     let mut sim = sim();
-    let (client, server) = connected(&mut sim, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80));
+    let (client, server) = connected_on(&mut sim, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80));
     assert_eq!(sim.b.tcp_info(server).unwrap().local, b_addr(80));
     assert_eq!(sim.a.tcp_state(client), Some(State::Established));
     // A second listener on the same address is refused; another port is fine.
@@ -274,7 +227,7 @@ fn icmp_quoting_a_sequence_number_outside_the_window_is_ignored() {
 #[test]
 fn fragmentation_needed_lowers_the_mss() {
     let mut sim = sim();
-    let (client, _server) = connected(&mut sim, b_addr(80));
+    let (client, _server) = connected_on(&mut sim, b_addr(80));
     assert_eq!(sim.a.tcp_info(client).unwrap().mss, 1460);
     sim.a.tcp_send(sim.now, client, &[1u8; 4000]).unwrap();
     let mut sink = VecSink::new();
@@ -299,7 +252,7 @@ fn one_hundred_megabytes_through_ten_percent_of_every_fault() {
         ..LinkConfig::default()
     };
     let mut sim = sim_with_links(faults.clone(), faults, 2026);
-    let (client, server) = connected(&mut sim, b_addr(80));
+    let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.trace = false;
     let data = pattern(100 << 20, 7);
     // Recovery by RTO alone (fast retransmit comes with the loss-recovery issue) takes a
@@ -330,7 +283,7 @@ proptest! {
             faults,
             seed,
         );
-        let (client, server) = connected(&mut sim, b_addr(80));
+        let (client, server) = connected_on(&mut sim, b_addr(80));
         sim.trace = false;
         let data = pattern(300_000, seed as u32);
         let received = transfer(&mut sim, client, server, &data, Duration::from_secs(1 << 40));
@@ -399,7 +352,7 @@ proptest! {
         segments in proptest::collection::vec((any::<u16>(), any::<i32>(), any::<i32>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..600)), 1..60),
     ) {
         let mut sim = sim();
-        let (client, server) = connected(&mut sim, b_addr(80));
+        let (client, server) = connected_on(&mut sim, b_addr(80));
         sim.a.tcp_send(sim.now, client, &[5u8; 3000]).unwrap();
         sim.b.tcp_send(sim.now, server, &[6u8; 2000]).unwrap();
         sim.run_for(Duration::from_millis(5));
@@ -440,7 +393,7 @@ proptest! {
 #[test]
 fn data_retransmission_gives_up_after_15_retransmissions() {
     let mut sim = sim();
-    let (client, _server) = connected(&mut sim, b_addr(80));
+    let (client, _server) = connected_on(&mut sim, b_addr(80));
     sim.blackhole_tcp_to_b = true;
     sim.a.tcp_send(sim.now, client, b"into the void").unwrap();
     let start = sim.now;
@@ -478,7 +431,7 @@ fn user_timeout_gives_up_sooner() {
         LinkConfig::default(),
         1,
     );
-    let (client, _server) = connected(&mut sim, b_addr(80));
+    let (client, _server) = connected_on(&mut sim, b_addr(80));
     sim.blackhole_tcp_to_b = true;
     sim.a.tcp_send(sim.now, client, b"hello?").unwrap();
     let start = sim.now;

@@ -3,8 +3,10 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use std::time::Duration;
+
 use rawtcp_core::link::LinkConfig;
-use rawtcp_core::{Config, Ipv4Cidr};
+use rawtcp_core::{Config, ConnectionId, Event, Ipv4Cidr, State, TcpError};
 use rawtcp_wire::ethernet::EthernetAddress;
 
 pub(crate) use rawtcp_core::sim::{Segment as Seg, Sim};
@@ -47,4 +49,61 @@ pub(crate) fn segments_from(sim: &Sim, from_a: bool) -> Vec<Seg> {
         .filter(|s| s.from_a == from_a)
         .cloned()
         .collect()
+}
+
+/// A listener on `listen` at B and a connection to it from A, both established; returns
+/// (client, server). Allows for a lossy link.
+pub(crate) fn connected_on(sim: &mut Sim, listen: SocketAddrV4) -> (ConnectionId, ConnectionId) {
+    let listener = sim.b.tcp_listen(listen, None).unwrap();
+    let client = sim
+        .a
+        .tcp_connect(sim.now, b_addr(listen.port()), Some(49152))
+        .unwrap();
+    assert!(sim.run_while(Duration::from_secs(120), |s| {
+        s.a.tcp_state(client) == Some(State::Established)
+            && s.events_b
+                .iter()
+                .any(|(_, e)| *e == Event::Acceptable(listener))
+    }));
+    let server = sim
+        .b
+        .tcp_accept(listener)
+        .unwrap()
+        .expect("a connection to accept");
+    (client, server)
+}
+
+/// Streams `data` from A to B through the application calls and returns what B read.
+pub(crate) fn transfer(
+    sim: &mut Sim,
+    client: ConnectionId,
+    server: ConnectionId,
+    data: &[u8],
+    limit: Duration,
+) -> Vec<u8> {
+    let mut sent = 0;
+    let mut received = Vec::with_capacity(data.len());
+    let mut buf = vec![0u8; 256 * 1024];
+    let deadline = sim.now + limit;
+    while received.len() < data.len() && sim.now < deadline {
+        while sent < data.len() {
+            match sim.a.tcp_send(sim.now, client, &data[sent..]) {
+                Ok(n) => sent += n,
+                Err(TcpError::WouldBlock) => break,
+                Err(error) => panic!("send: {error:?}"),
+            }
+        }
+        loop {
+            match sim.b.tcp_recv(sim.now, server, &mut buf) {
+                Ok(0) | Err(TcpError::WouldBlock) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(error) => panic!("recv: {error:?}"),
+            }
+        }
+        let next = sim
+            .next_deadline()
+            .unwrap_or(sim.now + Duration::from_millis(1));
+        sim.run_until(next.max(sim.now + Duration::from_micros(1)).min(deadline));
+    }
+    received
 }
