@@ -260,6 +260,11 @@ impl LinkModel {
         &self.config
     }
 
+    /// The configuration, to change the faults from now on (frames in flight keep theirs).
+    pub fn config_mut(&mut self) -> &mut LinkConfig {
+        &mut self.config
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> LinkStats {
         self.stats

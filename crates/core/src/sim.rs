@@ -267,4 +267,14 @@ impl Sim {
     pub fn link_b_to_a(&self) -> &LinkModel {
         &self.links[1]
     }
+
+    /// The link from A to B, to change its faults mid-run.
+    pub fn link_a_to_b_mut(&mut self) -> &mut LinkModel {
+        &mut self.links[0]
+    }
+
+    /// The link from B to A, to change its faults mid-run.
+    pub fn link_b_to_a_mut(&mut self) -> &mut LinkModel {
+        &mut self.links[1]
+    }
 }
