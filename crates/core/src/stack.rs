@@ -395,6 +395,11 @@ impl Stack {
         self.tcp.state(id)
     }
 
+    /// The error that ended the connection, if one did.
+    pub fn tcp_error(&self, id: ConnectionId) -> Option<ConnError> {
+        self.tcp.error(id)
+    }
+
     /// A snapshot of one connection.
     pub fn tcp_info(&self, id: ConnectionId) -> Option<ConnectionInfo> {
         self.tcp.info(id)

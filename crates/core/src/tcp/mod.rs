@@ -800,6 +800,10 @@ impl Tcp {
         Ok(result)
     }
 
+    pub(crate) fn error(&self, id: ConnectionId) -> Option<ConnError> {
+        self.conn(id).and_then(|c| c.error)
+    }
+
     pub(crate) fn state(&self, id: ConnectionId) -> Option<State> {
         self.conn(id).filter(|c| c.app_owned).map(|c| c.state)
     }

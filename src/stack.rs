@@ -1,0 +1,286 @@
+//! The stack handle and the driver task that owns the engine's device.
+
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Poll, Waker};
+
+use rawtcp_core::{
+    Config, ConnectionId, ConnectionInfo, Event, FrameSink, InterfaceStats, Ipv4Cidr, ListenerId,
+};
+use rawtcp_netio::{Device, FrameBatch};
+use rawtcp_wire::ethernet::EthernetAddress;
+use tokio::sync::Notify;
+
+/// Wakers of the tasks waiting on one connection.
+#[derive(Debug, Default)]
+pub(crate) struct ConnWakers {
+    pub(crate) read: Option<Waker>,
+    pub(crate) write: Option<Waker>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) engine: rawtcp_core::Stack,
+    pub(crate) conns: HashMap<ConnectionId, ConnWakers>,
+    pub(crate) listeners: HashMap<ListenerId, Waker>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the driver after an application call that may have something to send.
+    pub(crate) notify: Arc<Notify>,
+    /// The engine's clock counts from here (tokio's clock, so `time::pause` drives it).
+    epoch: tokio::time::Instant,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: let the driver notice and stop.
+        self.notify.notify_one();
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn now(&self) -> rawtcp_core::Instant {
+        rawtcp_core::Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    fn to_tokio(&self, at: rawtcp_core::Instant) -> tokio::time::Instant {
+        self.epoch + std::time::Duration::from_micros(at.as_micros())
+    }
+}
+
+/// A userspace TCP/IPv4 stack on one device, driven by one tokio task.
+///
+/// Cloning gives another handle to the same stack; the driver stops when the last handle,
+/// listener and stream are gone.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Configures a [`Stack`].
+#[derive(Debug)]
+pub struct Builder<D = ()> {
+    device: D,
+    ipv4: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Addr>,
+    mac: Option<EthernetAddress>,
+    config: Option<Config>,
+}
+
+impl Stack {
+    /// Starts configuring a stack.
+    pub fn builder() -> Builder<()> {
+        Builder {
+            device: (),
+            ipv4: None,
+            gateway: None,
+            mac: None,
+            config: None,
+        }
+    }
+
+    /// Every connection, `netstat -napt`-style.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.shared.lock().engine.connections()
+    }
+
+    /// Interface counters, drops by reason included.
+    pub fn stats(&self) -> InterfaceStats {
+        self.shared.lock().engine.stats().clone()
+    }
+}
+
+impl<D> Builder<D> {
+    /// The device frames move through.
+    pub fn device<T: Device + Send + 'static>(self, device: T) -> Builder<T> {
+        Builder {
+            device,
+            ipv4: self.ipv4,
+            gateway: self.gateway,
+            mac: self.mac,
+            config: self.config,
+        }
+    }
+
+    /// Our IPv4 address and prefix length.
+    pub fn ipv4(mut self, address: Ipv4Addr, prefix_len: u8) -> Self {
+        self.ipv4 = Some(Ipv4Cidr::new(address, prefix_len));
+        self
+    }
+
+    /// The next hop for destinations off the subnet.
+    pub fn gateway(mut self, gateway: Ipv4Addr) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// Our MAC address (default: the device's, or a locally administered one).
+    pub fn mac(mut self, mac: EthernetAddress) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// Engine configuration (timers, buffers, seed); the builder's address settings win.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+}
+
+/// A device that knows its own MAC address.
+pub trait DeviceMac {
+    /// The device's MAC, if it has one.
+    fn mac(&self) -> Option<EthernetAddress> {
+        None
+    }
+}
+
+impl DeviceMac for rawtcp_netio::AfPacket {
+    fn mac(&self) -> Option<EthernetAddress> {
+        Some(rawtcp_netio::AfPacket::mac(self))
+    }
+}
+impl DeviceMac for rawtcp_netio::MemLinkEnd {}
+impl DeviceMac for rawtcp_netio::Tap {}
+impl<D: Device> DeviceMac for rawtcp_netio::Pcap<D> {}
+
+impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
+    /// Starts the driver task on the current tokio runtime and returns the stack.
+    ///
+    /// # Panics
+    /// Without an IPv4 address, or outside a tokio runtime.
+    pub fn spawn(self) -> Stack {
+        let cidr = self.ipv4.expect("Stack::builder().ipv4(...) is required");
+        let mac = self.mac.or_else(|| self.device.mac()).unwrap_or_else(|| {
+            // A locally administered address derived from our IPv4 address.
+            let o = cidr.address.octets();
+            EthernetAddress([0x02, 0x72, o[0], o[1], o[2], o[3]])
+        });
+        let mut config = self.config.unwrap_or_else(|| Config::new(mac, cidr));
+        config.mac = mac;
+        config.ipv4 = cidr;
+        config.gateway = self.gateway.or(config.gateway);
+        config.mtu = self.device.capabilities().mtu;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                engine: rawtcp_core::Stack::new(config),
+                conns: HashMap::new(),
+                listeners: HashMap::new(),
+            }),
+            notify: Arc::new(Notify::new()),
+            epoch: tokio::time::Instant::now(),
+        });
+        let notify = Arc::clone(&shared.notify);
+        tokio::spawn(drive(Arc::downgrade(&shared), notify, self.device));
+        Stack { shared }
+    }
+}
+
+/// Lets the engine write frames straight into the device's transmit batch.
+struct BatchSink<'a>(&'a mut FrameBatch);
+
+impl FrameSink for BatchSink<'_> {
+    fn push(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.0.push(len)
+    }
+}
+
+/// The driver: frames in, timers, frames out, events to wakers; then sleep until a frame, a
+/// deadline or an application call needs it.
+async fn drive<D: Device>(shared: Weak<Shared>, notify: Arc<Notify>, mut device: D) {
+    let max = device.capabilities().max_frame_len;
+    let mut rx = FrameBatch::new(64, max);
+    let mut tx = FrameBatch::new(64, max);
+    loop {
+        let Some(stack) = shared.upgrade() else {
+            return;
+        };
+        let deadline = {
+            let mut inner = stack.lock();
+            let now = stack.now();
+            rx.clear();
+            if let Err(error) = device.recv(&mut rx) {
+                // A device error is not the application's fault; keep going.
+                let _ = error;
+            }
+            for (frame, meta) in rx.iter() {
+                inner
+                    .engine
+                    .handle_frame(now, frame, meta.checksum.rx_checksum());
+            }
+            if inner.engine.poll_timeout().is_some_and(|t| t <= now) {
+                inner.engine.handle_timeout(now);
+            }
+            loop {
+                let written = inner.engine.poll_transmit(now, &mut BatchSink(&mut tx));
+                if !tx.is_empty() {
+                    // A refused frame is the engine's loss to recover (it retransmits).
+                    let _ = device.send(&mut tx);
+                }
+                // Done when the engine has nothing more, or the device is full.
+                if written == 0 || !tx.is_empty() {
+                    break;
+                }
+            }
+            dispatch(&mut inner);
+            inner.engine.poll_timeout().map(|t| stack.to_tokio(t))
+        };
+        let pending_tx = !tx.is_empty();
+        drop(stack);
+        // Wait for the next reason to run: a frame, an application call, a deadline, or room
+        // in the device for frames still queued.
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        let wake_up = poll_fn(|cx| {
+            if notified.as_mut().poll(cx).is_ready()
+                || device.poll_recv_ready(cx).is_ready()
+                || (pending_tx && device.poll_send_ready(cx).is_ready())
+            {
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        });
+        match deadline {
+            Some(deadline) => {
+                let _ = tokio::time::timeout_at(deadline, wake_up).await;
+            }
+            None => wake_up.await,
+        }
+    }
+}
+
+/// Wakes the tasks the engine's events concern.
+fn dispatch(inner: &mut Inner) {
+    while let Some(event) = inner.engine.poll_event() {
+        match event {
+            Event::Readable(id) => wake(inner.conns.get_mut(&id).and_then(|w| w.read.take())),
+            Event::Writable(id) => wake(inner.conns.get_mut(&id).and_then(|w| w.write.take())),
+            Event::Connected(id) | Event::Error(id, _) | Event::Closed(id) => {
+                if let Some(wakers) = inner.conns.get_mut(&id) {
+                    wake(wakers.read.take());
+                    wake(wakers.write.take());
+                }
+            }
+            Event::Acceptable(listener) => wake(inner.listeners.remove(&listener)),
+            Event::NeighborUnreachable { .. } | Event::StateChanged { .. } => {}
+            _ => {}
+        }
+    }
+}
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}

@@ -1,0 +1,273 @@
+//! `TcpListener` and `TcpStream`, with tokio::net's names and semantics.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddrV4;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use rawtcp_core::{ConnectionId, ListenerId, State, TcpError};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::error::{conn_error, tcp_error};
+use crate::stack::Stack;
+
+/// A listening socket.
+///
+/// # Examples
+/// ```no_run
+/// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+/// use std::net::{Ipv4Addr, SocketAddrV4};
+/// let listener = rawtcp::TcpListener::bind(&stack, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080)).await?;
+/// let (stream, peer) = listener.accept().await?;
+/// # let _ = (stream, peer); Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    stack: Stack,
+    id: ListenerId,
+}
+
+impl TcpListener {
+    /// Listens on `addr` (address 0.0.0.0 for any of ours).
+    pub async fn bind(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpListener> {
+        let id = stack
+            .shared
+            .lock()
+            .engine
+            .tcp_listen(addr, None)
+            .map_err(tcp_error)?;
+        Ok(TcpListener {
+            stack: stack.clone(),
+            id,
+        })
+    }
+
+    /// The next connection and its peer's address.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for the next connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddrV4)>> {
+        let mut inner = self.stack.shared.lock();
+        match inner.engine.tcp_accept(self.id).map_err(tcp_error)? {
+            Some(id) => {
+                let peer = inner
+                    .engine
+                    .tcp_info(id)
+                    .map(|i| i.remote)
+                    .ok_or_else(|| tcp_error(TcpError::InvalidHandle))?;
+                inner.conns.entry(id).or_default();
+                Poll::Ready(Ok((
+                    TcpStream {
+                        stack: self.stack.clone(),
+                        id,
+                    },
+                    peer,
+                )))
+            }
+            None => {
+                inner.listeners.insert(self.id, cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The address this listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        self.stack
+            .shared
+            .lock()
+            .engine
+            .tcp_listener_addr(self.id)
+            .ok_or_else(|| tcp_error(TcpError::InvalidHandle))
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let mut inner = shared.lock();
+        let _ = inner.engine.tcp_unlisten(now, self.id);
+        inner.listeners.remove(&self.id);
+        drop(inner);
+        shared.notify.notify_one();
+    }
+}
+
+/// A TCP connection.
+#[derive(Debug)]
+pub struct TcpStream {
+    stack: Stack,
+    id: ConnectionId,
+}
+
+impl TcpStream {
+    /// Connects to `addr`: `ConnectionRefused` on a reset or ICMP port unreachable,
+    /// `TimedOut` after the SYN retries (63 s by default).
+    pub async fn connect(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpStream> {
+        let shared = &stack.shared;
+        let id = {
+            let now = shared.now();
+            let mut inner = shared.lock();
+            let id = inner
+                .engine
+                .tcp_connect(now, addr, None)
+                .map_err(tcp_error)?;
+            inner.conns.entry(id).or_default();
+            id
+        };
+        shared.notify.notify_one();
+        let stream = TcpStream {
+            stack: stack.clone(),
+            id,
+        };
+        poll_fn(|cx| {
+            let mut inner = shared.lock();
+            if let Some(error) = inner.engine.tcp_error(id) {
+                return Poll::Ready(Err(conn_error(error)));
+            }
+            match inner.engine.tcp_state(id) {
+                Some(State::SynSent | State::SynReceived) => {
+                    inner.conns.entry(id).or_default().write = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                Some(_) => Poll::Ready(Ok(())),
+                None => Poll::Ready(Err(tcp_error(TcpError::InvalidHandle))),
+            }
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        self.info(|i| i.local)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
+        self.info(|i| i.remote)
+    }
+
+    fn info<T>(&self, f: impl FnOnce(&rawtcp_core::ConnectionInfo) -> T) -> io::Result<T> {
+        self.stack
+            .shared
+            .lock()
+            .engine
+            .tcp_info(self.id)
+            .as_ref()
+            .map(f)
+            .ok_or_else(|| tcp_error(TcpError::InvalidHandle))
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> Option<State> {
+        self.stack.shared.lock().engine.tcp_state(self.id)
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        shared
+            .lock()
+            .engine
+            .tcp_set_nodelay(now, self.id, nodelay)
+            .map_err(tcp_error)
+    }
+
+    /// Resets the connection at once (SO_LINGER 0). Dropping it afterwards does nothing more.
+    pub fn abort(self) {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let _ = shared.lock().engine.tcp_abort(now, self.id);
+        shared.notify.notify_one();
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let mut inner = shared.lock();
+        let result = inner
+            .engine
+            .tcp_recv(now, self.id, buf.initialize_unfilled());
+        match result {
+            Ok(n) => {
+                buf.advance(n);
+                drop(inner);
+                // Reading may have opened the window: a window update may be due.
+                shared.notify.notify_one();
+                Poll::Ready(Ok(()))
+            }
+            Err(TcpError::WouldBlock) => {
+                inner.conns.entry(self.id).or_default().read = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(error) => Poll::Ready(Err(tcp_error(error))),
+        }
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let mut inner = shared.lock();
+        match inner.engine.tcp_send(now, self.id, data) {
+            Ok(n) => {
+                drop(inner);
+                shared.notify.notify_one();
+                Poll::Ready(Ok(n))
+            }
+            Err(TcpError::WouldBlock) => {
+                inner.conns.entry(self.id).or_default().write = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(error) => Poll::Ready(Err(tcp_error(error))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Data is handed to the engine as it is written; there is nothing to flush.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let result = shared
+            .lock()
+            .engine
+            .tcp_shutdown(now, self.id)
+            .map_err(tcp_error);
+        shared.notify.notify_one();
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for TcpStream {
+    /// Closes the connection: a FIN after the queued data, or a reset if received data was
+    /// never read.
+    fn drop(&mut self) {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let mut inner = shared.lock();
+        let _ = inner.engine.tcp_close(now, self.id);
+        inner.conns.remove(&self.id);
+        drop(inner);
+        shared.notify.notify_one();
+    }
+}

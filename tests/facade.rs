@@ -1,0 +1,111 @@
+//! The async API over an in-memory link: echo, errors, timeouts on tokio's paused clock.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use rawtcp::core::link::{Action, LinkConfig, Rule, matches};
+use rawtcp::netio::MemLink;
+use rawtcp::{Stack, TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+
+fn stacks(a_to_b: LinkConfig) -> (Stack, Stack) {
+    let (left, right) = MemLink::with_faults(a_to_b, LinkConfig::default(), 1);
+    let client = Stack::builder().device(left).ipv4(CLIENT, 24).spawn();
+    let server = Stack::builder().device(right).ipv4(SERVER, 24).spawn();
+    (client, server)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_a_megabyte_both_ways() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    assert_eq!(listener.local_addr().unwrap(), SocketAddrV4::new(SERVER, 7));
+    let echo = tokio::spawn(async move {
+        let (mut stream, peer) = listener.accept().await.unwrap();
+        assert_eq!(*peer.ip(), CLIENT);
+        let (mut reader, mut writer) = tokio::io::split(&mut stream);
+        tokio::io::copy(&mut reader, &mut writer).await.unwrap();
+        writer.shutdown().await.unwrap();
+    });
+    let data = pattern(1 << 20);
+    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    assert_eq!(*stream.peer_addr().unwrap().ip(), SERVER);
+    let (mut reader, mut writer) = tokio::io::split(&mut stream);
+    let send = data.clone();
+    let writing = async move {
+        writer.write_all(&send).await.unwrap();
+        writer.shutdown().await.unwrap();
+    };
+    let mut echoed = Vec::new();
+    let reading = reader.read_to_end(&mut echoed);
+    let (_, read) = tokio::join!(writing, reading);
+    read.unwrap();
+    assert_eq!(echoed.len(), data.len());
+    assert!(echoed == data, "echoed byte for byte");
+    echo.await.unwrap();
+}
+
+#[tokio::test]
+async fn connect_to_a_closed_port_is_refused() {
+    let (client, _server) = stacks(LinkConfig::default());
+    let error = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn connect_to_a_dead_host_times_out_at_63_seconds() {
+    // The host answers ARP but no TCP segment reaches it.
+    let down = LinkConfig {
+        rules: vec![Rule::every(matches::tcp(), Action::Drop)],
+        ..LinkConfig::default()
+    };
+    let (client, _server) = stacks(down);
+    let start = tokio::time::Instant::now();
+    let error = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 80))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(63) && waited < Duration::from_millis(63_100),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn accept_finds_data_sent_before_it() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080))
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 8080))
+        .await
+        .unwrap();
+    stream.write_all(b"early").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (mut accepted, _) = listener.accept().await.unwrap();
+    let mut buf = [0u8; 5];
+    accepted.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"early");
+    assert!(
+        client
+            .connections()
+            .iter()
+            .any(|c| c.state == rawtcp::core::State::Established)
+    );
+}
