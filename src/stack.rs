@@ -187,6 +187,9 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
     }
 }
 
+/// The largest frame received: a 64 KiB IPv4 datagram with an Ethernet header and a VLAN tag.
+const RX_FRAME_MAX: usize = 65_535 + 18;
+
 /// Lets the engine write frames straight into the device's transmit batch.
 struct BatchSink<'a>(&'a mut FrameBatch);
 
@@ -200,7 +203,9 @@ impl FrameSink for BatchSink<'_> {
 /// deadline or an application call needs it.
 async fn drive<D: Device>(shared: Weak<Shared>, notify: Arc<Notify>, mut device: D) {
     let max = device.capabilities().max_frame_len;
-    let mut rx = FrameBatch::new(64, max);
+    // Receive slots hold a GSO super-frame: a peer kernel on the same host (a veth) hands
+    // AF_PACKET its TCP super-segments whole, up to 64 KiB, when its offloads are on.
+    let mut rx = FrameBatch::new(64, max.max(RX_FRAME_MAX));
     let mut tx = FrameBatch::new(64, max);
     loop {
         let Some(stack) = shared.upgrade() else {

@@ -1,0 +1,142 @@
+//! rawtcp against the Linux kernel's TCP, as root, in namespaces each test creates
+//! (TESTBED.md). Without root each test prints one line and passes.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::{Command, Stdio};
+use std::thread;
+
+use rawtcp::netio::testbed::{VethBed, VethConfig, is_root};
+use rawtcp::netio::{AfPacket, netns};
+use rawtcp::{Stack, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const OURS: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+
+/// The kernel side: accepts one connection, sends `len` bytes of a pattern of period 251,
+/// reads `len` bytes back and prints OK when their SHA-256 matches the pattern's.
+const KERNEL_SERVER: &str = r#"
+import hashlib, socket, sys
+n = int(sys.argv[1])
+pattern = (bytes(range(251)) * (n // 251 + 1))[:n]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.9.0.1", 5000))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+c.sendall(pattern)
+got = bytearray()
+while len(got) < n:
+    chunk = c.recv(1 << 20)
+    if not chunk:
+        break
+    got += chunk
+rest = c.recv(1)
+ok = hashlib.sha256(got).digest() == hashlib.sha256(pattern).digest() and rest == b""
+c.close()
+print("OK" if ok else "BAD %d" % len(got), flush=True)
+"#;
+
+/// Kills the kernel-side program if the test fails before it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+fn our_client_against_a_kernel_server(offloads: bool) {
+    const LEN: usize = 20 << 20;
+    let bed = VethBed::new(VethConfig::default()).expect("veth bed");
+    bed.peer_offloads(offloads).expect("ethtool");
+    let mut server = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                bed.peer.name(),
+                "python3",
+                "-c",
+                KERNEL_SERVER,
+                &LEN.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let dut = bed.dut.name().to_string();
+    let client = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(async {
+                // Inside the runtime: a timer needs its reactor.
+                tokio::time::timeout(std::time::Duration::from_secs(60), async {
+                    let device = AfPacket::open("d0").unwrap();
+                    let stack = Stack::builder().device(device).ipv4(OURS, 24).spawn();
+                    let mut stream = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5000))
+                        .await
+                        .unwrap();
+                    let mut received = vec![0u8; LEN];
+                    stream.read_exact(&mut received).await.unwrap();
+                    assert!(
+                        received == pattern(LEN),
+                        "the kernel's bytes arrived intact and in order"
+                    );
+                    stream.write_all(&pattern(LEN)).await.unwrap();
+                    stream.shutdown().await.unwrap();
+                    let mut end = [0u8; 1];
+                    assert_eq!(
+                        stream.read(&mut end).await.unwrap(),
+                        0,
+                        "the kernel closed after us"
+                    );
+                    let info = stack.connections();
+                    drop(stream);
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    info
+                })
+                .await
+            })
+            .expect("the exchange finished within 60 s")
+    });
+    let info = client.join().expect("client thread");
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "OK",
+        "the kernel verified our bytes"
+    );
+    assert!(server.0.wait().unwrap().success());
+    println!("connection at the end: {info:?}");
+}
+
+#[test]
+fn our_client_exchanges_20_mb_with_a_kernel_server_offloads_off() {
+    if !is_root() {
+        println!("skipping: needs root (network namespaces, AF_PACKET)");
+        return;
+    }
+    our_client_against_a_kernel_server(false);
+}
+
+#[test]
+fn our_client_exchanges_20_mb_with_a_kernel_server_offloads_on() {
+    if !is_root() {
+        println!("skipping: needs root (network namespaces, AF_PACKET)");
+        return;
+    }
+    our_client_against_a_kernel_server(true);
+}
