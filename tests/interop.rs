@@ -140,3 +140,108 @@ fn our_client_exchanges_20_mb_with_a_kernel_server_offloads_on() {
     }
     our_client_against_a_kernel_server(true);
 }
+
+/// Kernel clients: `N` concurrent connections to 10.9.0.2:7, each sending 1 MiB of the pattern
+/// and reading it back; prints OK when every echo matched.
+const KERNEL_CLIENTS: &str = r#"
+import socket, sys, threading
+n, size = int(sys.argv[1]), int(sys.argv[2])
+pattern = (bytes(range(251)) * (size // 251 + 1))[:size]
+ok = [False] * n
+def run(i):
+    s = socket.create_connection(("10.9.0.2", 7), timeout=60)
+    def send():
+        s.sendall(pattern)
+        s.shutdown(socket.SHUT_WR)
+    writer = threading.Thread(target=send)
+    writer.start()
+    got = bytearray()
+    while True:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        got += chunk
+    writer.join()
+    s.close()
+    ok[i] = got == pattern
+threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("OK" if all(ok) else "BAD %d" % ok.count(False), flush=True)
+"#;
+
+#[test]
+fn kernel_clients_to_our_echo_server_100_connections_of_1_mb() {
+    if !is_root() {
+        println!("skipping: needs root (network namespaces, AF_PACKET)");
+        return;
+    }
+    const CLIENTS: usize = 100;
+    const SIZE: usize = 1 << 20;
+    let bed = VethBed::new(VethConfig::default()).expect("veth bed");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let dut = bed.dut.name().to_string();
+    let server = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let device = AfPacket::open("d0").unwrap();
+            let stack = Stack::builder().device(device).ipv4(OURS, 24).spawn();
+            let listener =
+                rawtcp::TcpListener::bind(&stack, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7))
+                    .await
+                    .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut served = 0usize;
+            let accept_loop = async {
+                loop {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    served += 1;
+                    tokio::spawn(async move {
+                        let (mut reader, mut writer) = tokio::io::split(&mut stream);
+                        tokio::io::copy(&mut reader, &mut writer).await.unwrap();
+                        writer.shutdown().await.unwrap();
+                        // Linger until the client has read everything and closed.
+                        let mut end = [0u8; 1];
+                        let _ = reader.read(&mut end).await;
+                    });
+                }
+            };
+            tokio::select! {
+                _ = accept_loop => {}
+                _ = stop_rx => {}
+            }
+            served
+        })
+    });
+    ready_rx.recv().unwrap();
+    let clients = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                bed.peer.name(),
+                "python3",
+                "-c",
+                KERNEL_CLIENTS,
+                &CLIENTS.to_string(),
+                &SIZE.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut clients = clients;
+    let mut lines = BufReader::new(clients.0.stdout.take().unwrap()).lines();
+    let verdict = lines.next().map(|l| l.unwrap()).unwrap_or_default();
+    let _ = stop_tx.send(());
+    let served = server.join().expect("server thread");
+    assert_eq!(verdict, "OK", "every kernel client got its megabyte back");
+    assert_eq!(served, CLIENTS);
+}

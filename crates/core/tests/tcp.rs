@@ -444,3 +444,30 @@ fn user_timeout_gives_up_sooner() {
         "{waited:?}"
     );
 }
+
+/// Found against the Linux kernel: the SYN-ACK's window is unscaled, but it was recorded as
+/// if scaled, so a passive side promised eight times its buffer and, once its application
+/// stopped reading, received more than it could hold.
+#[test]
+fn a_passive_receiver_never_takes_more_than_its_buffer() {
+    let mut sim = sim();
+    let (client, server) = connected_on(&mut sim, b_addr(80));
+    sim.trace = false;
+    let data = pattern(2 << 20, 3);
+    let mut sent = 0;
+    for _ in 0..400 {
+        if let Ok(n) = sim.a.tcp_send(sim.now, client, &data[sent..]) {
+            sent += n;
+        }
+        sim.run_for(Duration::from_millis(10));
+        let info = sim.b.tcp_info(server).unwrap();
+        assert!(
+            info.recv_queue <= 256 * 1024,
+            "{} bytes buffered",
+            info.recv_queue
+        );
+    }
+    // The application never read: the buffer is full and the window closed, not overrun.
+    assert_eq!(sim.b.tcp_info(server).unwrap().recv_queue, 256 * 1024);
+    assert_eq!(sim.b.tcp_info(server).unwrap().rcv_wnd, 0);
+}

@@ -104,7 +104,7 @@ impl RecvBuffer {
 
     /// Room for bytes not yet read: the receive window.
     pub(crate) fn window(&self) -> usize {
-        self.capacity - self.ready.len()
+        self.capacity.saturating_sub(self.ready.len())
     }
 
     pub(crate) fn has_out_of_order(&self) -> bool {
@@ -128,6 +128,8 @@ impl RecvBuffer {
             result.out_of_order = true;
             return result;
         }
+        // Never beyond the capacity, whatever the window said: the rest is retransmitted.
+        let data = &data[..data.len().min(self.window())];
         self.ready.extend(data);
         self.next_offset += data.len() as u64;
         result.advanced = data.len();

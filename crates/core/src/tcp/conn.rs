@@ -1051,10 +1051,12 @@ impl Connection {
         let free = self.recv.window() as u32;
         let current = self.rcv_right - self.rcv_nxt.min(self.rcv_right);
         let step = (self.mss as u32).min(self.recv.capacity() as u32 / 2);
+        // Never more than the buffer can hold: the right edge stays put while data arrives
+        // (current shrinks with free) and moves right once reading frees enough space.
         let window = if free >= current + step {
             free
         } else {
-            current.max(free.min(current))
+            current.min(free)
         };
         // Representable after scaling, rounded down to the scale's granularity.
         let max = 65535u32 << self.rcv_wscale;
@@ -1351,6 +1353,10 @@ impl Connection {
             self.ack_now = false;
             self.delayed_ack_at = None;
             self.segments_unacked = 0;
+        }
+        // The window of a SYN-ACK is unscaled (RFC 7323 §2.2): its right edge was recorded
+        // above; scaling it here would promise the peer more than the buffer holds.
+        if plan.flags.ack() && plan.kind != PlanKind::Syn {
             let right = self.rcv_nxt + (u32::from(plan.window) << self.rcv_wscale);
             if right > self.rcv_right {
                 self.rcv_right = right;
