@@ -245,3 +245,167 @@ fn kernel_clients_to_our_echo_server_100_connections_of_1_mb() {
     assert_eq!(verdict, "OK", "every kernel client got its megabyte back");
     assert_eq!(served, CLIENTS);
 }
+
+/// Runs `script` with python3 in `ns` and returns its stdout lines as they come.
+fn python_in(
+    ns: &str,
+    script: &str,
+    args: &[&str],
+) -> (
+    KillOnDrop,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", script])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (KillOnDrop(child), lines)
+}
+
+/// Runs `body` on a stack on d0 inside the DUT namespace, within 30 s.
+fn on_our_side<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+    bed: &VethBed,
+    body: impl FnOnce(Stack) -> F + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let dut = bed.dut.name().to_string();
+    thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let stack = Stack::builder()
+                .device(AfPacket::open("d0").unwrap())
+                .ipv4(OURS, 24)
+                .spawn();
+            tokio::time::timeout(std::time::Duration::from_secs(30), body(stack))
+                .await
+                .expect("finished within 30 s")
+        })
+    })
+}
+
+#[test]
+fn refused_both_ways() {
+    if !is_root() {
+        println!("skipping: needs root (network namespaces, AF_PACKET)");
+        return;
+    }
+    let bed = VethBed::new(VethConfig::default()).unwrap();
+    // We connect to a kernel port nobody listens on.
+    let ours = on_our_side(&bed, |stack| async move {
+        let error = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5999))
+            .await
+            .unwrap_err();
+        // Keep the stack up a moment so the kernel's connect below is answered by it.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        error.kind()
+    });
+    // The kernel connects to a port of ours nobody listens on.
+    let (_child, mut lines) = python_in(
+        bed.peer.name(),
+        "import socket,time\ntime.sleep(0.5)\ntry:\n    socket.create_connection(('10.9.0.2', 6999), timeout=5)\n    print('connected')\nexcept ConnectionRefusedError:\n    print('refused')\n",
+        &[],
+    );
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "refused",
+        "the kernel got ConnectionRefusedError"
+    );
+    assert_eq!(ours.join().unwrap(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn resets_both_ways() {
+    if !is_root() {
+        println!("skipping: needs root (network namespaces, AF_PACKET)");
+        return;
+    }
+    let bed = VethBed::new(VethConfig::default()).unwrap();
+    // The kernel accepts two connections: the first it resets (SO_LINGER 0); on the second
+    // it waits for our abort and reports what recv saw.
+    let script = r#"
+import socket, struct
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.9.0.1", 5001)); s.listen(2); print("ready", flush=True)
+c1, _ = s.accept()
+c1.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c1.close()
+c2, _ = s.accept()
+try:
+    data = c2.recv(10)
+    print("eof" if data == b"" else "data", flush=True)
+except ConnectionResetError:
+    print("reset", flush=True)
+"#;
+    let (_child, mut lines) = python_in(bed.peer.name(), script, &[]);
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let ours = on_our_side(&bed, |stack| async move {
+        let mut first = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5001))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 8];
+        let first_error = first.read(&mut buf).await.unwrap_err().kind();
+        let second = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5001))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        second.abort();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        first_error
+    });
+    assert_eq!(
+        ours.join().unwrap(),
+        std::io::ErrorKind::ConnectionReset,
+        "the kernel's SO_LINGER 0 close reset us"
+    );
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "reset",
+        "our abort reset the kernel"
+    );
+}
+
+#[test]
+fn half_close_both_ways() {
+    if !is_root() {
+        println!("skipping: needs root (network namespaces, AF_PACKET)");
+        return;
+    }
+    let bed = VethBed::new(VethConfig::default()).unwrap();
+    // The kernel reads until our FIN, then answers on its still-open side and closes.
+    let script = r#"
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.9.0.1", 5002)); s.listen(1); print("ready", flush=True)
+c, _ = s.accept()
+got = b""
+while True:
+    chunk = c.recv(4096)
+    if not chunk:
+        break
+    got += chunk
+c.sendall(b"you said: " + got)
+c.shutdown(socket.SHUT_WR)
+print("done", flush=True)
+c.close()
+"#;
+    let (_child, mut lines) = python_in(bed.peer.name(), script, &[]);
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let ours = on_our_side(&bed, |stack| async move {
+        let mut stream = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5002))
+            .await
+            .unwrap();
+        stream.write_all(b"half-close").await.unwrap();
+        // Our side is shut; reading goes on.
+        stream.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await.unwrap();
+        String::from_utf8(reply).unwrap()
+    });
+    assert_eq!(ours.join().unwrap(), "you said: half-close");
+    assert_eq!(lines.next().unwrap().unwrap(), "done");
+}
