@@ -42,4 +42,4 @@ mod stack;
 mod tcp;
 
 pub use stack::{Builder, Stack};
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, TcpListener, TcpStream, WriteHalf};

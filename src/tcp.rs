@@ -188,19 +188,15 @@ impl TcpStream {
     }
 }
 
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+impl TcpStream {
+    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let shared = &self.stack.shared;
         let now = shared.now();
         let mut inner = shared.lock();
-        let result = inner
+        match inner
             .engine
-            .tcp_recv(now, self.id, buf.initialize_unfilled());
-        match result {
+            .tcp_recv(now, self.id, buf.initialize_unfilled())
+        {
             Ok(n) => {
                 buf.advance(n);
                 drop(inner);
@@ -215,14 +211,8 @@ impl AsyncRead for TcpStream {
             Err(error) => Poll::Ready(Err(tcp_error(error))),
         }
     }
-}
 
-impl AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write_priv(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let shared = &self.stack.shared;
         let now = shared.now();
         let mut inner = shared.lock();
@@ -240,12 +230,7 @@ impl AsyncWrite for TcpStream {
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Data is handed to the engine as it is written; there is nothing to flush.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn shutdown_write(&self) -> io::Result<()> {
         let shared = &self.stack.shared;
         let now = shared.now();
         let result = shared
@@ -254,7 +239,188 @@ impl AsyncWrite for TcpStream {
             .tcp_shutdown(now, self.id)
             .map_err(tcp_error);
         shared.notify.notify_one();
-        Poll::Ready(result)
+        result
+    }
+
+    /// Copies received data into `buf` without consuming it, waiting for some if none has
+    /// arrived; `Ok(0)` at the end of the stream.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| {
+            let shared = &self.stack.shared;
+            let now = shared.now();
+            let mut inner = shared.lock();
+            let n = inner
+                .engine
+                .tcp_peek(now, self.id, buf)
+                .map_err(tcp_error)?;
+            if n > 0 || buf.is_empty() {
+                return Poll::Ready(Ok(n));
+            }
+            if let Some(error) = inner.engine.tcp_error(self.id) {
+                return Poll::Ready(Err(conn_error(error)));
+            }
+            // Nothing buffered: the end of the stream once the peer's FIN has arrived.
+            let peer_finished = matches!(
+                inner.engine.tcp_state(self.id),
+                Some(
+                    State::CloseWait
+                        | State::LastAck
+                        | State::Closing
+                        | State::TimeWait
+                        | State::Closed
+                ) | None
+            );
+            if peer_finished {
+                return Poll::Ready(Ok(0));
+            }
+            inner.conns.entry(self.id).or_default().read = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Borrowed halves for reading and writing concurrently.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf(self), WriteHalf(self))
+    }
+
+    /// Owned halves that can move to different tasks; dropping the write half sends a FIN.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let stream = std::sync::Arc::new(self);
+        (
+            OwnedReadHalf(std::sync::Arc::clone(&stream)),
+            OwnedWriteHalf {
+                stream,
+                shutdown_on_drop: true,
+            },
+        )
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_priv(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Data is handed to the engine as it is written; there is nothing to flush.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown_write())
+    }
+}
+
+/// The reading half of a [`TcpStream`], borrowed ([`TcpStream::split`]).
+#[derive(Debug)]
+pub struct ReadHalf<'a>(&'a TcpStream);
+
+/// The writing half of a [`TcpStream`], borrowed ([`TcpStream::split`]).
+#[derive(Debug)]
+pub struct WriteHalf<'a>(&'a TcpStream);
+
+/// The reading half of a [`TcpStream`], owned ([`TcpStream::into_split`]).
+#[derive(Debug)]
+pub struct OwnedReadHalf(std::sync::Arc<TcpStream>);
+
+/// The writing half of a [`TcpStream`], owned ([`TcpStream::into_split`]); dropping it
+/// shuts the write side down (a FIN), as tokio's does.
+#[derive(Debug)]
+pub struct OwnedWriteHalf {
+    stream: std::sync::Arc<TcpStream>,
+    shutdown_on_drop: bool,
+}
+
+impl OwnedReadHalf {
+    /// Puts the stream back together.
+    pub fn reunite(
+        self,
+        other: OwnedWriteHalf,
+    ) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
+        if !std::sync::Arc::ptr_eq(&self.0, &other.stream) {
+            return Err((self, other));
+        }
+        let mut write = other;
+        write.shutdown_on_drop = false;
+        let stream = std::sync::Arc::clone(&write.stream);
+        drop(write);
+        drop(self);
+        Ok(std::sync::Arc::try_unwrap(stream).expect("both halves were dropped"))
+    }
+}
+
+impl Drop for OwnedWriteHalf {
+    fn drop(&mut self) {
+        if self.shutdown_on_drop {
+            let _ = self.stream.shutdown_write();
+        }
+    }
+}
+
+impl AsyncRead for ReadHalf<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.0.poll_read_priv(cx, buf)
+    }
+}
+
+impl AsyncRead for OwnedReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.0.poll_read_priv(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteHalf<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_write_priv(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.shutdown_write())
+    }
+}
+
+impl AsyncWrite for OwnedWriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_priv(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.stream.shutdown_write())
     }
 }
 

@@ -109,3 +109,35 @@ async fn accept_finds_data_sent_before_it() {
             .any(|c| c.state == rawtcp::core::State::Established)
     );
 }
+
+#[tokio::test]
+async fn split_into_split_and_peek() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9000))
+        .await
+        .unwrap();
+    let echo = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut peeked = [0u8; 4];
+        assert_eq!(stream.peek(&mut peeked).await.unwrap(), 4);
+        assert_eq!(&peeked, b"ping");
+        // Borrowed halves: read and write concurrently.
+        let (mut reader, mut writer) = stream.split();
+        tokio::io::copy(&mut reader, &mut writer).await.unwrap();
+        writer.shutdown().await.unwrap();
+    });
+    let stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9000))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let sender = tokio::spawn(async move {
+        writer.write_all(b"ping pong").await.unwrap();
+        // Dropping the owned write half sends the FIN.
+        drop(writer);
+    });
+    let mut echoed = Vec::new();
+    reader.read_to_end(&mut echoed).await.unwrap();
+    assert_eq!(echoed, b"ping pong");
+    sender.await.unwrap();
+    echo.await.unwrap();
+}
