@@ -59,13 +59,7 @@ impl TcpListener {
                     .map(|i| i.remote)
                     .ok_or_else(|| tcp_error(TcpError::InvalidHandle))?;
                 inner.conns.entry(id).or_default();
-                Poll::Ready(Ok((
-                    TcpStream {
-                        stack: self.stack.clone(),
-                        id,
-                    },
-                    peer,
-                )))
+                Poll::Ready(Ok((TcpStream::new(self.stack.clone(), id), peer)))
             }
             None => {
                 inner.listeners.insert(self.id, cx.waker().clone());
@@ -102,9 +96,62 @@ impl Drop for TcpListener {
 pub struct TcpStream {
     stack: Stack,
     id: ConnectionId,
+    /// SO_LINGER 0: dropping the stream resets the connection instead of closing it.
+    reset_on_drop: std::sync::atomic::AtomicBool,
 }
 
 impl TcpStream {
+    fn new(stack: Stack, id: ConnectionId) -> TcpStream {
+        TcpStream {
+            stack,
+            id,
+            reset_on_drop: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Sets keepalive (off by default, RFC 9293 MUST-24): probes after `idle`, every
+    /// `interval`, `probes` of them unanswered close the connection with `TimedOut`.
+    pub fn set_keepalive(&self, keepalive: Option<rawtcp_core::Keepalive>) -> io::Result<()> {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let result = shared
+            .lock()
+            .engine
+            .tcp_set_keepalive(now, self.id, keepalive)
+            .map_err(tcp_error);
+        shared.notify.notify_one();
+        result
+    }
+
+    /// SO_LINGER: `Some(Duration::ZERO)` makes dropping the stream reset the connection
+    /// (RST, no FIN). A longer linger closes normally: an async drop cannot wait.
+    pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
+        self.reset_on_drop.store(
+            linger == Some(std::time::Duration::ZERO),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    /// The linger setting: `Some(ZERO)` when a drop resets the connection.
+    pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
+        let reset = self
+            .reset_on_drop
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Ok(reset.then_some(std::time::Duration::ZERO))
+    }
+
+    /// The error that ended the connection, if one did.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(self
+            .stack
+            .shared
+            .lock()
+            .engine
+            .tcp_error(self.id)
+            .map(conn_error))
+    }
+
     /// Connects to `addr`: `ConnectionRefused` on a reset or ICMP port unreachable,
     /// `TimedOut` after the SYN retries (63 s by default).
     pub async fn connect(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpStream> {
@@ -120,10 +167,7 @@ impl TcpStream {
             id
         };
         shared.notify.notify_one();
-        let stream = TcpStream {
-            stack: stack.clone(),
-            id,
-        };
+        let stream = TcpStream::new(stack.clone(), id);
         poll_fn(|cx| {
             let mut inner = shared.lock();
             if let Some(error) = inner.engine.tcp_error(id) {
@@ -426,12 +470,19 @@ impl AsyncWrite for OwnedWriteHalf {
 
 impl Drop for TcpStream {
     /// Closes the connection: a FIN after the queued data, or a reset if received data was
-    /// never read.
+    /// never read or linger is zero.
     fn drop(&mut self) {
         let shared = &self.stack.shared;
         let now = shared.now();
         let mut inner = shared.lock();
-        let _ = inner.engine.tcp_close(now, self.id);
+        if self
+            .reset_on_drop
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let _ = inner.engine.tcp_abort(now, self.id);
+        } else {
+            let _ = inner.engine.tcp_close(now, self.id);
+        }
         inner.conns.remove(&self.id);
         drop(inner);
         shared.notify.notify_one();

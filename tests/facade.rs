@@ -141,3 +141,63 @@ async fn split_into_split_and_peek() {
     sender.await.unwrap();
     echo.await.unwrap();
 }
+
+#[tokio::test]
+async fn linger_zero_resets_and_take_error_reports_it() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9001))
+        .await
+        .unwrap();
+    let stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9001))
+        .await
+        .unwrap();
+    let (mut accepted, _) = listener.accept().await.unwrap();
+    stream.set_linger(Some(Duration::ZERO)).unwrap();
+    assert_eq!(stream.linger().unwrap(), Some(Duration::ZERO));
+    drop(stream);
+    let mut buf = [0u8; 4];
+    let error = accepted.read(&mut buf).await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(
+        accepted.take_error().unwrap().unwrap().kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_closes_a_dead_peer_after_2_hours_and_10_probes() {
+    // After the handshake, B's TCP goes silent (its link still carries ARP).
+    let dead = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&dead);
+    let silent: rawtcp::core::link::Matcher = std::sync::Arc::new(move |frame: &[u8]| {
+        flag.load(std::sync::atomic::Ordering::Relaxed) && (matches::tcp())(frame)
+    });
+    let b_to_a = LinkConfig {
+        rules: vec![Rule::every(silent, Action::Drop)],
+        ..LinkConfig::default()
+    };
+    let (left, right) = MemLink::with_faults(LinkConfig::default(), b_to_a, 1);
+    let client = Stack::builder().device(left).ipv4(CLIENT, 24).spawn();
+    let server = Stack::builder().device(right).ipv4(SERVER, 24).spawn();
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9002))
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9002))
+        .await
+        .unwrap();
+    let _accepted = listener.accept().await.unwrap();
+    stream
+        .set_keepalive(Some(rawtcp::core::Keepalive::default()))
+        .unwrap();
+    dead.store(true, std::sync::atomic::Ordering::Relaxed);
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 1];
+    let error = stream.read(&mut buf).await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    let waited = start.elapsed();
+    let expected = Duration::from_secs(2 * 3600 + 10 * 75);
+    assert!(
+        waited >= expected && waited < expected + Duration::from_secs(1),
+        "{waited:?}"
+    );
+}
