@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use rawtcp_core::{
     Config, ConnectionId, ConnectionInfo, Event, FrameSink, InterfaceStats, Ipv4Cidr, ListenerId,
+    State,
 };
 use rawtcp_netio::{Device, FrameBatch};
 use rawtcp_wire::ethernet::EthernetAddress;
@@ -34,13 +36,8 @@ pub(crate) struct Shared {
     pub(crate) notify: Arc<Notify>,
     /// The engine's clock counts from here (tokio's clock, so `time::pause` drives it).
     epoch: tokio::time::Instant,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // The last handle is gone: let the driver notice and stop.
-        self.notify.notify_one();
-    }
+    /// Live [`Stack`] handles (listeners and streams hold one each).
+    handles: AtomicUsize,
 }
 
 impl Shared {
@@ -61,9 +58,11 @@ impl Shared {
 
 /// A userspace TCP/IPv4 stack on one device, driven by one tokio task.
 ///
-/// Cloning gives another handle to the same stack; the driver stops when the last handle,
-/// listener and stream are gone.
-#[derive(Debug, Clone)]
+/// Cloning gives another handle to the same stack. When the last handle, listener and stream
+/// are gone, the driver goes on until every connection has finished closing (its queued data
+/// and FIN delivered, or given up on by the retransmission and FIN-WAIT-2 timeouts), as the
+/// kernel does for a closed socket; then it stops and drops the device. TIME-WAIT is not kept.
+#[derive(Debug)]
 pub struct Stack {
     pub(crate) shared: Arc<Shared>,
 }
@@ -76,6 +75,23 @@ pub struct Builder<D = ()> {
     gateway: Option<Ipv4Addr>,
     mac: Option<EthernetAddress>,
     config: Option<Config>,
+}
+
+impl Clone for Stack {
+    fn clone(&self) -> Stack {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Stack {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Perhaps the last handle: let the driver look.
+        self.shared.handles.fetch_sub(1, Ordering::AcqRel);
+        self.shared.notify.notify_one();
+    }
 }
 
 impl Stack {
@@ -180,9 +196,10 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
             }),
             notify: Arc::new(Notify::new()),
             epoch: tokio::time::Instant::now(),
+            handles: AtomicUsize::new(1),
         });
         let notify = Arc::clone(&shared.notify);
-        tokio::spawn(drive(Arc::downgrade(&shared), notify, self.device));
+        tokio::spawn(drive(Arc::clone(&shared), notify, self.device));
         Stack { shared }
     }
 }
@@ -201,16 +218,17 @@ impl FrameSink for BatchSink<'_> {
 
 /// The driver: frames in, timers, frames out, events to wakers; then sleep until a frame, a
 /// deadline or an application call needs it.
-async fn drive<D: Device>(shared: Weak<Shared>, notify: Arc<Notify>, mut device: D) {
+async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, mut device: D) {
     let max = device.capabilities().max_frame_len;
     // Receive slots hold a GSO super-frame: a peer kernel on the same host (a veth) hands
     // AF_PACKET its TCP super-segments whole, up to 64 KiB, when its offloads are on.
     let mut rx = FrameBatch::new(64, max.max(RX_FRAME_MAX));
     let mut tx = FrameBatch::new(64, max);
     loop {
-        let Some(stack) = shared.upgrade() else {
+        if stack.handles.load(Ordering::Acquire) == 0 && finished(&stack.lock()) {
+            // No handle is left and nothing is left to deliver.
             return;
-        };
+        }
         let deadline = {
             let mut inner = stack.lock();
             let now = stack.now();
@@ -242,7 +260,6 @@ async fn drive<D: Device>(shared: Weak<Shared>, notify: Arc<Notify>, mut device:
             inner.engine.poll_timeout().map(|t| stack.to_tokio(t))
         };
         let pending_tx = !tx.is_empty();
-        drop(stack);
         // Wait for the next reason to run: a frame, an application call, a deadline, or room
         // in the device for frames still queued.
         let notified = notify.notified();
@@ -263,6 +280,15 @@ async fn drive<D: Device>(shared: Weak<Shared>, notify: Arc<Notify>, mut device:
             None => wake_up.await,
         }
     }
+}
+
+/// Whether every connection is past the point of sending anything (TIME-WAIT or closed).
+fn finished(inner: &Inner) -> bool {
+    inner
+        .engine
+        .connections()
+        .iter()
+        .all(|c| matches!(c.state, State::TimeWait | State::Closed))
 }
 
 /// Wakes the tasks the engine's events concern.
