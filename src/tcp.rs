@@ -289,38 +289,92 @@ impl TcpStream {
     /// Copies received data into `buf` without consuming it, waiting for some if none has
     /// arrived; `Ok(0)` at the end of the stream.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_peek_priv(cx, buf)).await
+    }
+
+    fn poll_peek_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let mut inner = shared.lock();
+        let n = inner
+            .engine
+            .tcp_peek(now, self.id, buf)
+            .map_err(tcp_error)?;
+        if n > 0 || buf.is_empty() {
+            return Poll::Ready(Ok(n));
+        }
+        if let Some(error) = inner.engine.tcp_error(self.id) {
+            return Poll::Ready(Err(conn_error(error)));
+        }
+        // Nothing buffered: the end of the stream once the peer's FIN has arrived.
+        let peer_finished = matches!(
+            inner.engine.tcp_state(self.id),
+            Some(
+                State::CloseWait
+                    | State::LastAck
+                    | State::Closing
+                    | State::TimeWait
+                    | State::Closed
+            ) | None
+        );
+        if peer_finished {
+            return Poll::Ready(Ok(0));
+        }
+        inner.conns.entry(self.id).or_default().read = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Waits until a read would not block: data has arrived, the peer has finished, or the
+    /// connection has failed (the next read reports the error).
+    pub async fn readable(&self) -> io::Result<()> {
+        let mut scratch = [0u8; 1];
+        poll_fn(|cx| self.poll_peek_priv(cx, &mut scratch).map(|_| Ok(()))).await
+    }
+
+    /// Waits until a write would not block: the send buffer has room, or writing can no
+    /// longer succeed (the next write reports why).
+    pub async fn writable(&self) -> io::Result<()> {
         poll_fn(|cx| {
             let shared = &self.stack.shared;
             let now = shared.now();
             let mut inner = shared.lock();
-            let n = inner
-                .engine
-                .tcp_peek(now, self.id, buf)
-                .map_err(tcp_error)?;
-            if n > 0 || buf.is_empty() {
-                return Poll::Ready(Ok(n));
+            match inner.engine.tcp_send_space(now, self.id) {
+                Ok(0) => {
+                    inner.conns.entry(self.id).or_default().write = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                Ok(_) | Err(_) => Poll::Ready(Ok(())),
             }
-            if let Some(error) = inner.engine.tcp_error(self.id) {
-                return Poll::Ready(Err(conn_error(error)));
-            }
-            // Nothing buffered: the end of the stream once the peer's FIN has arrived.
-            let peer_finished = matches!(
-                inner.engine.tcp_state(self.id),
-                Some(
-                    State::CloseWait
-                        | State::LastAck
-                        | State::Closing
-                        | State::TimeWait
-                        | State::Closed
-                ) | None
-            );
-            if peer_finished {
-                return Poll::Ready(Ok(0));
-            }
-            inner.conns.entry(self.id).or_default().read = Some(cx.waker().clone());
-            Poll::Pending
         })
         .await
+    }
+
+    /// Reads what has arrived without waiting: `WouldBlock` when nothing has, `Ok(0)` at the
+    /// end of the stream.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let n = shared
+            .lock()
+            .engine
+            .tcp_recv(now, self.id, buf)
+            .map_err(tcp_error)?;
+        // Reading may have opened the window: a window update may be due.
+        shared.notify.notify_one();
+        Ok(n)
+    }
+
+    /// Queues what fits in the send buffer without waiting: `WouldBlock` when nothing does.
+    pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        let shared = &self.stack.shared;
+        let now = shared.now();
+        let n = shared
+            .lock()
+            .engine
+            .tcp_send(now, self.id, data)
+            .map_err(tcp_error)?;
+        shared.notify.notify_one();
+        Ok(n)
     }
 
     /// Borrowed halves for reading and writing concurrently.

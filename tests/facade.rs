@@ -201,3 +201,82 @@ async fn keepalive_closes_a_dead_peer_after_2_hours_and_10_probes() {
         "{waited:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_try_read_try_write_move_two_megabytes_in_order() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9003))
+        .await
+        .unwrap();
+    let data = pattern(2 << 20);
+    let send = data.clone();
+    let writer = tokio::spawn(async move {
+        let stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9003))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4];
+        // Nothing has arrived: a non-blocking read says so.
+        let error = stream.try_read(&mut buf).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock);
+        let mut sent = 0;
+        let mut blocked = 0;
+        while sent < send.len() {
+            stream.writable().await.unwrap();
+            match stream.try_write(&send[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => blocked += 1,
+                Err(e) => panic!("{e}"),
+            }
+            if sent < send.len() && stream.try_write(&send[sent..sent + 1]).is_err() {
+                blocked += 1;
+            } else if sent < send.len() {
+                sent += 1;
+            }
+        }
+        let mut stream = stream;
+        stream.shutdown().await.unwrap();
+        blocked
+    });
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 7000];
+    loop {
+        stream.readable().await.unwrap();
+        match stream.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let blocked = writer.await.unwrap();
+    assert_eq!(received.len(), data.len());
+    assert!(received == data, "received byte for byte");
+    // 2 MiB does not fit the send buffer at once: the writer met a full buffer.
+    assert!(blocked > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_queued_before_the_last_handle_drops_is_still_delivered() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9004))
+        .await
+        .unwrap();
+    let data = pattern(1 << 20);
+    let send = data.clone();
+    let writer = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9004))
+            .await
+            .unwrap();
+        stream.write_all(&send).await.unwrap();
+        // The stream and the stack go at once; most of the data is still queued.
+        drop(stream);
+        drop(client);
+    });
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).await.unwrap();
+    writer.await.unwrap();
+    assert_eq!(received.len(), data.len());
+    assert!(received == data, "received byte for byte");
+}

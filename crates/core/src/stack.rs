@@ -306,6 +306,20 @@ impl Stack {
         result?
     }
 
+    /// Room in the send buffer: how much a `tcp_send` would take now. Fails as `tcp_send`
+    /// would when the connection can no longer be written.
+    pub fn tcp_send_space(&mut self, now: Instant, id: ConnectionId) -> Result<usize, TcpError> {
+        self.tcp.with_conn(id, now, |conn| {
+            if let Some(error) = Self::conn_error(conn.state, conn.error) {
+                return Err(error);
+            }
+            if !conn.may_write() {
+                return Err(TcpError::BrokenPipe);
+            }
+            Ok(conn.send_free())
+        })?
+    }
+
     /// Reads received data; `Ok(0)` at the end of the stream, `WouldBlock` when nothing is
     /// there yet.
     pub fn tcp_recv(

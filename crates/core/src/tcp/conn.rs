@@ -386,6 +386,11 @@ impl Connection {
         n
     }
 
+    /// Room left in the send buffer.
+    pub(crate) fn send_free(&self) -> usize {
+        self.send.free()
+    }
+
     pub(crate) fn send_queue_len(&self) -> usize {
         self.send.len()
     }
