@@ -152,6 +152,18 @@ impl TcpStream {
             .map(conn_error))
     }
 
+    /// Connects to `addr`, giving up with `TimedOut` after `timeout` (or sooner, when the SYN
+    /// retries run out). A connection given up on is closed and its handle released.
+    pub async fn connect_timeout(
+        stack: &Stack,
+        addr: SocketAddrV4,
+        timeout: std::time::Duration,
+    ) -> io::Result<TcpStream> {
+        tokio::time::timeout(timeout, TcpStream::connect(stack, addr))
+            .await
+            .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut)))
+    }
+
     /// Connects to `addr`: `ConnectionRefused` on a reset or ICMP port unreachable,
     /// `TimedOut` after the SYN retries (63 s by default).
     pub async fn connect(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpStream> {

@@ -280,3 +280,29 @@ async fn data_queued_before_the_last_handle_drops_is_still_delivered() {
     assert_eq!(received.len(), data.len());
     assert!(received == data, "received byte for byte");
 }
+
+#[tokio::test(start_paused = true)]
+async fn connect_timeout_gives_up_when_told_and_releases_the_connection() {
+    let down = LinkConfig {
+        rules: vec![Rule::every(matches::tcp(), Action::Drop)],
+        ..LinkConfig::default()
+    };
+    let (client, _server) = stacks(down);
+    let start = tokio::time::Instant::now();
+    let error = TcpStream::connect_timeout(
+        &client,
+        SocketAddrV4::new(SERVER, 80),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    // The abandoned SYN-SENT connection is gone, not left retrying.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(
+        client.connections().is_empty(),
+        "{:?}",
+        client.connections()
+    );
+}
