@@ -4,13 +4,20 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddrV4;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker, ready};
 
-use rawtcp_core::{ConnectionId, ListenerId, State, TcpError};
+use rawtcp_core::{ConnectionId, Instant, ListenerId, Stack as Engine, State, TcpError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{conn_error, tcp_error};
 use crate::stack::Stack;
+
+/// Which of a connection's wakers a blocked call waits on.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    Read,
+    Write,
+}
 
 /// A listening socket.
 ///
@@ -112,15 +119,7 @@ impl TcpStream {
     /// Sets keepalive (off by default, RFC 9293 MUST-24): probes after `idle`, every
     /// `interval`, `probes` of them unanswered close the connection with `TimedOut`.
     pub fn set_keepalive(&self, keepalive: Option<rawtcp_core::Keepalive>) -> io::Result<()> {
-        let shared = &self.stack.shared;
-        let now = shared.now();
-        let result = shared
-            .lock()
-            .engine
-            .tcp_set_keepalive(now, self.id, keepalive)
-            .map_err(tcp_error);
-        shared.notify.notify_one();
-        result
+        self.call(|engine, now, id| engine.tcp_set_keepalive(now, id, keepalive))
     }
 
     /// SO_LINGER: `Some(Duration::ZERO)` makes dropping the stream reset the connection
@@ -226,76 +225,85 @@ impl TcpStream {
 
     /// Turns Nagle's algorithm off (`true`) or on.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        let shared = &self.stack.shared;
-        let now = shared.now();
-        shared
-            .lock()
-            .engine
-            .tcp_set_nodelay(now, self.id, nodelay)
-            .map_err(tcp_error)
+        self.call(|engine, now, id| engine.tcp_set_nodelay(now, id, nodelay))
     }
 
     /// Resets the connection at once (SO_LINGER 0). Dropping it afterwards does nothing more.
     pub fn abort(self) {
-        let shared = &self.stack.shared;
-        let now = shared.now();
-        let _ = shared.lock().engine.tcp_abort(now, self.id);
-        shared.notify.notify_one();
+        let _ = self.call(|engine, now, id| engine.tcp_abort(now, id));
     }
 }
 
 impl TcpStream {
-    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    /// Runs one engine call for this connection. On `WouldBlock`, `wait`'s waker is registered
+    /// under the same lock, so no event slips between the check and the registration.
+    /// Otherwise the driver is woken: the call may have queued a segment (data, a FIN, a
+    /// window update after a read) or armed a timer.
+    fn engine_call<T>(
+        &self,
+        wait: Option<(&Waker, Wait)>,
+        op: impl FnOnce(&mut Engine, Instant, ConnectionId) -> Result<T, TcpError>,
+    ) -> Result<T, TcpError> {
         let shared = &self.stack.shared;
         let now = shared.now();
         let mut inner = shared.lock();
-        match inner
-            .engine
-            .tcp_recv(now, self.id, buf.initialize_unfilled())
-        {
-            Ok(n) => {
-                buf.advance(n);
+        let result = op(&mut inner.engine, now, self.id);
+        match (&result, wait) {
+            (Err(TcpError::WouldBlock), Some((waker, wait))) => {
+                let wakers = inner.conns.entry(self.id).or_default();
+                let slot = match wait {
+                    Wait::Read => &mut wakers.read,
+                    Wait::Write => &mut wakers.write,
+                };
+                *slot = Some(waker.clone());
+            }
+            (Err(TcpError::WouldBlock), None) => {}
+            _ => {
                 drop(inner);
-                // Reading may have opened the window: a window update may be due.
                 shared.notify.notify_one();
-                Poll::Ready(Ok(()))
             }
-            Err(TcpError::WouldBlock) => {
-                inner.conns.entry(self.id).or_default().read = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            Err(error) => Poll::Ready(Err(tcp_error(error))),
         }
+        result
+    }
+
+    /// An engine call that does not wait.
+    fn call<T>(
+        &self,
+        op: impl FnOnce(&mut Engine, Instant, ConnectionId) -> Result<T, TcpError>,
+    ) -> io::Result<T> {
+        self.engine_call(None, op).map_err(tcp_error)
+    }
+
+    /// An engine call that is pending, until the engine's next event for `wait`, while it
+    /// would block.
+    fn poll_call<T>(
+        &self,
+        cx: &mut Context<'_>,
+        wait: Wait,
+        op: impl FnOnce(&mut Engine, Instant, ConnectionId) -> Result<T, TcpError>,
+    ) -> Poll<io::Result<T>> {
+        match self.engine_call(Some((cx.waker(), wait)), op) {
+            Err(TcpError::WouldBlock) => Poll::Pending,
+            result => Poll::Ready(result.map_err(tcp_error)),
+        }
+    }
+
+    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let n = ready!(self.poll_call(cx, Wait::Read, |engine, now, id| {
+            engine.tcp_recv(now, id, buf.initialize_unfilled())
+        }))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 
     fn poll_write_priv(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let shared = &self.stack.shared;
-        let now = shared.now();
-        let mut inner = shared.lock();
-        match inner.engine.tcp_send(now, self.id, data) {
-            Ok(n) => {
-                drop(inner);
-                shared.notify.notify_one();
-                Poll::Ready(Ok(n))
-            }
-            Err(TcpError::WouldBlock) => {
-                inner.conns.entry(self.id).or_default().write = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            Err(error) => Poll::Ready(Err(tcp_error(error))),
-        }
+        self.poll_call(cx, Wait::Write, |engine, now, id| {
+            engine.tcp_send(now, id, data)
+        })
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
-        let shared = &self.stack.shared;
-        let now = shared.now();
-        let result = shared
-            .lock()
-            .engine
-            .tcp_shutdown(now, self.id)
-            .map_err(tcp_error);
-        shared.notify.notify_one();
-        result
+        self.call(|engine, now, id| engine.tcp_shutdown(now, id))
     }
 
     /// Copies received data into `buf` without consuming it, waiting for some if none has
@@ -347,16 +355,13 @@ impl TcpStream {
     /// longer succeed (the next write reports why).
     pub async fn writable(&self) -> io::Result<()> {
         poll_fn(|cx| {
-            let shared = &self.stack.shared;
-            let now = shared.now();
-            let mut inner = shared.lock();
-            match inner.engine.tcp_send_space(now, self.id) {
-                Ok(0) => {
-                    inner.conns.entry(self.id).or_default().write = Some(cx.waker().clone());
-                    Poll::Pending
+            self.poll_call(cx, Wait::Write, |engine, now, id| {
+                match engine.tcp_send_space(now, id) {
+                    Ok(0) => Err(TcpError::WouldBlock),
+                    // An error is the next write's to report.
+                    Ok(_) | Err(_) => Ok(()),
                 }
-                Ok(_) | Err(_) => Poll::Ready(Ok(())),
-            }
+            })
         })
         .await
     }
@@ -364,29 +369,12 @@ impl TcpStream {
     /// Reads what has arrived without waiting: `WouldBlock` when nothing has, `Ok(0)` at the
     /// end of the stream.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let shared = &self.stack.shared;
-        let now = shared.now();
-        let n = shared
-            .lock()
-            .engine
-            .tcp_recv(now, self.id, buf)
-            .map_err(tcp_error)?;
-        // Reading may have opened the window: a window update may be due.
-        shared.notify.notify_one();
-        Ok(n)
+        self.call(|engine, now, id| engine.tcp_recv(now, id, buf))
     }
 
     /// Queues what fits in the send buffer without waiting: `WouldBlock` when nothing does.
     pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
-        let shared = &self.stack.shared;
-        let now = shared.now();
-        let n = shared
-            .lock()
-            .engine
-            .tcp_send(now, self.id, data)
-            .map_err(tcp_error)?;
-        shared.notify.notify_one();
-        Ok(n)
+        self.call(|engine, now, id| engine.tcp_send(now, id, data))
     }
 
     /// Borrowed halves for reading and writing concurrently.
