@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Command, Stdio};
 use std::thread;
 
-use rawtcp::netio::testbed::{VethBed, VethConfig, is_root};
+use rawtcp::netio::testbed::{VethBed, VethConfig, have_root};
 use rawtcp::netio::{AfPacket, netns};
 use rawtcp::{Stack, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -125,8 +125,7 @@ fn our_client_against_a_kernel_server(offloads: bool) {
 
 #[test]
 fn our_client_exchanges_20_mb_with_a_kernel_server_offloads_off() {
-    if !is_root() {
-        println!("skipping: needs root (network namespaces, AF_PACKET)");
+    if !have_root("our_client_exchanges_20_mb_with_a_kernel_server_offloads_off") {
         return;
     }
     our_client_against_a_kernel_server(false);
@@ -134,8 +133,7 @@ fn our_client_exchanges_20_mb_with_a_kernel_server_offloads_off() {
 
 #[test]
 fn our_client_exchanges_20_mb_with_a_kernel_server_offloads_on() {
-    if !is_root() {
-        println!("skipping: needs root (network namespaces, AF_PACKET)");
+    if !have_root("our_client_exchanges_20_mb_with_a_kernel_server_offloads_on") {
         return;
     }
     our_client_against_a_kernel_server(true);
@@ -174,8 +172,7 @@ print("OK" if all(ok) else "BAD %d" % ok.count(False), flush=True)
 
 #[test]
 fn kernel_clients_to_our_echo_server_100_connections_of_1_mb() {
-    if !is_root() {
-        println!("skipping: needs root (network namespaces, AF_PACKET)");
+    if !have_root("kernel_clients_to_our_echo_server_100_connections_of_1_mb") {
         return;
     }
     const CLIENTS: usize = 100;
@@ -291,8 +288,7 @@ fn on_our_side<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
 
 #[test]
 fn refused_both_ways() {
-    if !is_root() {
-        println!("skipping: needs root (network namespaces, AF_PACKET)");
+    if !have_root("refused_both_ways") {
         return;
     }
     let bed = VethBed::new(VethConfig::default()).unwrap();
@@ -321,8 +317,7 @@ fn refused_both_ways() {
 
 #[test]
 fn resets_both_ways() {
-    if !is_root() {
-        println!("skipping: needs root (network namespaces, AF_PACKET)");
+    if !have_root("resets_both_ways") {
         return;
     }
     let bed = VethBed::new(VethConfig::default()).unwrap();
@@ -371,8 +366,7 @@ except ConnectionResetError:
 
 #[test]
 fn half_close_both_ways() {
-    if !is_root() {
-        println!("skipping: needs root (network namespaces, AF_PACKET)");
+    if !have_root("half_close_both_ways") {
         return;
     }
     let bed = VethBed::new(VethConfig::default()).unwrap();

@@ -18,6 +18,16 @@ pub fn is_root() -> bool {
         .is_some_and(|line| line.split_whitespace().nth(2) == Some("0"))
 }
 
+/// True when the tests that need root can run; prints one line naming `test` when they
+/// cannot, so a skip is visible in the output.
+pub fn have_root(test: &str) -> bool {
+    let root = is_root();
+    if !root {
+        println!("skipping {test}: needs root (network namespaces, AF_PACKET)");
+    }
+    root
+}
+
 /// Runs a command; an error carries its stderr.
 fn run(program: &str, args: &[&str]) -> io::Result<Output> {
     let output = Command::new(program).args(args).output()?;

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
+use rawtcp_netio::testbed::have_root;
 use rawtcp_netio::{AfPacket, AfPacketConfig, Device, FrameBatch, IoMethod, netns};
 use rawtcp_wire::ethernet::{EtherType, EthernetRepr, Frame};
 

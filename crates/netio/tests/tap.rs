@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use rawtcp_netio::testbed::have_root;
 use rawtcp_netio::{AfPacket, AfPacketConfig, Device, FrameBatch, Tap, netns};
 use rawtcp_wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
 

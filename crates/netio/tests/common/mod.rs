@@ -15,15 +15,6 @@ use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
 
 pub(crate) use rawtcp_netio::testbed::{Netns, VethBed, VethConfig};
 
-/// True when the tests that need root can run; prints one line when they cannot.
-pub(crate) fn have_root(test: &str) -> bool {
-    let root = rawtcp_netio::testbed::is_root();
-    if !root {
-        println!("skipping {test}: needs root (network namespaces, AF_PACKET)");
-    }
-    root
-}
-
 /// Fails with a clear message when a tool the test needs is missing (`.ci/run` installs them).
 pub(crate) fn require_tool(tool: &str) {
     let found = Command::new("sh")
