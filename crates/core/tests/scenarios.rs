@@ -17,6 +17,19 @@ const FIN: TcpFlags = TcpFlags::FIN;
 const RST: TcpFlags = TcpFlags::RST;
 const PSH: TcpFlags = TcpFlags::PSH;
 
+/// When the first state change that `accept(from, to, cause)` takes happened, if one did.
+fn changed(
+    events: &[(Instant, Event)],
+    accept: impl Fn(State, State, Cause) -> bool,
+) -> Option<Instant> {
+    events.iter().find_map(|(t, e)| match e {
+        Event::StateChanged {
+            from, to, cause, ..
+        } => accept(*from, *to, *cause).then_some(*t),
+        _ => None,
+    })
+}
+
 /// Segments as (from A, flags, relative seq, relative ack, length), relative to each side's
 /// ISN as Wireshark shows them.
 fn relative(sim: &Sim) -> Vec<(bool, TcpFlags, u32, u32, usize)> {
@@ -166,32 +179,16 @@ fn scenario_3_four_way_close_and_time_wait() {
         ]
     );
     // TIME-WAIT lasts 2·MSL = 60 s.
-    let entered = sim
-        .events_a
-        .iter()
-        .find_map(|(t, e)| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    to: State::TimeWait,
-                    ..
-                }
-            )
-            .then_some(*t)
-        })
-        .unwrap();
+    let entered = changed(&sim.events_a, |_, to, _| to == State::TimeWait).unwrap();
     sim.run_until(entered + Duration::from_secs(60) - Duration::from_millis(1));
     assert_eq!(sim.a.tcp_state(client), Some(State::TimeWait));
     sim.run_for(Duration::from_millis(1));
     assert_eq!(sim.a.tcp_state(client), Some(State::Closed));
-    assert!(sim.events_a.iter().any(|(_, e)| matches!(
-        e,
-        Event::StateChanged {
-            to: State::Closed,
-            cause: Cause::TimeWaitExpired,
-            ..
-        }
-    )));
+    assert!(
+        changed(&sim.events_a, |_, to, cause| to == State::Closed
+            && cause == Cause::TimeWaitExpired)
+        .is_some()
+    );
     let _ = start;
 }
 
@@ -233,33 +230,18 @@ fn scenario_3_simultaneous_close_through_closing() {
     sim.a.tcp_close(sim.now, client).unwrap();
     sim.b.tcp_close(sim.now, server).unwrap();
     sim.run_for(Duration::from_millis(15));
-    let closing = |events: &[(Instant, Event)]| {
-        events.iter().any(|(_, e)| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    to: State::Closing,
-                    ..
-                }
-            )
-        })
-    };
+    let closing =
+        |events: &[(Instant, Event)]| changed(events, |_, to, _| to == State::Closing).is_some();
     assert!(
         closing(&sim.events_a) && closing(&sim.events_b),
         "both FINs crossed: CLOSING on both sides"
     );
     sim.run_for(Duration::from_millis(50));
     let time_wait = |events: &[(Instant, Event)]| {
-        events.iter().any(|(_, e)| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    from: State::Closing,
-                    to: State::TimeWait,
-                    ..
-                }
-            )
+        changed(events, |from, to, _| {
+            from == State::Closing && to == State::TimeWait
         })
+        .is_some()
     };
     assert!(time_wait(&sim.events_a) && time_wait(&sim.events_b));
 }
@@ -510,20 +492,10 @@ fn scenario_7_lost_last_ack_time_wait_acks_again_and_restarts() {
         .collect();
     assert_eq!(server_fins.len(), 2);
     // TIME-WAIT restarted at the retransmitted FIN: it ends 60 s after it, not after the first.
-    let restart = sim
-        .events_a
-        .iter()
-        .find_map(|(t, e)| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    cause: Cause::FinRetransmitted,
-                    ..
-                }
-            )
-            .then_some(*t)
-        })
-        .unwrap();
+    let restart = changed(&sim.events_a, |_, _, cause| {
+        cause == Cause::FinRetransmitted
+    })
+    .unwrap();
     assert_eq!(restart, server_fins[1]);
     let closed = sim
         .events_a
@@ -606,35 +578,9 @@ fn scenario_9_fin_wait_2_of_a_closed_socket_times_out_at_60_s() {
     let (client, _server) = connected_on(&mut sim, b_addr(80));
     sim.a.tcp_close(sim.now, client).unwrap();
     sim.run_for(Duration::from_millis(100));
-    let entered = sim
-        .events_a
-        .iter()
-        .find_map(|(t, e)| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    to: State::FinWait2,
-                    ..
-                }
-            )
-            .then_some(*t)
-        })
-        .unwrap();
+    let entered = changed(&sim.events_a, |_, to, _| to == State::FinWait2).unwrap();
     sim.run_for(Duration::from_secs(120));
-    let released = sim
-        .events_a
-        .iter()
-        .find_map(|(t, e)| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    cause: Cause::FinWait2Expired,
-                    ..
-                }
-            )
-            .then_some(*t)
-        })
-        .unwrap();
+    let released = changed(&sim.events_a, |_, _, cause| cause == Cause::FinWait2Expired).unwrap();
     assert_eq!(released - entered, Duration::from_secs(60));
     assert!(sim.a.connections().is_empty());
 }
@@ -824,16 +770,10 @@ fn simultaneous_open_through_syn_received() {
     assert_eq!(sim.a.tcp_state(a), Some(State::Established));
     assert_eq!(sim.b.tcp_state(b), Some(State::Established));
     let through = |events: &[(Instant, Event)]| {
-        events.iter().any(|(_, e)| {
-            matches!(
-                e,
-                Event::StateChanged {
-                    from: State::SynSent,
-                    to: State::SynReceived,
-                    ..
-                }
-            )
+        changed(events, |from, to, _| {
+            from == State::SynSent && to == State::SynReceived
         })
+        .is_some()
     };
     assert!(through(&sim.events_a) && through(&sim.events_b));
 }
