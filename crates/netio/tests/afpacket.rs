@@ -241,7 +241,7 @@ fn without_cap_net_raw_open_is_permission_denied() {
 #[test]
 fn vnet_hdr_sends_a_gso_super_segment_with_checksum_offload() {
     use rawtcp_netio::{ChecksumStatus, Gso};
-    use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
+    use rawtcp_wire::ipv4::{self, Ipv4Repr};
     use rawtcp_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr};
     use rawtcp_wire::{RxChecksum, SeqNum, TxChecksum, checksum};
 
@@ -326,34 +326,12 @@ fn vnet_hdr_sends_a_gso_super_segment_with_checksum_offload() {
             options: TcpOptions::default(),
             payload: &sent_payload,
         };
-        let ip = Ipv4Repr {
-            src_addr: DUT_IP,
-            dst_addr: PEER_IP,
-            protocol: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            ttl: 64,
-            dscp: 0,
-            ecn: 0,
-            ident: 1,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            options: &[],
-        };
-        let ethernet = EthernetRepr {
-            src_addr: DUT_MAC,
-            dst_addr: PEER_MAC,
-            vlan_tci: None,
-            ethertype: EtherType::Ipv4,
-        };
         let mut batch = FrameBatch::new(4, caps.max_frame_len);
-        let frame = batch.push(14 + 20 + tcp.buffer_len()).unwrap();
-        ethernet.emit(&mut Frame::new_unchecked(&mut *frame));
-        ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
-        tcp.emit(
-            &mut tcp::Packet::new_unchecked(&mut frame[34..]),
-            DUT_IP,
-            PEER_IP,
+        push_tcp(
+            &mut batch,
+            (DUT_MAC, DUT_IP),
+            (PEER_MAC, PEER_IP),
+            &tcp,
             TxChecksum::Partial,
         );
         let meta = batch.meta_mut(0);

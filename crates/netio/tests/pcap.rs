@@ -5,12 +5,11 @@ mod common;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use common::require_tool;
+use common::{push_tcp, require_tool};
 use rawtcp_netio::{FlightRecorder, FrameBatch, MemLink, Pcap, PcapWriter};
 use rawtcp_wire::arp::{self, ArpRepr, Operation};
 use rawtcp_wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
-use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
-use rawtcp_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr};
+use rawtcp_wire::tcp::{TcpFlags, TcpOptions, TcpRepr};
 use rawtcp_wire::{SeqNum, TxChecksum};
 
 const A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
@@ -52,35 +51,7 @@ fn syn(batch: &mut FrameBatch) {
         },
         payload: &[],
     };
-    let ip = Ipv4Repr {
-        src_addr: A_IP,
-        dst_addr: B_IP,
-        protocol: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
-    };
-    let ethernet = EthernetRepr {
-        src_addr: A,
-        dst_addr: B,
-        vlan_tci: None,
-        ethertype: EtherType::Ipv4,
-    };
-    let frame = batch.push(14 + 20 + tcp.buffer_len()).unwrap();
-    ethernet.emit(&mut Frame::new_unchecked(&mut *frame));
-    ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
-    tcp.emit(
-        &mut tcp::Packet::new_unchecked(&mut frame[34..]),
-        A_IP,
-        B_IP,
-        TxChecksum::Full,
-    );
+    push_tcp(batch, (A, A_IP), (B, B_IP), &tcp, TxChecksum::Full);
 }
 
 fn tcpdump(path: &std::path::Path) -> String {

@@ -6,12 +6,14 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use rawtcp_netio::{ChecksumStatus, Device, FrameBatch};
+use rawtcp_wire::TxChecksum;
 use rawtcp_wire::arp::{self, ArpRepr, Operation};
 use rawtcp_wire::checksum;
 use rawtcp_wire::dissect::{Network, Transport, dissect};
 use rawtcp_wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
 use rawtcp_wire::icmpv4::{self, Icmpv4Repr};
 use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
+use rawtcp_wire::tcp::{self, TcpRepr};
 
 pub(crate) use rawtcp_netio::testbed::{Netns, VethBed, VethConfig};
 
@@ -202,4 +204,44 @@ pub(crate) fn exec(ns: &Netns, args: &[&str]) -> std::process::Output {
 /// `ip -n NS ...`; panics on failure.
 pub(crate) fn ns_ip(ns: &Netns, args: &[&str]) {
     ns.ip(args).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Writes one Ethernet/IPv4/TCP frame for `tcp` from `src` to `dst` (MAC, IP) into `batch`,
+/// its TCP checksum as `checksum` says (`Partial` leaves the pseudo-header sum for offload).
+pub(crate) fn push_tcp(
+    batch: &mut FrameBatch,
+    src: (EthernetAddress, Ipv4Addr),
+    dst: (EthernetAddress, Ipv4Addr),
+    tcp: &TcpRepr<'_>,
+    checksum: TxChecksum,
+) {
+    let ip = Ipv4Repr {
+        src_addr: src.1,
+        dst_addr: dst.1,
+        protocol: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        ttl: 64,
+        dscp: 0,
+        ecn: 0,
+        ident: 1,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        options: &[],
+    };
+    let ethernet = EthernetRepr {
+        src_addr: src.0,
+        dst_addr: dst.0,
+        vlan_tci: None,
+        ethertype: EtherType::Ipv4,
+    };
+    let frame = batch.push(14 + 20 + tcp.buffer_len()).unwrap();
+    ethernet.emit(&mut Frame::new_unchecked(&mut *frame));
+    ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
+    tcp.emit(
+        &mut tcp::Packet::new_unchecked(&mut frame[34..]),
+        src.1,
+        dst.1,
+        checksum,
+    );
 }
