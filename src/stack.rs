@@ -15,11 +15,15 @@ use rawtcp_netio::{Device, FrameBatch};
 use rawtcp_wire::ethernet::EthernetAddress;
 use tokio::sync::Notify;
 
-/// Wakers of the tasks waiting on one connection.
+/// The facade's state for one connection: the wakers of the tasks waiting on it, and how it
+/// is to be closed.
 #[derive(Debug, Default)]
 pub(crate) struct ConnWakers {
     pub(crate) read: Option<Waker>,
     pub(crate) write: Option<Waker>,
+    /// SO_LINGER 0: closing resets the connection instead (dropping the stream, or
+    /// [`Stack::shutdown`]).
+    pub(crate) reset_on_close: bool,
 }
 
 #[derive(Debug)]
@@ -27,6 +31,24 @@ pub(crate) struct Inner {
     pub(crate) engine: rawtcp_core::Stack,
     pub(crate) conns: HashMap<ConnectionId, ConnWakers>,
     pub(crate) listeners: HashMap<ListenerId, Waker>,
+    /// [`Stack::shutdown`] was called: listeners are gone, connections are closing, and no
+    /// new ones may be opened.
+    pub(crate) shutting_down: bool,
+    /// The driver has exited: every call fails with `NotConnected`.
+    pub(crate) stopped: bool,
+}
+
+impl Inner {
+    /// Fails once the stack is shutting down or stopped, for calls that would open something.
+    pub(crate) fn check_open(&self) -> std::io::Result<()> {
+        if self.shutting_down || self.stopped {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the stack is shut down",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -38,6 +60,8 @@ pub(crate) struct Shared {
     epoch: tokio::time::Instant,
     /// Live [`Stack`] handles (listeners and streams hold one each).
     handles: AtomicUsize,
+    /// Becomes `true` when the driver exits and drops the device.
+    exited: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -114,6 +138,36 @@ impl Stack {
     /// Interface counters, drops by reason included.
     pub fn stats(&self) -> InterfaceStats {
         self.shared.lock().engine.stats().clone()
+    }
+
+    /// Stops the stack cleanly and waits until the driver has exited and dropped the device
+    /// (so a [`Pcap`](rawtcp_netio::Pcap) capture is complete once this returns).
+    ///
+    /// Listeners stop at once (connections not yet accepted are reset, as the kernel does on
+    /// `close` of a listening socket). Every connection is closed as if its stream had been
+    /// dropped: its queued data and a FIN go out, or a RST when it has unread data or a linger
+    /// of zero. The driver runs until each has finished closing (TIME-WAIT is not kept) or
+    /// has been given up on by the retransmission and FIN-WAIT-2 timeouts; wrap the call in
+    /// [`tokio::time::timeout`] to wait less. Calls on streams and listeners still held
+    /// afterwards fail with `NotConnected`, as do new binds and connects.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::net::Ipv4Addr;
+    /// let (left, _right) = rawtcp::netio::MemLink::pair();
+    /// let stack = rawtcp::Stack::builder().device(left).ipv4(Ipv4Addr::new(10, 9, 0, 1), 24).spawn();
+    /// stack.shutdown().await;
+    /// # }
+    /// ```
+    pub async fn shutdown(self) {
+        let mut exited = self.shared.exited.subscribe();
+        self.shared.lock().shutting_down = true;
+        self.shared.notify.notify_one();
+        drop(self);
+        // The driver holds the sender until it exits, so this cannot fail before.
+        let _ = exited.wait_for(|&exited| exited).await;
     }
 }
 
@@ -193,10 +247,13 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
                 engine: rawtcp_core::Stack::new(config),
                 conns: HashMap::new(),
                 listeners: HashMap::new(),
+                shutting_down: false,
+                stopped: false,
             }),
             notify: Arc::new(Notify::new()),
             epoch: tokio::time::Instant::now(),
             handles: AtomicUsize::new(1),
+            exited: tokio::sync::watch::channel(false).0,
         });
         let notify = Arc::clone(&shared.notify);
         tokio::spawn(drive(Arc::clone(&shared), notify, self.device));
@@ -218,24 +275,47 @@ impl FrameSink for BatchSink<'_> {
 
 /// The driver: frames in, timers, frames out, events to wakers; then sleep until a frame, a
 /// deadline or an application call needs it.
-async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, mut device: D) {
+async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, device: D) {
+    run(&stack, &notify, device).await;
+    // The device is dropped (a capture flushed and closed): wake everything still waiting so
+    // it sees the stack stopped.
+    let mut inner = stack.lock();
+    inner.stopped = true;
+    for (_, wakers) in inner.conns.iter_mut() {
+        wake(wakers.read.take());
+        wake(wakers.write.take());
+    }
+    for (_, waker) in inner.listeners.drain() {
+        waker.wake();
+    }
+    drop(inner);
+    tracing::debug!("stack stopped");
+    stack.exited.send_replace(true);
+}
+
+/// The driver's loop; returns when the stack is to stop.
+async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
     let max = device.capabilities().max_frame_len;
     // Receive slots hold a GSO super-frame: a peer kernel on the same host (a veth) hands
     // AF_PACKET its TCP super-segments whole, up to 64 KiB, when its offloads are on.
     let mut rx = FrameBatch::new(64, max.max(RX_FRAME_MAX));
     let mut tx = FrameBatch::new(64, max);
+    let mut closed_all = false;
     loop {
-        if stack.handles.load(Ordering::Acquire) == 0 && finished(&stack.lock()) {
-            // No handle is left and nothing is left to deliver.
-            return;
-        }
         let deadline = {
             let mut inner = stack.lock();
+            if inner.shutting_down && !closed_all {
+                close_all(stack, &mut inner);
+                closed_all = true;
+            }
             let now = stack.now();
+            // Drops are counted by the engine; with trace on, report each new one.
+            let before =
+                tracing::enabled!(tracing::Level::TRACE).then(|| inner.engine.stats().clone());
             rx.clear();
             if let Err(error) = device.recv(&mut rx) {
                 // A device error is not the application's fault; keep going.
-                let _ = error;
+                tracing::debug!(%error, "device receive failed");
             }
             for (frame, meta) in rx.iter() {
                 inner
@@ -249,7 +329,9 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, mut device: D
                 let written = inner.engine.poll_transmit(now, &mut BatchSink(&mut tx));
                 if !tx.is_empty() {
                     // A refused frame is the engine's loss to recover (it retransmits).
-                    let _ = device.send(&mut tx);
+                    if let Err(error) = device.send(&mut tx) {
+                        tracing::debug!(%error, "device refused a frame");
+                    }
                 }
                 // Done when the engine has nothing more, or the device is full.
                 if written == 0 || !tx.is_empty() {
@@ -257,6 +339,15 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, mut device: D
                 }
             }
             dispatch(&mut inner);
+            if let Some(before) = before {
+                trace_drops(&before, inner.engine.stats());
+            }
+            let no_handles = stack.handles.load(Ordering::Acquire) == 0;
+            if (no_handles || inner.shutting_down) && finished(&inner) && tx.is_empty() {
+                // Nothing is left to deliver (the last RST or ACK has gone out), and nobody
+                // can ask for more.
+                return;
+            }
             inner.engine.poll_timeout().map(|t| stack.to_tokio(t))
         };
         let pending_tx = !tx.is_empty();
@@ -278,6 +369,33 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, mut device: D
                 let _ = tokio::time::timeout_at(deadline, wake_up).await;
             }
             None => wake_up.await,
+        }
+    }
+}
+
+/// [`Stack::shutdown`]: stops every listener and closes every connection.
+fn close_all(stack: &Shared, inner: &mut Inner) {
+    let now = stack.now();
+    for (listener, _) in inner.engine.listeners() {
+        let _ = inner.engine.tcp_unlisten(now, listener);
+    }
+    // Connections whose stream was dropped are closing already; the rest still have a
+    // stream (or a connect in progress).
+    for (&id, slot) in inner.conns.iter() {
+        let _ = if slot.reset_on_close {
+            inner.engine.tcp_abort(now, id)
+        } else {
+            inner.engine.tcp_close(now, id)
+        };
+    }
+}
+
+/// Reports, at trace level, the drops counted since `before`.
+fn trace_drops(before: &InterfaceStats, after: &InterfaceStats) {
+    for (reason, count) in after.nonzero_drops() {
+        let new = count - before.drops(reason);
+        if new > 0 {
+            tracing::trace!(%reason, count = new, "dropped");
         }
     }
 }
@@ -304,7 +422,17 @@ fn dispatch(inner: &mut Inner) {
                 }
             }
             Event::Acceptable(listener) => wake(inner.listeners.remove(&listener)),
-            Event::NeighborUnreachable { .. } | Event::StateChanged { .. } => {}
+            Event::StateChanged {
+                connection,
+                from,
+                to,
+                cause,
+            } => {
+                tracing::debug!(?connection, %from, %to, ?cause, "state changed");
+            }
+            Event::NeighborUnreachable { address } => {
+                tracing::debug!(%address, "next hop unreachable (no ARP reply)");
+            }
             _ => {}
         }
     }

@@ -36,14 +36,43 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Listens on `addr` (address 0.0.0.0 for any of ours).
+    /// Listens on `addr` (address 0.0.0.0 for any of ours; port 0 picks a free one), with the
+    /// configured backlog ([`Config::backlog`](rawtcp_core::Config), 128 by default).
+    ///
+    /// Fails with `AddrInUse` when something listens there already, `AddrNotAvailable` for an
+    /// address that is not ours, `NotConnected` once the stack is shut down.
     pub async fn bind(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpListener> {
-        let id = stack
-            .shared
-            .lock()
-            .engine
-            .tcp_listen(addr, None)
-            .map_err(tcp_error)?;
+        TcpListener::listen(stack, addr, None)
+    }
+
+    /// Like [`bind`](TcpListener::bind), with at most `backlog` established connections
+    /// waiting to be accepted (as `listen(2)`'s backlog; 0 is taken as 1). When the queue is
+    /// full, a handshake's final ACK is dropped and the client retransmits it, as on Linux.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+    /// use std::net::{Ipv4Addr, SocketAddrV4};
+    /// let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080);
+    /// let listener = rawtcp::TcpListener::bind_with_backlog(&stack, addr, 1024).await?;
+    /// # let _ = listener; Ok(()) }
+    /// ```
+    pub async fn bind_with_backlog(
+        stack: &Stack,
+        addr: SocketAddrV4,
+        backlog: u32,
+    ) -> io::Result<TcpListener> {
+        TcpListener::listen(stack, addr, Some(backlog.max(1) as usize))
+    }
+
+    fn listen(
+        stack: &Stack,
+        addr: SocketAddrV4,
+        backlog: Option<usize>,
+    ) -> io::Result<TcpListener> {
+        let mut inner = stack.shared.lock();
+        inner.check_open()?;
+        let id = inner.engine.tcp_listen(addr, backlog).map_err(tcp_error)?;
         Ok(TcpListener {
             stack: stack.clone(),
             id,
@@ -103,17 +132,11 @@ impl Drop for TcpListener {
 pub struct TcpStream {
     stack: Stack,
     id: ConnectionId,
-    /// SO_LINGER 0: dropping the stream resets the connection instead of closing it.
-    reset_on_drop: std::sync::atomic::AtomicBool,
 }
 
 impl TcpStream {
     fn new(stack: Stack, id: ConnectionId) -> TcpStream {
-        TcpStream {
-            stack,
-            id,
-            reset_on_drop: std::sync::atomic::AtomicBool::new(false),
-        }
+        TcpStream { stack, id }
     }
 
     /// Sets keepalive (off by default, RFC 9293 MUST-24): probes after `idle`, every
@@ -125,18 +148,19 @@ impl TcpStream {
     /// SO_LINGER: `Some(Duration::ZERO)` makes dropping the stream reset the connection
     /// (RST, no FIN). A longer linger closes normally: an async drop cannot wait.
     pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
-        self.reset_on_drop.store(
-            linger == Some(std::time::Duration::ZERO),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let mut inner = self.stack.shared.lock();
+        if inner.stopped {
+            return Err(tcp_error(TcpError::InvalidHandle));
+        }
+        inner.conns.entry(self.id).or_default().reset_on_close =
+            linger == Some(std::time::Duration::ZERO);
         Ok(())
     }
 
     /// The linger setting: `Some(ZERO)` when a drop resets the connection.
     pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
-        let reset = self
-            .reset_on_drop
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let inner = self.stack.shared.lock();
+        let reset = inner.conns.get(&self.id).is_some_and(|c| c.reset_on_close);
         Ok(reset.then_some(std::time::Duration::ZERO))
     }
 
@@ -170,6 +194,7 @@ impl TcpStream {
         let id = {
             let now = shared.now();
             let mut inner = shared.lock();
+            inner.check_open()?;
             let id = inner
                 .engine
                 .tcp_connect(now, addr, None)
@@ -247,6 +272,9 @@ impl TcpStream {
         let shared = &self.stack.shared;
         let now = shared.now();
         let mut inner = shared.lock();
+        if inner.stopped {
+            return Err(TcpError::InvalidHandle);
+        }
         let result = op(&mut inner.engine, now, self.id);
         match (&result, wait) {
             (Err(TcpError::WouldBlock), Some((waker, wait))) => {
@@ -529,15 +557,15 @@ impl Drop for TcpStream {
         let shared = &self.stack.shared;
         let now = shared.now();
         let mut inner = shared.lock();
-        if self
-            .reset_on_drop
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        let reset = inner
+            .conns
+            .remove(&self.id)
+            .is_some_and(|c| c.reset_on_close);
+        if reset {
             let _ = inner.engine.tcp_abort(now, self.id);
         } else {
             let _ = inner.engine.tcp_close(now, self.id);
         }
-        inner.conns.remove(&self.id);
         drop(inner);
         shared.notify.notify_one();
     }

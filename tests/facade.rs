@@ -304,3 +304,107 @@ async fn connect_timeout_gives_up_when_told_and_releases_the_connection() {
         client.connections()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delivers_queued_data_then_stops_and_refuses_new_work() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    let data = pattern(300_000);
+    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    let (mut accepted, _) = listener.accept().await.unwrap();
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        accepted.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    // More than the send buffer holds: some is still queued when shutdown is called.
+    let written = stream.try_write(&data).unwrap();
+    assert!(written > 0);
+    let other = client.clone();
+    client.shutdown().await;
+    // The stream is still held, yet its data and a FIN went out before the driver stopped.
+    let got = reading.await.unwrap();
+    assert!(
+        got == data[..written],
+        "the queued bytes, in order, then EOF"
+    );
+    let error = stream.write(b"more").await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::NotConnected);
+    let error = TcpStream::connect(&other, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::NotConnected);
+    let error = TcpListener::bind(&other, SocketAddrV4::new(CLIENT, 80))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::NotConnected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_listeners_and_resets_linger_zero_streams() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    accepted.set_linger(Some(Duration::ZERO)).unwrap();
+    server.shutdown().await;
+    let mut buf = [0u8; 8];
+    let error = stream.read(&mut buf).await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    let error = listener.accept().await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::NotConnected);
+    let error = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.kind(),
+        std::io::ErrorKind::TimedOut,
+        "nobody answers for the stopped stack, not even ARP"
+    );
+    drop(accepted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_backlog_holds_the_handshake_until_accept_makes_room() {
+    let (client, server) = stacks(LinkConfig::default());
+    let addr = SocketAddrV4::new(SERVER, 7);
+    let listener = TcpListener::bind_with_backlog(&server, addr, 1)
+        .await
+        .unwrap();
+    // Three clients at once: one handshake fills the queue, the others wait (their final
+    // ACK, or their SYN, is dropped while it is full, as on Linux).
+    let connects: Vec<_> = (0..3)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { TcpStream::connect(&client, addr).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let established = |stack: &Stack| {
+        stack
+            .connections()
+            .iter()
+            .filter(|c| c.state == rawtcp::core::State::Established)
+            .count()
+    };
+    assert_eq!(established(&server), 1, "the backlog holds one");
+    // Accepting makes room; the clients' retransmissions complete the rest.
+    for _ in 0..3 {
+        let (_stream, peer) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("each queued handshake completes")
+            .unwrap();
+        assert_eq!(*peer.ip(), CLIENT);
+    }
+    for connect in connects {
+        connect.await.unwrap().unwrap();
+    }
+}
