@@ -106,6 +106,18 @@ fn scenario_1_three_way_handshake() {
 }
 
 #[test]
+fn scenario_1_the_syn_ack_window_is_not_scaled() {
+    // RFC 7323 §2.2: a <SYN,ACK>'s window field is taken as is, though both sides agreed on
+    // a shift of 3. Until the server sends again, the client's send window is that field.
+    let mut sim = sim();
+    let (client, _server) = connected_on(&mut sim, b_addr(80));
+    let syn_ack = &sim.segments[1];
+    assert!(syn_ack.flags.contains(SYN | ACK));
+    let info = sim.a.tcp_info(client).unwrap();
+    assert_eq!(info.snd_wnd, u32::from(syn_ack.window));
+}
+
+#[test]
 fn scenario_1_third_ack_may_carry_data() {
     let mut sim = sim();
     let listener = sim.b.tcp_listen(b_addr(80), None).unwrap();

@@ -469,6 +469,16 @@ impl Connection {
         }
     }
 
+    /// The peer's window as `seg` gives it. RFC 7323 §2.2: the window of a segment with SYN
+    /// set (a SYN or a SYN-ACK) MUST NOT be scaled; every other one is.
+    fn send_window_of(&self, seg: &TcpRepr<'_>) -> u32 {
+        if seg.flags.syn() {
+            u32::from(seg.window_len)
+        } else {
+            u32::from(seg.window_len) << self.snd_wscale
+        }
+    }
+
     /// Sends a reset and drops the connection (RFC 9293 §3.10.5).
     pub(crate) fn abort(&mut self, cause: Cause) {
         if matches!(
@@ -644,7 +654,7 @@ impl Connection {
                 self.stats.segments_dropped += 1;
                 return false;
             }
-            self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+            self.snd_wnd = self.send_window_of(seg);
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
             self.snd_wl1 = seg.seq_number;
             self.snd_wl2 = seg.ack_number;
@@ -740,7 +750,7 @@ impl Connection {
             self.retransmits = 0;
             self.rtt.reset_backoff();
             self.unacked_since = None;
-            self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+            self.snd_wnd = self.send_window_of(seg);
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = seg.seq_number;
             self.snd_wl2 = seg.ack_number;
@@ -854,7 +864,7 @@ impl Connection {
         // The send window (RFC 9293 §3.10.7.4: only from newer segments).
         if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
         {
-            self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+            self.snd_wnd = self.send_window_of(seg);
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
             self.snd_wl1 = seg.seq_number;
             self.snd_wl2 = ack;
