@@ -31,6 +31,10 @@ pub enum Event {
     StateChanged {
         /// The connection.
         connection: ConnectionId,
+        /// Its local address.
+        local: SocketAddrV4,
+        /// Its peer's address.
+        remote: SocketAddrV4,
         /// The state it left.
         from: State,
         /// The state it entered (equal to `from` when a timer restarted, as in TIME-WAIT).
@@ -209,11 +213,13 @@ impl Stack {
     }
 
     fn collect_events(&mut self) {
-        while let Some((id, listener, event)) = self.tcp.events.pop_front() {
+        while let Some((id, listener, event, (local, remote))) = self.tcp.events.pop_front() {
             let Some(id) = id else { continue };
             self.events.push_back(match event {
                 ConnEvent::StateChanged { from, to, cause } => Event::StateChanged {
                     connection: id,
+                    local,
+                    remote,
                     from,
                     to,
                     cause,

@@ -285,7 +285,14 @@ pub(crate) struct Tcp {
     isn: IsnGenerator,
     ports: PortAllocator,
     rng: Rng,
-    pub(crate) events: VecDeque<(Option<ConnectionId>, Option<ListenerId>, ConnEvent)>,
+    /// Events with the connection's (local, remote) addresses, which outlive the connection.
+    #[allow(clippy::type_complexity)]
+    pub(crate) events: VecDeque<(
+        Option<ConnectionId>,
+        Option<ListenerId>,
+        ConnEvent,
+        (SocketAddrV4, SocketAddrV4),
+    )>,
 }
 
 impl core::fmt::Debug for Tcp {
@@ -407,6 +414,7 @@ impl Tcp {
         };
         conn.after_input(now);
         let listener = conn.listener;
+        let endpoints = (conn.local, conn.remote);
         // Taken whole, so an idle connection keeps no event capacity.
         let events = std::mem::take(&mut conn.events);
         let established_passively = events.contains(&ConnEvent::Established);
@@ -425,7 +433,8 @@ impl Tcp {
             self.dirty.push_back(id);
         }
         for event in events {
-            self.events.push_back((Some(id), listener, event));
+            self.events
+                .push_back((Some(id), listener, event, endpoints));
         }
         // A connection established from a listener joins its accept queue.
         if established_passively
