@@ -36,6 +36,27 @@ pub(crate) struct Inner {
     pub(crate) shutting_down: bool,
     /// The driver has exited: every call fails with `NotConnected`.
     pub(crate) stopped: bool,
+    /// [`Stack::state_changes`] subscribers.
+    pub(crate) watchers: Vec<tokio::sync::mpsc::UnboundedSender<StateChange>>,
+    /// [`Builder::on_state_change`].
+    pub(crate) hook: Option<StateHook>,
+}
+
+/// A connection's state change, as [`Stack::state_changes`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange {
+    /// When, counted from the stack's start.
+    pub at: std::time::Duration,
+    /// The connection's local address.
+    pub local: std::net::SocketAddrV4,
+    /// Its peer's address.
+    pub remote: std::net::SocketAddrV4,
+    /// The state it left.
+    pub from: State,
+    /// The state it entered (equal to `from` when a timer restarted, as in TIME-WAIT).
+    pub to: State,
+    /// Why it changed.
+    pub cause: rawtcp_core::Cause,
 }
 
 impl Inner {
@@ -99,6 +120,16 @@ pub struct Builder<D = ()> {
     gateway: Option<Ipv4Addr>,
     mac: Option<EthernetAddress>,
     config: Option<Config>,
+    on_state_change: Option<StateHook>,
+}
+
+/// A [`Builder::on_state_change`] callback.
+pub(crate) struct StateHook(Box<dyn FnMut(&StateChange) + Send>);
+
+impl std::fmt::Debug for StateHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateHook")
+    }
 }
 
 impl Clone for Stack {
@@ -127,12 +158,43 @@ impl Stack {
             gateway: None,
             mac: None,
             config: None,
+            on_state_change: None,
         }
     }
 
     /// Every connection, `netstat -napt`-style.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.shared.lock().engine.connections()
+    }
+
+    /// Every state change of every connection from now on, in order, with its cause: how
+    /// the examples show a connection's life. The channel is unbounded, so read it or drop
+    /// it; dropping it unsubscribes.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) {
+    /// let mut changes = stack.state_changes();
+    /// while let Some(change) = changes.recv().await {
+    ///     println!("{} → {}: {} → {} ({:?})", change.local, change.remote, change.from, change.to, change.cause);
+    /// }
+    /// # }
+    /// ```
+    pub fn state_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<StateChange> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.shared.lock().watchers.push(tx);
+        rx
+    }
+
+    /// The addresses listened on.
+    pub fn listeners(&self) -> Vec<std::net::SocketAddrV4> {
+        let inner = self.shared.lock();
+        inner
+            .engine
+            .listeners()
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect()
     }
 
     /// Interface counters, drops by reason included.
@@ -180,6 +242,7 @@ impl<D> Builder<D> {
             gateway: self.gateway,
             mac: self.mac,
             config: self.config,
+            on_state_change: self.on_state_change,
         }
     }
 
@@ -201,7 +264,19 @@ impl<D> Builder<D> {
         self
     }
 
+    /// Calls `hook` with every state change of every connection, in the driver task, at the
+    /// moment the engine reports it: after the segment that caused it arrived and before the
+    /// answer goes out, so it interleaves exactly with a frame trace
+    /// ([`Inspect`](rawtcp_netio::Inspect)). It runs with the stack locked: it must not
+    /// block or call into the stack. [`Stack::state_changes`] is the async alternative.
+    pub fn on_state_change(mut self, hook: impl FnMut(&StateChange) + Send + 'static) -> Self {
+        self.on_state_change = Some(StateHook(Box::new(hook)));
+        self
+    }
+
     /// Engine configuration (timers, buffers, seed); the builder's address settings win.
+    /// Without it, the defaults apply with a random seed; with it, its seed is used as is,
+    /// so a fixed seed gives the same ISNs and ports every run.
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
         self
@@ -223,7 +298,18 @@ impl DeviceMac for rawtcp_netio::AfPacket {
 }
 impl DeviceMac for rawtcp_netio::MemLinkEnd {}
 impl DeviceMac for rawtcp_netio::Tap {}
-impl<D: Device> DeviceMac for rawtcp_netio::Pcap<D> {}
+impl<D: Device + DeviceMac> DeviceMac for rawtcp_netio::Pcap<D> {
+    fn mac(&self) -> Option<EthernetAddress> {
+        self.get_ref().mac()
+    }
+}
+impl<D: Device + DeviceMac, F: FnMut(rawtcp_netio::Flow, &[u8])> DeviceMac
+    for rawtcp_netio::Inspect<D, F>
+{
+    fn mac(&self) -> Option<EthernetAddress> {
+        self.get_ref().mac()
+    }
+}
 
 impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
     /// Starts the driver task on the current tokio runtime and returns the stack.
@@ -237,7 +323,14 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
             let o = cidr.address.octets();
             EthernetAddress([0x02, 0x72, o[0], o[1], o[2], o[3]])
         });
-        let mut config = self.config.unwrap_or_else(|| Config::new(mac, cidr));
+        let mut config = self.config.unwrap_or_else(|| {
+            let mut config = Config::new(mac, cidr);
+            // RFC 6528 §3: the ISN secret must not be guessable, and ports should differ
+            // from run to run (RFC 6056). The seed comes from the OS's randomness unless the
+            // caller chose one (a deterministic run) through `config`.
+            config.seed = random_seed();
+            config
+        });
         config.mac = mac;
         config.ipv4 = cidr;
         config.gateway = self.gateway.or(config.gateway);
@@ -249,6 +342,8 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
                 listeners: HashMap::new(),
                 shutting_down: false,
                 stopped: false,
+                watchers: Vec::new(),
+                hook: self.on_state_change,
             }),
             notify: Arc::new(Notify::new()),
             epoch: tokio::time::Instant::now(),
@@ -259,6 +354,14 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
         tokio::spawn(drive(Arc::clone(&shared), notify, self.device));
         Stack { shared }
     }
+}
+
+/// 64 bits from the OS's randomness (std seeds `RandomState` from it).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 /// The largest frame received: a 64 KiB IPv4 datagram with an Ethernet header and a VLAN tag.
@@ -281,6 +384,8 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, device: D) {
     // it sees the stack stopped.
     let mut inner = stack.lock();
     inner.stopped = true;
+    // Ends every state_changes() stream.
+    inner.watchers.clear();
     for (_, wakers) in inner.conns.iter_mut() {
         wake(wakers.read.take());
         wake(wakers.write.take());
@@ -325,6 +430,9 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             if inner.engine.poll_timeout().is_some_and(|t| t <= now) {
                 inner.engine.handle_timeout(now);
             }
+            // Events before the answers go out, so state changes are reported in order with
+            // the frames that caused them and the frames they cause.
+            dispatch(stack, &mut inner);
             loop {
                 let written = inner.engine.poll_transmit(now, &mut BatchSink(&mut tx));
                 if !tx.is_empty() {
@@ -338,7 +446,7 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
                     break;
                 }
             }
-            dispatch(&mut inner);
+            dispatch(stack, &mut inner);
             if let Some(before) = before {
                 trace_drops(&before, inner.engine.stats());
             }
@@ -410,7 +518,7 @@ fn finished(inner: &Inner) -> bool {
 }
 
 /// Wakes the tasks the engine's events concern.
-fn dispatch(inner: &mut Inner) {
+fn dispatch(stack: &Shared, inner: &mut Inner) {
     while let Some(event) = inner.engine.poll_event() {
         match event {
             Event::Readable(id) => wake(inner.conns.get_mut(&id).and_then(|w| w.read.take())),
@@ -424,11 +532,27 @@ fn dispatch(inner: &mut Inner) {
             Event::Acceptable(listener) => wake(inner.listeners.remove(&listener)),
             Event::StateChanged {
                 connection,
+                local,
+                remote,
                 from,
                 to,
                 cause,
             } => {
-                tracing::debug!(?connection, %from, %to, ?cause, "state changed");
+                tracing::debug!(?connection, %local, %remote, %from, %to, ?cause, "state changed");
+                if !inner.watchers.is_empty() || inner.hook.is_some() {
+                    let change = StateChange {
+                        at: stack.epoch.elapsed(),
+                        local,
+                        remote,
+                        from,
+                        to,
+                        cause,
+                    };
+                    inner.watchers.retain(|w| w.send(change).is_ok());
+                    if let Some(hook) = inner.hook.as_mut() {
+                        (hook.0)(&change);
+                    }
+                }
             }
             Event::NeighborUnreachable { address } => {
                 tracing::debug!(%address, "next hop unreachable (no ARP reply)");

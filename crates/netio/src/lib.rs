@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 
 mod afpacket;
 mod batch;
+mod inspect;
 mod memlink;
 pub mod netns;
 mod pcap;
@@ -35,6 +36,7 @@ pub mod vnet;
 
 pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, IoMethod};
 pub use batch::{ChecksumStatus, FrameBatch, FrameMeta, Gso};
+pub use inspect::{Flow, Inspect};
 pub use memlink::{MemLink, MemLinkEnd};
 pub use pcap::{FlightRecorder, Pcap, PcapWriter};
 pub use tap::Tap;
