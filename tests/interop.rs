@@ -53,10 +53,141 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
+/// tcpdump on `iface` in namespace `ns`, writing headers to `file` as packets arrive.
+struct Capture {
+    child: KillOnDrop,
+    file: std::path::PathBuf,
+}
+
+impl Capture {
+    fn start(ns: &str, iface: &str, name: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!("rawtcp-{name}-{}.pcap", std::process::id()));
+        let mut child = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "tcpdump", "-i", iface, "-U", "-s", "128", "-n",
+            ])
+            .args(["-B", "65536"])
+            .args(["-w", file.to_str().unwrap(), "tcp"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump");
+        // tcpdump says "listening on ..." once it captures.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = stderr.next().and_then(Result::ok).unwrap_or_default();
+        assert!(first.contains("listening on"), "tcpdump: {first}");
+        Capture {
+            child: KillOnDrop(child),
+            file,
+        }
+    }
+
+    /// Stops the capture and returns tcpdump's reading of it, a line per packet.
+    fn stop(mut self) -> Vec<String> {
+        // tcpdump may lag behind a bulk transfer; let it catch up (the file stops growing)
+        // before stopping it, or the last packets are lost with its buffer.
+        let size = || std::fs::metadata(&self.file).map_or(0, |m| m.len());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut last = size();
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let now = size();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        let pid = self.child.0.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let _ = self.child.0.wait();
+        let out = Command::new("tcpdump")
+            .args(["-nr", self.file.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .output()
+            .expect("tcpdump -r");
+        let _ = std::fs::remove_file(&self.file);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The flags of a tcpdump line (`Flags [F.]` gives `F.`) and whether it went from us.
+fn flags_of(line: &str) -> Option<(bool, &str)> {
+    let from_us = line.contains(&format!("IP {OURS}."));
+    let start = line.find("Flags [")? + "Flags [".len();
+    let end = start + line[start..].find(']')?;
+    Some((from_us, &line[start..end]))
+}
+
+/// Checks that `packets` end in a clean close that we began: our FIN, the kernel's FIN
+/// after it (its ACK of ours alone or riding on it), and our ACK of the kernel's FIN last;
+/// no RST anywhere.
+fn assert_clean_close_we_began(packets: &[String]) {
+    let flags: Vec<(bool, &str)> = packets.iter().filter_map(|l| flags_of(l)).collect();
+    assert!(
+        flags.iter().all(|(_, f)| !f.contains('R')),
+        "no reset in the capture"
+    );
+    let our_fin = flags.iter().position(|&(us, f)| us && f.contains('F'));
+    let their_fin = flags.iter().position(|&(us, f)| !us && f.contains('F'));
+    let (Some(our_fin), Some(their_fin)) = (our_fin, their_fin) else {
+        panic!(
+            "both FINs are in the capture: {:?}",
+            &packets[packets.len().saturating_sub(8)..]
+        );
+    };
+    assert!(our_fin < their_fin, "we closed first");
+    assert_eq!(
+        flags.last(),
+        Some(&(true, ".")),
+        "our ACK of the kernel's FIN ends it: {:?}",
+        &packets[packets.len().saturating_sub(6)..]
+    );
+    println!("the close, as tcpdump saw it:");
+    for line in &packets[our_fin.saturating_sub(1)..] {
+        println!("  {line}");
+    }
+}
+
+/// Reads `len` bytes and checks each against the pattern, as they come.
+async fn read_pattern(stream: &mut TcpStream, len: usize) {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut offset = 0;
+    while offset < len {
+        let n = stream
+            .read(&mut buf[..(len - offset).min(1 << 16)])
+            .await
+            .unwrap();
+        assert!(n > 0, "the stream ended at {offset} of {len} bytes");
+        for (i, &byte) in buf[..n].iter().enumerate() {
+            assert_eq!(
+                byte,
+                ((offset + i) % 251) as u8,
+                "byte {} intact",
+                offset + i
+            );
+        }
+        offset += n;
+    }
+}
+
+/// Writes `len` bytes of the pattern.
+async fn write_pattern(stream: &mut TcpStream, len: usize) {
+    let chunk = pattern(251 * 256);
+    let mut offset = 0;
+    while offset < len {
+        let n = (len - offset).min(chunk.len());
+        stream.write_all(&chunk[..n]).await.unwrap();
+        offset += n;
+    }
+}
+
 fn our_client_against_a_kernel_server(offloads: bool) {
-    const LEN: usize = 20 << 20;
+    const LEN: usize = 100 << 20;
     let bed = VethBed::new(VethConfig::default()).expect("veth bed");
     bed.peer_offloads(offloads).expect("ethtool");
+    let capture = Capture::start(bed.peer.name(), "p0", &format!("bulk-{offloads}"));
     let mut server = KillOnDrop(
         Command::new("ip")
             .args([
@@ -84,19 +215,16 @@ fn our_client_against_a_kernel_server(offloads: bool) {
         runtime
             .block_on(async {
                 // Inside the runtime: a timer needs its reactor.
-                tokio::time::timeout(std::time::Duration::from_secs(60), async {
+                tokio::time::timeout(std::time::Duration::from_secs(300), async {
                     let device = AfPacket::open("d0").unwrap();
                     let stack = Stack::builder().device(device).ipv4(OURS, 24).spawn();
                     let mut stream = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5000))
                         .await
                         .unwrap();
-                    let mut received = vec![0u8; LEN];
-                    stream.read_exact(&mut received).await.unwrap();
-                    assert!(
-                        received == pattern(LEN),
-                        "the kernel's bytes arrived intact and in order"
-                    );
-                    stream.write_all(&pattern(LEN)).await.unwrap();
+                    let start = std::time::Instant::now();
+                    read_pattern(&mut stream, LEN).await;
+                    let down = start.elapsed();
+                    write_pattern(&mut stream, LEN).await;
                     stream.shutdown().await.unwrap();
                     let mut end = [0u8; 1];
                     assert_eq!(
@@ -104,36 +232,43 @@ fn our_client_against_a_kernel_server(offloads: bool) {
                         0,
                         "the kernel closed after us"
                     );
+                    let both = start.elapsed();
                     let info = stack.connections();
                     drop(stream);
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    info
+                    // Our ACK of the kernel's FIN goes out before the driver stops.
+                    stack.shutdown().await;
+                    (info, down, both)
                 })
                 .await
             })
-            .expect("the exchange finished within 60 s")
+            .expect("the exchange finished within 300 s")
     });
-    let info = client.join().expect("client thread");
+    let (info, down, both) = client.join().expect("client thread");
     assert_eq!(
         lines.next().unwrap().unwrap(),
         "OK",
-        "the kernel verified our bytes"
+        "the kernel verified our bytes (SHA-256)"
     );
     assert!(server.0.wait().unwrap().success());
-    println!("connection at the end: {info:?}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_clean_close_we_began(&capture.stop());
+    println!(
+        "100 MB from the kernel in {down:.2?}, both ways and closed in {both:.2?} (debug build); \
+         connection at the end: {info:?}"
+    );
 }
 
 #[test]
-fn our_client_exchanges_20_mb_with_a_kernel_server_offloads_off() {
-    if !have_root("our_client_exchanges_20_mb_with_a_kernel_server_offloads_off") {
+fn our_client_exchanges_100_mb_with_a_kernel_server_offloads_off() {
+    if !have_root("our_client_exchanges_100_mb_with_a_kernel_server_offloads_off") {
         return;
     }
     our_client_against_a_kernel_server(false);
 }
 
 #[test]
-fn our_client_exchanges_20_mb_with_a_kernel_server_offloads_on() {
-    if !have_root("our_client_exchanges_20_mb_with_a_kernel_server_offloads_on") {
+fn our_client_exchanges_100_mb_with_a_kernel_server_offloads_on() {
+    if !have_root("our_client_exchanges_100_mb_with_a_kernel_server_offloads_on") {
         return;
     }
     our_client_against_a_kernel_server(true);
