@@ -538,3 +538,234 @@ c.close()
     assert_eq!(ours.join().unwrap(), "you said: half-close");
     assert_eq!(lines.next().unwrap().unwrap(), "done");
 }
+
+/// An example binary, built by `cargo test` next to the test binaries.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// An example running on d0 in the DUT namespace; its stdout lines as they come.
+struct ExampleRun {
+    child: KillOnDrop,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl ExampleRun {
+    fn start(bed: &VethBed, name: &str, args: &[&str]) -> ExampleRun {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", bed.dut.name()])
+            .arg(example(name))
+            .args(["--iface", "d0", "--ip", "10.9.0.2/24"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the example starts");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        ExampleRun {
+            child: KillOnDrop(child),
+            lines,
+        }
+    }
+
+    /// The next line of output.
+    fn line(&mut self) -> String {
+        self.lines
+            .next()
+            .and_then(Result::ok)
+            .expect("the example printed a line")
+    }
+
+    /// Ctrl-C, then its exit status.
+    fn interrupt(mut self) -> std::process::ExitStatus {
+        let pid = self.child.0.id().to_string();
+        // `ip netns exec` execs the example, so the pid is the example's.
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        self.child.0.wait().expect("the example exits")
+    }
+}
+
+/// Runs `program args` in namespace `ns` with `input` on stdin; its stdout.
+fn run_in(ns: &str, program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeding = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("the program ends");
+    feeding.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        out.status
+    );
+    out.stdout
+}
+
+#[test]
+fn socat_clients_to_the_echo_server_example() {
+    if !have_root("socat_clients_to_the_echo_server_example") {
+        return;
+    }
+    const CLIENTS: usize = 10;
+    const SIZE: usize = 1 << 20;
+    let bed = VethBed::new(VethConfig::default()).expect("veth bed");
+    let mut server = ExampleRun::start(&bed, "echo_server", &["--port", "7"]);
+    assert!(server.line().contains("listening on 10.9.0.2:7"));
+    let peer = bed.peer.name().to_string();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            let peer = peer.clone();
+            thread::spawn(move || {
+                let data: Vec<u8> = (0..SIZE).map(|i| (i * 7 + n) as u8).collect();
+                // -t: after our EOF, wait for the echo to end rather than 0.5 s.
+                let echoed = run_in(&peer, "socat", &["-t", "60", "-", "TCP:10.9.0.2:7"], &data);
+                assert_eq!(echoed.len(), SIZE, "client {n}: the whole echo");
+                assert!(echoed == data, "client {n}: the echo is what was sent");
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a socat client");
+    }
+    let status = server.interrupt();
+    assert!(
+        status.success(),
+        "echo_server exits cleanly on Ctrl-C: {status}"
+    );
+}
+
+#[test]
+fn curl_fetches_from_http_on_rawtcp() {
+    if !have_root("curl_fetches_from_http_on_rawtcp") {
+        return;
+    }
+    let bed = VethBed::new(VethConfig::default()).expect("veth bed");
+    let mut server = ExampleRun::start(&bed, "http_get", &["--serve", "80"]);
+    assert!(server.line().contains("serving http://10.9.0.2:80/"));
+    let page = run_in(
+        bed.peer.name(),
+        "curl",
+        &["-sS", "--fail", "http://10.9.0.2/"],
+        b"",
+    );
+    assert!(String::from_utf8_lossy(&page).contains("Hello from rawtcp"));
+    let body = run_in(
+        bed.peer.name(),
+        "curl",
+        &["-sS", "--fail", "http://10.9.0.2/bytes/5000000"],
+        b"",
+    );
+    assert_eq!(body.len(), 5_000_000);
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, &b)| b == b'a' + (i % 26) as u8)
+    );
+    let head = run_in(
+        bed.peer.name(),
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://10.9.0.2/nothing",
+        ],
+        b"",
+    );
+    assert_eq!(head, b"404");
+    let status = server.interrupt();
+    assert!(
+        status.success(),
+        "the server exits cleanly on Ctrl-C: {status}"
+    );
+}
+
+#[test]
+fn http_get_fetches_from_python_http_server() {
+    if !have_root("http_get_fetches_from_python_http_server") {
+        return;
+    }
+    const SIZE: usize = 3_000_000;
+    let bed = VethBed::new(VethConfig::default()).expect("veth bed");
+    let dir = std::env::temp_dir().join(format!("rawtcp-http-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("file.bin"), pattern(SIZE)).unwrap();
+    let mut server = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                bed.peer.name(),
+                "python3",
+                "-u",
+                "-m",
+                "http.server",
+            ])
+            .args([
+                "8000",
+                "--bind",
+                "10.9.0.1",
+                "--directory",
+                dir.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server"),
+    );
+    let mut ready = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let first = ready.next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.contains("Serving HTTP"), "http.server: {first}");
+    let out = Command::new("ip")
+        .args(["netns", "exec", bed.dut.name()])
+        .arg(example("http_get"))
+        .args([
+            "--iface",
+            "d0",
+            "--ip",
+            "10.9.0.2/24",
+            "--connect",
+            "10.9.0.1:8000",
+        ])
+        .args(["--path", "/file.bin"])
+        .output()
+        .expect("http_get runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "http_get: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("HTTP/1.0 200 OK"));
+    assert!(
+        lines
+            .next()
+            .unwrap_or_default()
+            .starts_with(&format!("body: {SIZE} bytes")),
+        "{stdout}"
+    );
+}
