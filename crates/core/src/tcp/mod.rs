@@ -460,13 +460,37 @@ impl Tcp {
         local: SocketAddrV4,
         backlog: Option<usize>,
     ) -> Result<ListenerId, TcpError> {
-        if local.port() == 0 {
-            return Err(TcpError::InvalidInput);
-        }
         if !local.ip().is_unspecified() && *local.ip() != self.address {
             return Err(TcpError::AddrNotAvailable);
         }
-        if self.listeners.iter().flatten().any(|l| l.local == local) {
+        // Port 0 asks for any free port, as bind(2) does: one from the ephemeral range that
+        // no listener and no connection of ours uses.
+        let local = if local.port() == 0 {
+            let table = &self.table;
+            let listeners = &self.listeners;
+            let port = self
+                .ports
+                .allocate(
+                    self.address,
+                    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                    |port| {
+                        listeners.iter().flatten().any(|l| l.local.port() == port)
+                            || table.keys().any(|(ours, _)| ours.port() == port)
+                    },
+                )
+                .ok_or(TcpError::AddrInUse)?;
+            SocketAddrV4::new(*local.ip(), port)
+        } else {
+            local
+        };
+        // A port is listened on once: 0.0.0.0 covers our address too (no SO_REUSEPORT).
+        let overlaps = |other: &SocketAddrV4| {
+            other.port() == local.port()
+                && (other.ip() == local.ip()
+                    || other.ip().is_unspecified()
+                    || local.ip().is_unspecified())
+        };
+        if self.listeners.iter().flatten().any(|l| overlaps(&l.local)) {
             return Err(TcpError::AddrInUse);
         }
         let listener = Listener {
