@@ -30,7 +30,8 @@ pub(crate) struct ConnWakers {
 pub(crate) struct Inner {
     pub(crate) engine: rawtcp_core::Stack,
     pub(crate) conns: HashMap<ConnectionId, ConnWakers>,
-    pub(crate) listeners: HashMap<ListenerId, Waker>,
+    /// Tasks waiting in `accept`, several per listener when it is shared.
+    pub(crate) listeners: HashMap<ListenerId, Vec<Waker>>,
     /// [`Stack::shutdown`] was called: listeners are gone, connections are closing, and no
     /// new ones may be opened.
     pub(crate) shutting_down: bool,
@@ -390,8 +391,8 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, device: D) {
         wake(wakers.read.take());
         wake(wakers.write.take());
     }
-    for (_, waker) in inner.listeners.drain() {
-        waker.wake();
+    for (_, wakers) in inner.listeners.drain() {
+        wakers.into_iter().for_each(Waker::wake);
     }
     drop(inner);
     tracing::debug!("stack stopped");
@@ -529,7 +530,12 @@ fn dispatch(stack: &Shared, inner: &mut Inner) {
                     wake(wakers.write.take());
                 }
             }
-            Event::Acceptable(listener) => wake(inner.listeners.remove(&listener)),
+            Event::Acceptable(listener) => {
+                // Every waiting task looks; those that find nothing wait again.
+                for waker in inner.listeners.remove(&listener).into_iter().flatten() {
+                    waker.wake();
+                }
+            }
             Event::StateChanged {
                 connection,
                 local,

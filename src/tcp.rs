@@ -98,7 +98,10 @@ impl TcpListener {
                 Poll::Ready(Ok((TcpStream::new(self.stack.clone(), id), peer)))
             }
             None => {
-                inner.listeners.insert(self.id, cx.waker().clone());
+                let waiting = inner.listeners.entry(self.id).or_default();
+                if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiting.push(cx.waker().clone());
+                }
                 Poll::Pending
             }
         }
