@@ -408,3 +408,39 @@ async fn a_full_backlog_holds_the_handshake_until_accept_makes_room() {
         connect.await.unwrap().unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_closes_the_window_and_the_writer_waits_with_bounded_memory() {
+    let (client, server) = stacks(LinkConfig::default());
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    let (mut accepted, _) = listener.accept().await.unwrap();
+    // 4 MiB against 256 KiB buffers each side: the write cannot finish while nobody reads.
+    let data = pattern(4 << 20);
+    let writing = tokio::spawn(async move {
+        stream.write_all(&data).await.unwrap();
+        stream.shutdown().await.unwrap();
+        stream
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!writing.is_finished(), "the writer waits for room");
+    let theirs = server.connections();
+    let ours = client.connections();
+    assert_eq!(theirs[0].rcv_wnd, 0, "the reader's window is closed");
+    assert!(
+        theirs[0].recv_queue <= 256 * 1024,
+        "{}",
+        theirs[0].recv_queue
+    );
+    assert!(ours[0].send_queue <= 256 * 1024, "{}", ours[0].send_queue);
+    assert_eq!(ours[0].snd_wnd, 0, "the writer sees the closed window");
+    // Reading reopens the window; everything arrives in order.
+    let mut got = Vec::new();
+    accepted.read_to_end(&mut got).await.unwrap();
+    assert!(got == pattern(4 << 20));
+    drop(writing.await.unwrap());
+}
