@@ -152,6 +152,14 @@ impl Drop for Stack {
 
 impl Stack {
     /// Starts configuring a stack.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (end, _other) = rawtcp::netio::MemLink::pair();
+    /// let stack = rawtcp::Stack::builder().device(end).ipv4(std::net::Ipv4Addr::new(10, 9, 0, 1), 24).spawn();
+    /// # drop(stack); }
+    /// ```
     pub fn builder() -> Builder<()> {
         Builder {
             device: (),
@@ -164,6 +172,15 @@ impl Stack {
     }
 
     /// Every connection, `netstat -napt`-style.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+    /// for c in stack.connections() {
+    ///     println!("{} {} {} rto {:?}", c.local, c.remote, c.state, c.rto);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.shared.lock().engine.connections()
     }
@@ -188,6 +205,15 @@ impl Stack {
     }
 
     /// The addresses listened on.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+    /// for addr in stack.listeners() {
+    ///     println!("LISTEN {addr}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn listeners(&self) -> Vec<std::net::SocketAddrV4> {
         let inner = self.shared.lock();
         inner
@@ -199,6 +225,16 @@ impl Stack {
     }
 
     /// Interface counters, drops by reason included.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+    /// let stats = stack.stats();
+    /// for (reason, count) in stats.nonzero_drops() {
+    ///     println!("dropped {count}: {reason}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> InterfaceStats {
         self.shared.lock().engine.stats().clone()
     }
@@ -236,6 +272,14 @@ impl Stack {
 
 impl<D> Builder<D> {
     /// The device frames move through.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f() -> std::io::Result<()> {
+    /// let builder = rawtcp::Stack::builder().device(rawtcp::netio::AfPacket::open("eth1")?);
+    /// # drop(builder);
+    /// # Ok(()) }
+    /// ```
     pub fn device<T: Device + Send + 'static>(self, device: T) -> Builder<T> {
         Builder {
             device,
@@ -248,18 +292,44 @@ impl<D> Builder<D> {
     }
 
     /// Our IPv4 address and prefix length.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(device: rawtcp::netio::MemLinkEnd) {
+    /// let builder = rawtcp::Stack::builder().device(device).ipv4(std::net::Ipv4Addr::new(192, 168, 7, 2), 24);
+    /// # drop(builder); }
+    /// ```
     pub fn ipv4(mut self, address: Ipv4Addr, prefix_len: u8) -> Self {
         self.ipv4 = Some(Ipv4Cidr::new(address, prefix_len));
         self
     }
 
     /// The next hop for destinations off the subnet.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(device: rawtcp::netio::MemLinkEnd) {
+    /// use std::net::Ipv4Addr;
+    /// let builder = rawtcp::Stack::builder()
+    ///     .device(device)
+    ///     .ipv4(Ipv4Addr::new(192, 168, 7, 2), 24)
+    ///     .gateway(Ipv4Addr::new(192, 168, 7, 1));
+    /// # drop(builder); }
+    /// ```
     pub fn gateway(mut self, gateway: Ipv4Addr) -> Self {
         self.gateway = Some(gateway);
         self
     }
 
     /// Our MAC address (default: the device's, or a locally administered one).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(device: rawtcp::netio::MemLinkEnd) {
+    /// use rawtcp::wire::ethernet::EthernetAddress;
+    /// let builder = rawtcp::Stack::builder().device(device).mac(EthernetAddress([0x02, 0, 0, 0, 0, 0x42]));
+    /// # drop(builder); }
+    /// ```
     pub fn mac(mut self, mac: EthernetAddress) -> Self {
         self.mac = Some(mac);
         self
@@ -270,6 +340,15 @@ impl<D> Builder<D> {
     /// answer goes out, so it interleaves exactly with a frame trace
     /// ([`Inspect`](rawtcp_netio::Inspect)). It runs with the stack locked: it must not
     /// block or call into the stack. [`Stack::state_changes`] is the async alternative.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(device: rawtcp::netio::MemLinkEnd) {
+    /// let builder = rawtcp::Stack::builder().device(device).on_state_change(|change| {
+    ///     println!("{} {} → {}", change.local, change.from, change.to);
+    /// });
+    /// # drop(builder); }
+    /// ```
     pub fn on_state_change(mut self, hook: impl FnMut(&StateChange) + Send + 'static) -> Self {
         self.on_state_change = Some(StateHook(Box::new(hook)));
         self
@@ -278,6 +357,17 @@ impl<D> Builder<D> {
     /// Engine configuration (timers, buffers, seed); the builder's address settings win.
     /// Without it, the defaults apply with a random seed; with it, its seed is used as is,
     /// so a fixed seed gives the same ISNs and ports every run.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(device: rawtcp::netio::MemLinkEnd) {
+    /// use rawtcp::core::{Config, Ipv4Cidr};
+    /// use std::net::Ipv4Addr;
+    /// let mut config = Config::new(Default::default(), Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, 1), 24));
+    /// config.seed = 7; // the same ISNs and ports every run
+    /// let builder = rawtcp::Stack::builder().device(device).ipv4(Ipv4Addr::new(10, 9, 0, 1), 24).config(config);
+    /// # drop(builder); }
+    /// ```
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
         self
@@ -317,6 +407,15 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
     ///
     /// # Panics
     /// Without an IPv4 address, or outside a tokio runtime.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (end, _other) = rawtcp::netio::MemLink::pair();
+    /// let stack = rawtcp::Stack::builder().device(end).ipv4(std::net::Ipv4Addr::new(10, 9, 0, 1), 24).spawn();
+    /// stack.shutdown().await;
+    /// # }
+    /// ```
     pub fn spawn(self) -> Stack {
         let cidr = self.ipv4.expect("Stack::builder().ipv4(...) is required");
         let mac = self.mac.or_else(|| self.device.mac()).unwrap_or_else(|| {

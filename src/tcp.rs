@@ -41,6 +41,15 @@ impl TcpListener {
     ///
     /// Fails with `AddrInUse` when something listens there already, `AddrNotAvailable` for an
     /// address that is not ours, `NotConnected` once the stack is shut down.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+    /// use std::net::{Ipv4Addr, SocketAddrV4};
+    /// let listener = rawtcp::TcpListener::bind(&stack, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).await?;
+    /// println!("listening on {}", listener.local_addr()?);
+    /// # Ok(()) }
+    /// ```
     pub async fn bind(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpListener> {
         TcpListener::listen(stack, addr, None)
     }
@@ -80,11 +89,30 @@ impl TcpListener {
     }
 
     /// The next connection and its peer's address.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(listener: rawtcp::TcpListener) -> std::io::Result<()> {
+    /// loop {
+    ///     let (stream, peer) = listener.accept().await?;
+    ///     println!("{peer} connected");
+    ///     tokio::spawn(async move { drop(stream) });
+    /// }
+    /// # }
+    /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Polls for the next connection.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(listener: rawtcp::TcpListener) -> std::io::Result<()> {
+    /// let (stream, peer) = std::future::poll_fn(|cx| listener.poll_accept(cx)).await?;
+    /// # let _ = (stream, peer);
+    /// # Ok(()) }
+    /// ```
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddrV4)>> {
         let mut inner = self.stack.shared.lock();
         match inner.engine.tcp_accept(self.id).map_err(tcp_error)? {
@@ -108,6 +136,14 @@ impl TcpListener {
     }
 
     /// The address this listener is bound to.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(listener: rawtcp::TcpListener) -> std::io::Result<()> {
+    /// let addr = listener.local_addr()?;
+    /// assert_ne!(addr.port(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
         self.stack
             .shared
@@ -144,12 +180,30 @@ impl TcpStream {
 
     /// Sets keepalive (off by default, RFC 9293 MUST-24): probes after `idle`, every
     /// `interval`, `probes` of them unanswered close the connection with `TimedOut`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let keepalive = rawtcp::core::Keepalive { idle: Duration::from_secs(60), interval: Duration::from_secs(10), probes: 5 };
+    /// stream.set_keepalive(Some(keepalive))?;
+    /// # Ok(()) }
+    /// ```
     pub fn set_keepalive(&self, keepalive: Option<rawtcp_core::Keepalive>) -> io::Result<()> {
         self.call(|engine, now, id| engine.tcp_set_keepalive(now, id, keepalive))
     }
 
     /// SO_LINGER: `Some(Duration::ZERO)` makes dropping the stream reset the connection
     /// (RST, no FIN). A longer linger closes normally: an async drop cannot wait.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// // Dropping the stream now sends a RST instead of a FIN.
+    /// stream.set_linger(Some(std::time::Duration::ZERO))?;
+    /// drop(stream);
+    /// # Ok(()) }
+    /// ```
     pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
         let mut inner = self.stack.shared.lock();
         if inner.stopped {
@@ -161,6 +215,13 @@ impl TcpStream {
     }
 
     /// The linger setting: `Some(ZERO)` when a drop resets the connection.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// assert_eq!(stream.linger()?, None);
+    /// # Ok(()) }
+    /// ```
     pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
         let inner = self.stack.shared.lock();
         let reset = inner.conns.get(&self.id).is_some_and(|c| c.reset_on_close);
@@ -168,6 +229,15 @@ impl TcpStream {
     }
 
     /// The error that ended the connection, if one did.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// if let Some(error) = stream.take_error()? {
+    ///     eprintln!("the connection failed: {error}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         Ok(self
             .stack
@@ -180,6 +250,16 @@ impl TcpStream {
 
     /// Connects to `addr`, giving up with `TimedOut` after `timeout` (or sooner, when the SYN
     /// retries run out). A connection given up on is closed and its handle released.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+    /// use std::net::{Ipv4Addr, SocketAddrV4};
+    /// let addr = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 1), 80);
+    /// let stream = rawtcp::TcpStream::connect_timeout(&stack, addr, std::time::Duration::from_secs(5)).await?;
+    /// # let _ = stream;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_timeout(
         stack: &Stack,
         addr: SocketAddrV4,
@@ -192,6 +272,16 @@ impl TcpStream {
 
     /// Connects to `addr`: `ConnectionRefused` on a reset or ICMP port unreachable,
     /// `TimedOut` after the SYN retries (63 s by default).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+    /// use std::net::{Ipv4Addr, SocketAddrV4};
+    /// use tokio::io::AsyncWriteExt;
+    /// let mut stream = rawtcp::TcpStream::connect(&stack, SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 1), 7)).await?;
+    /// stream.write_all(b"hello").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpStream> {
         let shared = &stack.shared;
         let id = {
@@ -226,11 +316,25 @@ impl TcpStream {
     }
 
     /// Our address.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// println!("{} -> {}", stream.local_addr()?, stream.peer_addr()?);
+    /// # Ok(()) }
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
         self.info(|i| i.local)
     }
 
     /// The peer's address.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// println!("connected to {}", stream.peer_addr()?);
+    /// # Ok(()) }
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
         self.info(|i| i.remote)
     }
@@ -247,16 +351,37 @@ impl TcpStream {
     }
 
     /// The connection's state.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// assert_eq!(stream.state(), Some(rawtcp::core::State::Established));
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> Option<State> {
         self.stack.shared.lock().engine.tcp_state(self.id)
     }
 
     /// Turns Nagle's algorithm off (`true`) or on.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// stream.set_nodelay(true)?; // small writes go out at once
+    /// # Ok(()) }
+    /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.call(|engine, now, id| engine.tcp_set_nodelay(now, id, nodelay))
     }
 
     /// Resets the connection at once (SO_LINGER 0). Dropping it afterwards does nothing more.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// stream.abort(); // a RST, now
+    /// # Ok(()) }
+    /// ```
     pub fn abort(self) {
         let _ = self.call(|engine, now, id| engine.tcp_abort(now, id));
     }
@@ -339,6 +464,15 @@ impl TcpStream {
 
     /// Copies received data into `buf` without consuming it, waiting for some if none has
     /// arrived; `Ok(0)` at the end of the stream.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let mut buf = [0u8; 4];
+    /// let n = stream.peek(&mut buf).await?;
+    /// # let _ = n;
+    /// # Ok(()) }
+    /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_peek_priv(cx, buf)).await
     }
@@ -377,6 +511,22 @@ impl TcpStream {
 
     /// Waits until a read would not block: data has arrived, the peer has finished, or the
     /// connection has failed (the next read reports the error).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let mut buf = [0u8; 4096];
+    /// loop {
+    ///     stream.readable().await?;
+    ///     match stream.try_read(&mut buf) {
+    ///         Ok(0) => break,
+    ///         Ok(n) => println!("{n} bytes"),
+    ///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn readable(&self) -> io::Result<()> {
         let mut scratch = [0u8; 1];
         poll_fn(|cx| self.poll_peek_priv(cx, &mut scratch).map(|_| Ok(()))).await
@@ -384,6 +534,21 @@ impl TcpStream {
 
     /// Waits until a write would not block: the send buffer has room, or writing can no
     /// longer succeed (the next write reports why).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let mut data: &[u8] = b"hello";
+    /// while !data.is_empty() {
+    ///     stream.writable().await?;
+    ///     match stream.try_write(data) {
+    ///         Ok(n) => data = &data[n..],
+    ///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn writable(&self) -> io::Result<()> {
         poll_fn(|cx| {
             self.poll_call(cx, Wait::Write, |engine, now, id| {
@@ -399,21 +564,59 @@ impl TcpStream {
 
     /// Reads what has arrived without waiting: `WouldBlock` when nothing has, `Ok(0)` at the
     /// end of the stream.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let mut buf = [0u8; 1024];
+    /// match stream.try_read(&mut buf) {
+    ///     Ok(n) => println!("{n} bytes"),
+    ///     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => println!("nothing yet"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.call(|engine, now, id| engine.tcp_recv(now, id, buf))
     }
 
     /// Queues what fits in the send buffer without waiting: `WouldBlock` when nothing does.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let n = stream.try_write(b"ping")?;
+    /// # let _ = n;
+    /// # Ok(()) }
+    /// ```
     pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
         self.call(|engine, now, id| engine.tcp_send(now, id, data))
     }
 
     /// Borrowed halves for reading and writing concurrently.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (mut reader, mut writer) = stream.split();
+    /// tokio::io::copy(&mut reader, &mut writer).await?; // echo
+    /// # Ok(()) }
+    /// ```
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
         (ReadHalf(self), WriteHalf(self))
     }
 
     /// Owned halves that can move to different tasks; dropping the write half sends a FIN.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// use tokio::io::AsyncWriteExt;
+    /// let (reader, mut writer) = stream.into_split();
+    /// tokio::spawn(async move { writer.write_all(b"from another task").await });
+    /// # drop(reader);
+    /// # Ok(()) }
+    /// ```
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         let stream = std::sync::Arc::new(self);
         (
@@ -477,6 +680,15 @@ pub struct OwnedWriteHalf {
 
 impl OwnedReadHalf {
     /// Puts the stream back together.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (reader, writer) = stream.into_split();
+    /// let stream = reader.reunite(writer).expect("halves of one stream");
+    /// # drop(stream);
+    /// # Ok(()) }
+    /// ```
     pub fn reunite(
         self,
         other: OwnedWriteHalf,
