@@ -15,12 +15,33 @@ use rawtcp_netio::{Device, FrameBatch};
 use rawtcp_wire::ethernet::EthernetAddress;
 use tokio::sync::Notify;
 
+/// The tasks waiting for one thing. Each is woken once when it happens; those that still
+/// cannot go on register again.
+#[derive(Debug, Default)]
+pub(crate) struct Wakers(Vec<Waker>);
+
+impl Wakers {
+    /// Adds `waker` unless the same task waits already.
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        if !self.0.iter().any(|w| w.will_wake(waker)) {
+            self.0.push(waker.clone());
+        }
+    }
+
+    /// Wakes and forgets every waiting task.
+    pub(crate) fn wake_all(&mut self) {
+        self.0.drain(..).for_each(Waker::wake);
+    }
+}
+
 /// The facade's state for one connection: the wakers of the tasks waiting on it, and how it
 /// is to be closed.
 #[derive(Debug, Default)]
 pub(crate) struct ConnWakers {
-    pub(crate) read: Option<Waker>,
-    pub(crate) write: Option<Waker>,
+    /// Tasks waiting to read (or for readability, or in `peek`): any number of them.
+    pub(crate) read: Wakers,
+    /// Tasks waiting to write (or for writability, or in `connect`).
+    pub(crate) write: Wakers,
     /// SO_LINGER 0: closing resets the connection instead (dropping the stream, or
     /// [`Stack::shutdown`]).
     pub(crate) reset_on_close: bool,
@@ -31,7 +52,7 @@ pub(crate) struct Inner {
     pub(crate) engine: rawtcp_core::Stack,
     pub(crate) conns: HashMap<ConnectionId, ConnWakers>,
     /// Tasks waiting in `accept`, several per listener when it is shared.
-    pub(crate) listeners: HashMap<ListenerId, Vec<Waker>>,
+    pub(crate) listeners: HashMap<ListenerId, Wakers>,
     /// [`Stack::shutdown`] was called: listeners are gone, connections are closing, and no
     /// new ones may be opened.
     pub(crate) shutting_down: bool,
@@ -487,11 +508,11 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, device: D) {
     // Ends every state_changes() stream.
     inner.watchers.clear();
     for (_, wakers) in inner.conns.iter_mut() {
-        wake(wakers.read.take());
-        wake(wakers.write.take());
+        wakers.read.wake_all();
+        wakers.write.wake_all();
     }
-    for (_, wakers) in inner.listeners.drain() {
-        wakers.into_iter().for_each(Waker::wake);
+    for (_, mut wakers) in inner.listeners.drain() {
+        wakers.wake_all();
     }
     drop(inner);
     tracing::debug!("stack stopped");
@@ -621,18 +642,26 @@ fn finished(inner: &Inner) -> bool {
 fn dispatch(stack: &Shared, inner: &mut Inner) {
     while let Some(event) = inner.engine.poll_event() {
         match event {
-            Event::Readable(id) => wake(inner.conns.get_mut(&id).and_then(|w| w.read.take())),
-            Event::Writable(id) => wake(inner.conns.get_mut(&id).and_then(|w| w.write.take())),
+            Event::Readable(id) => {
+                if let Some(wakers) = inner.conns.get_mut(&id) {
+                    wakers.read.wake_all();
+                }
+            }
+            Event::Writable(id) => {
+                if let Some(wakers) = inner.conns.get_mut(&id) {
+                    wakers.write.wake_all();
+                }
+            }
             Event::Connected(id) | Event::Error(id, _) | Event::Closed(id) => {
                 if let Some(wakers) = inner.conns.get_mut(&id) {
-                    wake(wakers.read.take());
-                    wake(wakers.write.take());
+                    wakers.read.wake_all();
+                    wakers.write.wake_all();
                 }
             }
             Event::Acceptable(listener) => {
                 // Every waiting task looks; those that find nothing wait again.
-                for waker in inner.listeners.remove(&listener).into_iter().flatten() {
-                    waker.wake();
+                if let Some(mut wakers) = inner.listeners.remove(&listener) {
+                    wakers.wake_all();
                 }
             }
             Event::StateChanged {
@@ -664,11 +693,5 @@ fn dispatch(stack: &Shared, inner: &mut Inner) {
             }
             _ => {}
         }
-    }
-}
-
-fn wake(waker: Option<Waker>) {
-    if let Some(waker) = waker {
-        waker.wake();
     }
 }

@@ -126,10 +126,11 @@ impl TcpListener {
                 Poll::Ready(Ok((TcpStream::new(self.stack.clone(), id), peer)))
             }
             None => {
-                let waiting = inner.listeners.entry(self.id).or_default();
-                if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
-                    waiting.push(cx.waker().clone());
-                }
+                inner
+                    .listeners
+                    .entry(self.id)
+                    .or_default()
+                    .register(cx.waker());
                 Poll::Pending
             }
         }
@@ -304,7 +305,12 @@ impl TcpStream {
             }
             match inner.engine.tcp_state(id) {
                 Some(State::SynSent | State::SynReceived) => {
-                    inner.conns.entry(id).or_default().write = Some(cx.waker().clone());
+                    inner
+                        .conns
+                        .entry(id)
+                        .or_default()
+                        .write
+                        .register(cx.waker());
                     Poll::Pending
                 }
                 Some(_) => Poll::Ready(Ok(())),
@@ -411,7 +417,7 @@ impl TcpStream {
                     Wait::Read => &mut wakers.read,
                     Wait::Write => &mut wakers.write,
                 };
-                *slot = Some(waker.clone());
+                slot.register(waker);
             }
             (Err(TcpError::WouldBlock), None) => {}
             _ => {
@@ -505,7 +511,12 @@ impl TcpStream {
         if peer_finished {
             return Poll::Ready(Ok(0));
         }
-        inner.conns.entry(self.id).or_default().read = Some(cx.waker().clone());
+        inner
+            .conns
+            .entry(self.id)
+            .or_default()
+            .read
+            .register(cx.waker());
         Poll::Pending
     }
 

@@ -388,3 +388,29 @@ async fn writing_after_the_peer_reset_fails() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_tasks_may_wait_to_read_one_stream() {
+    let (client, server) = stacks();
+    let (stream, mut peer) = pair(&client, &server).await;
+    let stream = Arc::new(stream);
+    let waiting: Vec<_> = (0..3)
+        .map(|_| {
+            let stream = Arc::clone(&stream);
+            tokio::spawn(async move { stream.readable().await })
+        })
+        .collect();
+    let peeking = {
+        let stream = Arc::clone(&stream);
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2];
+            stream.peek(&mut buf).await.map(|n| buf[..n].to_vec())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    peer.write_all(b"hi").await.unwrap();
+    for task in waiting {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(peeking.await.unwrap().unwrap(), b"hi".to_vec());
+}
