@@ -34,59 +34,100 @@ pub enum Flow {
 /// ```
 #[derive(Debug)]
 pub struct Inspect<D, F> {
-    inner: D,
+    watched: Watched<D>,
     f: F,
-    /// Frames at the front of the send batch that were shown but not yet taken.
+}
+
+/// A device and the bookkeeping that shows each frame passing through it once: what
+/// [`Inspect`] and [`Pcap`](crate::Pcap) share.
+#[derive(Debug)]
+pub(crate) struct Watched<D> {
+    pub(crate) inner: D,
+    /// Frames at the front of the caller's send batch shown by an earlier, partial send.
     shown_unsent: usize,
 }
 
-impl<D: Device, F: FnMut(Flow, &[u8])> Inspect<D, F> {
-    /// Wraps `inner`.
-    pub fn new(inner: D, f: F) -> Inspect<D, F> {
-        Inspect {
+impl<D: Device> Watched<D> {
+    pub(crate) fn new(inner: D) -> Watched<D> {
+        Watched {
             inner,
-            f,
             shown_unsent: 0,
         }
     }
 
-    /// The wrapped device.
-    pub fn get_ref(&self) -> &D {
-        &self.inner
-    }
-}
-
-impl<D: Device, F: FnMut(Flow, &[u8])> Device for Inspect<D, F> {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+    /// Receives into `batch` and shows `look` each frame that arrived.
+    pub(crate) fn recv(
+        &mut self,
+        batch: &mut FrameBatch,
+        mut look: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<usize> {
         let before = batch.len();
         let got = self.inner.recv(batch)?;
         for index in before..batch.len() {
-            (self.f)(Flow::Rx, batch.frame(index));
+            look(batch.frame(index))?;
         }
         Ok(got)
     }
 
-    fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+    /// Shows `look` each frame of `batch` not shown before, then sends.
+    pub(crate) fn send(
+        &mut self,
+        batch: &mut FrameBatch,
+        mut look: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<usize> {
         // Frames leave the batch as they are sent, so each is shown before it is offered.
         // Those the device does not take stay at the front; they were shown already.
         for index in self.shown_unsent.min(batch.len())..batch.len() {
-            (self.f)(Flow::Tx, batch.frame(index));
+            look(batch.frame(index))?;
         }
         let queued = batch.len();
         let result = self.inner.send(batch);
         self.shown_unsent = batch.len().min(queued);
         result
     }
+}
+
+impl<D: Device, F: FnMut(Flow, &[u8])> Inspect<D, F> {
+    /// Wraps `inner`.
+    pub fn new(inner: D, f: F) -> Inspect<D, F> {
+        Inspect {
+            watched: Watched::new(inner),
+            f,
+        }
+    }
+
+    /// The wrapped device.
+    pub fn get_ref(&self) -> &D {
+        &self.watched.inner
+    }
+}
+
+impl<D: Device, F: FnMut(Flow, &[u8])> Device for Inspect<D, F> {
+    fn capabilities(&self) -> Capabilities {
+        self.watched.inner.capabilities()
+    }
+
+    fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        let f = &mut self.f;
+        self.watched.recv(batch, |frame| {
+            f(Flow::Rx, frame);
+            Ok(())
+        })
+    }
+
+    fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        let f = &mut self.f;
+        self.watched.send(batch, |frame| {
+            f(Flow::Tx, frame);
+            Ok(())
+        })
+    }
 
     fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_recv_ready(cx)
+        self.watched.inner.poll_recv_ready(cx)
     }
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_send_ready(cx)
+        self.watched.inner.poll_send_ready(cx)
     }
 }

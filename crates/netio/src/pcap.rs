@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::batch::FrameBatch;
+use crate::inspect::Watched;
 use crate::{Capabilities, Device};
 
 const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
@@ -153,10 +154,8 @@ impl Sink {
 /// could not take yet is recorded when it is finally sent, once.
 #[derive(Debug)]
 pub struct Pcap<D> {
-    inner: D,
+    watched: Watched<D>,
     sink: Sink,
-    /// Frames at the front of the caller's send batch recorded by an earlier, partial send.
-    recorded_unsent: usize,
 }
 
 impl<D: Device> Pcap<D> {
@@ -164,18 +163,16 @@ impl<D: Device> Pcap<D> {
     pub fn to_file(inner: D, path: impl AsRef<Path>) -> io::Result<Pcap<D>> {
         let writer = PcapWriter::new(BufWriter::new(File::create(path)?))?;
         Ok(Pcap {
-            inner,
+            watched: Watched::new(inner),
             sink: Sink::File(writer),
-            recorded_unsent: 0,
         })
     }
 
     /// Records into a flight recorder; write it out with [`Pcap::recorder`].
     pub fn flight_recorder(inner: D, recorder: FlightRecorder) -> Pcap<D> {
         Pcap {
-            inner,
+            watched: Watched::new(inner),
             sink: Sink::Recorder(recorder),
-            recorded_unsent: 0,
         }
     }
 
@@ -197,51 +194,42 @@ impl<D: Device> Pcap<D> {
 
     /// The wrapped device.
     pub fn get_ref(&self) -> &D {
-        &self.inner
+        &self.watched.inner
     }
 
     /// The wrapped device, mutable.
     pub fn get_mut(&mut self) -> &mut D {
-        &mut self.inner
+        &mut self.watched.inner
     }
 
     /// Flushes and returns the wrapped device.
     pub fn into_inner(mut self) -> io::Result<D> {
         self.flush()?;
-        Ok(self.inner)
+        Ok(self.watched.inner)
     }
 }
 
 impl<D: Device> Device for Pcap<D> {
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        self.watched.inner.capabilities()
     }
 
     fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
-        let before = batch.len();
-        let got = self.inner.recv(batch)?;
-        for index in before..batch.len() {
-            self.sink.record(batch.frame(index))?;
-        }
-        Ok(got)
+        let sink = &mut self.sink;
+        self.watched.recv(batch, |frame| sink.record(frame))
     }
 
     fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
-        for index in self.recorded_unsent.min(batch.len())..batch.len() {
-            self.sink.record(batch.frame(index))?;
-        }
-        let queued = batch.len();
-        let result = self.inner.send(batch);
-        self.recorded_unsent = batch.len().min(queued);
-        result
+        let sink = &mut self.sink;
+        self.watched.send(batch, |frame| sink.record(frame))
     }
 
     fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_recv_ready(cx)
+        self.watched.inner.poll_recv_ready(cx)
     }
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_send_ready(cx)
+        self.watched.inner.poll_send_ready(cx)
     }
 }
 
