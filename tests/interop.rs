@@ -42,6 +42,36 @@ print("OK" if ok else "BAD %d" % len(got), flush=True)
 /// Kills the kernel-side program if the test fails before it ends.
 struct KillOnDrop(std::process::Child);
 
+/// A program's stdout, a line at a time as it comes.
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// `program` in namespace `ns`. `ip netns exec` execs it, so the child's pid is the
+/// program's own.
+fn command_in(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns]).arg(program);
+    command
+}
+
+impl KillOnDrop {
+    /// Starts `command` with its stdout piped.
+    fn spawn(command: &mut Command) -> (KillOnDrop, Lines) {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (KillOnDrop(child), lines)
+    }
+
+    /// Ctrl-C, then its exit status.
+    fn interrupt(&mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        self.0.wait().expect("the program exits")
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -62,11 +92,8 @@ struct Capture {
 impl Capture {
     fn start(ns: &str, iface: &str, name: &str) -> Capture {
         let file = std::env::temp_dir().join(format!("rawtcp-{name}-{}.pcap", std::process::id()));
-        let mut child = Command::new("ip")
-            .args([
-                "netns", "exec", ns, "tcpdump", "-i", iface, "-U", "-s", "128", "-n",
-            ])
-            .args(["-B", "65536"])
+        let mut child = command_in(ns, "tcpdump")
+            .args(["-i", iface, "-U", "-s", "128", "-n", "-B", "65536"])
             .args(["-w", file.to_str().unwrap(), "tcp"])
             .stderr(Stdio::piped())
             .spawn()
@@ -96,9 +123,7 @@ impl Capture {
             }
             last = now;
         }
-        let pid = self.child.0.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let _ = self.child.0.wait();
+        self.child.interrupt();
         let out = Command::new("tcpdump")
             .args(["-nr", self.file.to_str().unwrap()])
             .stderr(Stdio::null())
@@ -188,22 +213,7 @@ fn our_client_against_a_kernel_server(offloads: bool) {
     let bed = VethBed::new(VethConfig::default()).expect("veth bed");
     bed.peer_offloads(offloads).expect("ethtool");
     let capture = Capture::start(bed.peer.name(), "p0", &format!("bulk-{offloads}"));
-    let mut server = KillOnDrop(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                bed.peer.name(),
-                "python3",
-                "-c",
-                KERNEL_SERVER,
-                &LEN.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3"),
-    );
-    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let (mut server, mut lines) = python_in(bed.peer.name(), KERNEL_SERVER, &[&LEN.to_string()]);
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let dut = bed.dut.name().to_string();
     let client = thread::spawn(move || {
@@ -353,24 +363,11 @@ fn kernel_clients_to_our_echo_server_100_connections_of_1_mb() {
         })
     });
     ready_rx.recv().unwrap();
-    let clients = KillOnDrop(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                bed.peer.name(),
-                "python3",
-                "-c",
-                KERNEL_CLIENTS,
-                &CLIENTS.to_string(),
-                &SIZE.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3"),
+    let (_clients, mut lines) = python_in(
+        bed.peer.name(),
+        KERNEL_CLIENTS,
+        &[&CLIENTS.to_string(), &SIZE.to_string()],
     );
-    let mut clients = clients;
-    let mut lines = BufReader::new(clients.0.stdout.take().unwrap()).lines();
     let verdict = lines.next().map(|l| l.unwrap()).unwrap_or_default();
     let _ = stop_tx.send(());
     let served = server.join().expect("server thread");
@@ -379,22 +376,8 @@ fn kernel_clients_to_our_echo_server_100_connections_of_1_mb() {
 }
 
 /// Runs `script` with python3 in `ns` and returns its stdout lines as they come.
-fn python_in(
-    ns: &str,
-    script: &str,
-    args: &[&str],
-) -> (
-    KillOnDrop,
-    std::io::Lines<BufReader<std::process::ChildStdout>>,
-) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "python3", "-c", script])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    (KillOnDrop(child), lines)
+fn python_in(ns: &str, script: &str, args: &[&str]) -> (KillOnDrop, Lines) {
+    KillOnDrop::spawn(command_in(ns, "python3").args(["-c", script]).args(args))
 }
 
 /// Runs `body` on a stack on d0 inside the DUT namespace, within 30 s.
@@ -556,51 +539,17 @@ fn example(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// An example running on d0 in the DUT namespace; its stdout lines as they come.
-struct ExampleRun {
-    child: KillOnDrop,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-impl ExampleRun {
-    fn start(bed: &VethBed, name: &str, args: &[&str]) -> ExampleRun {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", bed.dut.name()])
-            .arg(example(name))
-            .args(["--iface", "d0", "--ip", "10.9.0.2/24"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the example starts");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        ExampleRun {
-            child: KillOnDrop(child),
-            lines,
-        }
-    }
-
-    /// The next line of output.
-    fn line(&mut self) -> String {
-        self.lines
-            .next()
-            .and_then(Result::ok)
-            .expect("the example printed a line")
-    }
-
-    /// Ctrl-C, then its exit status.
-    fn interrupt(mut self) -> std::process::ExitStatus {
-        let pid = self.child.0.id().to_string();
-        // `ip netns exec` execs the example, so the pid is the example's.
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        self.child.0.wait().expect("the example exits")
-    }
+/// An example run on d0 in the DUT namespace, as rawtcp's 10.9.0.2/24.
+fn example_on_d0(bed: &VethBed, name: &str) -> Command {
+    let mut command = command_in(bed.dut.name(), example(name));
+    command.args(["--iface", "d0", "--ip", "10.9.0.2/24"]);
+    command
 }
 
 /// Runs `program args` in namespace `ns` with `input` on stdin; its stdout.
 fn run_in(ns: &str, program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, program])
+    let mut child = command_in(ns, program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -629,8 +578,10 @@ fn socat_clients_to_the_echo_server_example() {
     const CLIENTS: usize = 10;
     const SIZE: usize = 1 << 20;
     let bed = VethBed::new(VethConfig::default()).expect("veth bed");
-    let mut server = ExampleRun::start(&bed, "echo_server", &["--port", "7"]);
-    assert!(server.line().contains("listening on 10.9.0.2:7"));
+    let (mut server, mut lines) =
+        KillOnDrop::spawn(example_on_d0(&bed, "echo_server").args(["--port", "7"]));
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("listening on 10.9.0.2:7"), "{first}");
     let peer = bed.peer.name().to_string();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|n| {
@@ -660,8 +611,10 @@ fn curl_fetches_from_http_on_rawtcp() {
         return;
     }
     let bed = VethBed::new(VethConfig::default()).expect("veth bed");
-    let mut server = ExampleRun::start(&bed, "http_get", &["--serve", "80"]);
-    assert!(server.line().contains("serving http://10.9.0.2:80/"));
+    let (mut server, mut lines) =
+        KillOnDrop::spawn(example_on_d0(&bed, "http_get").args(["--serve", "80"]));
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("serving http://10.9.0.2:80/"), "{first}");
     let page = run_in(
         bed.peer.name(),
         "curl",
@@ -712,44 +665,24 @@ fn http_get_fetches_from_python_http_server() {
     let dir = std::env::temp_dir().join(format!("rawtcp-http-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("file.bin"), pattern(SIZE)).unwrap();
-    let mut server = KillOnDrop(
-        Command::new("ip")
+    let (_server, mut ready) = KillOnDrop::spawn(
+        command_in(bed.peer.name(), "python3")
             .args([
-                "netns",
-                "exec",
-                bed.peer.name(),
-                "python3",
                 "-u",
                 "-m",
                 "http.server",
-            ])
-            .args([
                 "8000",
                 "--bind",
                 "10.9.0.1",
                 "--directory",
-                dir.to_str().unwrap(),
             ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server"),
+            .arg(&dir)
+            .stderr(Stdio::null()),
     );
-    let mut ready = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let first = ready.next().and_then(Result::ok).unwrap_or_default();
     assert!(first.contains("Serving HTTP"), "http.server: {first}");
-    let out = Command::new("ip")
-        .args(["netns", "exec", bed.dut.name()])
-        .arg(example("http_get"))
-        .args([
-            "--iface",
-            "d0",
-            "--ip",
-            "10.9.0.2/24",
-            "--connect",
-            "10.9.0.1:8000",
-        ])
-        .args(["--path", "/file.bin"])
+    let out = example_on_d0(&bed, "http_get")
+        .args(["--connect", "10.9.0.1:8000", "--path", "/file.bin"])
         .output()
         .expect("http_get runs");
     let _ = std::fs::remove_dir_all(&dir);
