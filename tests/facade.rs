@@ -18,6 +18,20 @@ fn stacks(a_to_b: LinkConfig) -> (Stack, Stack) {
     (client, server)
 }
 
+/// A listener on `port` of the server stack and one connection through it:
+/// (listener, the client's stream, the server's accepted stream).
+async fn connected(
+    client: &Stack,
+    server: &Stack,
+    port: u16,
+) -> (TcpListener, TcpStream, TcpStream) {
+    let addr = SocketAddrV4::new(SERVER, port);
+    let listener = TcpListener::bind(server, addr).await.unwrap();
+    let stream = TcpStream::connect(client, addr).await.unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    (listener, stream, accepted)
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -145,13 +159,7 @@ async fn split_into_split_and_peek() {
 #[tokio::test]
 async fn linger_zero_resets_and_take_error_reports_it() {
     let (client, server) = stacks(LinkConfig::default());
-    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9001))
-        .await
-        .unwrap();
-    let stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9001))
-        .await
-        .unwrap();
-    let (mut accepted, _) = listener.accept().await.unwrap();
+    let (_listener, stream, mut accepted) = connected(&client, &server, 9001).await;
     stream.set_linger(Some(Duration::ZERO)).unwrap();
     assert_eq!(stream.linger().unwrap(), Some(Duration::ZERO));
     drop(stream);
@@ -308,14 +316,8 @@ async fn connect_timeout_gives_up_when_told_and_releases_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_delivers_queued_data_then_stops_and_refuses_new_work() {
     let (client, server) = stacks(LinkConfig::default());
-    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
-        .await
-        .unwrap();
     let data = pattern(300_000);
-    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
-        .await
-        .unwrap();
-    let (mut accepted, _) = listener.accept().await.unwrap();
+    let (_listener, mut stream, mut accepted) = connected(&client, &server, 7).await;
     let reading = tokio::spawn(async move {
         let mut got = Vec::new();
         accepted.read_to_end(&mut got).await.unwrap();
@@ -347,13 +349,7 @@ async fn shutdown_delivers_queued_data_then_stops_and_refuses_new_work() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_stops_listeners_and_resets_linger_zero_streams() {
     let (client, server) = stacks(LinkConfig::default());
-    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
-        .await
-        .unwrap();
-    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
-        .await
-        .unwrap();
-    let (accepted, _) = listener.accept().await.unwrap();
+    let (listener, mut stream, accepted) = connected(&client, &server, 7).await;
     accepted.set_linger(Some(Duration::ZERO)).unwrap();
     server.shutdown().await;
     let mut buf = [0u8; 8];
@@ -412,13 +408,7 @@ async fn a_full_backlog_holds_the_handshake_until_accept_makes_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_closes_the_window_and_the_writer_waits_with_bounded_memory() {
     let (client, server) = stacks(LinkConfig::default());
-    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
-        .await
-        .unwrap();
-    let mut stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
-        .await
-        .unwrap();
-    let (mut accepted, _) = listener.accept().await.unwrap();
+    let (_listener, mut stream, mut accepted) = connected(&client, &server, 7).await;
     // 4 MiB against 256 KiB buffers each side: the write cannot finish while nobody reads.
     let data = pattern(4 << 20);
     let writing = tokio::spawn(async move {
