@@ -31,15 +31,8 @@ Options:
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse(USAGE, &["--connect", "--message", "--bytes"], &[]);
-    common::init_tracing();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("echo_client: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = common::start(USAGE, &["--connect", "--message", "--bytes"], &[]);
+    common::exit_code("echo_client", run(&args).await)
 }
 
 async fn run(args: &Args) -> io::Result<()> {
@@ -65,12 +58,8 @@ async fn run(args: &Args) -> io::Result<()> {
     let server = SocketAddrV4::new(common::LOCAL_SERVER, 7);
     let listener = TcpListener::bind(&server_stack, server).await?;
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut reader, mut writer) = stream.split();
-                tokio::io::copy(&mut reader, &mut writer).await?;
-                writer.shutdown().await
-            });
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(common::echo(stream));
         }
     });
     let result = exchange(&client, server, &data, text).await;

@@ -32,15 +32,8 @@ Options:
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse(USAGE, &["--port", "--clients", "--bytes"], &[]);
-    common::init_tracing();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("echo_server: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = common::start(USAGE, &["--port", "--clients", "--bytes"], &[]);
+    common::exit_code("echo_server", run(&args).await)
 }
 
 async fn run(args: &Args) -> io::Result<()> {
@@ -98,21 +91,13 @@ async fn serve(listener: TcpListener, log: bool) -> io::Result<()> {
             println!("echo_server: {peer} connected");
         }
         tokio::spawn(async move {
-            match echo(stream).await {
+            match common::echo(stream).await {
                 Ok(n) if log => println!("echo_server: {peer} closed after {n} bytes"),
                 Ok(_) => {}
                 Err(error) => eprintln!("echo_server: {peer}: {error}"),
             }
         });
     }
-}
-
-/// Echoes until the client closes its side, then closes ours.
-async fn echo(mut stream: TcpStream) -> io::Result<u64> {
-    let (mut reader, mut writer) = stream.split();
-    let n = tokio::io::copy(&mut reader, &mut writer).await?;
-    writer.shutdown().await?;
-    Ok(n)
 }
 
 /// Sends `bytes` of a pattern particular to client `n`, reads the echo, and checks it.

@@ -38,15 +38,8 @@ const PORT: u16 = 13200;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = Args::parse(USAGE, &["--connect"], &[]);
-    common::init_tracing();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("hello: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = common::start(USAGE, &["--connect"], &[]);
+    common::exit_code("hello", run(&args).await)
 }
 
 async fn run(args: &Args) -> io::Result<()> {

@@ -35,15 +35,8 @@ Options:
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse(USAGE, &["--connect", "--path", "--serve"], &["--body"]);
-    common::init_tracing();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("http_get: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = common::start(USAGE, &["--connect", "--path", "--serve"], &["--body"]);
+    common::exit_code("http_get", run(&args).await)
 }
 
 async fn run(args: &Args) -> io::Result<()> {

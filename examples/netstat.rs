@@ -30,15 +30,8 @@ Options:
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse(USAGE, &["--connect"], &[]);
-    common::init_tracing();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("netstat: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = common::start(USAGE, &["--connect"], &[]);
+    common::exit_code("netstat", run(&args).await)
 }
 
 async fn run(args: &Args) -> io::Result<()> {

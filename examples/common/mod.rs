@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::process::exit;
+use std::process::{ExitCode, exit};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -154,8 +154,36 @@ fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), String> {
     Ok((address, prefix))
 }
 
+/// How every example starts: parses the command line (exiting on `--help` or a mistake) and
+/// installs tracing.
+pub(crate) fn start(usage: &'static str, options: &[&str], flags: &[&str]) -> Args {
+    let args = Args::parse(usage, options, flags);
+    init_tracing();
+    args
+}
+
+/// How every example ends: success, or the error under the example's name and a failure.
+pub(crate) fn exit_code(name: &str, result: io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Echoes until the client closes its side, then closes ours; the bytes echoed.
+pub(crate) async fn echo(mut stream: rawtcp::TcpStream) -> io::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let (mut reader, mut writer) = stream.split();
+    let n = tokio::io::copy(&mut reader, &mut writer).await?;
+    writer.shutdown().await?;
+    Ok(n)
+}
+
 /// Installs a tracing subscriber that follows `RUST_LOG` (default: warnings only).
-pub(crate) fn init_tracing() {
+fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
