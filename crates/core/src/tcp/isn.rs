@@ -82,6 +82,20 @@ impl IsnGenerator {
         let f = siphash24(self.key, &tuple_bytes(local, remote)) as u32;
         SeqNum::new(m.wrapping_add(f))
     }
+
+    /// The offset added to our timestamp clock for connections between `local` and `remote`
+    /// (RFC 7323 §5.4, and Linux's `secure_tcp_ts_off`): unguessable, but one per address
+    /// pair, not per connection. A new incarnation of a 4-tuple then always carries a TSval
+    /// above the last one's, which is what lets a peer holding the old incarnation in
+    /// TIME-WAIT accept its SYN (RFC 6191 §2); with a random offset per connection half of
+    /// all reuses looked like old duplicates and waited a second for the SYN's retransmission.
+    pub(crate) fn ts_offset(&self, local: std::net::Ipv4Addr, remote: std::net::Ipv4Addr) -> u32 {
+        let mut bytes = [0u8; 11];
+        bytes[..3].copy_from_slice(b"tsv");
+        bytes[3..7].copy_from_slice(&local.octets());
+        bytes[7..11].copy_from_slice(&remote.octets());
+        siphash24(self.key, &bytes) as u32
+    }
 }
 
 /// Ephemeral port selection, RFC 6056 §3.3.3 (algorithm 3, "simple hash-based"): each
@@ -176,5 +190,20 @@ mod tests {
             taken.push(port);
         }
         assert_eq!(ports.allocate(local, remote, |p| taken.contains(&p)), None);
+    }
+
+    #[test]
+    fn timestamp_offsets_are_per_address_pair() {
+        let isn = IsnGenerator::new(&mut Rng::new(7));
+        let (a, b, c) = (
+            Ipv4Addr::new(10, 9, 0, 1),
+            Ipv4Addr::new(10, 9, 0, 2),
+            Ipv4Addr::new(10, 9, 0, 3),
+        );
+        assert_eq!(isn.ts_offset(a, b), isn.ts_offset(a, b));
+        assert_ne!(isn.ts_offset(a, b), isn.ts_offset(a, c));
+        assert_ne!(isn.ts_offset(a, b), isn.ts_offset(b, a));
+        let other = IsnGenerator::new(&mut Rng::new(8));
+        assert_ne!(isn.ts_offset(a, b), other.ts_offset(a, b));
     }
 }

@@ -284,7 +284,6 @@ pub(crate) struct Tcp {
     dirty: VecDeque<ConnectionId>,
     isn: IsnGenerator,
     ports: PortAllocator,
-    rng: Rng,
     /// Events with the connection's (local, remote) addresses, which outlive the connection.
     #[allow(clippy::type_complexity)]
     pub(crate) events: VecDeque<(
@@ -322,7 +321,6 @@ impl Tcp {
             dirty: VecDeque::new(),
             isn,
             ports,
-            rng: Rng::new(rng.next_u64()),
             events: VecDeque::new(),
         }
     }
@@ -613,7 +611,7 @@ impl Tcp {
         };
         let local = SocketAddrV4::new(address, port);
         let iss = self.isn.isn(now, local, remote);
-        let ts_offset = self.rng.next_u64() as u32;
+        let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
         let conn = Connection::connect(&self.config, local, remote, iss, self.mtu, ts_offset, now);
         let id = self.insert(conn);
         self.settle(id, now);
@@ -669,7 +667,7 @@ impl Tcp {
         }
         listener.half_open += 1;
         let iss = self.isn.isn(now, local, remote);
-        let ts_offset = self.rng.next_u64() as u32;
+        let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
         let conn = Connection::accept_syn(
             &self.config,
             local,
