@@ -865,3 +865,105 @@ fn zero_window_is_probed_until_it_opens() {
     }
     assert_eq!(out.len(), 20_000);
 }
+
+/// The states of B's connections (handles of released ones no longer answer).
+fn server_states(sim: &Sim) -> Vec<State> {
+    sim.b.connections().iter().map(|c| c.state).collect()
+}
+
+/// A server that closes first holds the 4-tuple in TIME-WAIT; a new SYN from the same client
+/// port with a newer timestamp opens a new incarnation at once (RFC 6191 §2), with an ISN
+/// above everything the old one sent (RFC 1122 §4.2.2.13), instead of waiting out 2·MSL or
+/// a SYN retransmission.
+#[test]
+fn time_wait_on_the_server_gives_way_to_a_newer_syn() {
+    let mut sim = sim();
+    let (client, server) = connected_on(&mut sim, b_addr(80));
+    sim.b.tcp_close(sim.now, server).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    sim.a.tcp_close(sim.now, client).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(server_states(&sim), vec![State::TimeWait]);
+    assert!(sim.a.connections().is_empty(), "the client's side is gone");
+    let old_server_isn = sim
+        .segments
+        .iter()
+        .find(|s| !s.from_a && s.flags.syn())
+        .unwrap()
+        .seq;
+
+    sim.run_for(Duration::from_secs(1));
+    let listener = sim.b.listeners()[0].0;
+    let before = sim.segments.len();
+    let again = sim.a.tcp_connect(sim.now, b_addr(80), Some(49152)).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(sim.a.tcp_state(again), Some(State::Established));
+    assert_eq!(
+        server_states(&sim),
+        vec![State::Established],
+        "the old incarnation is gone"
+    );
+    assert!(
+        changed(&sim.events_b, |from, to, cause| from == State::TimeWait
+            && to == State::Closed
+            && cause == Cause::TimeWaitReused)
+        .is_some()
+    );
+    let new: Vec<_> = sim.segments[before..].iter().collect();
+    assert_eq!(
+        new.iter().map(|s| (s.from_a, s.flags)).collect::<Vec<_>>(),
+        vec![(true, SYN), (false, SYN | ACK), (true, ACK)],
+        "one SYN, answered at once"
+    );
+    let new_server_isn = new[1].seq;
+    assert!(
+        new_server_isn.wrapping_sub(old_server_isn) as i32 > 65_535,
+        "the new ISN is past the old incarnation's sequence space"
+    );
+    assert!(sim.b.tcp_accept(listener).unwrap().is_some());
+}
+
+/// A SYN that is not newer than the TIME-WAIT incarnation (an old duplicate: the first
+/// SYN again, with its old timestamp and sequence number) does not open a connection: it is
+/// answered with an ACK for the old incarnation (RFC 9293 §3.10.7.4, RFC 5961 §4), which the
+/// client, having no such connection, resets; the reset ends TIME-WAIT as on Linux
+/// (tcp_rfc1337 = 0).
+#[test]
+fn time_wait_keeps_an_old_duplicate_syn_out() {
+    use rawtcp_wire::RxChecksum;
+    use rawtcp_wire::dissect::{Network, Transport, dissect};
+    let mut sim = sim();
+    let (client, server) = connected_on(&mut sim, b_addr(80));
+    sim.b.tcp_close(sim.now, server).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    sim.a.tcp_close(sim.now, client).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(server_states(&sim), vec![State::TimeWait]);
+    let first_syn = sim
+        .frames
+        .iter()
+        .find(|(_, from_a, frame)| {
+            *from_a
+                && matches!(
+                    dissect(frame, RxChecksum::Trusted).map(|d| d.network),
+                    Ok(Network::Ipv4 { transport: Transport::Tcp(tcp), .. }) if tcp.flags == SYN
+                )
+        })
+        .map(|(_, _, frame)| frame.clone())
+        .expect("the first SYN was traced");
+    sim.run_for(Duration::from_secs(1));
+    let listener = sim.b.listeners()[0].0;
+    let before = sim.segments.len();
+    sim.b.handle_frame(sim.now, &first_syn, RxChecksum::Verify);
+    sim.run_for(Duration::from_millis(10));
+    let answers: Vec<_> = sim.segments[before..]
+        .iter()
+        .map(|s| (s.from_a, s.flags))
+        .collect();
+    assert_eq!(answers, vec![(false, ACK), (true, RST)]);
+    assert_eq!(sim.b.tcp_accept(listener).unwrap(), None);
+    assert!(
+        changed(&sim.events_b, |_, _, cause| cause == Cause::TimeWaitReused).is_none(),
+        "no new incarnation"
+    );
+}

@@ -365,6 +365,35 @@ impl Connection {
         self.enter_closed(cause);
     }
 
+    /// Whether `seg`, arriving in TIME-WAIT, is a SYN that may open a new incarnation of
+    /// this 4-tuple (RFC 6191 §2): newer by timestamp when the old incarnation used
+    /// timestamps and the SYN carries one, else beyond RCV.NXT by sequence number (RFC 1122
+    /// §4.2.2.13). Returns the lowest ISN the new incarnation may use: past everything this
+    /// one sent, with a window's margin as Linux leaves.
+    pub(crate) fn time_wait_takes_syn(&self, seg: &TcpRepr<'_>) -> Option<SeqNum> {
+        if self.state != State::TimeWait
+            || !seg.flags.syn()
+            || seg.flags.ack()
+            || seg.flags.rst()
+            || seg.flags.fin()
+        {
+            return None;
+        }
+        let newer = match seg.options.timestamps {
+            Some(ts) if self.ts_enabled => {
+                let age = ts.tsval.wrapping_sub(self.ts_recent) as i32;
+                age > 0 || (age == 0 && seg.seq_number > self.rcv_nxt)
+            }
+            _ => seg.seq_number > self.rcv_nxt,
+        };
+        newer.then(|| self.snd_max.max(self.snd_nxt) + 65_537)
+    }
+
+    /// Leaves TIME-WAIT for a new incarnation (see [`Connection::time_wait_takes_syn`]).
+    pub(crate) fn end_time_wait(&mut self) {
+        self.enter_closed(Cause::TimeWaitReused);
+    }
+
     fn enter_closed(&mut self, cause: Cause) {
         self.set_state(State::Closed, cause);
         self.retransmit_at = None;

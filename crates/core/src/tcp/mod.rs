@@ -89,6 +89,9 @@ pub enum Cause {
     KeepaliveTimeout,
     /// 2·MSL passed in TIME-WAIT.
     TimeWaitExpired,
+    /// A new SYN for the same 4-tuple ended TIME-WAIT early and opens a new incarnation
+    /// (RFC 6191).
+    TimeWaitReused,
     /// The FIN-WAIT-2 timeout passed.
     FinWait2Expired,
     /// An ICMP error.
@@ -631,6 +634,21 @@ impl Tcp {
     ) -> bool {
         let local = SocketAddrV4::new(dst, seg.dst_port);
         let remote = SocketAddrV4::new(src, seg.src_port);
+        let mut iss_floor = None;
+        if let Some(&id) = self.table.get(&(local, remote))
+            && let Some(floor) = self.conn(id).and_then(|c| c.time_wait_takes_syn(seg))
+            && self.find_listener(local).is_some()
+        {
+            // RFC 6191 §2 (and RFC 9293 §3.10.7.4's reference to it): a SYN that is
+            // demonstrably newer than the old incarnation ends TIME-WAIT and is handed to
+            // the listener, as Linux does; a server that closes first can then be
+            // reconnected to at once from the same client port.
+            if let Some(conn) = self.conn_mut(id) {
+                conn.end_time_wait();
+            }
+            self.settle(id, now);
+            iss_floor = Some(floor);
+        }
         if let Some(&id) = self.table.get(&(local, remote)) {
             let may_establish = match self.conn(id).and_then(|c| c.listener) {
                 Some(l) => self
@@ -666,7 +684,13 @@ impl Tcp {
             return true;
         }
         listener.half_open += 1;
-        let iss = self.isn.isn(now, local, remote);
+        let mut iss = self.isn.isn(now, local, remote);
+        // RFC 1122 §4.2.2.13 (1): above every sequence number of the old incarnation.
+        if let Some(floor) = iss_floor
+            && iss <= floor
+        {
+            iss = floor;
+        }
         let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
         let conn = Connection::accept_syn(
             &self.config,
