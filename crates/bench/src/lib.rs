@@ -1,1 +1,0 @@
-//! rawtcp-bench: the load-testing harness. Not built yet: see the bench issue.

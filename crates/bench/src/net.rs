@@ -1,0 +1,178 @@
+//! One interface over the two TCP implementations a side can run: the kernel's sockets
+//! (through tokio) and rawtcp. Scenarios are written once against it.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rawtcp::core::{Config, Ipv4Cidr};
+use rawtcp::netio::{AfPacket, AfPacketConfig, MemLinkEnd};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A side's TCP: the kernel of the namespace the calling thread is in, or a rawtcp stack.
+pub(crate) enum Net {
+    Kernel,
+    Rawtcp(rawtcp::Stack),
+}
+
+/// The accept queue length asked of both implementations (the kernel caps it at somaxconn,
+/// 4096 by default).
+const BACKLOG: u32 = 4096;
+
+/// Socket buffers of the AF_PACKET device: room for a burst of a whole window of frames.
+const PACKET_BUFFER: usize = 8 << 20;
+
+impl Net {
+    /// A rawtcp stack on AF_PACKET interface `iface` of the calling thread's namespace,
+    /// owning `addr`/24. Call inside the runtime that is to drive it.
+    pub(crate) fn rawtcp_on(iface: &str, addr: Ipv4Addr, seed: u64) -> io::Result<Net> {
+        let device = AfPacket::open_with(
+            iface,
+            AfPacketConfig {
+                recv_buffer: Some(PACKET_BUFFER),
+                send_buffer: Some(PACKET_BUFFER),
+                ..AfPacketConfig::default()
+            },
+        )
+        .map_err(|error| io::Error::new(error.kind(), format!("AF_PACKET on {iface}: {error}")))?;
+        let mac = device.mac();
+        Ok(Net::Rawtcp(
+            rawtcp::Stack::builder()
+                .device(device)
+                .ipv4(addr, 24)
+                .config(config(mac, addr, seed))
+                .spawn(),
+        ))
+    }
+
+    /// A rawtcp stack on one end of an in-memory link, owning `addr`/24.
+    pub(crate) fn rawtcp_mem(end: MemLinkEnd, addr: Ipv4Addr, seed: u64) -> Net {
+        let mac = rawtcp::wire::ethernet::EthernetAddress([0x02, 0x72, 0, 0, 0, addr.octets()[3]]);
+        Net::Rawtcp(
+            rawtcp::Stack::builder()
+                .device(end)
+                .ipv4(addr, 24)
+                .mac(mac)
+                .config(config(mac, addr, seed))
+                .spawn(),
+        )
+    }
+
+    /// Another handle to the same TCP, for a task of its own.
+    pub(crate) fn clone_handle(&self) -> Net {
+        match self {
+            Net::Kernel => Net::Kernel,
+            Net::Rawtcp(stack) => Net::Rawtcp(stack.clone()),
+        }
+    }
+
+    pub(crate) async fn connect(&self, addr: SocketAddrV4) -> io::Result<Stream> {
+        match self {
+            Net::Kernel => Ok(Stream::Kernel(tokio::net::TcpStream::connect(addr).await?)),
+            Net::Rawtcp(stack) => Ok(Stream::Rawtcp(
+                rawtcp::TcpStream::connect(stack, addr).await?,
+            )),
+        }
+    }
+
+    pub(crate) async fn bind(&self, addr: SocketAddrV4) -> io::Result<Listener> {
+        match self {
+            Net::Kernel => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                // A previous run's TIME-WAIT connections on this port must not stop the bind.
+                socket.set_reuseaddr(true)?;
+                socket.bind(addr.into())?;
+                Ok(Listener::Kernel(socket.listen(BACKLOG)?))
+            }
+            Net::Rawtcp(stack) => Ok(Listener::Rawtcp(
+                rawtcp::TcpListener::bind_with_backlog(stack, addr, BACKLOG).await?,
+            )),
+        }
+    }
+
+    /// Closes what is left and stops a rawtcp stack's driver. A peer that is gone already
+    /// would hold a closing connection for minutes of retransmissions: give up after a
+    /// second (dropping the runtime then drops the driver).
+    pub(crate) async fn shutdown(self) {
+        if let Net::Rawtcp(stack) = self {
+            let _ = tokio::time::timeout(Duration::from_secs(1), stack.shutdown()).await;
+        }
+    }
+}
+
+/// The stack configuration the harness uses: the defaults, with `seed` for ports and ISNs.
+fn config(mac: rawtcp::wire::ethernet::EthernetAddress, addr: Ipv4Addr, seed: u64) -> Config {
+    let mut config = Config::new(mac, Ipv4Cidr::new(addr, 24));
+    config.seed = seed ^ u64::from(u32::from(addr));
+    config
+}
+
+pub(crate) enum Listener {
+    Kernel(tokio::net::TcpListener),
+    Rawtcp(rawtcp::TcpListener),
+}
+
+impl Listener {
+    pub(crate) async fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Kernel(l) => Ok(Stream::Kernel(l.accept().await?.0)),
+            Listener::Rawtcp(l) => Ok(Stream::Rawtcp(l.accept().await?.0)),
+        }
+    }
+}
+
+pub(crate) enum Stream {
+    Kernel(tokio::net::TcpStream),
+    Rawtcp(rawtcp::TcpStream),
+}
+
+impl Stream {
+    pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        match self {
+            Stream::Kernel(s) => s.set_nodelay(nodelay),
+            Stream::Rawtcp(s) => s.set_nodelay(nodelay),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Kernel(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Rawtcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Kernel(s) => Pin::new(s).poll_write(cx, data),
+            Stream::Rawtcp(s) => Pin::new(s).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Kernel(s) => Pin::new(s).poll_flush(cx),
+            Stream::Rawtcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Kernel(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Rawtcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Where the two sides run: both rawtcp stacks on one thread over a MemLink, or each side on
+//! its own thread inside its own network namespace, joined by a veth pair the harness
+//! creates (TESTBED.md's recipe).
+
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::thread;
+
+use rawtcp::core::link::LinkConfig;
+use rawtcp::netio::MemLink;
+use rawtcp::netio::testbed::{Netns, pin_current_thread};
+
+use crate::measure::Metric;
+use crate::net::Net;
+use crate::scenario::{self, BASE_PORT, Case, Timing};
+
+/// The client's address (on `d0`, in the DUT namespace).
+pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+/// The server's address (on `p0`, in the peer namespace).
+pub(crate) const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+
+/// A side's TCP implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Backend {
+    /// This crate's stack.
+    Rawtcp,
+    /// Linux's TCP, through ordinary sockets.
+    Kernel,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Rawtcp => "rawtcp",
+            Backend::Kernel => "kernel",
+        }
+    }
+}
+
+/// What joins the two sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Link {
+    /// An in-memory link in one thread: no syscalls, no privileges; rawtcp on both sides.
+    Mem,
+    /// A veth pair between two network namespaces the harness creates (root).
+    Veth,
+}
+
+/// Which implementation runs each side, over which link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pair {
+    pub(crate) client: Backend,
+    pub(crate) server: Backend,
+    pub(crate) link: Link,
+}
+
+impl Pair {
+    pub(crate) fn label(&self) -> String {
+        let link = match self.link {
+            Link::Mem => " (mem)",
+            Link::Veth => "",
+        };
+        format!("{}↔{}{link}", self.client.name(), self.server.name())
+    }
+}
+
+/// Settings every run shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) timing: Timing,
+    pub(crate) mtu: usize,
+    /// Transmit offloads (checksum, TSO, GSO) of the kernel's veth ends.
+    pub(crate) offloads: bool,
+    pub(crate) seed: u64,
+    /// Pin the client to CPU 0 and the server to CPU 1.
+    pub(crate) pin: bool,
+}
+
+/// Two namespaces and a veth for one [`Pair`], kept for all of its runs and deleted on drop.
+/// A side run by the kernel has its address on its veth end; a side run by rawtcp has none,
+/// so that the kernel there neither answers ARP for rawtcp's address nor resets rawtcp's
+/// connections.
+pub(crate) struct Bed {
+    client_ns: Netns,
+    server_ns: Netns,
+}
+
+fn run(command: &mut Command) -> io::Result<()> {
+    let output = command.output().map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("{:?}: {error}", command.get_program()),
+        )
+    })?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "{:?} {:?}: {}",
+            command.get_program(),
+            command.get_args().collect::<Vec<_>>(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+impl Bed {
+    pub(crate) fn new(pair: Pair, settings: &Settings) -> io::Result<Bed> {
+        let client_ns = Netns::new("bench-c")?;
+        let server_ns = Netns::new("bench-s")?;
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            "d0",
+            "netns",
+            client_ns.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "p0",
+            "netns",
+            server_ns.name(),
+        ]))?;
+        let mtu = settings.mtu.to_string();
+        for (ns, dev, backend, addr, mac) in [
+            (&client_ns, "d0", pair.client, CLIENT, "02:00:00:00:0d:01"),
+            (&server_ns, "p0", pair.server, SERVER, "02:00:00:00:0e:01"),
+        ] {
+            ns.ip(&["link", "set", dev, "address", mac, "mtu", &mtu, "up"])?;
+            run(Command::new("ip").args([
+                "netns",
+                "exec",
+                ns.name(),
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
+            ]))?;
+            if backend == Backend::Kernel {
+                ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", dev])?;
+                let state = if settings.offloads { "on" } else { "off" };
+                run(Command::new("ip").args([
+                    "netns",
+                    "exec",
+                    ns.name(),
+                    "ethtool",
+                    "-K",
+                    dev,
+                    "tx",
+                    state,
+                    "tso",
+                    state,
+                    "gso",
+                    state,
+                    "gro",
+                    state,
+                ]))
+                .map_err(|error| {
+                    io::Error::new(
+                        error.kind(),
+                        format!("setting offloads with ethtool (is it installed?): {error}"),
+                    )
+                })?;
+            }
+        }
+        Ok(Bed {
+            client_ns,
+            server_ns,
+        })
+    }
+}
+
+/// A fresh server port for each run, so that a run never meets the TIME-WAIT connections
+/// (on either side) of the run before it.
+fn next_port(case: Case) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = match case {
+        Case::Conns { count } => 2 + count.div_ceil(20_000) as u16,
+        _ => 1,
+    };
+    BASE_PORT + NEXT.fetch_add(span, Ordering::Relaxed) % 20_000
+}
+
+/// One run of `case` between the sides of `pair`.
+pub(crate) fn run_once(
+    pair: Pair,
+    bed: Option<&Bed>,
+    case: Case,
+    settings: &Settings,
+) -> io::Result<Vec<Metric>> {
+    let port = next_port(case);
+    match (pair.link, bed) {
+        (Link::Mem, _) => run_mem(case, settings, port),
+        (Link::Veth, Some(bed)) => run_veth(pair, bed, case, settings, port),
+        (Link::Veth, None) => Err(io::Error::other("a veth run needs its bed")),
+    }
+}
+
+/// Runs `body` on a new thread with a current-thread runtime, inside namespace `ns`, pinned
+/// to `cpu`.
+fn side<T, F, Fut>(
+    ns: Option<String>,
+    cpu: Option<usize>,
+    body: F,
+) -> thread::JoinHandle<io::Result<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<T>>,
+{
+    thread::spawn(move || {
+        if let Some(cpu) = cpu {
+            // Best effort: a machine with one CPU runs unpinned.
+            let _ = pin_current_thread(cpu);
+        }
+        if let Some(ns) = ns {
+            rawtcp::netio::netns::enter(&ns)?;
+        }
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(body())
+    })
+}
+
+fn join<T>(handle: thread::JoinHandle<io::Result<T>>) -> io::Result<T> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("a benchmark thread panicked")))
+}
+
+fn run_veth(
+    pair: Pair,
+    bed: &Bed,
+    case: Case,
+    settings: &Settings,
+    port: u16,
+) -> io::Result<Vec<Metric>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let seed = settings.seed;
+    let server = side(
+        Some(bed.server_ns.name().to_string()),
+        settings.pin.then_some(1),
+        move || async move {
+            let net = match pair.server {
+                Backend::Kernel => Net::Kernel,
+                Backend::Rawtcp => Net::rawtcp_on("p0", SERVER, seed)?,
+            };
+            match scenario::bind(&net, SERVER, port, case).await {
+                Ok(bound) => {
+                    let _ = ready_tx.send(Ok(()));
+                    scenario::serve(bound, stop_rx).await;
+                }
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                }
+            }
+            net.shutdown().await;
+            Ok(())
+        },
+    );
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            let _ = join(server);
+            return Err(error);
+        }
+        Err(_) => return join(server).and(Err(io::Error::other("the server did not start"))),
+    }
+    let timing = settings.timing;
+    let client = side(
+        Some(bed.client_ns.name().to_string()),
+        settings.pin.then_some(0),
+        move || async move {
+            let (net, ends) = match pair.client {
+                Backend::Kernel => (Net::Kernel, 0),
+                Backend::Rawtcp => (Net::rawtcp_on("d0", CLIENT, seed)?, 1),
+            };
+            let result =
+                scenario::client(&net, SocketAddrV4::new(SERVER, port), case, timing, ends).await;
+            net.shutdown().await;
+            result
+        },
+    );
+    let result = join(client);
+    let _ = stop_tx.send(());
+    join(server)?;
+    result
+}
+
+/// Both rawtcp stacks on one thread (one core) over a MemLink of the configured MTU.
+fn run_mem(case: Case, settings: &Settings, port: u16) -> io::Result<Vec<Metric>> {
+    let settings = *settings;
+    join(side(None, settings.pin.then_some(0), move || async move {
+        let link = LinkConfig {
+            mtu: settings.mtu,
+            ..LinkConfig::default()
+        };
+        let (a, b) = MemLink::with_faults(link.clone(), link, settings.seed);
+        let client = Net::rawtcp_mem(a, CLIENT, settings.seed);
+        let server = Net::rawtcp_mem(b, SERVER, settings.seed);
+        let bound = scenario::bind(&server, SERVER, port, case).await?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let serving = tokio::spawn(scenario::serve(bound, stop_rx));
+        let result = scenario::client(
+            &client,
+            SocketAddrV4::new(SERVER, port),
+            case,
+            settings.timing,
+            2,
+        )
+        .await;
+        let _ = stop_tx.send(());
+        let _ = serving.await;
+        client.shutdown().await;
+        server.shutdown().await;
+        result
+    }))
+}

@@ -1,0 +1,206 @@
+//! The harness as a user runs it: the binary, its exit status, its JSON. Runs are short;
+//! no figure is compared with a threshold, only checked for being a measurement at all
+//! (present, finite, positive where a run must have moved something).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_rawtcp-bench"))
+        .args(args)
+        .output()
+        .expect("run rawtcp-bench");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const SHORT: &[&str] = &[
+    "--duration",
+    "300ms",
+    "--warmup",
+    "100ms",
+    "--repeat",
+    "2",
+    "--json",
+];
+
+/// Runs `args` plus [`SHORT`] and returns the parsed JSON.
+fn json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend_from_slice(SHORT);
+    let (ok, stdout, stderr) = bench(&all);
+    assert!(ok, "rawtcp-bench {all:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// The summary median of `metric` in `case` for `pair`.
+fn median(doc: &Value, case: &str, metric: &str, pair: &str) -> f64 {
+    let entry = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["case"] == case && r["metric"] == metric)
+        .unwrap_or_else(|| panic!("no {metric} for {case} in {doc}"));
+    let pair = &entry["pairs"][pair];
+    assert_eq!(
+        pair["samples"].as_array().unwrap().len(),
+        2,
+        "two repetitions"
+    );
+    pair["summary"]["median"].as_f64().unwrap()
+}
+
+const MEM: &str = "rawtcp↔rawtcp (mem)";
+
+#[test]
+fn bulk_over_a_memlink_moves_data_both_ways() {
+    let doc = json(&["bulk"]);
+    for case in ["bulk send", "bulk recv"] {
+        assert!(median(&doc, case, "goodput", MEM) > 0.0);
+        assert!(median(&doc, case, "CPU per GB", MEM).is_finite());
+    }
+    assert_eq!(doc["settings"]["mtu"], 1500);
+}
+
+#[test]
+fn bulk_with_streams_and_jumbo_frames() {
+    let doc = json(&[
+        "bulk",
+        "--direction",
+        "send",
+        "--streams",
+        "3",
+        "--mtu",
+        "65535",
+    ]);
+    assert!(median(&doc, "bulk send ×3", "goodput", MEM) > 0.0);
+    assert_eq!(doc["settings"]["mtu"], 65535);
+}
+
+#[test]
+fn rr_reports_ordered_percentiles() {
+    let doc = json(&["rr", "--size", "100"]);
+    let case = "rr 100 B";
+    assert!(median(&doc, case, "transactions", MEM) > 0.0);
+    let p: Vec<f64> = ["p50", "p90", "p99", "p99.9"]
+        .iter()
+        .map(|q| median(&doc, case, q, MEM))
+        .collect();
+    assert!(p[0] > 0.0);
+    assert!(
+        p.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles in order: {p:?}"
+    );
+}
+
+#[test]
+fn crr_completes_connections_past_the_port_range() {
+    // More connections than a client has ephemeral ports would have stalled on the
+    // server's TIME-WAIT before RFC 6191 reuse; here it only has to finish and count.
+    let doc = json(&["crr", "--concurrency", "1,4"]);
+    for case in ["crr c=1", "crr c=4"] {
+        assert!(median(&doc, case, "connections", MEM) > 0.0);
+        assert!(median(&doc, case, "p99", MEM) >= median(&doc, case, "p50", MEM));
+    }
+}
+
+#[test]
+fn conns_holds_every_connection_and_counts_its_memory() {
+    let doc = json(&["conns", "--count", "2000"]);
+    let case = "conns 2000";
+    assert_eq!(median(&doc, case, "held", MEM), 2000.0);
+    let bytes = median(&doc, case, "memory per conn", MEM);
+    assert!(bytes > 0.0, "a connection costs something: {bytes}");
+    assert!(median(&doc, case, "goodput beside them", MEM) > 0.0);
+}
+
+#[test]
+fn bad_arguments_get_a_clear_error() {
+    let (ok, _, stderr) = bench(&["bulk", "--link", "mem", "--client", "kernel"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("kernel runs only over --link veth"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = bench(&["bulk", "--duration", "soon"]);
+    assert!(!ok);
+    assert!(stderr.contains("duration"), "{stderr}");
+}
+
+#[test]
+fn veth_without_root_says_so() {
+    if rawtcp::netio::testbed::is_root() {
+        // As root, check the message by running as nobody, if setpriv is there.
+        let output = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_rawtcp-bench"))
+            .args(["--compare", "kernel", "rr"])
+            .output();
+        let Ok(output) = output else {
+            println!("skipping: no setpriv to drop root with");
+            return;
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains("needs root"), "{stderr}");
+    } else {
+        let (ok, _, stderr) = bench(&["--compare", "kernel", "rr"]);
+        assert!(!ok);
+        assert!(stderr.contains("needs root"), "{stderr}");
+    }
+}
+
+/// The comparison against the kernel, as README shows it, in miniature: both pairs run
+/// every scenario in namespaces the harness creates and removes, and ratios come out.
+#[test]
+fn compare_kernel_runs_every_scenario_against_linux() {
+    if !rawtcp::netio::testbed::have_root("compare_kernel_runs_every_scenario_against_linux") {
+        return;
+    }
+    let doc = json(&["--compare", "kernel", "all"]);
+    let pairs = ["kernel↔kernel", "rawtcp↔kernel"];
+    assert_eq!(doc["pairs"], serde_json::json!(pairs));
+    for (case, metric) in [
+        ("bulk send", "goodput"),
+        ("bulk recv", "goodput"),
+        ("rr 1 B", "transactions"),
+        ("crr c=1", "connections"),
+        ("crr c=16", "connections"),
+        ("conns 8000", "held"),
+    ] {
+        for pair in pairs {
+            assert!(median(&doc, case, metric, pair) > 0.0, "{case} {pair}");
+        }
+        let entry = doc["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["case"] == case && r["metric"] == metric)
+            .unwrap();
+        assert!(entry["ratio"]["summary"]["median"].as_f64().unwrap() > 0.0);
+    }
+    assert!(median(&doc, "conns 8000", "memory per conn", "rawtcp↔kernel") > 0.0);
+    // Only rawtcp's memory is counted.
+    let conns = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["case"] == "conns 8000" && r["metric"] == "memory per conn")
+        .unwrap();
+    assert!(
+        conns["pairs"]["kernel↔kernel"]["samples"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // The namespaces are gone.
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("rt-bench-"),
+        "the harness removed its namespaces"
+    );
+}
