@@ -185,19 +185,20 @@ impl RecvBuffer {
 
     /// Copies readable bytes into `out`; returns how many.
     pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.ready.len());
-        for (dst, src) in out.iter_mut().zip(self.ready.drain(..n)) {
-            *dst = src;
-        }
+        let n = self.peek(out);
+        // Dropping bytes from the front of a VecDeque only moves its head.
+        self.ready.drain(..n);
         n
     }
 
-    /// Copies readable bytes into `out` without consuming them.
+    /// Copies readable bytes into `out` without consuming them; returns how many.
     pub(crate) fn peek(&self, out: &mut [u8]) -> usize {
+        // Two slice copies (memcpy), not a loop over the bytes: this is on every read.
         let n = out.len().min(self.ready.len());
-        for (dst, src) in out.iter_mut().zip(self.ready.iter()) {
-            *dst = *src;
-        }
+        let (a, b) = self.ready.as_slices();
+        let first = n.min(a.len());
+        out[..first].copy_from_slice(&a[..first]);
+        out[first..n].copy_from_slice(&b[..n - first]);
         n
     }
 
