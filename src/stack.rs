@@ -455,7 +455,12 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
         config.mac = mac;
         config.ipv4 = cidr;
         config.gateway = self.gateway.or(config.gateway);
-        config.mtu = self.device.capabilities().mtu;
+        let capabilities = self.device.capabilities();
+        config.mtu = capabilities.mtu;
+        // A device that cuts TCP super-segments and completes their checksums (AF_PACKET
+        // with the virtio-net header) gets data in frames of up to 64 KiB: one copy and one
+        // frame where there were forty.
+        config.tcp.segmentation_offload = capabilities.gso && capabilities.tx_checksum_offload;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 engine: rawtcp_core::Stack::new(config),
@@ -495,6 +500,20 @@ impl FrameSink for BatchSink<'_> {
     fn push(&mut self, len: usize) -> Option<&mut [u8]> {
         self.0.push(len)
     }
+
+    /// Offered only when the device cuts super-segments (see `segmentation_offload` in
+    /// [`Builder::spawn`]): the frame's metadata tells it how.
+    fn push_gso(&mut self, len: usize, segment_size: u16, header_len: u16) -> Option<&mut [u8]> {
+        let index = self.0.len();
+        self.0.push(len)?;
+        let meta = self.0.meta_mut(index);
+        meta.gso = Some(rawtcp_netio::Gso {
+            segment_size,
+            header_len,
+        });
+        meta.tx_checksum = rawtcp_wire::TxChecksum::Partial;
+        Some(self.0.frame_mut(index))
+    }
 }
 
 /// The driver: frames in, timers, frames out, events to wakers; then sleep until a frame, a
@@ -525,7 +544,13 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
     // Receive slots hold a GSO super-frame: a peer kernel on the same host (a veth) hands
     // AF_PACKET its TCP super-segments whole, up to 64 KiB, when its offloads are on.
     let mut rx = FrameBatch::new(64, max.max(RX_FRAME_MAX));
-    let mut tx = FrameBatch::new(64, max);
+    // With segmentation offload a frame may hold a 64 KiB super-segment.
+    let tx_frame = if device.capabilities().gso {
+        max.max(RX_FRAME_MAX)
+    } else {
+        max
+    };
+    let mut tx = FrameBatch::new(64, tx_frame);
     let mut closed_all = false;
     loop {
         let deadline = {

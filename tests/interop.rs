@@ -237,11 +237,24 @@ async fn write_pattern(stream: &mut TcpStream, len: usize) {
     }
 }
 
-fn our_client_against_a_kernel_server(offloads: bool) {
+/// `segmentation`: our side sends through the virtio-net header, data in super-segments the
+/// kernel cuts (in software on `d0`, whose offloads follow `offloads`, or on the peer's
+/// receive path when they are on).
+fn our_client_against_a_kernel_server(offloads: bool, segmentation: bool) {
     const LEN: usize = 100 << 20;
     let bed = VethBed::new(VethConfig::default()).expect("veth bed");
     bed.peer_offloads(offloads).expect("ethtool");
-    let capture = Capture::start(bed.peer.name(), "p0", &format!("bulk-{offloads}"));
+    if segmentation {
+        let state = if offloads { "on" } else { "off" };
+        let output = bed
+            .dut
+            .exec(&[
+                "ethtool", "-K", "d0", "tx", state, "tso", state, "gso", state,
+            ])
+            .unwrap();
+        assert!(output.status.success(), "ethtool on d0");
+    }
+    let capture = Capture::start(bed.peer.name(), "p0", &format!("bulk-{offloads}-{segmentation}"));
     let (mut server, mut lines) = python_in(bed.peer.name(), KERNEL_SERVER, &[&LEN.to_string()]);
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let dut = bed.dut.name().to_string();
@@ -255,7 +268,14 @@ fn our_client_against_a_kernel_server(offloads: bool) {
             .block_on(async {
                 // Inside the runtime: a timer needs its reactor.
                 tokio::time::timeout(std::time::Duration::from_secs(300), async {
-                    let device = AfPacket::open("d0").unwrap();
+                    let device = AfPacket::open_with(
+                        "d0",
+                        rawtcp::netio::AfPacketConfig {
+                            vnet_hdr: segmentation,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
                     let stack = Stack::builder().device(device).ipv4(OURS, 24).spawn();
                     let mut stream = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5000))
                         .await
@@ -302,7 +322,7 @@ fn our_client_exchanges_100_mb_with_a_kernel_server_offloads_off() {
     if !have_root("our_client_exchanges_100_mb_with_a_kernel_server_offloads_off") {
         return;
     }
-    our_client_against_a_kernel_server(false);
+    our_client_against_a_kernel_server(false, false);
 }
 
 #[test]
@@ -310,7 +330,23 @@ fn our_client_exchanges_100_mb_with_a_kernel_server_offloads_on() {
     if !have_root("our_client_exchanges_100_mb_with_a_kernel_server_offloads_on") {
         return;
     }
-    our_client_against_a_kernel_server(true);
+    our_client_against_a_kernel_server(true, false);
+}
+
+#[test]
+fn our_client_exchanges_100_mb_in_super_segments_offloads_off() {
+    if !have_root("our_client_exchanges_100_mb_in_super_segments_offloads_off") {
+        return;
+    }
+    our_client_against_a_kernel_server(false, true);
+}
+
+#[test]
+fn our_client_exchanges_100_mb_in_super_segments_offloads_on() {
+    if !have_root("our_client_exchanges_100_mb_in_super_segments_offloads_on") {
+        return;
+    }
+    our_client_against_a_kernel_server(true, true);
 }
 
 /// Kernel clients: `N` concurrent connections to 10.9.0.2:7, each sending 1 MiB of the pattern

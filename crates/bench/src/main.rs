@@ -71,7 +71,7 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 1500)]
     mtu: usize,
 
-    /// Transmit offloads (checksum, TSO, GSO, GRO) of the kernel's veth ends.
+    /// Offloads (checksum, TSO, GSO, GRO) of both veth ends, whichever stack uses them.
     #[arg(long, global = true, value_enum, default_value = "off")]
     offloads: OnOff,
 

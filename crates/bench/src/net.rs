@@ -33,6 +33,9 @@ impl Net {
             AfPacketConfig {
                 recv_buffer: Some(PACKET_BUFFER),
                 send_buffer: Some(PACKET_BUFFER),
+                // Checksum offload and super-segments the kernel cuts (TSO/GSO), as a
+                // kernel socket has them; the interface's own offload settings still apply.
+                vnet_hdr: true,
                 ..AfPacketConfig::default()
             },
         )

@@ -72,7 +72,7 @@ impl Pair {
 pub(crate) struct Settings {
     pub(crate) timing: Timing,
     pub(crate) mtu: usize,
-    /// Transmit offloads (checksum, TSO, GSO) of the kernel's veth ends.
+    /// Offloads (checksum, TSO, GSO, GRO) of both veth ends.
     pub(crate) offloads: bool,
     pub(crate) seed: u64,
     /// Pin the client to CPU 0 and the server to CPU 1.
@@ -140,30 +140,33 @@ impl Bed {
             ]))?;
             if backend == Backend::Kernel {
                 ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", dev])?;
-                let state = if settings.offloads { "on" } else { "off" };
-                run(Command::new("ip").args([
-                    "netns",
-                    "exec",
-                    ns.name(),
-                    "ethtool",
-                    "-K",
-                    dev,
-                    "tx",
-                    state,
-                    "tso",
-                    state,
-                    "gso",
-                    state,
-                    "gro",
-                    state,
-                ]))
-                .map_err(|error| {
-                    io::Error::new(
-                        error.kind(),
-                        format!("setting offloads with ethtool (is it installed?): {error}"),
-                    )
-                })?;
             }
+            // On both ends, whichever stack sends there: with them off, a super-segment that
+            // rawtcp hands the kernel is cut in software before it crosses the veth, as the
+            // kernel's own would be, so neither side's receiver gets a larger frame.
+            let state = if settings.offloads { "on" } else { "off" };
+            run(Command::new("ip").args([
+                "netns",
+                "exec",
+                ns.name(),
+                "ethtool",
+                "-K",
+                dev,
+                "tx",
+                state,
+                "tso",
+                state,
+                "gso",
+                state,
+                "gro",
+                state,
+            ]))
+            .map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("setting offloads with ethtool (is it installed?): {error}"),
+                )
+            })?;
         }
         Ok(Bed {
             client_ns,

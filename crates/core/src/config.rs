@@ -167,6 +167,11 @@ pub struct TcpConfig {
     pub user_timeout: Option<Duration>,
     /// Ephemeral ports (Linux's default range).
     pub ephemeral_ports: std::ops::RangeInclusive<u16>,
+    /// The device cuts TCP super-segments itself (TSO/GSO): data goes out in frames of up to
+    /// 64 KiB through [`FrameSink::push_gso`](crate::FrameSink::push_gso), each to be cut into
+    /// segments of the send MSS, with a partial checksum the device completes. Off by
+    /// default; a driver turns it on only for a sink that implements `push_gso`.
+    pub segmentation_offload: bool,
 }
 
 impl Default for TcpConfig {
@@ -193,6 +198,7 @@ impl Default for TcpConfig {
             syn_backlog: 256,
             user_timeout: None,
             ephemeral_ports: 32768..=60999,
+            segmentation_offload: false,
         }
     }
 }

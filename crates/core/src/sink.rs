@@ -7,6 +7,18 @@ pub trait FrameSink {
     /// A buffer of exactly `len` bytes for the next frame, or `None` when the sink is full
     /// (the engine keeps the frame for a later `poll_transmit`).
     fn push(&mut self, len: usize) -> Option<&mut [u8]>;
+
+    /// A buffer of exactly `len` bytes for a TCP super-segment that the device is to cut into
+    /// segments of `segment_size` payload bytes, each behind a copy of the first
+    /// `header_len` bytes (Ethernet, IPv4 and TCP headers), completing the TCP checksum whose
+    /// pseudo-header sum the engine leaves in it. `None` when the sink is full.
+    ///
+    /// The engine calls it only with [`TcpConfig::segmentation_offload`](crate::TcpConfig)
+    /// on. The default has no device behind it and is always full.
+    fn push_gso(&mut self, len: usize, segment_size: u16, header_len: u16) -> Option<&mut [u8]> {
+        let _ = (len, segment_size, header_len);
+        None
+    }
 }
 
 /// Collects frames in a vector, up to a limit.

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use rawtcp_wire::RxChecksum;
 use rawtcp_wire::ipv4::IpProtocol;
-use rawtcp_wire::tcp::{self, TcpRepr};
+use rawtcp_wire::tcp::{self, TcpFlags, TcpRepr};
 
 use crate::config::{Config, Keepalive};
 use crate::iface::stats::InterfaceStats;
@@ -123,7 +123,15 @@ impl Stack {
     #[must_use = "frames written to the sink must be sent"]
     pub fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
         let mut written = self.iface.poll_transmit(now, sink);
-        while let Some((id, plan)) = self.tcp.next_plan() {
+        while let Some((id, mut plan)) = self.tcp.next_plan() {
+            let remote_ip = self.tcp.plan_details(id).map(|(_, _, r)| *r.ip());
+            if plan.gso_size > 0 && !remote_ip.is_some_and(|ip| self.iface.next_hop_known(now, ip))
+            {
+                // A super-segment cannot wait for ARP: send one ordinary segment instead.
+                plan.data_len = usize::from(plan.gso_size);
+                plan.gso_size = 0;
+                plan.flags.set(TcpFlags::FIN | TcpFlags::PSH, false);
+            }
             let Some((conn, local, remote)) = self.tcp.plan_details(id) else {
                 break;
             };
@@ -148,22 +156,31 @@ impl Stack {
                 payload: &[],
             };
             let header_len = repr.header_len();
-            let sent = self.iface.send_ipv4(
-                now,
-                sink,
-                *remote.ip(),
-                IpProtocol::Tcp,
-                header_len + plan.data_len,
-                |out| {
-                    conn.copy_payload(&plan, &mut out[header_len..]);
-                    repr.emit_header(
-                        &mut tcp::Packet::new_unchecked(out),
-                        *local.ip(),
-                        *remote.ip(),
-                        rawtcp_wire::TxChecksum::Full,
-                    );
-                },
-            );
+            let checksum = if plan.gso_size > 0 {
+                // The device completes each segment's checksum from the pseudo-header sum.
+                rawtcp_wire::TxChecksum::Partial
+            } else {
+                rawtcp_wire::TxChecksum::Full
+            };
+            let write = |out: &mut [u8]| {
+                conn.copy_payload(&plan, &mut out[header_len..]);
+                repr.emit_header(
+                    &mut tcp::Packet::new_unchecked(out),
+                    *local.ip(),
+                    *remote.ip(),
+                    checksum,
+                );
+            };
+            let payload_len = header_len + plan.data_len;
+            let sent = if plan.gso_size > 0 {
+                let gso = (plan.gso_size, header_len as u16);
+                let dst = *remote.ip();
+                self.iface
+                    .send_ipv4_gso(now, sink, dst, IpProtocol::Tcp, payload_len, gso, write)
+            } else {
+                self.iface
+                    .send_ipv4(now, sink, *remote.ip(), IpProtocol::Tcp, payload_len, write)
+            };
             match sent {
                 Sent::SinkFull => break,
                 Sent::Written => written += 1,

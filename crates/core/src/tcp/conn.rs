@@ -36,6 +36,24 @@ pub(crate) struct Plan {
     pub(crate) data_len: usize,
     pub(crate) window: u16,
     pub(crate) kind: PlanKind,
+    /// Payload bytes per segment when `data_len` is a super-segment for the device to cut
+    /// (segmentation offload); 0 for an ordinary segment.
+    pub(crate) gso_size: u16,
+}
+
+/// The most payload one super-segment carries: its IPv4 datagram must stay within 65 535
+/// bytes with the largest TCP header (60 bytes).
+const GSO_MAX_PAYLOAD: usize = 65_535 - 20 - 60;
+
+impl Plan {
+    /// The segments this plan puts on the wire.
+    pub(crate) fn segments(&self) -> u64 {
+        if self.gso_size == 0 {
+            1
+        } else {
+            self.data_len.div_ceil(usize::from(self.gso_size)).max(1) as u64
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1151,7 +1169,13 @@ impl Connection {
         let window = self.snd_wnd.min(self.cc.window());
         let usable = window.saturating_sub(in_flight) as usize;
         let mss = self.effective_mss();
-        let len = unsent.min(usable).min(mss);
+        let mut len = unsent.min(usable).min(mss);
+        // Segmentation offload: as many whole segments as the window and the queue allow,
+        // in one super-segment. A tail shorter than a segment is left to the rules below.
+        if self.config.segmentation_offload && len == mss {
+            let whole = unsent.min(usable).min(GSO_MAX_PAYLOAD) / mss * mss;
+            len = len.max(whole);
+        }
         let fin = self.fin_requested && offset + len == self.send.len();
         if len == 0 {
             return fin.then_some((offset, 0, true));
@@ -1160,7 +1184,7 @@ impl Connection {
         // or all that is queued when nothing is in flight (or Nagle is off, or a FIN follows),
         // or at least half the largest window the peer has offered.
         // The override timeout of §3.8.6.2.1 (the persist timer) sends what the window allows.
-        let send = len == mss
+        let send = len >= mss
             || (len == unsent && (in_flight == 0 || self.nodelay || self.fin_requested))
             || len as u32 >= self.max_snd_wnd / 2
             || self.snd_nxt < self.snd_max
@@ -1252,6 +1276,7 @@ impl Connection {
                 data_len: 0,
                 window: 0,
                 kind: PlanKind::Reset,
+                gso_size: 0,
             });
         }
         if self.state == State::Closed {
@@ -1271,6 +1296,7 @@ impl Connection {
                 data_len: 0,
                 window: self.window_field(true),
                 kind: PlanKind::Syn,
+                gso_size: 0,
             });
         }
         let window = self.window_field(false);
@@ -1285,6 +1311,7 @@ impl Connection {
                 data_len: 0,
                 window,
                 kind: PlanKind::Ack,
+                gso_size: 0,
             });
         }
         if !self.state.is_synchronized() {
@@ -1298,6 +1325,7 @@ impl Connection {
             if len > 0 && offset + len == self.send.len() {
                 flags |= TcpFlags::PSH;
             }
+            let mss = self.effective_mss();
             return Some(Plan {
                 seq: self.snd_nxt,
                 ack: self.rcv_nxt,
@@ -1306,6 +1334,7 @@ impl Connection {
                 data_len: len,
                 window,
                 kind: PlanKind::Data,
+                gso_size: if len > mss { mss as u16 } else { 0 },
             });
         }
         if self.probe_due {
@@ -1317,6 +1346,7 @@ impl Connection {
                 data_len: 0,
                 window,
                 kind: PlanKind::Probe,
+                gso_size: 0,
             });
         }
         if self.ack_now && self.state != State::Closed {
@@ -1328,6 +1358,7 @@ impl Connection {
                 data_len: 0,
                 window,
                 kind: PlanKind::Ack,
+                gso_size: 0,
             });
         }
         None
@@ -1340,7 +1371,7 @@ impl Connection {
 
     /// Records that `plan` went out at `now`.
     pub(crate) fn commit(&mut self, plan: &Plan, now: Instant) {
-        self.stats.segments_out += 1;
+        self.stats.segments_out += plan.segments();
         match plan.kind {
             PlanKind::Reset => {
                 self.reset = None;
