@@ -254,7 +254,11 @@ fn our_client_against_a_kernel_server(offloads: bool, segmentation: bool) {
             .unwrap();
         assert!(output.status.success(), "ethtool on d0");
     }
-    let capture = Capture::start(bed.peer.name(), "p0", &format!("bulk-{offloads}-{segmentation}"));
+    let capture = Capture::start(
+        bed.peer.name(),
+        "p0",
+        &format!("bulk-{offloads}-{segmentation}"),
+    );
     let (mut server, mut lines) = python_in(bed.peer.name(), KERNEL_SERVER, &[&LEN.to_string()]);
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let dut = bed.dut.name().to_string();

@@ -473,8 +473,10 @@ async fn conns(
     while let Some(joined) = opening.join_next().await {
         held.push(joined.map_err(io::Error::other)??);
     }
-    // Let the last handshakes' ACKs and the tasks' memory settle.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Let the handshakes' timers run out before idling is measured: the SYN's
+    // retransmission deadline (1 s) is filed in the timing wheel and fires once, finding
+    // nothing to do, even after the SYN-ACK cancelled it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = measure::thread_allocated();
     let mut metrics = vec![Metric::higher("held", "conns", held.len() as f64)];
     if ends > 0 {
