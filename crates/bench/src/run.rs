@@ -11,7 +11,7 @@ use std::thread;
 
 use rawtcp::core::link::LinkConfig;
 use rawtcp::netio::MemLink;
-use rawtcp::netio::testbed::{Netns, pin_current_thread};
+use rawtcp::netio::testbed::{Netns, pin_current_thread, veth_pair};
 
 use crate::measure::Metric;
 use crate::net::Net;
@@ -110,20 +110,7 @@ impl Bed {
     pub(crate) fn new(pair: Pair, settings: &Settings) -> io::Result<Bed> {
         let client_ns = Netns::new("bench-c")?;
         let server_ns = Netns::new("bench-s")?;
-        run(Command::new("ip").args([
-            "link",
-            "add",
-            "d0",
-            "netns",
-            client_ns.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "p0",
-            "netns",
-            server_ns.name(),
-        ]))?;
+        veth_pair(&client_ns, &server_ns)?;
         let mtu = settings.mtu.to_string();
         for (ns, dev, backend, addr, mac) in [
             (&client_ns, "d0", pair.client, CLIENT, "02:00:00:00:0d:01"),

@@ -866,6 +866,19 @@ fn zero_window_is_probed_until_it_opens() {
     assert_eq!(out.len(), 20_000);
 }
 
+/// A connection that the server (B) closed first, so B holds it in TIME-WAIT and A has
+/// forgotten it.
+fn server_closed_first() -> Sim {
+    let mut sim = sim();
+    let (client, server) = connected_on(&mut sim, b_addr(80));
+    sim.b.tcp_close(sim.now, server).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    sim.a.tcp_close(sim.now, client).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(server_states(&sim), vec![State::TimeWait]);
+    sim
+}
+
 /// The states of B's connections (handles of released ones no longer answer).
 fn server_states(sim: &Sim) -> Vec<State> {
     sim.b.connections().iter().map(|c| c.state).collect()
@@ -877,13 +890,7 @@ fn server_states(sim: &Sim) -> Vec<State> {
 /// a SYN retransmission.
 #[test]
 fn time_wait_on_the_server_gives_way_to_a_newer_syn() {
-    let mut sim = sim();
-    let (client, server) = connected_on(&mut sim, b_addr(80));
-    sim.b.tcp_close(sim.now, server).unwrap();
-    sim.run_for(Duration::from_millis(100));
-    sim.a.tcp_close(sim.now, client).unwrap();
-    sim.run_for(Duration::from_millis(100));
-    assert_eq!(server_states(&sim), vec![State::TimeWait]);
+    let mut sim = server_closed_first();
     assert!(sim.a.connections().is_empty(), "the client's side is gone");
     let old_server_isn = sim
         .segments
@@ -932,13 +939,7 @@ fn time_wait_on_the_server_gives_way_to_a_newer_syn() {
 fn time_wait_keeps_an_old_duplicate_syn_out() {
     use rawtcp_wire::RxChecksum;
     use rawtcp_wire::dissect::{Network, Transport, dissect};
-    let mut sim = sim();
-    let (client, server) = connected_on(&mut sim, b_addr(80));
-    sim.b.tcp_close(sim.now, server).unwrap();
-    sim.run_for(Duration::from_millis(100));
-    sim.a.tcp_close(sim.now, client).unwrap();
-    sim.run_for(Duration::from_millis(100));
-    assert_eq!(server_states(&sim), vec![State::TimeWait]);
+    let mut sim = server_closed_first();
     let first_syn = sim
         .frames
         .iter()

@@ -103,6 +103,30 @@ impl Drop for Netns {
     }
 }
 
+/// Creates a veth pair with `d0` in `dut` and `p0` in `peer`, made directly inside the
+/// namespaces (the root namespace never sees it, and parallel tests cannot clash on names).
+/// Both ends stay down, without addresses.
+pub fn veth_pair(dut: &Netns, peer: &Netns) -> io::Result<()> {
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "d0",
+            "netns",
+            dut.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "p0",
+            "netns",
+            peer.name(),
+        ],
+    )
+    .map(drop)
+}
+
 /// How to build a [`VethBed`].
 #[derive(Debug, Clone)]
 pub struct VethConfig {
@@ -146,23 +170,7 @@ impl VethBed {
     pub fn new(config: VethConfig) -> io::Result<VethBed> {
         let dut = Netns::new("dut")?;
         let peer = Netns::new("peer")?;
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                "d0",
-                "netns",
-                dut.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "p0",
-                "netns",
-                peer.name(),
-            ],
-        )?;
+        veth_pair(&dut, &peer)?;
         let mtu = config.mtu.to_string();
         dut.ip(&[
             "link",
