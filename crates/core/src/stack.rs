@@ -124,17 +124,15 @@ impl Stack {
     pub fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
         let mut written = self.iface.poll_transmit(now, sink);
         while let Some((id, mut plan)) = self.tcp.next_plan() {
-            let remote_ip = self.tcp.plan_details(id).map(|(_, _, r)| *r.ip());
-            if plan.gso_size > 0 && !remote_ip.is_some_and(|ip| self.iface.next_hop_known(now, ip))
-            {
+            let Some((conn, local, remote)) = self.tcp.plan_details(id) else {
+                break;
+            };
+            if plan.gso_size > 0 && !self.iface.next_hop_known(now, *remote.ip()) {
                 // A super-segment cannot wait for ARP: send one ordinary segment instead.
                 plan.data_len = usize::from(plan.gso_size);
                 plan.gso_size = 0;
                 plan.flags.set(TcpFlags::FIN | TcpFlags::PSH, false);
             }
-            let Some((conn, local, remote)) = self.tcp.plan_details(id) else {
-                break;
-            };
             let options = if plan.kind == PlanKind::Syn {
                 conn.syn_options(now)
             } else {
@@ -162,25 +160,24 @@ impl Stack {
             } else {
                 rawtcp_wire::TxChecksum::Full
             };
-            let write = |out: &mut [u8]| {
-                conn.copy_payload(&plan, &mut out[header_len..]);
-                repr.emit_header(
-                    &mut tcp::Packet::new_unchecked(out),
-                    *local.ip(),
-                    *remote.ip(),
-                    checksum,
-                );
-            };
-            let payload_len = header_len + plan.data_len;
-            let sent = if plan.gso_size > 0 {
-                let gso = (plan.gso_size, header_len as u16);
-                let dst = *remote.ip();
-                self.iface
-                    .send_ipv4_gso(now, sink, dst, IpProtocol::Tcp, payload_len, gso, write)
-            } else {
-                self.iface
-                    .send_ipv4(now, sink, *remote.ip(), IpProtocol::Tcp, payload_len, write)
-            };
+            let gso = (plan.gso_size > 0).then_some((plan.gso_size, header_len as u16));
+            let sent = self.iface.send_ipv4(
+                now,
+                sink,
+                *remote.ip(),
+                IpProtocol::Tcp,
+                header_len + plan.data_len,
+                gso,
+                |out| {
+                    conn.copy_payload(&plan, &mut out[header_len..]);
+                    repr.emit_header(
+                        &mut tcp::Packet::new_unchecked(out),
+                        *local.ip(),
+                        *remote.ip(),
+                        checksum,
+                    );
+                },
+            );
             match sent {
                 Sent::SinkFull => break,
                 Sent::Written => written += 1,

@@ -578,8 +578,6 @@ impl Interface {
         self.outbox.push_back(Outgoing { next_hop, datagram });
     }
 
-    /// Writes a datagram from us to `dst` straight into `sink` when the next hop's MAC is
-    /// known, or holds it for ARP; `write` fills the payload either way.
     /// Whether a datagram to `dst` would go out now rather than wait for ARP (a super-segment
     /// for the device to cut cannot wait in the neighbor queue: it exceeds the MTU).
     pub(crate) fn next_hop_known(&mut self, now: Instant, dst: Ipv4Addr) -> bool {
@@ -587,38 +585,13 @@ impl Interface {
             .is_some_and(|hop| self.arp.lookup(now, hop).is_some())
     }
 
-    /// Sends a TCP super-segment (see [`FrameSink::push_gso`]); the caller checked
-    /// [`Interface::next_hop_known`].
+    /// Writes a datagram from us to `dst` straight into `sink` when the next hop's MAC is
+    /// known, or holds it for ARP; `write` fills the payload either way. `gso` is
+    /// `(segment_size, transport header length)` for a TCP super-segment the device is to
+    /// cut (see [`FrameSink::push_gso`]); the caller checked [`Interface::next_hop_known`]
+    /// for it.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn send_ipv4_gso(
-        &mut self,
-        now: Instant,
-        sink: &mut dyn FrameSink,
-        dst: Ipv4Addr,
-        protocol: IpProtocol,
-        payload_len: usize,
-        gso: (u16, u16),
-        write: impl FnOnce(&mut [u8]),
-    ) -> Sent {
-        self.send_frame(now, sink, dst, protocol, payload_len, Some(gso), write)
-    }
-
     pub(crate) fn send_ipv4(
-        &mut self,
-        now: Instant,
-        sink: &mut dyn FrameSink,
-        dst: Ipv4Addr,
-        protocol: IpProtocol,
-        payload_len: usize,
-        write: impl FnOnce(&mut [u8]),
-    ) -> Sent {
-        self.send_frame(now, sink, dst, protocol, payload_len, None, write)
-    }
-
-    /// Builds an IPv4 datagram into `sink`: `gso` is `(segment_size, transport header
-    /// length)` for a super-segment.
-    #[allow(clippy::too_many_arguments)]
-    fn send_frame(
         &mut self,
         now: Instant,
         sink: &mut dyn FrameSink,

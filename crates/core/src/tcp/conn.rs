@@ -1148,8 +1148,9 @@ impl Connection {
             && (self.snd_nxt == self.iss || self.resend_syn)
     }
 
-    /// Data (and/or FIN) that may go out now: (offset from SND.UNA, length, FIN).
-    fn data_plan(&self) -> Option<(usize, usize, bool)> {
+    /// Data (and/or FIN) that may go out now: (offset from SND.UNA, length, FIN, and the
+    /// segment size when the length is a super-segment for the device to cut, else 0).
+    fn data_plan(&self) -> Option<(usize, usize, bool, u16)> {
         if !matches!(
             self.state,
             State::Established
@@ -1178,7 +1179,7 @@ impl Connection {
         }
         let fin = self.fin_requested && offset + len == self.send.len();
         if len == 0 {
-            return fin.then_some((offset, 0, true));
+            return fin.then_some((offset, 0, true, 0));
         }
         // Sender-side SWS avoidance and Nagle (RFC 9293 §3.8.6.2.1, §3.7.4): a full segment,
         // or all that is queued when nothing is in flight (or Nagle is off, or a FIN follows),
@@ -1189,7 +1190,8 @@ impl Connection {
             || len as u32 >= self.max_snd_wnd / 2
             || self.snd_nxt < self.snd_max
             || (self.sws_override && in_flight == 0);
-        send.then_some((offset, len, fin))
+        let gso_size = if len > mss { mss as u16 } else { 0 };
+        send.then_some((offset, len, fin, gso_size))
     }
 
     /// The payload that fits in one segment with the options it carries (RFC 9293 §3.7.1:
@@ -1317,7 +1319,7 @@ impl Connection {
         if !self.state.is_synchronized() {
             return None;
         }
-        if let Some((offset, len, fin)) = self.data_plan() {
+        if let Some((offset, len, fin, gso_size)) = self.data_plan() {
             let mut flags = TcpFlags::ACK;
             if fin {
                 flags |= TcpFlags::FIN;
@@ -1325,7 +1327,6 @@ impl Connection {
             if len > 0 && offset + len == self.send.len() {
                 flags |= TcpFlags::PSH;
             }
-            let mss = self.effective_mss();
             return Some(Plan {
                 seq: self.snd_nxt,
                 ack: self.rcv_nxt,
@@ -1334,7 +1335,7 @@ impl Connection {
                 data_len: len,
                 window,
                 kind: PlanKind::Data,
-                gso_size: if len > mss { mss as u16 } else { 0 },
+                gso_size,
             });
         }
         if self.probe_due {
