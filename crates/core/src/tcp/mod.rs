@@ -254,6 +254,14 @@ struct Slot {
     dirty: bool,
 }
 
+/// The slot `id` names, if it still holds that generation. A function of the slab rather than
+/// a method, so a caller may hold the slot while it touches the timers or the dirty list.
+fn live_slot(slots: &mut [Slot], id: ConnectionId) -> Option<&mut Slot> {
+    slots
+        .get_mut(id.index as usize)
+        .filter(|s| s.generation == id.generation)
+}
+
 /// What the application may ask of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpError {
@@ -336,10 +344,7 @@ impl Tcp {
     }
 
     fn conn_mut(&mut self, id: ConnectionId) -> Option<&mut Connection> {
-        self.slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.conn.as_deref_mut())
+        live_slot(&mut self.slots, id).and_then(|s| s.conn.as_deref_mut())
     }
 
     fn insert(&mut self, conn: Connection) -> ConnectionId {
@@ -367,11 +372,7 @@ impl Tcp {
     }
 
     fn remove(&mut self, id: ConnectionId) {
-        let Some(slot) = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-        else {
+        let Some(slot) = live_slot(&mut self.slots, id) else {
             return;
         };
         let Some(conn) = slot.conn.take() else { return };
@@ -403,11 +404,7 @@ impl Tcp {
     /// After anything touched a connection: move its events out, refile its deadline, note
     /// pending output, and drop it when nobody needs it any more.
     fn settle(&mut self, id: ConnectionId, now: Instant) {
-        let Some(slot) = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-        else {
+        let Some(slot) = live_slot(&mut self.slots, id) else {
             return;
         };
         let Some(conn) = slot.conn.as_mut() else {
@@ -768,11 +765,7 @@ impl Tcp {
         let mut due = Vec::new();
         self.timers.advance(now, |when, id| due.push((when, id)));
         for (when, id) in due {
-            let Some(slot) = self
-                .slots
-                .get_mut(id.index as usize)
-                .filter(|s| s.generation == id.generation)
-            else {
+            let Some(slot) = live_slot(&mut self.slots, id) else {
                 continue; // the connection is gone
             };
             if slot.deadline != Some(when) {
