@@ -246,13 +246,11 @@ fn our_client_against_a_kernel_server(offloads: bool, segmentation: bool) {
     bed.peer_offloads(offloads).expect("ethtool");
     if segmentation {
         let state = if offloads { "on" } else { "off" };
-        let output = bed
-            .dut
-            .exec(&[
+        bed.dut
+            .exec_checked(&[
                 "ethtool", "-K", "d0", "tx", state, "tso", state, "gso", state,
             ])
-            .unwrap();
-        assert!(output.status.success(), "ethtool on d0");
+            .expect("ethtool on d0");
     }
     let capture = Capture::start(
         bed.peer.name(),

@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::thread;
 
@@ -88,24 +87,6 @@ pub(crate) struct Bed {
     server_ns: Netns,
 }
 
-fn run(command: &mut Command) -> io::Result<()> {
-    let output = command.output().map_err(|error| {
-        io::Error::new(
-            error.kind(),
-            format!("{:?}: {error}", command.get_program()),
-        )
-    })?;
-    if !output.status.success() {
-        return Err(io::Error::other(format!(
-            "{:?} {:?}: {}",
-            command.get_program(),
-            command.get_args().collect::<Vec<_>>(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
 impl Bed {
     pub(crate) fn new(pair: Pair, settings: &Settings) -> io::Result<Bed> {
         let client_ns = Netns::new("bench-c")?;
@@ -117,14 +98,11 @@ impl Bed {
             (&server_ns, "p0", pair.server, SERVER, "02:00:00:00:0e:01"),
         ] {
             ns.ip(&["link", "set", dev, "address", mac, "mtu", &mtu, "up"])?;
-            run(Command::new("ip").args([
-                "netns",
-                "exec",
-                ns.name(),
+            ns.exec_checked(&[
                 "sysctl",
                 "-qw",
                 &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
-            ]))?;
+            ])?;
             if backend == Backend::Kernel {
                 ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", dev])?;
             }
@@ -132,22 +110,9 @@ impl Bed {
             // rawtcp hands the kernel is cut in software before it crosses the veth, as the
             // kernel's own would be, so neither side's receiver gets a larger frame.
             let state = if settings.offloads { "on" } else { "off" };
-            run(Command::new("ip").args([
-                "netns",
-                "exec",
-                ns.name(),
-                "ethtool",
-                "-K",
-                dev,
-                "tx",
-                state,
-                "tso",
-                state,
-                "gso",
-                state,
-                "gro",
-                state,
-            ]))
+            ns.exec_checked(&[
+                "ethtool", "-K", dev, "tx", state, "tso", state, "gso", state, "gro", state,
+            ])
             .map_err(|error| {
                 io::Error::new(
                     error.kind(),
@@ -166,11 +131,7 @@ impl Bed {
 /// (on either side) of the run before it.
 fn next_port(case: Case) -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let span = match case {
-        Case::Conns { count } => 2 + count.div_ceil(20_000) as u16,
-        _ => 1,
-    };
-    BASE_PORT + NEXT.fetch_add(span, Ordering::Relaxed) % 20_000
+    BASE_PORT + NEXT.fetch_add(case.ports(), Ordering::Relaxed) % 20_000
 }
 
 /// One run of `case` between the sides of `pair`.

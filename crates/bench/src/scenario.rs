@@ -75,6 +75,11 @@ impl Case {
         }
     }
 
+    /// How many server ports it listens on, from the first on.
+    pub(crate) fn ports(&self) -> u16 {
+        self.roles().len() as u16
+    }
+
     /// The server's listeners, by role.
     fn roles(&self) -> Vec<Role> {
         match *self {

@@ -89,6 +89,14 @@ impl Netns {
             .output()
     }
 
+    /// Runs a program inside the namespace (`ip netns exec`), failing on a non-zero exit
+    /// with the program's stderr in the error.
+    pub fn exec_checked(&self, args: &[&str]) -> io::Result<Output> {
+        let mut full = vec!["netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
     /// Moves the calling thread into this namespace.
     pub fn enter(&self) -> io::Result<()> {
         crate::netns::enter(&self.name)
@@ -202,28 +210,16 @@ impl VethBed {
     /// sending CPU) to the CPUs in `mask`, with RPS.
     pub fn dut_receive_steering(&self, mask: u32) -> io::Result<()> {
         let command = format!("echo {mask:x} > /sys/class/net/d0/queues/rx-0/rps_cpus");
-        let output = self.dut.exec(&["sh", "-c", &command])?;
-        if !output.status.success() {
-            return Err(io::Error::other(format!(
-                "RPS: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
-        Ok(())
+        self.dut.exec_checked(&["sh", "-c", &command]).map(drop)
     }
 
     /// Turns the peer's transmit offloads (checksum, TSO, GSO) on or off with ethtool.
     pub fn peer_offloads(&self, on: bool) -> io::Result<()> {
         let state = if on { "on" } else { "off" };
-        let output = self.peer.exec(&[
-            "ethtool", "-K", "p0", "tx", state, "tso", state, "gso", state,
-        ])?;
-        if !output.status.success() {
-            return Err(io::Error::other(format!(
-                "ethtool: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
-        Ok(())
+        self.peer
+            .exec_checked(&[
+                "ethtool", "-K", "p0", "tx", state, "tso", state, "gso", state,
+            ])
+            .map(drop)
     }
 }
