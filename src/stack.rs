@@ -62,6 +62,22 @@ pub(crate) struct Inner {
     pub(crate) watchers: Vec<tokio::sync::mpsc::UnboundedSender<StateChange>>,
     /// [`Builder::on_state_change`].
     pub(crate) hook: Option<StateHook>,
+    /// [`Stack::driver_stats`].
+    pub(crate) driver: DriverStats,
+}
+
+/// What the driver task has seen of its device, as [`Stack::driver_stats`] reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverStats {
+    /// Times the driver found frames waiting in the device although the device had not
+    /// reported itself readable for a grace period: a lost readiness edge, recovered by
+    /// reading anyway. Always 0 unless there is a bug; each one is also logged as a warning.
+    pub lost_wakeups: u64,
+    /// Receive calls the device failed (the error is logged at debug level).
+    pub recv_errors: u64,
+    /// Frames the device refused (the engine's loss to recover; logged at debug level).
+    pub send_errors: u64,
 }
 
 /// A connection's state change, as [`Stack::state_changes`] reports it.
@@ -258,6 +274,21 @@ impl Stack {
     /// ```
     pub fn stats(&self) -> InterfaceStats {
         self.shared.lock().engine.stats().clone()
+    }
+
+    /// What the driver task has counted of its device: receive and send errors, and lost
+    /// wakeups (frames left waiting in the device while the driver slept), which must never
+    /// happen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn f(stack: rawtcp::Stack) {
+    /// assert_eq!(stack.driver_stats().lost_wakeups, 0);
+    /// # }
+    /// ```
+    pub fn driver_stats(&self) -> DriverStats {
+        self.shared.lock().driver
     }
 
     /// Stops the stack cleanly and waits until the driver has exited and dropped the device
@@ -469,6 +500,7 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
                 shutting_down: false,
                 stopped: false,
                 watchers: Vec::new(),
+                driver: DriverStats::default(),
                 hook: self.on_state_change,
             }),
             notify: Arc::new(Notify::new()),
@@ -552,6 +584,7 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
     };
     let mut tx = FrameBatch::new(64, tx_frame);
     let mut closed_all = false;
+    let mut lost_wakeup = false;
     loop {
         let deadline = {
             let mut inner = stack.lock();
@@ -563,9 +596,16 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             // Drops are counted by the engine; with trace on, report each new one.
             let before =
                 tracing::enabled!(tracing::Level::TRACE).then(|| inner.engine.stats().clone());
+            if lost_wakeup {
+                inner.driver.lost_wakeups += 1;
+                tracing::warn!(
+                    "frames waited in the device with no readiness reported: a lost wakeup"
+                );
+            }
             rx.clear();
             if let Err(error) = device.recv(&mut rx) {
                 // A device error is not the application's fault; keep going.
+                inner.driver.recv_errors += 1;
                 tracing::debug!(%error, "device receive failed");
             }
             for (frame, meta) in rx.iter() {
@@ -584,6 +624,7 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
                 if !tx.is_empty() {
                     // A refused frame is the engine's loss to recover (it retransmits).
                     if let Err(error) = device.send(&mut tx) {
+                        inner.driver.send_errors += 1;
                         tracing::debug!(%error, "device refused a frame");
                     }
                 }
@@ -604,27 +645,55 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             }
             inner.engine.poll_timeout().map(|t| stack.to_tokio(t))
         };
-        let pending_tx = !tx.is_empty();
-        // Wait for the next reason to run: a frame, an application call, a deadline, or room
-        // in the device for frames still queued.
-        let notified = notify.notified();
-        tokio::pin!(notified);
-        let wake_up = poll_fn(|cx| {
-            if notified.as_mut().poll(cx).is_ready()
-                || device.poll_recv_ready(cx).is_ready()
-                || (pending_tx && device.poll_send_ready(cx).is_ready())
-            {
-                return Poll::Ready(());
-            }
-            Poll::Pending
-        });
-        match deadline {
-            Some(deadline) => {
-                let _ = tokio::time::timeout_at(deadline, wake_up).await;
-            }
-            None => wake_up.await,
-        }
+        lost_wakeup = sleep(notify, &mut device, !tx.is_empty(), deadline).await;
     }
+}
+
+/// How long frames may wait in the device, unreported by its readiness, before the driver
+/// calls it a lost wakeup. A frame that arrives just as the driver goes to sleep is reported
+/// by the reactor's next turn, microseconds later; this is far beyond that.
+const LOST_WAKEUP_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Waits for the next reason to run: a frame, an application call, a deadline, or room in
+/// the device for frames still queued (`pending_tx`). Returns whether the watchdog found a
+/// lost wakeup: frames waiting in the device all along while it never reported itself
+/// readable. The next receive reads them anyway (it tries the syscall whatever tokio's
+/// cached readiness says).
+async fn sleep<D: Device>(
+    notify: &Notify,
+    device: &mut D,
+    pending_tx: bool,
+    deadline: Option<tokio::time::Instant>,
+) -> bool {
+    // Frames may be waiting already (one arriving as we go to sleep, whose edge the reactor
+    // has not processed yet): then watch that the edge does come.
+    let watchdog = (device.recv_pending() == Some(true))
+        .then(|| tokio::time::Instant::now() + LOST_WAKEUP_GRACE);
+    let notified = notify.notified();
+    tokio::pin!(notified);
+    let wake_up = poll_fn(|cx| {
+        if notified.as_mut().poll(cx).is_ready()
+            || device.poll_recv_ready(cx).is_ready()
+            || (pending_tx && device.poll_send_ready(cx).is_ready())
+        {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    });
+    let until = match (deadline, watchdog) {
+        (Some(deadline), Some(watchdog)) => Some(deadline.min(watchdog)),
+        (deadline, watchdog) => deadline.or(watchdog),
+    };
+    let Some(until) = until else {
+        wake_up.await;
+        return false;
+    };
+    // Timed out means every reason above was still pending when the timer fired, after the
+    // reactor's turn that fired it had processed every readiness event the kernel had.
+    let timed_out = tokio::time::timeout_at(until, wake_up).await.is_err();
+    timed_out
+        && watchdog.is_some_and(|at| at <= tokio::time::Instant::now())
+        && device.recv_pending() == Some(true)
 }
 
 /// [`Stack::shutdown`]: stops every listener and closes every connection.

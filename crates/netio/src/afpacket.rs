@@ -230,14 +230,14 @@ impl AfPacket {
         }
     }
 
-    fn recv_into(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+    /// One receive syscall into the batch's free slots (there must be one): the frames kept,
+    /// or `None` when the socket was empty.
+    fn recv_into(&mut self, batch: &mut FrameBatch) -> io::Result<Option<usize>> {
         let want = match self.config.io {
             IoMethod::Batched | IoMethod::TxRing => batch.free().min(MAX_BATCH),
             IoMethod::Single => batch.free().min(1),
         };
-        if want == 0 {
-            return Ok(0);
-        }
+        debug_assert!(want > 0, "recv_into needs a free slot");
         let offset = self.recv_offset();
         let mut received = [Received::default(); MAX_BATCH];
         let got = {
@@ -246,20 +246,19 @@ impl AfPacket {
                 .take(want)
                 .map(|slot| &mut slot[offset..])
                 .collect();
-            match self.config.io {
-                IoMethod::Batched | IoMethod::TxRing => {
-                    sys::recv_batch(self.io.get_ref(), &mut buffers, &mut received)?
+            let single = self.config.io == IoMethod::Single;
+            self.io.read_with(|fd| {
+                if single {
+                    sys::recv_one(fd, buffers[0], &mut received[0])
+                } else {
+                    sys::recv_batch(fd, &mut buffers, &mut received)
                 }
-                IoMethod::Single => usize::from(sys::recv_one(
-                    self.io.get_ref(),
-                    buffers[0],
-                    &mut received[0],
-                )?),
-            }
+            })?
         };
-        if got > 0 {
-            self.stats.rx_syscalls += 1;
-        }
+        let Some(got) = got else {
+            return Ok(None);
+        };
+        self.stats.rx_syscalls += 1;
         let now = Instant::now();
         let first = batch.next_free();
         let mut kept = 0;
@@ -307,7 +306,7 @@ impl AfPacket {
             kept += 1;
         }
         self.stats.rx_frames += kept as u64;
-        Ok(got)
+        Ok(Some(kept))
     }
 
     /// Writes the virtio-net header in front of each queued frame.
@@ -360,7 +359,7 @@ impl AfPacket {
             return Ok(());
         };
         self.stats.tx_syscalls += 1;
-        self.ring_kick_pending = !ring.flush(self.io.get_ref())?;
+        self.ring_kick_pending = self.io.write_with(|fd| ring.flush(fd))?.is_none();
         Ok(())
     }
 
@@ -393,13 +392,22 @@ impl AfPacket {
         let frames: Vec<&[u8]> = (0..count)
             .map(|i| batch.frame_with_headroom(i, headroom))
             .collect();
-        let result = match self.config.io {
-            IoMethod::Batched | IoMethod::TxRing => sys::send_batch(self.io.get_ref(), &frames),
-            IoMethod::Single => sys::send_one(self.io.get_ref(), frames[0]).map(usize::from),
-        };
+        let single = self.config.io == IoMethod::Single;
+        let result = self.io.write_with(|fd| {
+            if single {
+                sys::send_one(fd, frames[0])
+            } else {
+                sys::send_batch(fd, &frames)
+            }
+        });
         self.stats.tx_syscalls += 1;
         match result {
-            Ok(sent) => {
+            // The socket buffer is full: wait for room (poll_send_ready).
+            Ok(None) => Ok(Progress {
+                sent: 0,
+                dropped: 0,
+            }),
+            Ok(Some(sent)) => {
                 batch.consume(sent);
                 self.stats.tx_frames += sent as u64;
                 Ok(Progress { sent, dropped: 0 })
@@ -464,17 +472,15 @@ impl Device for AfPacket {
 
     fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
         let mut total = 0;
-        loop {
-            let got = self.recv_into(batch)?;
-            total += got;
-            if got == 0 {
-                self.io.read_blocked();
-                return Ok(total);
-            }
-            if batch.free() == 0 {
-                return Ok(total);
+        // Until the socket is empty or the batch is full. A full batch leaves the socket's
+        // readiness as it is, so the driver's next poll_recv_ready is ready at once.
+        while batch.free() > 0 {
+            match self.recv_into(batch)? {
+                Some(kept) => total += kept,
+                None => break,
             }
         }
+        Ok(total)
     }
 
     fn send(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
@@ -486,7 +492,6 @@ impl Device for AfPacket {
             let progress = self.send_from(batch)?;
             total += progress.sent;
             if progress.sent == 0 && progress.dropped == 0 {
-                self.io.write_blocked();
                 break;
             }
         }
@@ -499,6 +504,10 @@ impl Device for AfPacket {
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.poll_write(cx)
+    }
+
+    fn recv_pending(&self) -> Option<bool> {
+        sys::readable_now(self.io.get_ref()).ok()
     }
 }
 

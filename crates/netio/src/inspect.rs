@@ -130,4 +130,8 @@ impl<D: Device, F: FnMut(Flow, &[u8])> Device for Inspect<D, F> {
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.watched.inner.poll_send_ready(cx)
     }
+
+    fn recv_pending(&self) -> Option<bool> {
+        self.watched.inner.recv_pending()
+    }
 }

@@ -78,4 +78,14 @@ pub trait Device {
 
     /// Ready when `send` may accept frames.
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Whether frames are waiting that `recv` would return, asked of the kernel directly
+    /// (not of the cached readiness); `None` when the device cannot tell.
+    ///
+    /// A watchdog for lost wakeups: the driver asks before it sleeps, and frames still
+    /// waiting after a grace period in which `poll_recv_ready` stayed pending mean a
+    /// readiness edge was lost.
+    fn recv_pending(&self) -> Option<bool> {
+        None
+    }
 }

@@ -227,6 +227,13 @@ impl Device for MemLinkEnd {
         // The link accepts every frame; its queue limit, if any, drops at the tail.
         Poll::Ready(Ok(()))
     }
+
+    fn recv_pending(&self) -> Option<bool> {
+        let now = tokio_now();
+        let shared = self.lock();
+        let next = shared.directions[1 - self.side].model.next_delivery();
+        Some(next.is_some_and(|at| at <= now))
+    }
 }
 
 #[cfg(test)]

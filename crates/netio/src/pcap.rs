@@ -231,6 +231,10 @@ impl<D: Device> Device for Pcap<D> {
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.watched.inner.poll_send_ready(cx)
     }
+
+    fn recv_pending(&self) -> Option<bool> {
+        self.watched.inner.recv_pending()
+    }
 }
 
 #[cfg(test)]

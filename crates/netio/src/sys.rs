@@ -158,7 +158,8 @@ const CONTROL_LEN: usize = 64;
 #[derive(Clone, Copy)]
 struct Control([u8; CONTROL_LEN]);
 
-/// recvmmsg into `buffers` (at most MAX_BATCH), non-blocking. Ok(0) when nothing is waiting.
+/// recvmmsg into `buffers` (at most MAX_BATCH), non-blocking: `WouldBlock` when nothing is
+/// waiting (the caller's readiness bookkeeping needs to see it as such).
 pub(crate) fn recv_batch(
     fd: &OwnedFd,
     buffers: &mut [&mut [u8]],
@@ -198,12 +199,7 @@ pub(crate) fn recv_batch(
         )
     };
     if ret < 0 {
-        let error = io::Error::last_os_error();
-        return if error.kind() == io::ErrorKind::WouldBlock {
-            Ok(0)
-        } else {
-            Err(error)
-        };
+        return Err(io::Error::last_os_error());
     }
     let got = ret as usize;
     for i in 0..got {
@@ -239,7 +235,7 @@ pub(crate) fn recv_batch(
 }
 
 /// sendmmsg of `frames` (at most MAX_BATCH) on a bound socket, non-blocking. Returns how many
-/// were sent; Ok(0) when the socket buffer is full.
+/// were sent; `WouldBlock` when the socket buffer is full.
 pub(crate) fn send_batch(fd: &OwnedFd, frames: &[&[u8]]) -> io::Result<usize> {
     let n = frames.len().min(MAX_BATCH);
     if n == 0 {
@@ -267,26 +263,22 @@ pub(crate) fn send_batch(fd: &OwnedFd, frames: &[&[u8]]) -> io::Result<usize> {
         )
     };
     if ret < 0 {
-        let error = io::Error::last_os_error();
-        return if error.kind() == io::ErrorKind::WouldBlock {
-            Ok(0)
-        } else {
-            Err(error)
-        };
+        return Err(io::Error::last_os_error());
     }
     Ok(ret as usize)
 }
 
-/// One recvmsg: the single-frame path, for comparison with the batched one.
-pub(crate) fn recv_one(fd: &OwnedFd, buffer: &mut [u8], out: &mut Received) -> io::Result<bool> {
+/// One recvmsg: the single-frame path, for comparison with the batched one. `WouldBlock`
+/// when nothing is waiting.
+pub(crate) fn recv_one(fd: &OwnedFd, buffer: &mut [u8], out: &mut Received) -> io::Result<usize> {
     let mut one = [Received::default()];
     let got = recv_batch(fd, &mut [buffer], &mut one)?;
     *out = one[0];
-    Ok(got == 1)
+    Ok(got)
 }
 
-/// One send: the single-frame path. Ok(false) when the socket buffer is full.
-pub(crate) fn send_one(fd: &OwnedFd, frame: &[u8]) -> io::Result<bool> {
+/// One send: the single-frame path. `WouldBlock` when the socket buffer is full.
+pub(crate) fn send_one(fd: &OwnedFd, frame: &[u8]) -> io::Result<usize> {
     // SAFETY: frame is a live slice of frame.len() bytes; send only reads it.
     let ret = unsafe {
         libc::send(
@@ -297,14 +289,9 @@ pub(crate) fn send_one(fd: &OwnedFd, frame: &[u8]) -> io::Result<bool> {
         )
     };
     if ret < 0 {
-        let error = io::Error::last_os_error();
-        return if error.kind() == io::ErrorKind::WouldBlock {
-            Ok(false)
-        } else {
-            Err(error)
-        };
+        return Err(io::Error::last_os_error());
     }
-    Ok(true)
+    Ok(1)
 }
 
 /// Opens (creating if needed) TAP device `name` with IFF_TAP | IFF_NO_PI, non-blocking.
@@ -363,6 +350,19 @@ pub(crate) fn register<T: AsRawFd>(io: T) -> Result<tokio::io::unix::AsyncFd<T>,
     // stays open, and is the same one, for the AsyncFd's whole life; neither type changes
     // what as_raw_fd returns.
     unsafe { tokio::io::unix::AsyncFd::register(io) }.map_err(|error| error.into_parts())
+}
+
+/// Whether `fd` is readable right now, asked of the kernel (poll with a zero timeout), not
+/// of tokio's cached readiness.
+pub(crate) fn readable_now(fd: &impl AsRawFd) -> io::Result<bool> {
+    let mut entry = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `entry` is one live pollfd, and the count passed is 1; timeout 0 never blocks.
+    let ready = check(unsafe { libc::poll(&mut entry, 1, 0) })?;
+    Ok(ready == 1 && entry.revents & libc::POLLIN != 0)
 }
 
 /// Pins the calling thread to one CPU (sched_setaffinity).
@@ -496,20 +496,15 @@ impl TxRing {
         true
     }
 
-    /// Asks the kernel to send every slot marked for sending. Ok(false) when it could not take
-    /// them all now (the socket buffer is full).
-    pub(crate) fn flush(&self, fd: &OwnedFd) -> io::Result<bool> {
+    /// Asks the kernel to send every slot marked for sending. `WouldBlock` when it could not
+    /// take them all now (the socket buffer is full).
+    pub(crate) fn flush(&self, fd: &OwnedFd) -> io::Result<()> {
         // SAFETY: a zero-length send with a null buffer is the documented way to kick a TX ring.
         let ret = unsafe { libc::send(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) };
         if ret < 0 {
-            let error = io::Error::last_os_error();
-            return if error.kind() == io::ErrorKind::WouldBlock {
-                Ok(false)
-            } else {
-                Err(error)
-            };
+            return Err(io::Error::last_os_error());
         }
-        Ok(true)
+        Ok(())
     }
 }
 

@@ -74,15 +74,13 @@ impl Device for Tap {
         let mut got = 0;
         while batch.free() > 0 {
             let slot = batch.free_slots_mut().next().expect("a free slot");
-            match self.io.get_mut().read(&mut slot[FrameBatch::HEADROOM..]) {
-                Ok(len) => {
+            let buffer = &mut slot[FrameBatch::HEADROOM..];
+            match self.io.read_with(|mut file: &File| file.read(buffer)) {
+                Ok(Some(len)) => {
                     batch.commit(FrameBatch::HEADROOM, len, FrameMeta::new(Instant::now()));
                     got += 1;
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.read_blocked();
-                    break;
-                }
+                Ok(None) => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
@@ -101,15 +99,13 @@ impl Device for Tap {
                     "a TAP device has no checksum offload or GSO",
                 ));
             }
-            match self.io.get_mut().write(batch.frame(0)) {
-                Ok(_) => {
+            let frame = batch.frame(0);
+            match self.io.write_with(|mut file: &File| file.write(frame)) {
+                Ok(Some(_)) => {
                     batch.consume(1);
                     sent += 1;
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.write_blocked();
-                    break;
-                }
+                Ok(None) => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     batch.consume(1);
@@ -126,5 +122,9 @@ impl Device for Tap {
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.poll_write(cx)
+    }
+
+    fn recv_pending(&self) -> Option<bool> {
+        sys::readable_now(self.io.get_ref()).ok()
     }
 }
