@@ -78,6 +78,11 @@ pub struct DriverStats {
     pub recv_errors: u64,
     /// Frames the device refused (the engine's loss to recover; logged at debug level).
     pub send_errors: u64,
+    /// Frames the device lost before the driver could read them (an AF_PACKET socket's
+    /// full receive buffer, PACKET_STATISTICS `tp_drops`): each costs the peer a
+    /// retransmission. Read from the device at most every 100 ms; 0 for devices that
+    /// cannot tell.
+    pub device_rx_drops: u64,
 }
 
 /// A connection's state change, as [`Stack::state_changes`] reports it.
@@ -585,6 +590,7 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
     let mut tx = FrameBatch::new(64, tx_frame);
     let mut closed_all = false;
     let mut lost_wakeup = false;
+    let mut drops_read_at = tokio::time::Instant::now();
     loop {
         let deadline = {
             let mut inner = stack.lock();
@@ -637,15 +643,37 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             if let Some(before) = before {
                 trace_drops(&before, inner.engine.stats());
             }
+            if drops_read_at.elapsed() >= DEVICE_STATS_INTERVAL {
+                drops_read_at = tokio::time::Instant::now();
+                read_device_drops(&mut device, &mut inner.driver);
+            }
             let no_handles = stack.handles.load(Ordering::Acquire) == 0;
             if (no_handles || inner.shutting_down) && finished(&inner) && tx.is_empty() {
                 // Nothing is left to deliver (the last RST or ACK has gone out), and nobody
                 // can ask for more.
+                read_device_drops(&mut device, &mut inner.driver);
                 return;
             }
             inner.engine.poll_timeout().map(|t| stack.to_tokio(t))
         };
         lost_wakeup = sleep(notify, &mut device, !tx.is_empty(), deadline).await;
+    }
+}
+
+/// How often the driver reads the device's receive drop counter.
+const DEVICE_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Copies the device's receive drop counter into the driver's, logging new drops.
+fn read_device_drops<D: Device>(device: &mut D, stats: &mut DriverStats) {
+    if let Some(drops) = device.rx_dropped() {
+        if drops > stats.device_rx_drops {
+            tracing::debug!(
+                new = drops - stats.device_rx_drops,
+                total = drops,
+                "the device dropped received frames (its receive buffer was full)"
+            );
+        }
+        stats.device_rx_drops = drops;
     }
 }
 

@@ -204,8 +204,23 @@ fn assert_clean_close_we_began(packets: &[String]) {
     }
 }
 
+/// Checks that `chunk`, found at `offset` of a stream, is the pattern there; `window` is
+/// [`pattern`] of at least 251 bytes more than the chunk. A slice comparison (memcmp), so a
+/// debug build checks gigabytes quickly; on a mismatch, finds the first bad byte.
+fn check_pattern(window: &[u8], offset: usize, chunk: &[u8]) {
+    let expected = &window[offset % 251..][..chunk.len()];
+    if chunk != expected {
+        let bad = chunk.iter().zip(expected).position(|(a, b)| a != b);
+        panic!(
+            "byte {} of the stream is not the pattern's",
+            offset + bad.unwrap_or(0)
+        );
+    }
+}
+
 /// Reads `len` bytes and checks each against the pattern, as they come.
 async fn read_pattern(stream: &mut TcpStream, len: usize) {
+    let window = pattern((1 << 16) + 251);
     let mut buf = vec![0u8; 1 << 16];
     let mut offset = 0;
     while offset < len {
@@ -214,14 +229,7 @@ async fn read_pattern(stream: &mut TcpStream, len: usize) {
             .await
             .unwrap();
         assert!(n > 0, "the stream ended at {offset} of {len} bytes");
-        for (i, &byte) in buf[..n].iter().enumerate() {
-            assert_eq!(
-                byte,
-                ((offset + i) % 251) as u8,
-                "byte {} intact",
-                offset + i
-            );
-        }
+        check_pattern(&window, offset, &buf[..n]);
         offset += n;
     }
 }
@@ -768,4 +776,216 @@ fn http_get_fetches_from_python_http_server() {
             .starts_with(&format!("body: {SIZE} bytes")),
         "{stdout}"
     );
+}
+
+/// The kernel's sink for the long transfers: accepts `count` connections on 10.9.0.1:5001 one
+/// after the other, checks each one's bytes against the pattern as they come, and prints
+/// `OK <bytes>` or `BAD <offset>` for each.
+const KERNEL_SINK: &str = r#"
+import socket, sys
+count = int(sys.argv[1])
+window = bytes(range(251)) * ((1 << 16) // 251 + 2)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.9.0.1", 5001))
+s.listen(1)
+print("ready", flush=True)
+for _ in range(count):
+    c, _ = s.accept()
+    offset, bad = 0, None
+    while True:
+        chunk = c.recv(1 << 16)
+        if not chunk:
+            break
+        if bad is None and chunk != window[offset % 251:offset % 251 + len(chunk)]:
+            bad = offset + next(i for i, b in enumerate(chunk) if b != window[(offset + i) % 251])
+        offset += len(chunk)
+    c.close()
+    print("OK %d" % offset if bad is None else "BAD %d" % bad, flush=True)
+"#;
+
+/// How much each long transfer moves: past the point where the hang of issue 17 showed
+/// (9–55 MB), and long enough that the socket queue fills many times over.
+const LONG: usize = 1 << 30;
+
+/// A deliberately small AF_PACKET receive buffer (the kernel doubles it): a few dozen
+/// frames, so the socket's queue fills and the kernel drops frames again and again.
+const SMALL_RECV_BUFFER: usize = 32 << 10;
+
+/// The body of an HTTP/1.0 GET of `path` from 10.9.0.1:8000, checked against the pattern as
+/// it comes; its length.
+async fn http_get_pattern(stack: &Stack, path: &str) -> usize {
+    let mut stream = TcpStream::connect(stack, SocketAddrV4::new(KERNEL, 8000))
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 10.9.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut head = Vec::new();
+    let body_start = loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server closed before its headers ended");
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    assert!(
+        head.starts_with(b"HTTP/1.0 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    let window = pattern((1 << 16) + 251);
+    check_pattern(&window, 0, &head[body_start..]);
+    let mut offset = head.len() - body_start;
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return offset;
+        }
+        check_pattern(&window, offset, &buf[..n]);
+        offset += n;
+    }
+}
+
+/// One long transfer each way on a stack over d0: a `LONG` fetch from the kernel's HTTP
+/// server, then `LONG` bytes to the kernel's sink. Runs on a multi-threaded runtime, as an
+/// application's `#[tokio::main]` does (the reactor then turns on another thread while the
+/// driver works, which is how the lost wakeup of issue 17 struck).
+fn long_transfer_run(
+    dut: &str,
+    recv_buffer: Option<usize>,
+) -> (std::time::Duration, rawtcp::DriverStats) {
+    let dut = dut.to_string();
+    thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let device = AfPacket::open_with(
+                "d0",
+                rawtcp::netio::AfPacketConfig {
+                    recv_buffer,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let stack = Stack::builder().device(device).ipv4(OURS, 24).spawn();
+            let start = std::time::Instant::now();
+            // A hang detector, not a speed check: a debug build moves a gigabyte in well
+            // under a minute here.
+            let bound = std::time::Duration::from_secs(600);
+            let fetched = tokio::time::timeout(bound, http_get_pattern(&stack, "/big.bin"))
+                .await
+                .expect("the fetch finished: no hang");
+            assert_eq!(fetched, LONG, "the whole body");
+            let sent = tokio::time::timeout(bound, async {
+                let mut stream = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5001))
+                    .await
+                    .unwrap();
+                write_pattern(&mut stream, LONG).await;
+                stream.shutdown().await.unwrap();
+                let mut end = [0u8; 1];
+                stream.read(&mut end).await.unwrap()
+            })
+            .await
+            .expect("the send finished: no hang");
+            assert_eq!(sent, 0, "the sink closed after our FIN");
+            let elapsed = start.elapsed();
+            // The driver reads the device's drop counter once more as it stops.
+            let handle = stack.clone();
+            stack.shutdown().await;
+            (elapsed, handle.driver_stats())
+        })
+    })
+    .join()
+    .expect("the transfers")
+}
+
+/// Issue 17: with the default receive buffer and a small one (the socket's queue fills and
+/// the kernel drops), a gigabyte each way, twice in a row each, byte-exact, never hanging.
+fn long_transfers(offloads: bool) {
+    const RUNS: usize = 2;
+    let bed = VethBed::new(VethConfig::default()).expect("veth bed");
+    bed.peer_offloads(offloads).expect("ethtool");
+    let state = if offloads { "on" } else { "off" };
+    bed.dut
+        .exec_checked(&[
+            "ethtool", "-K", "d0", "tx", state, "tso", state, "gso", state, "gro", state,
+        ])
+        .expect("ethtool on d0");
+    let dir = std::env::temp_dir().join(format!("rawtcp-long-{offloads}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        use std::io::Write;
+        let chunk = pattern(251 << 12);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("big.bin")).unwrap());
+        let mut left = LONG;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            file.write_all(&chunk[..n]).unwrap();
+            left -= n;
+        }
+        file.flush().unwrap();
+    }
+    let (_http, mut ready) = KillOnDrop::spawn(
+        command_in(bed.peer.name(), "python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "8000",
+                "--bind",
+                "10.9.0.1",
+                "--directory",
+            ])
+            .arg(&dir)
+            .stderr(Stdio::null()),
+    );
+    let first = ready.next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.contains("Serving HTTP"), "http.server: {first}");
+    let buffers = [("default", None), ("small", Some(SMALL_RECV_BUFFER))];
+    let (_sink, mut verdicts) = python_in(
+        bed.peer.name(),
+        KERNEL_SINK,
+        &[&(RUNS * buffers.len()).to_string()],
+    );
+    assert_eq!(verdicts.next().unwrap().unwrap(), "ready");
+    for (name, recv_buffer) in buffers {
+        for run in 1..=RUNS {
+            let (elapsed, stats) = long_transfer_run(bed.dut.name(), recv_buffer);
+            let verdict = verdicts.next().and_then(Result::ok).unwrap_or_default();
+            assert_eq!(
+                verdict,
+                format!("OK {LONG}"),
+                "the kernel sink checked our bytes"
+            );
+            assert_eq!(stats.lost_wakeups, 0, "no lost wakeup: {stats:?}");
+            println!(
+                "offloads {state}, {name} receive buffer, run {run}: 1 GiB each way in \
+                 {elapsed:.2?} (debug build); frames the socket dropped: {}",
+                stats.device_rx_drops
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn long_transfers_never_hang_offloads_off() {
+    if !have_root("long_transfers_never_hang_offloads_off") {
+        return;
+    }
+    long_transfers(false);
+}
+
+#[test]
+fn long_transfers_never_hang_offloads_on() {
+    if !have_root("long_transfers_never_hang_offloads_on") {
+        return;
+    }
+    long_transfers(true);
 }

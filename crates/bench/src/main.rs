@@ -86,6 +86,11 @@ struct Cli {
     /// Leave threads unpinned (by default the client runs on CPU 0, the server on CPU 1).
     #[arg(long, global = true)]
     no_pin: bool,
+
+    /// Socket buffer, bytes each way, of a rawtcp side's AF_PACKET device (a small one makes
+    /// the kernel drop received frames; the run reports them as `rawtcp rx drops`).
+    #[arg(long, global = true, default_value_t = net::PACKET_BUFFER)]
+    packet_buffer: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -284,6 +289,7 @@ fn bench(cli: &Cli) -> Result<(), String> {
         offloads: cli.offloads == OnOff::On,
         seed,
         pin: !cli.no_pin,
+        packet_buffer: cli.packet_buffer,
     };
     let cases = cases(&cli.scenario);
     let max_conns = cases

@@ -21,18 +21,25 @@ pub(crate) enum Net {
 /// 4096 by default).
 const BACKLOG: u32 = 4096;
 
-/// Socket buffers of the AF_PACKET device: room for a burst of a whole window of frames.
-const PACKET_BUFFER: usize = 8 << 20;
+/// Socket buffers of the AF_PACKET device by default: room for a burst of a whole window of
+/// frames.
+pub(crate) const PACKET_BUFFER: usize = 8 << 20;
 
 impl Net {
     /// A rawtcp stack on AF_PACKET interface `iface` of the calling thread's namespace,
-    /// owning `addr`/24. Call inside the runtime that is to drive it.
-    pub(crate) fn rawtcp_on(iface: &str, addr: Ipv4Addr, seed: u64) -> io::Result<Net> {
+    /// owning `addr`/24, with `packet_buffer` bytes of socket buffer each way. Call inside
+    /// the runtime that is to drive it.
+    pub(crate) fn rawtcp_on(
+        iface: &str,
+        addr: Ipv4Addr,
+        seed: u64,
+        packet_buffer: usize,
+    ) -> io::Result<Net> {
         let device = AfPacket::open_with(
             iface,
             AfPacketConfig {
-                recv_buffer: Some(PACKET_BUFFER),
-                send_buffer: Some(PACKET_BUFFER),
+                recv_buffer: Some(packet_buffer),
+                send_buffer: Some(packet_buffer),
                 // Checksum offload and super-segments the kernel cuts (TSO/GSO), as a
                 // kernel socket has them; the interface's own offload settings still apply.
                 vnet_hdr: true,
@@ -98,10 +105,15 @@ impl Net {
     /// Closes what is left and stops a rawtcp stack's driver. A peer that is gone already
     /// would hold a closing connection for minutes of retransmissions: give up after a
     /// second (dropping the runtime then drops the driver).
-    pub(crate) async fn shutdown(self) {
-        if let Net::Rawtcp(stack) = self {
-            let _ = tokio::time::timeout(Duration::from_secs(1), stack.shutdown()).await;
-        }
+    ///
+    /// Returns what a rawtcp driver counted of its device (read as it stopped).
+    pub(crate) async fn shutdown(self) -> Option<rawtcp::DriverStats> {
+        let Net::Rawtcp(stack) = self else {
+            return None;
+        };
+        let handle = stack.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(1), stack.shutdown()).await;
+        Some(handle.driver_stats())
     }
 }
 

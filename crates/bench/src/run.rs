@@ -76,6 +76,8 @@ pub(crate) struct Settings {
     pub(crate) seed: u64,
     /// Pin the client to CPU 0 and the server to CPU 1.
     pub(crate) pin: bool,
+    /// Socket buffer bytes, each way, of a rawtcp side's AF_PACKET device.
+    pub(crate) packet_buffer: usize,
 }
 
 /// Two namespaces and a veth for one [`Pair`], kept for all of its runs and deleted on drop.
@@ -192,13 +194,14 @@ fn run_veth(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let seed = settings.seed;
+    let buffer = settings.packet_buffer;
     let server = side(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
         move || async move {
             let net = match pair.server {
                 Backend::Kernel => Net::Kernel,
-                Backend::Rawtcp => Net::rawtcp_on("p0", SERVER, seed)?,
+                Backend::Rawtcp => Net::rawtcp_on("p0", SERVER, seed, buffer)?,
             };
             match scenario::bind(&net, SERVER, port, case).await {
                 Ok(bound) => {
@@ -209,8 +212,7 @@ fn run_veth(
                     let _ = ready_tx.send(Err(error));
                 }
             }
-            net.shutdown().await;
-            Ok(())
+            Ok(net.shutdown().await)
         },
     );
     match ready_rx.recv() {
@@ -228,18 +230,40 @@ fn run_veth(
         move || async move {
             let (net, ends) = match pair.client {
                 Backend::Kernel => (Net::Kernel, 0),
-                Backend::Rawtcp => (Net::rawtcp_on("d0", CLIENT, seed)?, 1),
+                Backend::Rawtcp => (Net::rawtcp_on("d0", CLIENT, seed, buffer)?, 1),
             };
             let result =
                 scenario::client(&net, SocketAddrV4::new(SERVER, port), case, timing, ends).await;
-            net.shutdown().await;
-            result
+            let driver = net.shutdown().await;
+            result.map(|metrics| (metrics, driver))
         },
     );
     let result = join(client);
     let _ = stop_tx.send(());
-    join(server)?;
-    result
+    let server_driver = join(server)?;
+    let (mut metrics, client_driver) = result?;
+    metrics.extend(device_metrics(client_driver, server_driver));
+    Ok(metrics)
+}
+
+/// What the rawtcp sides' drivers counted of their devices: frames the AF_PACKET socket
+/// dropped for a full receive buffer (each a retransmission for the peer), and lost
+/// wakeups (which must stay 0). The whole run's, warm-up included.
+fn device_metrics(
+    client: Option<rawtcp::DriverStats>,
+    server: Option<rawtcp::DriverStats>,
+) -> Vec<Metric> {
+    let sides = client.into_iter().chain(server);
+    let (drops, lost) = sides.fold((0, 0), |(drops, lost), stats| {
+        (drops + stats.device_rx_drops, lost + stats.lost_wakeups)
+    });
+    if client.is_none() && server.is_none() {
+        return Vec::new();
+    }
+    vec![
+        Metric::lower("rawtcp rx drops", "frames", drops as f64),
+        Metric::lower("lost wakeups", "events", lost as f64),
+    ]
 }
 
 /// Both rawtcp stacks on one thread (one core) over a MemLink of the configured MTU.

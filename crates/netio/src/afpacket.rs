@@ -79,6 +79,12 @@ pub struct AfPacketStats {
     /// Frames the kernel dropped on the way out because the device's queue was full
     /// (ENOBUFS): lost under congestion, as a NIC's tx_dropped.
     pub tx_dropped: u64,
+    /// Frames the kernel queued for this socket (PACKET_STATISTICS `tp_packets`, which counts
+    /// the dropped ones too), as of the last [`AfPacket::refresh_kernel_stats`].
+    pub rx_kernel_packets: u64,
+    /// Frames the kernel dropped before this socket could read them, its receive buffer
+    /// being full (PACKET_STATISTICS `tp_drops`): the losses no other counter shows.
+    pub rx_kernel_drops: u64,
 }
 
 /// An AF_PACKET socket bound to one interface.
@@ -219,6 +225,16 @@ impl AfPacket {
     /// Counters since opening.
     pub fn stats(&self) -> AfPacketStats {
         self.stats
+    }
+
+    /// Reads the kernel's receive counters (PACKET_STATISTICS) into
+    /// [`AfPacketStats::rx_kernel_packets`] and [`AfPacketStats::rx_kernel_drops`]. The kernel
+    /// resets them on each read, so they are summed here.
+    pub fn refresh_kernel_stats(&mut self) -> io::Result<()> {
+        let counted = sys::packet_statistics(self.io.get_ref())?;
+        self.stats.rx_kernel_packets += u64::from(counted.tp_packets);
+        self.stats.rx_kernel_drops += u64::from(counted.tp_drops);
+        Ok(())
     }
 
     /// Where in a slot the kernel writes: the frame itself starts at the headroom's end.
@@ -508,6 +524,11 @@ impl Device for AfPacket {
 
     fn recv_pending(&self) -> Option<bool> {
         sys::readable_now(self.io.get_ref()).ok()
+    }
+
+    fn rx_dropped(&mut self) -> Option<u64> {
+        self.refresh_kernel_stats().ok()?;
+        Some(self.stats.rx_kernel_drops)
     }
 }
 

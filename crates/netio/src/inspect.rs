@@ -134,4 +134,8 @@ impl<D: Device, F: FnMut(Flow, &[u8])> Device for Inspect<D, F> {
     fn recv_pending(&self) -> Option<bool> {
         self.watched.inner.recv_pending()
     }
+
+    fn rx_dropped(&mut self) -> Option<u64> {
+        self.watched.inner.rx_dropped()
+    }
 }

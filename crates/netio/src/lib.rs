@@ -88,4 +88,10 @@ pub trait Device {
     fn recv_pending(&self) -> Option<bool> {
         None
     }
+
+    /// Frames lost on receive before `recv` could take them (a full kernel socket queue),
+    /// since the device was opened; `None` when the device cannot tell. May make a syscall.
+    fn rx_dropped(&mut self) -> Option<u64> {
+        None
+    }
 }

@@ -235,6 +235,10 @@ impl<D: Device> Device for Pcap<D> {
     fn recv_pending(&self) -> Option<bool> {
         self.watched.inner.recv_pending()
     }
+
+    fn rx_dropped(&mut self) -> Option<u64> {
+        self.watched.inner.rx_dropped()
+    }
 }
 
 #[cfg(test)]

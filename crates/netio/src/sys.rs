@@ -66,6 +66,28 @@ pub(crate) fn set_int_option(
     setsockopt(fd.as_raw_fd(), level, name, &value)
 }
 
+/// PACKET_STATISTICS: frames the socket received and dropped since the last call (reading
+/// resets the kernel's counters).
+pub(crate) fn packet_statistics(fd: &OwnedFd) -> io::Result<libc::tpacket_stats> {
+    let mut stats = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: `stats` is a live tpacket_stats and `len` its size; the kernel writes at most
+    // `len` bytes into it and updates `len`.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut stats as *mut libc::tpacket_stats).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(stats)
+}
+
 /// Attaches a classic BPF program (SO_ATTACH_FILTER).
 pub(crate) fn attach_filter(fd: &OwnedFd, program: &[libc::sock_filter]) -> io::Result<()> {
     let fprog = libc::sock_fprog {
