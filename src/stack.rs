@@ -817,3 +817,74 @@ fn dispatch(stack: &Shared, inner: &mut Inner) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rawtcp_netio::Capabilities;
+    use std::io;
+    use std::task::Context;
+
+    /// A device whose readiness never comes, with frames waiting or not.
+    struct Silent {
+        frames_waiting: bool,
+    }
+
+    impl Device for Silent {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                mtu: 1500,
+                max_frame_len: 1514,
+                tx_checksum_offload: false,
+                gso: false,
+            }
+        }
+        fn recv(&mut self, _batch: &mut FrameBatch) -> io::Result<usize> {
+            Ok(0)
+        }
+        fn send(&mut self, _batch: &mut FrameBatch) -> io::Result<usize> {
+            Ok(0)
+        }
+        fn poll_recv_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_send_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+        fn recv_pending(&self) -> Option<bool> {
+            Some(self.frames_waiting)
+        }
+    }
+
+    /// Frames wait in the device and it never says so: after the grace period the driver
+    /// wakes and reports a lost wakeup, though it had nothing else to wake for.
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_reports_frames_left_waiting() {
+        let notify = Notify::new();
+        let mut device = Silent {
+            frames_waiting: true,
+        };
+        let start = tokio::time::Instant::now();
+        assert!(sleep(&notify, &mut device, false, None).await);
+        assert_eq!(start.elapsed(), LOST_WAKEUP_GRACE);
+    }
+
+    /// An engine deadline before the grace period ends is no lost wakeup yet; nor is a sleep
+    /// with nothing waiting, whatever wakes it.
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_is_quiet_otherwise() {
+        let notify = Notify::new();
+        let mut waiting = Silent {
+            frames_waiting: true,
+        };
+        let soon = tokio::time::Instant::now() + LOST_WAKEUP_GRACE / 2;
+        assert!(!sleep(&notify, &mut waiting, false, Some(soon)).await);
+        let mut empty = Silent {
+            frames_waiting: false,
+        };
+        let later = tokio::time::Instant::now() + LOST_WAKEUP_GRACE * 3;
+        assert!(!sleep(&notify, &mut empty, false, Some(later)).await);
+        notify.notify_one();
+        assert!(!sleep(&notify, &mut waiting, false, None).await);
+    }
+}
