@@ -947,7 +947,13 @@ fn long_transfers(offloads: bool) {
     );
     let first = ready.next().and_then(Result::ok).unwrap_or_default();
     assert!(first.contains("Serving HTTP"), "http.server: {first}");
-    let buffers = [("default", None), ("small", Some(SMALL_RECV_BUFFER))];
+    let buffers = [
+        (
+            "default",
+            rawtcp::netio::AfPacketConfig::default().recv_buffer,
+        ),
+        ("small", Some(SMALL_RECV_BUFFER)),
+    ];
     let (_sink, mut verdicts) = python_in(
         bed.peer.name(),
         KERNEL_SINK,

@@ -37,8 +37,18 @@ pub enum IoMethod {
     TxRing,
 }
 
+/// The receive buffer an [`AfPacket`] asks for by default, bytes.
+///
+/// A bandwidth-delay product at 10 Gbit/s: 8 MiB is 6.7 ms of frames at that rate, time for
+/// the driver to be busy sending (or the runtime busy elsewhere) without the kernel dropping
+/// a frame. The kernel doubles the figure for its bookkeeping and charges each frame its
+/// whole buffer (about 2.3 KB for a 1514-byte frame), so it holds some 7000 full frames.
+/// The kernel's default (`net.core.rmem_default`, 208 KiB) holds fewer than a hundred, and
+/// a kernel sender's window overruns it whenever the stack is busy.
+pub const DEFAULT_RECV_BUFFER: usize = 8 << 20;
+
 /// Options for [`AfPacket::open_with`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AfPacketConfig {
     /// Put the interface in promiscuous mode and accept frames for any destination MAC.
     pub promiscuous: bool,
@@ -47,7 +57,10 @@ pub struct AfPacketConfig {
     pub vnet_hdr: bool,
     /// Join this PACKET_FANOUT group (hash mode), for one engine per core.
     pub fanout: Option<u16>,
-    /// SO_RCVBUFFORCE, bytes (needs CAP_NET_ADMIN beyond rmem_max).
+    /// The socket's receive buffer, bytes: set with SO_RCVBUFFORCE, or where that is not
+    /// permitted (no CAP_NET_ADMIN) with SO_RCVBUF, which the kernel caps at
+    /// `net.core.rmem_max`, and a logged warning. `None` keeps the kernel's default.
+    /// [`DEFAULT_RECV_BUFFER`] by default.
     pub recv_buffer: Option<usize>,
     /// SO_SNDBUFFORCE, bytes.
     pub send_buffer: Option<usize>,
@@ -57,6 +70,20 @@ pub struct AfPacketConfig {
     /// (PACKET_QDISC_BYPASS). Faster, but traffic shaping no longer applies and other packet
     /// sockets on the interface (tcpdump) no longer see what we send.
     pub qdisc_bypass: bool,
+}
+
+impl Default for AfPacketConfig {
+    fn default() -> AfPacketConfig {
+        AfPacketConfig {
+            promiscuous: false,
+            vnet_hdr: false,
+            fanout: None,
+            recv_buffer: Some(DEFAULT_RECV_BUFFER),
+            send_buffer: None,
+            io: IoMethod::default(),
+            qdisc_bypass: false,
+        }
+    }
 }
 
 /// Counters of an [`AfPacket`].
@@ -181,7 +208,7 @@ impl AfPacket {
             sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
         }
         if let Some(bytes) = config.recv_buffer {
-            sys::set_int_option(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp(bytes))?;
+            set_recv_buffer(&fd, name, bytes)?;
         }
         if let Some(bytes) = config.send_buffer {
             sys::set_int_option(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, clamp(bytes))?;
@@ -451,6 +478,29 @@ impl AfPacket {
 struct Progress {
     sent: usize,
     dropped: usize,
+}
+
+/// Sets the receive buffer to `bytes`: beyond `rmem_max` where permitted (SO_RCVBUFFORCE),
+/// else as far as `rmem_max` allows, with a warning that frames may be dropped.
+fn set_recv_buffer(fd: &OwnedFd, name: &str, bytes: usize) -> io::Result<()> {
+    match sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp(bytes)) {
+        Err(error) if error.raw_os_error() == Some(libc::EPERM) => {
+            sys::set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, clamp(bytes))?;
+            // The kernel reports twice what it grants (its bookkeeping share included).
+            let granted = sys::get_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)? / 2;
+            if (granted as usize) < bytes {
+                tracing::warn!(
+                    interface = name,
+                    wanted = bytes,
+                    granted,
+                    "no CAP_NET_ADMIN to raise the AF_PACKET receive buffer past \
+                     net.core.rmem_max: the kernel will drop frames under load"
+                );
+            }
+            Ok(())
+        }
+        result => result,
+    }
 }
 
 fn clamp(bytes: usize) -> libc::c_int {

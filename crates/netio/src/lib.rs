@@ -34,7 +34,7 @@ mod tap;
 pub mod testbed;
 pub mod vnet;
 
-pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, IoMethod};
+pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, DEFAULT_RECV_BUFFER, IoMethod};
 pub use batch::{ChecksumStatus, FrameBatch, FrameMeta, Gso};
 pub use inspect::{Flow, Inspect};
 pub use memlink::{MemLink, MemLinkEnd};

@@ -66,6 +66,27 @@ pub(crate) fn set_int_option(
     setsockopt(fd.as_raw_fd(), level, name, &value)
 }
 
+/// getsockopt with an int value.
+pub(crate) fn get_int_option(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a live int and `len` its size; the kernel writes at most `len` bytes.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
+}
+
 /// PACKET_STATISTICS: frames the socket received and dropped since the last call (reading
 /// resets the kernel's counters).
 pub(crate) fn packet_statistics(fd: &OwnedFd) -> io::Result<libc::tpacket_stats> {
