@@ -592,7 +592,7 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
     let mut lost_wakeup = false;
     let mut drops_read_at = tokio::time::Instant::now();
     loop {
-        let deadline = {
+        let (deadline, more_to_send) = {
             let mut inner = stack.lock();
             if inner.shutting_down && !closed_all {
                 close_all(stack, &mut inner);
@@ -608,16 +608,24 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
                     "frames waited in the device with no readiness reported: a lost wakeup"
                 );
             }
-            rx.clear();
-            if let Err(error) = device.recv(&mut rx) {
-                // A device error is not the application's fault; keep going.
-                inner.driver.recv_errors += 1;
-                tracing::debug!(%error, "device receive failed");
-            }
-            for (frame, meta) in rx.iter() {
-                inner
-                    .engine
-                    .handle_frame(now, frame, meta.checksum.rx_checksum());
+            // Receive first, and drain: frames left in the device's queue while we send are
+            // the ones its kernel drops when the queue fills.
+            for _ in 0..RX_BATCHES_PER_TURN {
+                rx.clear();
+                if let Err(error) = device.recv(&mut rx) {
+                    // A device error is not the application's fault; keep going.
+                    inner.driver.recv_errors += 1;
+                    tracing::debug!(%error, "device receive failed");
+                }
+                for (frame, meta) in rx.iter() {
+                    inner
+                        .engine
+                        .handle_frame(now, frame, meta.checksum.rx_checksum());
+                }
+                if rx.len() < rx.capacity() {
+                    // The device had no more.
+                    break;
+                }
             }
             if inner.engine.poll_timeout().is_some_and(|t| t <= now) {
                 inner.engine.handle_timeout(now);
@@ -625,7 +633,10 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             // Events before the answers go out, so state changes are reported in order with
             // the frames that caused them and the frames they cause.
             dispatch(stack, &mut inner);
-            loop {
+            // Send, but only so much before receiving again: an engine with megabytes to send
+            // would otherwise leave arriving frames to overflow the device's receive queue.
+            let mut more_to_send = false;
+            for turn in 1..=TX_BATCHES_PER_TURN {
                 let written = inner.engine.poll_transmit(now, &mut BatchSink(&mut tx));
                 if !tx.is_empty() {
                     // A refused frame is the engine's loss to recover (it retransmits).
@@ -638,6 +649,7 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
                 if written == 0 || !tx.is_empty() {
                     break;
                 }
+                more_to_send = turn == TX_BATCHES_PER_TURN;
             }
             dispatch(stack, &mut inner);
             if let Some(before) = before {
@@ -654,11 +666,24 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
                 read_device_drops(&mut device, &mut inner.driver);
                 return;
             }
-            inner.engine.poll_timeout().map(|t| stack.to_tokio(t))
+            let deadline = inner.engine.poll_timeout().map(|t| stack.to_tokio(t));
+            (deadline, more_to_send)
         };
+        if more_to_send {
+            // Receive, then send the rest; let the application's tasks run in between.
+            lost_wakeup = false;
+            tokio::task::yield_now().await;
+            continue;
+        }
         lost_wakeup = sleep(notify, &mut device, !tx.is_empty(), deadline).await;
     }
 }
+
+/// Receive batches the driver drains, while they come back full, before it sends.
+const RX_BATCHES_PER_TURN: usize = 8;
+
+/// Transmit batches the driver sends before it receives again.
+const TX_BATCHES_PER_TURN: usize = 4;
 
 /// How often the driver reads the device's receive drop counter.
 const DEVICE_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
