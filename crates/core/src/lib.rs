@@ -30,7 +30,10 @@ mod stack;
 mod tcp;
 mod time;
 
-pub use config::{ArpConfig, Config, Ipv4Cidr, Keepalive, ReassemblyConfig, TcpConfig};
+pub use config::{
+    ArpConfig, Config, ConflictDetection, Ipv4Cidr, Keepalive, ReassemblyConfig, TcpConfig,
+};
+pub use iface::conflict::AddressState;
 pub use iface::stats::{DropReason, InterfaceStats};
 pub use sink::{FrameSink, VecSink};
 pub use stack::{Event, Stack};

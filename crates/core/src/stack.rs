@@ -4,10 +4,12 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use rawtcp_wire::RxChecksum;
+use rawtcp_wire::ethernet::EthernetAddress;
 use rawtcp_wire::ipv4::IpProtocol;
 use rawtcp_wire::tcp::{self, TcpFlags, TcpRepr};
 
 use crate::config::{Config, Keepalive};
+use crate::iface::conflict::AddressState;
 use crate::iface::stats::InterfaceStats;
 use crate::iface::{Interface, Sent};
 use crate::random::Rng;
@@ -22,6 +24,33 @@ use crate::{Instant, Ipv4Cidr};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
+    /// Address conflict detection (RFC 5227 §2.1.1) found nobody else using our address: it
+    /// is ours from now on, and the first announcement (§2.3) goes out on the next
+    /// `poll_transmit`.
+    AddressClaimed {
+        /// Our address.
+        address: Ipv4Addr,
+    },
+    /// Probing found another host using our address (RFC 5227 §2.1.1): the stack will not
+    /// use it; `tcp_listen` and `tcp_connect` fail with [`TcpError::AddrInUse`].
+    AddressInUse {
+        /// Our (intended) address.
+        address: Ipv4Addr,
+        /// The MAC of the host that answered our probe, claimed the address, or probed for
+        /// it at the same moment.
+        by: EthernetAddress,
+    },
+    /// After our address became ours, another host claimed it (RFC 5227 §2.4): counted in
+    /// [`InterfaceStats::address_conflicts`]. We keep the address and, unless we did within
+    /// the defend interval, broadcast an announcement to defend it.
+    AddressConflict {
+        /// Our address.
+        address: Ipv4Addr,
+        /// The MAC that claimed it.
+        by: EthernetAddress,
+        /// An announcement answers this conflict.
+        defended: bool,
+    },
     /// A next hop did not answer ARP: the datagrams waiting for it were dropped.
     NeighborUnreachable {
         /// The address that did not answer.
@@ -84,7 +113,10 @@ impl Stack {
     /// A stack with `config`.
     pub fn new(config: Config) -> Stack {
         let mut rng = Rng::new(config.seed);
-        let iface = Interface::new(&config, rng.next_u64() as u16);
+        // The probe delays draw from a stream of their own, so turning detection on or off
+        // changes no other random choice (ISNs, ports) of the same seed.
+        let detector_seed = Rng::new(config.seed ^ 0x5227_5227_5227_5227).next_u64();
+        let iface = Interface::new(&config, rng.next_u64() as u16, detector_seed);
         let tcp = Tcp::new(
             config.tcp.clone(),
             config.ipv4.address,
@@ -109,11 +141,32 @@ impl Stack {
         self.config.ipv4
     }
 
+    /// Whether our address may be used yet. With [`ConflictDetection`] on, it is
+    /// [`AddressState::Probing`] until the probes of RFC 5227 have gone unanswered (run the
+    /// timers: `poll_timeout`, `handle_timeout`, `poll_transmit`), then
+    /// [`Claimed`](AddressState::Claimed), or [`InUse`](AddressState::InUse) when another
+    /// host answered. With detection off it is claimed from the start.
+    ///
+    /// [`ConflictDetection`]: crate::ConflictDetection
+    pub fn address_state(&self) -> AddressState {
+        self.iface.address_state()
+    }
+
+    /// RFC 5227 §2.1: no connection uses an address that is not ours yet.
+    fn check_address(&self) -> Result<(), TcpError> {
+        match self.iface.address_state() {
+            AddressState::Claimed => Ok(()),
+            AddressState::Probing => Err(TcpError::AddrNotAvailable),
+            AddressState::InUse { .. } => Err(TcpError::AddrInUse),
+        }
+    }
+
     /// Handles one received Ethernet frame. `checksum` is what the device says about its
     /// transport checksum ([`RxChecksum::Trusted`] when the kernel verified it or left it
     /// unfinished). Call [`poll_transmit`](Self::poll_transmit) afterwards.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8], checksum: RxChecksum) {
-        self.iface.handle_frame(now, frame, checksum, &mut self.tcp);
+        self.iface
+            .handle_frame(now, frame, checksum, &mut self.tcp, &mut self.events);
         self.collect_events();
     }
 
@@ -254,12 +307,15 @@ impl Stack {
     // ---- TCP: the application's calls ----
 
     /// Listens on `local` (address 0.0.0.0 for every address of ours). `backlog` bounds the
-    /// accept queue (default from the configuration).
+    /// accept queue (default from the configuration). Fails with `AddrNotAvailable` while
+    /// our address is being probed and `AddrInUse` once probing found it taken (see
+    /// [`address_state`](Self::address_state)).
     pub fn tcp_listen(
         &mut self,
         local: SocketAddrV4,
         backlog: Option<usize>,
     ) -> Result<ListenerId, TcpError> {
+        self.check_address()?;
         self.tcp.listen(local, backlog)
     }
 
@@ -281,13 +337,15 @@ impl Stack {
     }
 
     /// Opens a connection to `remote` (SYN-SENT); the SYN goes out on the next
-    /// `poll_transmit`. `local_port` 0 or `None` picks an ephemeral port (RFC 6056).
+    /// `poll_transmit`. `local_port` 0 or `None` picks an ephemeral port (RFC 6056). Fails
+    /// as [`tcp_listen`](Self::tcp_listen) does while our address is not ours.
     pub fn tcp_connect(
         &mut self,
         now: Instant,
         remote: SocketAddrV4,
         local_port: Option<u16>,
     ) -> Result<ConnectionId, TcpError> {
+        self.check_address()?;
         let result = self.tcp.connect(now, remote, local_port);
         self.collect_events();
         result

@@ -237,6 +237,79 @@ fn ipv4_from(bytes: &[u8]) -> Ipv4Addr {
 }
 
 impl ArpRepr {
+    /// An ARP Probe for `address` from `mac` (RFC 5227 §2.1.1): a request with sender IP
+    /// 0.0.0.0, so that no other host's cache learns a mapping from it, and target MAC zero.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_wire::arp::ArpRepr;
+    /// use rawtcp_wire::ethernet::EthernetAddress;
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let probe = ArpRepr::probe(EthernetAddress([2, 0, 0, 0, 0, 2]), Ipv4Addr::new(10, 9, 0, 2));
+    /// assert!(probe.is_probe() && !probe.is_announcement());
+    /// assert_eq!(probe.source_protocol_addr, Ipv4Addr::UNSPECIFIED);
+    /// ```
+    pub const fn probe(mac: EthernetAddress, address: Ipv4Addr) -> ArpRepr {
+        ArpRepr {
+            operation: Operation::Request,
+            source_hardware_addr: mac,
+            source_protocol_addr: Ipv4Addr::UNSPECIFIED,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: address,
+        }
+    }
+
+    /// An ARP Announcement of `address` at `mac` (RFC 5227 §2.3): a probe whose sender and
+    /// target IP are both the address, a gratuitous ARP that refreshes other hosts' caches.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_wire::arp::ArpRepr;
+    /// use rawtcp_wire::ethernet::EthernetAddress;
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let ours = Ipv4Addr::new(10, 9, 0, 2);
+    /// let announcement = ArpRepr::announcement(EthernetAddress([2, 0, 0, 0, 0, 2]), ours);
+    /// assert!(announcement.is_announcement());
+    /// assert_eq!(announcement.source_protocol_addr, ours);
+    /// ```
+    pub const fn announcement(mac: EthernetAddress, address: Ipv4Addr) -> ArpRepr {
+        ArpRepr {
+            source_protocol_addr: address,
+            ..ArpRepr::probe(mac, address)
+        }
+    }
+
+    /// Whether this is an ARP Probe (RFC 5227 §2.1.1): a request from sender IP 0.0.0.0.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_wire::arp::ArpRepr;
+    /// use std::net::Ipv4Addr;
+    ///
+    /// assert!(ArpRepr::probe(Default::default(), Ipv4Addr::new(10, 0, 0, 1)).is_probe());
+    /// ```
+    pub fn is_probe(&self) -> bool {
+        self.operation == Operation::Request && self.source_protocol_addr.is_unspecified()
+    }
+
+    /// Whether this is an ARP Announcement (RFC 5227 §2.3): a request whose sender and
+    /// target IP are the same address.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_wire::arp::ArpRepr;
+    /// use std::net::Ipv4Addr;
+    ///
+    /// assert!(ArpRepr::announcement(Default::default(), Ipv4Addr::new(10, 0, 0, 1)).is_announcement());
+    /// ```
+    pub fn is_announcement(&self) -> bool {
+        self.operation == Operation::Request
+            && !self.source_protocol_addr.is_unspecified()
+            && self.source_protocol_addr == self.target_protocol_addr
+    }
+
     /// Reads an Ethernet/IPv4 request or reply.
     ///
     /// Other hardware or protocol types are [`Error::Unsupported`]; an operation other than

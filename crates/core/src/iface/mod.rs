@@ -6,6 +6,7 @@
 //! through ARP first (holding datagrams, boundedly, while a request is outstanding).
 
 mod arp;
+pub(crate) mod conflict;
 mod reassembly;
 pub(crate) mod stats;
 
@@ -24,6 +25,7 @@ use crate::sink::FrameSink;
 use crate::tcp::{IcmpErrorKind, Tcp};
 use crate::{Event, Instant};
 use arp::{ArpTable, Queued};
+use conflict::{AddressState, Broadcast, Detector, Progress, Verdict};
 use reassembly::{Fragment, FragmentKey, Reassembly};
 use stats::{DropReason, InterfaceStats};
 
@@ -82,13 +84,16 @@ pub(crate) struct Interface {
     next_ident: u16,
     arp: ArpTable,
     arp_replies: VecDeque<ArpRepr>,
+    /// RFC 5227 address conflict detection for `address`.
+    detector: Detector,
     reassembly: Reassembly,
     outbox: VecDeque<Outgoing>,
     pub(crate) stats: InterfaceStats,
 }
 
 impl Interface {
-    pub(crate) fn new(config: &Config, ident_seed: u16) -> Interface {
+    /// `detector_seed` drives the random delays of address probing.
+    pub(crate) fn new(config: &Config, ident_seed: u16, detector_seed: u64) -> Interface {
         Interface {
             mac: config.mac,
             address: config.ipv4.address,
@@ -103,6 +108,7 @@ impl Interface {
             next_ident: ident_seed,
             arp: ArpTable::new(config.arp.clone()),
             arp_replies: VecDeque::new(),
+            detector: Detector::new(config.conflict_detection.clone(), detector_seed),
             reassembly: Reassembly::new(config.reassembly.clone()),
             outbox: VecDeque::new(),
             stats: InterfaceStats::default(),
@@ -129,6 +135,7 @@ impl Interface {
         bytes: &[u8],
         checksum: RxChecksum,
         tcp: &mut Tcp,
+        events: &mut VecDeque<Event>,
     ) {
         self.stats.rx_frames += 1;
         let Ok(frame) = Frame::new_checked(bytes) else {
@@ -141,7 +148,7 @@ impl Interface {
             return;
         }
         match frame.ethertype() {
-            EtherType::Arp => self.handle_arp(now, frame.payload()),
+            EtherType::Arp => self.handle_arp(now, frame.payload(), events),
             EtherType::Ipv4 => {
                 self.handle_ipv4(now, frame.payload(), dst.is_broadcast(), checksum, tcp)
             }
@@ -149,19 +156,65 @@ impl Interface {
         }
     }
 
-    /// RFC 826, "Packet Reception", with the merge rule.
-    fn handle_arp(&mut self, now: Instant, payload: &[u8]) {
+    /// Whether our address is ours to use (RFC 5227: probed, or detection off).
+    pub(crate) fn address_state(&self) -> AddressState {
+        self.detector.state()
+    }
+
+    /// RFC 826, "Packet Reception", with the merge rule; before it, RFC 5227's checks for
+    /// packets that claim our address or probe for it.
+    fn handle_arp(&mut self, now: Instant, payload: &[u8], events: &mut VecDeque<Event>) {
         let Ok(arp) = arp_wire::Packet::new_checked(payload).and_then(|p| ArpRepr::parse(&p))
         else {
             self.stats.drop(DropReason::ArpMalformed);
             return;
         };
         let sender = arp.source_protocol_addr;
-        if !arp.source_hardware_addr.is_unicast() || self.is_martian(sender) {
+        if !arp.source_hardware_addr.is_unicast() {
             self.stats.drop(DropReason::ArpMalformed);
             return;
         }
         let for_us = arp.target_protocol_addr == self.address;
+        if sender == self.address || (sender.is_unspecified() && for_us) {
+            let address = self.address;
+            match self.detector.check(now, &arp) {
+                Verdict::NoConflict => {}
+                Verdict::Lost { by } => {
+                    events.push_back(Event::AddressInUse { address, by });
+                    return;
+                }
+                Verdict::Conflict { by, defended } => {
+                    // RFC 5227 §2.4: counted and reported; neither learned nor answered (the
+                    // defence, if any, is a broadcast announcement).
+                    self.stats.address_conflicts += 1;
+                    events.push_back(Event::AddressConflict {
+                        address,
+                        by,
+                        defended,
+                    });
+                    return;
+                }
+            }
+        }
+        if for_us && !self.detector.claimed() {
+            // RFC 5227 §2.1: not ours yet (or someone else's): do not answer for it.
+            self.stats.drop(DropReason::AddressUnclaimed);
+            return;
+        }
+        if sender.is_unspecified() {
+            // An ARP Probe (RFC 5227 §2.1.1) teaches no mapping; one for our address is
+            // answered like any request (RFC 826), which tells the prober it is taken.
+            if for_us && arp.operation == Operation::Request {
+                self.queue_arp_reply(&arp);
+            } else {
+                self.stats.drop(DropReason::ArpNotForUs);
+            }
+            return;
+        }
+        if self.is_martian(sender) {
+            self.stats.drop(DropReason::ArpMalformed);
+            return;
+        }
         // Merge: refresh a mapping we hold whoever the packet is for; add one only when the
         // packet is addressed to us.
         if for_us || self.arp.knows(sender) {
@@ -176,13 +229,20 @@ impl Interface {
             self.stats.drop(DropReason::ArpNotForUs);
             return;
         }
-        if arp.operation == Operation::Request && self.arp_replies.len() < ARP_REPLY_LIMIT {
+        if arp.operation == Operation::Request {
+            self.queue_arp_reply(&arp);
+        }
+    }
+
+    /// RFC 826: "swap fields", our MAC and address as the sender, the opcode reply.
+    fn queue_arp_reply(&mut self, request: &ArpRepr) {
+        if self.arp_replies.len() < ARP_REPLY_LIMIT {
             self.arp_replies.push_back(ArpRepr {
                 operation: Operation::Reply,
                 source_hardware_addr: self.mac,
                 source_protocol_addr: self.address,
-                target_hardware_addr: arp.source_hardware_addr,
-                target_protocol_addr: sender,
+                target_hardware_addr: request.source_hardware_addr,
+                target_protocol_addr: request.source_protocol_addr,
             });
         }
     }
@@ -208,6 +268,11 @@ impl Interface {
         };
         if header.dst_addr != self.address && !self.is_broadcast(header.dst_addr) {
             return self.stats.drop(DropReason::NotOurAddress);
+        }
+        if !self.detector.claimed() {
+            // RFC 5227 §2.1: an address being probed (or lost) is not used, not even to
+            // answer.
+            return self.stats.drop(DropReason::AddressUnclaimed);
         }
         if self.is_martian(header.src_addr) {
             return self.stats.drop(DropReason::MartianSource);
@@ -644,20 +709,27 @@ impl Interface {
     /// (the others wait for ARP), then due ARP requests. Returns how many frames were written.
     pub(crate) fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
         let mut written = 0;
-        while let Some(reply) = self.arp_replies.front() {
-            let ethernet = EthernetRepr {
-                src_addr: self.mac,
-                dst_addr: reply.target_hardware_addr,
-                vlan_tci: None,
-                ethertype: EtherType::Arp,
+        if let Some(broadcast) = self.detector.pending() {
+            let arp = match broadcast {
+                Broadcast::Probe => ArpRepr::probe(self.mac, self.address),
+                Broadcast::Announcement => ArpRepr::announcement(self.mac, self.address),
             };
-            let Some(out) = sink.push(ethernet::HEADER_LEN + reply.buffer_len()) else {
+            if !self.emit_arp(sink, &arp, EthernetAddress::BROADCAST) {
                 return written;
-            };
-            ethernet.emit(&mut Frame::new_unchecked(&mut *out));
-            reply.emit(&mut arp_wire::Packet::new_unchecked(
-                &mut out[ethernet::HEADER_LEN..],
-            ));
+            }
+            self.detector.sent();
+            match broadcast {
+                Broadcast::Probe => self.stats.arp_probes += 1,
+                Broadcast::Announcement => self.stats.arp_announcements += 1,
+            }
+            written += 1;
+        }
+        while let Some(reply) = self.arp_replies.front() {
+            let reply = *reply;
+            if !self.emit_arp(sink, &reply, reply.target_hardware_addr) {
+                self.stats.tx_frames += written as u64;
+                return written;
+            }
             self.arp_replies.pop_front();
             written += 1;
         }
@@ -695,20 +767,10 @@ impl Interface {
                 target_hardware_addr: EthernetAddress([0; 6]),
                 target_protocol_addr: target,
             };
-            let ethernet = EthernetRepr {
-                src_addr: self.mac,
-                dst_addr: EthernetAddress::BROADCAST,
-                vlan_tci: None,
-                ethertype: EtherType::Arp,
-            };
             // A full sink loses this request; the retry timer sends the next one.
-            let Some(out) = sink.push(ethernet::HEADER_LEN + request.buffer_len()) else {
+            if !self.emit_arp(sink, &request, EthernetAddress::BROADCAST) {
                 continue;
-            };
-            ethernet.emit(&mut Frame::new_unchecked(&mut *out));
-            request.emit(&mut arp_wire::Packet::new_unchecked(
-                &mut out[ethernet::HEADER_LEN..],
-            ));
+            }
             self.stats.arp_requests += 1;
             written += 1;
         }
@@ -716,9 +778,30 @@ impl Interface {
         written
     }
 
+    /// Writes one ARP packet from us to `dst` into `sink`; false when the sink is full.
+    fn emit_arp(&self, sink: &mut dyn FrameSink, arp: &ArpRepr, dst: EthernetAddress) -> bool {
+        let ethernet = EthernetRepr {
+            src_addr: self.mac,
+            dst_addr: dst,
+            vlan_tci: None,
+            ethertype: EtherType::Arp,
+        };
+        let Some(out) = sink.push(ethernet::HEADER_LEN + arp.buffer_len()) else {
+            return false;
+        };
+        ethernet.emit(&mut Frame::new_unchecked(&mut *out));
+        arp.emit(&mut arp_wire::Packet::new_unchecked(
+            &mut out[ethernet::HEADER_LEN..],
+        ));
+        true
+    }
+
     /// Whether `poll_transmit` has something to write now.
     pub(crate) fn wants_transmit(&self) -> bool {
-        !self.arp_replies.is_empty() || !self.outbox.is_empty() || self.arp.has_due_requests()
+        self.detector.pending().is_some()
+            || !self.arp_replies.is_empty()
+            || !self.outbox.is_empty()
+            || self.arp.has_due_requests()
     }
 
     /// ARP retries and give-ups, cache expiry, reassembly timeouts.
@@ -728,6 +811,13 @@ impl Interface {
         events: &mut VecDeque<Event>,
         tcp: &mut Tcp,
     ) {
+        if self.detector.poll_timeout().is_some_and(|at| at <= now)
+            && self.detector.handle_timeout(now) == Progress::Claimed
+        {
+            events.push_back(Event::AddressClaimed {
+                address: self.address,
+            });
+        }
         for (address, dropped) in self.arp.handle_timeout(now) {
             self.stats
                 .drop_n(DropReason::NeighborUnreachable, dropped as u64);
@@ -757,9 +847,13 @@ impl Interface {
 
     /// The earliest interface deadline.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.arp.poll_timeout(), self.reassembly.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.detector.poll_timeout(),
+            self.arp.poll_timeout(),
+            self.reassembly.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

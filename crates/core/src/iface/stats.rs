@@ -36,6 +36,9 @@ drop_reasons! {
     ArpMalformed => "arp-malformed",
     /// ARP about another host.
     ArpNotForUs => "arp-not-for-us",
+    /// For our address before it is ours: being probed (RFC 5227 §2.1), or found in use by
+    /// another host.
+    AddressUnclaimed => "address-unclaimed",
     /// IPv4 header shorter than it says, or lengths that lie.
     Ipv4Malformed => "ipv4-malformed",
     /// IPv4 header checksum wrong.
@@ -97,6 +100,13 @@ pub struct InterfaceStats {
     pub tx_frames: u64,
     /// ARP requests sent.
     pub arp_requests: u64,
+    /// ARP Probes sent for our address (RFC 5227 §2.1.1).
+    pub arp_probes: u64,
+    /// ARP Announcements of our address sent (RFC 5227 §2.3), defences (§2.4) included.
+    pub arp_announcements: u64,
+    /// ARP packets from another host claiming our address after it became ours (RFC 5227
+    /// §2.4).
+    pub address_conflicts: u64,
     /// Echo requests answered.
     pub echo_replies: u64,
     /// ICMP errors sent.
