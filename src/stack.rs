@@ -862,6 +862,7 @@ mod tests {
                 max_frame_len: 1514,
                 tx_checksum_offload: false,
                 gso: false,
+                shared_link: false,
             }
         }
         fn recv(&mut self, _batch: &mut FrameBatch) -> io::Result<usize> {

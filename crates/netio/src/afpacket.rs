@@ -1,8 +1,12 @@
 //! The production driver: an AF_PACKET raw socket bound to one interface.
 //!
 //! The socket is created receiving nothing, given a classic BPF filter (IPv4 and ARP frames
-//! addressed to our MAC or broadcast, never our own outgoing frames), and only then bound, so
-//! no foreign frame is ever queued. Frames move in batches through recvmmsg/sendmmsg. Each
+//! addressed to our MAC or broadcast, and of the frames other senders on this host transmit
+//! through the interface only their ARP), and only then bound, so no foreign frame is ever
+//! queued. The kernel never hands a packet socket the frames it sent itself; the ARP of other
+//! programs on the same interface (another rawtcp stack, the kernel) is what lets address
+//! conflict detection (RFC 5227) see them, since they share the interface's MAC and their
+//! frames never come back from the wire. Frames move in batches through recvmmsg/sendmmsg. Each
 //! received frame carries the kernel's checksum status from PACKET_AUXDATA: on a veth, frames
 //! the peer kernel built arrive with unfinished checksums (`TP_STATUS_CSUMNOTREADY`), which a
 //! stack must accept, not drop. With [`AfPacketConfig::vnet_hdr`] the socket speaks the
@@ -99,7 +103,8 @@ pub struct AfPacketStats {
     pub tx_syscalls: u64,
     /// Received frames dropped: longer than a batch slot.
     pub rx_truncated: u64,
-    /// Received frames dropped: our own outgoing frames that got past the filter.
+    /// Received frames dropped: outgoing frames of other senders on the interface, other than
+    /// ARP, that got past the filter.
     pub rx_outgoing: u64,
     /// Received frames dropped: a virtio-net header this driver does not handle.
     pub rx_bad_vnet: u64,
@@ -181,9 +186,10 @@ impl AfPacket {
                 )
             })?;
         let mtu = sys::interface_mtu(&fd, name)? as usize;
+        // Not PACKET_IGNORE_OUTGOING: it would hide the ARP of other senders on this
+        // interface too. Our own transmissions never come back (the kernel skips the sending
+        // socket, and every socket of its fanout group); the filter drops others' IPv4.
         sys::attach_filter(&fd, &frame_filter(mac, config.promiscuous))?;
-        // Our own transmissions are never handed back (Linux 4.20+); the filter also drops them.
-        let _ = sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
         if config.vnet_hdr {
             sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
         } else {
@@ -305,10 +311,16 @@ impl AfPacket {
         let now = Instant::now();
         let first = batch.next_free();
         let mut kept = 0;
+        let ethertype_at =
+            offset + if self.config.vnet_hdr { vnet::LEN } else { 0 } + ethernet::HEADER_LEN - 2;
         for (i, frame) in received[..got].iter().enumerate() {
             if frame.pkttype == libc::PACKET_OUTGOING {
-                self.stats.rx_outgoing += 1;
-                continue;
+                // Another sender's frame on this interface: only its ARP concerns us.
+                let slot = batch.raw_slot_mut(first + i);
+                if slot.get(ethertype_at..ethertype_at + 2) != Some(&[0x08, 0x06][..]) {
+                    self.stats.rx_outgoing += 1;
+                    continue;
+                }
             }
             if frame.truncated {
                 self.stats.rx_truncated += 1;
@@ -533,6 +545,7 @@ impl Device for AfPacket {
             },
             tx_checksum_offload: self.config.vnet_hdr,
             gso: self.config.vnet_hdr,
+            shared_link: true,
         }
     }
 
@@ -582,8 +595,9 @@ impl Device for AfPacket {
     }
 }
 
-/// The classic BPF program: drop our own outgoing frames; keep IPv4 and ARP; keep frames for
-/// `mac` or broadcast (any destination when promiscuous).
+/// The classic BPF program: keep ARP, and IPv4 unless it is outgoing (another sender's on
+/// this interface); of those, keep frames for `mac` or broadcast (any destination when
+/// promiscuous).
 fn frame_filter(mac: EthernetAddress, promiscuous: bool) -> Vec<libc::sock_filter> {
     const LD_W_ABS: u16 = 0x20;
     const LD_H_ABS: u16 = 0x28;
@@ -621,13 +635,13 @@ fn frame_filter(mac: EthernetAddress, promiscuous: bool) -> Vec<libc::sock_filte
         const ACCEPT: u8 = 5;
         const DROP: u8 = 6;
         return vec![
-            load_word(PKTTYPE),           // 0
-            jeq(1, outgoing, DROP, 2),    // 1
-            load_half(12),                // 2: EtherType
-            jeq(3, 0x0800, ACCEPT, 4),    // 3: IPv4
-            jeq(4, 0x0806, ACCEPT, DROP), // 4: ARP
-            ret(KEEP),                    // 5
-            ret(0),                       // 6
+            load_half(12),                  // 0: EtherType
+            jeq(1, 0x0806, ACCEPT, 2),      // 1: ARP, whoever sent it
+            jeq(2, 0x0800, 3, DROP),        // 2: IPv4
+            load_word(PKTTYPE),             // 3
+            jeq(4, outgoing, DROP, ACCEPT), // 4: not another sender's
+            ret(KEEP),                      // 5
+            ret(0),                         // 6
         ];
     }
     const ACCEPT: u8 = 12;
@@ -636,11 +650,11 @@ fn frame_filter(mac: EthernetAddress, promiscuous: bool) -> Vec<libc::sock_filte
     let mac_low = u32::from_be_bytes([m[2], m[3], m[4], m[5]]);
     let mac_high = u32::from(u16::from_be_bytes([m[0], m[1]]));
     vec![
-        load_word(PKTTYPE),             // 0
-        jeq(1, outgoing, DROP, 2),      // 1
-        load_half(12),                  // 2: EtherType
-        jeq(3, 0x0800, 5, 4),           // 3: IPv4
-        jeq(4, 0x0806, 5, DROP),        // 4: ARP
+        load_half(12),                  // 0: EtherType
+        jeq(1, 0x0806, 5, 2),           // 1: ARP, whoever sent it
+        jeq(2, 0x0800, 3, DROP),        // 2: IPv4
+        load_word(PKTTYPE),             // 3
+        jeq(4, outgoing, DROP, 5),      // 4: not another sender's
         load_word(2),                   // 5: destination MAC, low four bytes
         jeq(6, mac_low, 7, 9),          // 6
         load_half(0),                   // 7: destination MAC, high two bytes
@@ -708,9 +722,17 @@ mod tests {
             &frame([0xff, 0xff, 0xff, 0xff, 0xff, 0xfe], 0x0806),
             1
         ));
-        assert!(!run(
+        // Another sender's frames on this interface: its ARP (for us or broadcast) only.
+        assert!(run(
             &program,
             &frame([0xff; 6], 0x0806),
+            libc::PACKET_OUTGOING
+        ));
+        assert!(run(&program, &frame(mac.0, 0x0806), libc::PACKET_OUTGOING));
+        assert!(!run(&program, &frame(mac.0, 0x0800), libc::PACKET_OUTGOING));
+        assert!(!run(
+            &program,
+            &frame([2, 0, 0, 0, 0, 2], 0x0806),
             libc::PACKET_OUTGOING
         ));
         let promiscuous = frame_filter(mac, true);
@@ -719,6 +741,11 @@ mod tests {
         assert!(!run(
             &promiscuous,
             &frame(mac.0, 0x0800),
+            libc::PACKET_OUTGOING
+        ));
+        assert!(run(
+            &promiscuous,
+            &frame([2, 0, 0, 0, 0, 2], 0x0806),
             libc::PACKET_OUTGOING
         ));
     }

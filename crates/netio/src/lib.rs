@@ -53,6 +53,10 @@ pub struct Capabilities {
     pub tx_checksum_offload: bool,
     /// `send` accepts TCP super-segments with [`FrameMeta::gso`] set.
     pub gso: bool,
+    /// Other hosts may be on the link (an Ethernet, a bridge, a veth, the kernel behind a
+    /// TAP), so a stack should probe its address before using it (RFC 5227). False for an
+    /// in-memory link, whose two ends the program made itself.
+    pub shared_link: bool,
 }
 
 /// A device that moves Ethernet frames in batches.

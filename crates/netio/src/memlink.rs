@@ -181,6 +181,7 @@ impl Device for MemLinkEnd {
             max_frame_len: self.mtu + ethernet::HEADER_LEN,
             tx_checksum_offload: false,
             gso: false,
+            shared_link: false,
         }
     }
 

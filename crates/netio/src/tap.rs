@@ -67,6 +67,7 @@ impl Device for Tap {
             max_frame_len: self.mtu + ethernet::HEADER_LEN,
             tx_checksum_offload: false,
             gso: false,
+            shared_link: true,
         }
     }
 
