@@ -49,12 +49,12 @@ async fn run(args: &Args) -> io::Result<()> {
             args.fail("--iface needs --connect A.B.C.D:PORT");
         };
         let server = common::socket_addr(args, "--connect", &server);
-        let stack = common::iface_stack(args, None)?;
+        let stack = common::iface_stack(args, None).await?;
         let result = exchange(&stack, server, &data, text).await;
         stack.shutdown().await;
         return result;
     }
-    let (client, server_stack) = common::local_pair(args, None)?;
+    let (client, server_stack) = common::local_pair(args, None).await?;
     let server = SocketAddrV4::new(common::LOCAL_SERVER, 7);
     let listener = TcpListener::bind(&server_stack, server).await?;
     tokio::spawn(async move {

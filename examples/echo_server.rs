@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> io::Result<()> {
     let port: u16 = args.get("--port", 7);
     if args.over_iface() {
-        let stack = common::iface_stack(args, None)?;
+        let stack = common::iface_stack(args, None).await?;
         let ip = args.ip.expect("--iface has --ip").0;
         let listener = TcpListener::bind(&stack, SocketAddrV4::new(ip, port)).await?;
         println!("echo_server: listening on {}", listener.local_addr()?);
@@ -50,7 +50,7 @@ async fn run(args: &Args) -> io::Result<()> {
         stack.shutdown().await;
         return Ok(());
     }
-    let (client, server) = common::local_pair(args, None)?;
+    let (client, server) = common::local_pair(args, None).await?;
     let listener =
         TcpListener::bind(&server, SocketAddrV4::new(common::LOCAL_SERVER, port)).await?;
     println!(

@@ -46,7 +46,7 @@ async fn run(args: &Args) -> io::Result<()> {
     let trace = SegmentTrace::new();
     println!("{}", SegmentTrace::header());
     if !args.over_iface() {
-        let (client, server) = common::local_pair(args, Some(&trace))?;
+        let (client, server) = common::local_pair(args, Some(&trace)).await?;
         let listener =
             TcpListener::bind(&server, SocketAddrV4::new(common::LOCAL_SERVER, PORT)).await?;
         let serving = tokio::spawn(async move { serve_one(&listener).await });
@@ -58,7 +58,7 @@ async fn run(args: &Args) -> io::Result<()> {
         server.shutdown().await;
         return Ok(());
     }
-    let stack = common::iface_stack(args, Some(&trace))?;
+    let stack = common::iface_stack(args, Some(&trace)).await?;
     match args.get_opt::<String>("--connect") {
         Some(text) => {
             let server = common::socket_addr(args, "--connect", &text);

@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> io::Result<()> {
     let path: String = args.get("--path", "/".to_string());
     if args.over_iface() {
-        let stack = common::iface_stack(args, None)?;
+        let stack = common::iface_stack(args, None).await?;
         if let Some(port) = args.get_opt::<u16>("--serve") {
             let ip = args.ip.expect("--iface has --ip").0;
             let listener = TcpListener::bind(&stack, SocketAddrV4::new(ip, port)).await?;
@@ -65,7 +65,7 @@ async fn run(args: &Args) -> io::Result<()> {
     if args.get_opt::<u16>("--serve").is_some() {
         args.fail("--serve needs --iface");
     }
-    let (client, server_stack) = common::local_pair(args, None)?;
+    let (client, server_stack) = common::local_pair(args, None).await?;
     let server = SocketAddrV4::new(common::LOCAL_SERVER, 80);
     let listener = TcpListener::bind(&server_stack, server).await?;
     tokio::spawn(common::serve_http(listener, false));

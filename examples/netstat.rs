@@ -40,7 +40,7 @@ async fn run(args: &Args) -> io::Result<()> {
             args.fail("--iface needs --connect A.B.C.D:PORT");
         };
         let server = common::socket_addr(args, "--connect", &server);
-        let stack = common::iface_stack(args, None)?;
+        let stack = common::iface_stack(args, None).await?;
         let ip = args.ip.expect("--iface has --ip").0;
         let _listener = TcpListener::bind(&stack, SocketAddrV4::new(ip, 13200)).await?;
         let mut streams = Vec::new();
@@ -55,7 +55,7 @@ async fn run(args: &Args) -> io::Result<()> {
         stack.shutdown().await;
         return Ok(());
     }
-    let (client, server) = common::local_pair(args, None)?;
+    let (client, server) = common::local_pair(args, None).await?;
     let addr = |port| SocketAddrV4::new(common::LOCAL_SERVER, port);
     let _web = TcpListener::bind(&server, addr(80)).await?;
     let echo = TcpListener::bind(&server, addr(7)).await?;

@@ -14,8 +14,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
 //! let (left, right) = MemLink::pair();
-//! let server = Stack::builder().device(right).ipv4(Ipv4Addr::new(10, 9, 0, 2), 24).spawn();
-//! let client = Stack::builder().device(left).ipv4(Ipv4Addr::new(10, 9, 0, 1), 24).spawn();
+//! let server = Stack::builder().device(right).ipv4(Ipv4Addr::new(10, 9, 0, 2), 24).spawn().await?;
+//! let client = Stack::builder().device(left).ipv4(Ipv4Addr::new(10, 9, 0, 1), 24).spawn().await?;
 //!
 //! let listener = TcpListener::bind(&server, SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 7)).await?;
 //! tokio::spawn(async move {

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use rawtcp_core::{
-    Config, ConnectionId, ConnectionInfo, Event, FrameSink, InterfaceStats, Ipv4Cidr, ListenerId,
-    State,
+    AddressState, Config, ConnectionId, ConnectionInfo, Event, FrameSink, InterfaceStats, Ipv4Cidr,
+    ListenerId, State,
 };
 use rawtcp_netio::{Device, FrameBatch};
 use rawtcp_wire::ethernet::EthernetAddress;
@@ -126,6 +126,8 @@ pub(crate) struct Shared {
     handles: AtomicUsize,
     /// Becomes `true` when the driver exits and drops the device.
     exited: tokio::sync::watch::Sender<bool>,
+    /// The engine's [`AddressState`], for [`Builder::spawn`] to wait on.
+    address: tokio::sync::watch::Sender<AddressState>,
 }
 
 impl Shared {
@@ -164,6 +166,7 @@ pub struct Builder<D = ()> {
     mac: Option<EthernetAddress>,
     config: Option<Config>,
     on_state_change: Option<StateHook>,
+    conflict_detection: Option<bool>,
 }
 
 /// A [`Builder::on_state_change`] callback.
@@ -197,10 +200,10 @@ impl Stack {
     ///
     /// # Examples
     /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
     /// let (end, _other) = rawtcp::netio::MemLink::pair();
-    /// let stack = rawtcp::Stack::builder().device(end).ipv4(std::net::Ipv4Addr::new(10, 9, 0, 1), 24).spawn();
-    /// # drop(stack); }
+    /// let stack = rawtcp::Stack::builder().device(end).ipv4(std::net::Ipv4Addr::new(10, 9, 0, 1), 24).spawn().await?;
+    /// # drop(stack); Ok(()) }
     /// ```
     pub fn builder() -> Builder<()> {
         Builder {
@@ -210,6 +213,7 @@ impl Stack {
             mac: None,
             config: None,
             on_state_change: None,
+            conflict_detection: None,
         }
     }
 
@@ -310,12 +314,12 @@ impl Stack {
     /// # Examples
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
+    /// # async fn main() -> std::io::Result<()> {
     /// use std::net::Ipv4Addr;
     /// let (left, _right) = rawtcp::netio::MemLink::pair();
-    /// let stack = rawtcp::Stack::builder().device(left).ipv4(Ipv4Addr::new(10, 9, 0, 1), 24).spawn();
+    /// let stack = rawtcp::Stack::builder().device(left).ipv4(Ipv4Addr::new(10, 9, 0, 1), 24).spawn().await?;
     /// stack.shutdown().await;
-    /// # }
+    /// # Ok(()) }
     /// ```
     pub async fn shutdown(self) {
         let mut exited = self.shared.exited.subscribe();
@@ -345,6 +349,7 @@ impl<D> Builder<D> {
             mac: self.mac,
             config: self.config,
             on_state_change: self.on_state_change,
+            conflict_detection: self.conflict_detection,
         }
     }
 
@@ -411,9 +416,30 @@ impl<D> Builder<D> {
         self
     }
 
-    /// Engine configuration (timers, buffers, seed); the builder's address settings win.
-    /// Without it, the defaults apply with a random seed; with it, its seed is used as is,
-    /// so a fixed seed gives the same ISNs and ports every run.
+    /// Whether to claim the address with RFC 5227 address conflict detection before using
+    /// it: ARP-probe it, fail [`spawn`](Builder::spawn) with `AddrInUse` when another host
+    /// answers, announce it, and log and count conflicts afterwards. By default it is on for
+    /// devices whose link other hosts may share ([`Capabilities::shared_link`]: AF_PACKET,
+    /// TAP) and off for an in-memory link.
+    ///
+    /// [`Capabilities::shared_link`]: rawtcp_netio::Capabilities::shared_link
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(device: rawtcp::netio::AfPacket) {
+    /// // A test bed this program built itself: nobody else can hold the address.
+    /// let builder = rawtcp::Stack::builder().device(device).conflict_detection(false);
+    /// # drop(builder); }
+    /// ```
+    pub fn conflict_detection(mut self, on: bool) -> Self {
+        self.conflict_detection = Some(on);
+        self
+    }
+
+    /// Engine configuration (timers, buffers, seed); the builder's address settings win, and
+    /// so does its choice of conflict detection (the delays of `config.conflict_detection`
+    /// apply). Without it, the defaults apply with a random seed; with it, its seed is used
+    /// as is, so a fixed seed gives the same ISNs and ports every run.
     ///
     /// # Examples
     /// ```no_run
@@ -431,10 +457,16 @@ impl<D> Builder<D> {
     }
 }
 
-/// A device that knows its own MAC address.
+/// What a stack asks of its device besides frames: its own MAC address and the name of its
+/// interface (for messages).
 pub trait DeviceMac {
     /// The device's MAC, if it has one.
     fn mac(&self) -> Option<EthernetAddress> {
+        None
+    }
+
+    /// The interface's name, if it has one.
+    fn interface_name(&self) -> Option<String> {
         None
     }
 }
@@ -443,12 +475,24 @@ impl DeviceMac for rawtcp_netio::AfPacket {
     fn mac(&self) -> Option<EthernetAddress> {
         Some(rawtcp_netio::AfPacket::mac(self))
     }
+
+    fn interface_name(&self) -> Option<String> {
+        Some(self.name().to_string())
+    }
 }
 impl DeviceMac for rawtcp_netio::MemLinkEnd {}
-impl DeviceMac for rawtcp_netio::Tap {}
+impl DeviceMac for rawtcp_netio::Tap {
+    fn interface_name(&self) -> Option<String> {
+        Some(self.name().to_string())
+    }
+}
 impl<D: Device + DeviceMac> DeviceMac for rawtcp_netio::Pcap<D> {
     fn mac(&self) -> Option<EthernetAddress> {
         self.get_ref().mac()
+    }
+
+    fn interface_name(&self) -> Option<String> {
+        self.get_ref().interface_name()
     }
 }
 impl<D: Device + DeviceMac, F: FnMut(rawtcp_netio::Flow, &[u8])> DeviceMac
@@ -457,23 +501,42 @@ impl<D: Device + DeviceMac, F: FnMut(rawtcp_netio::Flow, &[u8])> DeviceMac
     fn mac(&self) -> Option<EthernetAddress> {
         self.get_ref().mac()
     }
+
+    fn interface_name(&self) -> Option<String> {
+        self.get_ref().interface_name()
+    }
 }
 
 impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
-    /// Starts the driver task on the current tokio runtime and returns the stack.
+    /// Starts the driver task on the current tokio runtime and returns the stack once its
+    /// address is ours to use.
+    ///
+    /// With conflict detection on (the default on AF_PACKET and TAP, see
+    /// [`conflict_detection`](Builder::conflict_detection)) the stack first claims its
+    /// address as RFC 5227 says: ARP probes, then silence, then an announcement. With the
+    /// RFC's delays that takes 4 to 7 seconds of tokio time; `config.conflict_detection`
+    /// sets shorter ones ([`ConflictDetection::scaled`]). On an in-memory link it returns at
+    /// once.
+    ///
+    /// [`ConflictDetection::scaled`]: rawtcp_core::ConflictDetection::scaled
+    ///
+    /// # Errors
+    /// `AddrInUse` when another host (another rawtcp stack, the kernel, any host on the link)
+    /// answers a probe, claims the address or probes for it at the same moment; the message
+    /// names the address, the interface and the MAC that answered. The stack is stopped.
     ///
     /// # Panics
     /// Without an IPv4 address, or outside a tokio runtime.
     ///
     /// # Examples
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let (end, _other) = rawtcp::netio::MemLink::pair();
-    /// let stack = rawtcp::Stack::builder().device(end).ipv4(std::net::Ipv4Addr::new(10, 9, 0, 1), 24).spawn();
-    /// stack.shutdown().await;
-    /// # }
     /// ```
-    pub fn spawn(self) -> Stack {
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// let (end, _other) = rawtcp::netio::MemLink::pair();
+    /// let stack = rawtcp::Stack::builder().device(end).ipv4(std::net::Ipv4Addr::new(10, 9, 0, 1), 24).spawn().await?;
+    /// stack.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn spawn(self) -> std::io::Result<Stack> {
         let cidr = self.ipv4.expect("Stack::builder().ipv4(...) is required");
         let mac = self.mac.or_else(|| self.device.mac()).unwrap_or_else(|| {
             // A locally administered address derived from our IPv4 address.
@@ -493,13 +556,18 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
         config.gateway = self.gateway.or(config.gateway);
         let capabilities = self.device.capabilities();
         config.mtu = capabilities.mtu;
+        config.conflict_detection.enabled =
+            self.conflict_detection.unwrap_or(capabilities.shared_link);
+        let interface = self.device.interface_name();
         // A device that cuts TCP super-segments and completes their checksums (AF_PACKET
         // with the virtio-net header) gets data in frames of up to 64 KiB: one copy and one
         // frame where there were forty.
         config.tcp.segmentation_offload = capabilities.gso && capabilities.tx_checksum_offload;
+        let engine = rawtcp_core::Stack::new(config);
+        let address = tokio::sync::watch::channel(engine.address_state()).0;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
-                engine: rawtcp_core::Stack::new(config),
+                engine,
                 conns: HashMap::new(),
                 listeners: HashMap::new(),
                 shutting_down: false,
@@ -512,11 +580,48 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
             epoch: tokio::time::Instant::now(),
             handles: AtomicUsize::new(1),
             exited: tokio::sync::watch::channel(false).0,
+            address,
         });
         let notify = Arc::clone(&shared.notify);
+        let mut state = shared.address.subscribe();
         tokio::spawn(drive(Arc::clone(&shared), notify, self.device));
-        Stack { shared }
+        let stack = Stack { shared };
+        // The driver runs the probes; the sender lives in `stack`, so this cannot fail.
+        let state = *state
+            .wait_for(|state| *state != AddressState::Probing)
+            .await
+            .expect("the stack holds the sender");
+        match state {
+            AddressState::InUse { by } => {
+                // Dropping the only handle stops the driver: nothing was opened.
+                drop(stack);
+                Err(address_in_use(cidr.address, interface.as_deref(), by, mac))
+            }
+            AddressState::Claimed | AddressState::Probing => Ok(stack),
+        }
     }
+}
+
+/// The error of a start that found its address taken, saying who has it.
+fn address_in_use(
+    address: Ipv4Addr,
+    interface: Option<&str>,
+    by: EthernetAddress,
+    ours: EthernetAddress,
+) -> std::io::Error {
+    let on = interface.map_or_else(|| "the link".to_string(), |name| name.to_string());
+    let mut message = format!(
+        "address {address} is already in use on {on}: {by} claims it \
+         (RFC 5227 address conflict detection, ARP probe)"
+    );
+    if by == ours {
+        // The kernel never returns our own frames: the same MAC is another program here.
+        message.push_str(&format!(
+            "; {by} is {on}'s own MAC, so another program on this host holds {address} on \
+             {on} (another rawtcp stack, or the kernel)"
+        ));
+    }
+    std::io::Error::new(std::io::ErrorKind::AddrInUse, message)
 }
 
 /// 64 bits from the OS's randomness (std seeds `RandomState` from it).
@@ -837,6 +942,26 @@ fn dispatch(stack: &Shared, inner: &mut Inner) {
             }
             Event::NeighborUnreachable { address } => {
                 tracing::debug!(%address, "next hop unreachable (no ARP reply)");
+            }
+            Event::AddressClaimed { address } => {
+                tracing::debug!(%address, "address claimed (RFC 5227 probes unanswered)");
+                stack.address.send_replace(AddressState::Claimed);
+            }
+            Event::AddressInUse { address, by } => {
+                tracing::debug!(%address, %by, "address in use (RFC 5227 probe answered)");
+                stack.address.send_replace(AddressState::InUse { by });
+            }
+            Event::AddressConflict {
+                address,
+                by,
+                defended,
+            } => {
+                // RFC 5227 §2.4: a host that keeps its address must still say so.
+                let conflicts = inner.engine.stats().address_conflicts;
+                tracing::warn!(
+                    %address, %by, defended, conflicts,
+                    "address conflict: another host claims our address (RFC 5227 §2.4)"
+                );
             }
             _ => {}
         }

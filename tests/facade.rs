@@ -11,10 +11,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 
-fn stacks(a_to_b: LinkConfig) -> (Stack, Stack) {
+async fn stacks(a_to_b: LinkConfig) -> (Stack, Stack) {
     let (left, right) = MemLink::with_faults(a_to_b, LinkConfig::default(), 1);
-    let client = Stack::builder().device(left).ipv4(CLIENT, 24).spawn();
-    let server = Stack::builder().device(right).ipv4(SERVER, 24).spawn();
+    let client = Stack::builder()
+        .device(left)
+        .ipv4(CLIENT, 24)
+        .spawn()
+        .await
+        .unwrap();
+    let server = Stack::builder()
+        .device(right)
+        .ipv4(SERVER, 24)
+        .spawn()
+        .await
+        .unwrap();
     (client, server)
 }
 
@@ -40,7 +50,7 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_a_megabyte_both_ways() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
         .await
         .unwrap();
@@ -74,7 +84,7 @@ async fn echo_a_megabyte_both_ways() {
 
 #[tokio::test]
 async fn connect_to_a_closed_port_is_refused() {
-    let (client, _server) = stacks(LinkConfig::default());
+    let (client, _server) = stacks(LinkConfig::default()).await;
     let error = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9))
         .await
         .unwrap_err();
@@ -88,7 +98,7 @@ async fn connect_to_a_dead_host_times_out_at_63_seconds() {
         rules: vec![Rule::every(matches::tcp(), Action::Drop)],
         ..LinkConfig::default()
     };
-    let (client, _server) = stacks(down);
+    let (client, _server) = stacks(down).await;
     let start = tokio::time::Instant::now();
     let error = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 80))
         .await
@@ -103,7 +113,7 @@ async fn connect_to_a_dead_host_times_out_at_63_seconds() {
 
 #[tokio::test]
 async fn accept_finds_data_sent_before_it() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let listener = TcpListener::bind(&server, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080))
         .await
         .unwrap();
@@ -126,7 +136,7 @@ async fn accept_finds_data_sent_before_it() {
 
 #[tokio::test]
 async fn split_into_split_and_peek() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9000))
         .await
         .unwrap();
@@ -158,7 +168,7 @@ async fn split_into_split_and_peek() {
 
 #[tokio::test]
 async fn linger_zero_resets_and_take_error_reports_it() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let (_listener, stream, mut accepted) = connected(&client, &server, 9001).await;
     stream.set_linger(Some(Duration::ZERO)).unwrap();
     assert_eq!(stream.linger().unwrap(), Some(Duration::ZERO));
@@ -185,8 +195,18 @@ async fn keepalive_closes_a_dead_peer_after_2_hours_and_10_probes() {
         ..LinkConfig::default()
     };
     let (left, right) = MemLink::with_faults(LinkConfig::default(), b_to_a, 1);
-    let client = Stack::builder().device(left).ipv4(CLIENT, 24).spawn();
-    let server = Stack::builder().device(right).ipv4(SERVER, 24).spawn();
+    let client = Stack::builder()
+        .device(left)
+        .ipv4(CLIENT, 24)
+        .spawn()
+        .await
+        .unwrap();
+    let server = Stack::builder()
+        .device(right)
+        .ipv4(SERVER, 24)
+        .spawn()
+        .await
+        .unwrap();
     let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9002))
         .await
         .unwrap();
@@ -212,7 +232,7 @@ async fn keepalive_closes_a_dead_peer_after_2_hours_and_10_probes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_and_try_read_try_write_move_two_megabytes_in_order() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9003))
         .await
         .unwrap();
@@ -264,7 +284,7 @@ async fn readiness_and_try_read_try_write_move_two_megabytes_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_queued_before_the_last_handle_drops_is_still_delivered() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9004))
         .await
         .unwrap();
@@ -293,7 +313,7 @@ async fn connect_timeout_gives_up_when_told_and_releases_the_connection() {
         rules: vec![Rule::every(matches::tcp(), Action::Drop)],
         ..LinkConfig::default()
     };
-    let (client, _server) = stacks(down);
+    let (client, _server) = stacks(down).await;
     let start = tokio::time::Instant::now();
     let error = TcpStream::connect_timeout(
         &client,
@@ -315,7 +335,7 @@ async fn connect_timeout_gives_up_when_told_and_releases_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_delivers_queued_data_then_stops_and_refuses_new_work() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let data = pattern(300_000);
     let (_listener, mut stream, mut accepted) = connected(&client, &server, 7).await;
     let reading = tokio::spawn(async move {
@@ -348,7 +368,7 @@ async fn shutdown_delivers_queued_data_then_stops_and_refuses_new_work() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_stops_listeners_and_resets_linger_zero_streams() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let (listener, mut stream, accepted) = connected(&client, &server, 7).await;
     accepted.set_linger(Some(Duration::ZERO)).unwrap();
     server.shutdown().await;
@@ -370,7 +390,7 @@ async fn shutdown_stops_listeners_and_resets_linger_zero_streams() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_backlog_holds_the_handshake_until_accept_makes_room() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let addr = SocketAddrV4::new(SERVER, 7);
     let listener = TcpListener::bind_with_backlog(&server, addr, 1)
         .await
@@ -407,7 +427,7 @@ async fn a_full_backlog_holds_the_handshake_until_accept_makes_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_closes_the_window_and_the_writer_waits_with_bounded_memory() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let (_listener, mut stream, mut accepted) = connected(&client, &server, 7).await;
     // 4 MiB against 256 KiB buffers each side: the write cannot finish while nobody reads.
     let data = pattern(4 << 20);
@@ -433,4 +453,77 @@ async fn a_slow_reader_closes_the_window_and_the_writer_waits_with_bounded_memor
     accepted.read_to_end(&mut got).await.unwrap();
     assert!(got == pattern(4 << 20));
     drop(writing.await.unwrap());
+}
+
+/// RFC 5227 on an in-memory link, where it is off unless asked for: `spawn` returns once
+/// the probes went unanswered (4–7 s of paused tokio time), and the address works.
+#[tokio::test(start_paused = true)]
+async fn spawn_claims_the_address_after_unanswered_probes() {
+    let (left, right) = MemLink::pair();
+    let server = Stack::builder()
+        .device(right)
+        .ipv4(SERVER, 24)
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(server.stats().arp_probes, 0, "off on a MemLink by default");
+    let start = tokio::time::Instant::now();
+    let client = Stack::builder()
+        .device(left)
+        .ipv4(CLIENT, 24)
+        .conflict_detection(true)
+        .spawn()
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    assert!(
+        (Duration::from_secs(4)..=Duration::from_secs(7)).contains(&waited),
+        "PROBE_WAIT + 2 × PROBE_MIN..MAX + ANNOUNCE_WAIT on tokio's clock: {waited:?}"
+    );
+    let stats = client.stats();
+    assert_eq!((stats.arp_probes, stats.arp_announcements), (3, 1));
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    let accept = tokio::spawn(async move { listener.accept().await.map(|(_, peer)| peer) });
+    TcpStream::connect(&client, SocketAddrV4::new(SERVER, 7))
+        .await
+        .unwrap();
+    assert_eq!(*accept.await.unwrap().unwrap().ip(), CLIENT);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        client.stats().arp_announcements,
+        2,
+        "the second one, 2 s later"
+    );
+}
+
+/// The stack at the other end already holds the address: `spawn` fails with `AddrInUse`
+/// naming the address and the MAC that answered.
+#[tokio::test(start_paused = true)]
+async fn spawn_fails_with_addr_in_use_when_another_host_answers_the_probe() {
+    use rawtcp::wire::ethernet::EthernetAddress;
+    let (left, right) = MemLink::pair();
+    let owner_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x77]);
+    let owner = Stack::builder()
+        .device(right)
+        .ipv4(SERVER, 24)
+        .mac(owner_mac)
+        .spawn()
+        .await
+        .unwrap();
+    let error = Stack::builder()
+        .device(left)
+        .ipv4(SERVER, 24)
+        .conflict_detection(true)
+        .spawn()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+    let message = error.to_string();
+    assert!(
+        message.contains("10.9.0.2") && message.contains("02:00:00:00:00:77"),
+        "{message}"
+    );
+    assert_eq!(owner.stats().address_conflicts, 0, "a probe is no conflict");
 }

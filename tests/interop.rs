@@ -6,8 +6,12 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Command, Stdio};
 use std::thread;
 
+use std::time::Duration;
+
+use rawtcp::core::{Config, ConflictDetection, Ipv4Cidr};
 use rawtcp::netio::testbed::{VethBed, VethConfig, have_root};
 use rawtcp::netio::{AfPacket, netns};
+use rawtcp::wire::ethernet::EthernetAddress;
 use rawtcp::{Stack, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -38,6 +42,31 @@ ok = hashlib.sha256(got).digest() == hashlib.sha256(pattern).digest() and rest =
 c.close()
 print("OK" if ok else "BAD %d" % len(got), flush=True)
 "#;
+
+/// RFC 5227's delays with a second scaled down to 20 ms: a start probes and announces as on
+/// any link (4–7 s become 80–140 ms). The namespaces are the test's own.
+fn quick_probes(mac: EthernetAddress, address: Ipv4Addr) -> Config {
+    let mut config = Config::new(mac, Ipv4Cidr::new(address, 24));
+    config.conflict_detection = ConflictDetection::scaled(Duration::from_millis(20));
+    config.seed = u64::from(std::process::id());
+    config
+}
+
+/// A stack owning 10.9.0.2/24 on `device`, conflict detection on with quick probes.
+async fn our_stack(device: AfPacket) -> std::io::Result<Stack> {
+    stack_on(device, OURS).await
+}
+
+/// A stack owning `address`/24 on `device`, conflict detection on with quick probes.
+async fn stack_on(device: AfPacket, address: Ipv4Addr) -> std::io::Result<Stack> {
+    let config = quick_probes(device.mac(), address);
+    Stack::builder()
+        .device(device)
+        .ipv4(address, 24)
+        .config(config)
+        .spawn()
+        .await
+}
 
 /// Kills the kernel-side program if the test fails before it ends.
 struct KillOnDrop(std::process::Child);
@@ -286,7 +315,7 @@ fn our_client_against_a_kernel_server(offloads: bool, segmentation: bool) {
                         },
                     )
                     .unwrap();
-                    let stack = Stack::builder().device(device).ipv4(OURS, 24).spawn();
+                    let stack = our_stack(device).await.unwrap();
                     let mut stream = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5000))
                         .await
                         .unwrap();
@@ -408,8 +437,7 @@ fn kernel_clients_to_our_echo_server_100_connections_of_1_mb() {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let device = AfPacket::open("d0").unwrap();
-            let stack = Stack::builder().device(device).ipv4(OURS, 24).spawn();
+            let stack = our_stack(AfPacket::open("d0").unwrap()).await.unwrap();
             let listener =
                 rawtcp::TcpListener::bind(&stack, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7))
                     .await
@@ -468,10 +496,7 @@ fn on_our_side<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
             .build()
             .unwrap();
         runtime.block_on(async {
-            let stack = Stack::builder()
-                .device(AfPacket::open("d0").unwrap())
-                .ipv4(OURS, 24)
-                .spawn();
+            let stack = our_stack(AfPacket::open("d0").unwrap()).await.unwrap();
             tokio::time::timeout(std::time::Duration::from_secs(30), body(stack))
                 .await
                 .expect("finished within 30 s")

@@ -15,10 +15,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 
-fn stacks() -> (Stack, Stack) {
+async fn stacks() -> (Stack, Stack) {
     let (left, right) = MemLink::pair();
-    let client = Stack::builder().device(left).ipv4(CLIENT, 24).spawn();
-    let server = Stack::builder().device(right).ipv4(SERVER, 24).spawn();
+    let client = Stack::builder()
+        .device(left)
+        .ipv4(CLIENT, 24)
+        .spawn()
+        .await
+        .unwrap();
+    let server = Stack::builder()
+        .device(right)
+        .ipv4(SERVER, 24)
+        .spawn()
+        .await
+        .unwrap();
     (client, server)
 }
 
@@ -42,7 +52,7 @@ async fn pair(client: &Stack, server: &Stack) -> (TcpStream, TcpStream) {
 
 #[tokio::test]
 async fn accept_reports_the_connecting_peer() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (listener, addr) = listen(&server).await;
     assert_eq!(*addr.ip(), SERVER);
     assert_ne!(addr.port(), 0, "port 0 picked a port");
@@ -57,7 +67,7 @@ async fn accept_reports_the_connecting_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_may_wait_in_accept_on_one_listener() {
     const N: usize = 20;
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (listener, addr) = listen(&server).await;
     let listener = Arc::new(listener);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -87,7 +97,7 @@ async fn many_tasks_may_wait_in_accept_on_one_listener() {
 
 #[tokio::test]
 async fn poll_accept_is_pending_until_a_connection_arrives() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (listener, addr) = listen(&server).await;
     let waker = futures_noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
@@ -105,7 +115,7 @@ fn futures_noop_waker() -> std::task::Waker {
 
 #[tokio::test]
 async fn connect_mirrors_the_addresses_of_both_ends() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (connected, accepted) = pair(&client, &server).await;
     assert_eq!(
         connected.peer_addr().unwrap(),
@@ -120,7 +130,7 @@ async fn connect_mirrors_the_addresses_of_both_ends() {
 
 #[tokio::test]
 async fn connect_to_an_address_that_is_no_host_is_invalid_input() {
-    let (client, _server) = stacks();
+    let (client, _server) = stacks().await;
     for bad in [
         SocketAddrV4::new(SERVER, 0),
         SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80),
@@ -133,7 +143,7 @@ async fn connect_to_an_address_that_is_no_host_is_invalid_input() {
 
 #[tokio::test]
 async fn binding_an_address_twice_is_addr_in_use() {
-    let (_client, server) = stacks();
+    let (_client, server) = stacks().await;
     let (_listener, addr) = listen(&server).await;
     let error = TcpListener::bind(&server, addr).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AddrInUse);
@@ -156,7 +166,7 @@ async fn binding_an_address_twice_is_addr_in_use() {
 async fn echo_server_with_copy() {
     const ITER: usize = 1024;
     const MSG: &[u8] = b"foo bar baz";
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (listener, addr) = listen(&server).await;
     let echo = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
@@ -180,7 +190,7 @@ async fn echo_server_with_copy() {
 #[tokio::test]
 async fn split_halves_read_and_write_at_once() {
     const MSG: &[u8] = b"split";
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (mut stream, mut peer) = pair(&client, &server).await;
     peer.write_all(MSG).await.unwrap();
     let (mut reader, mut writer) = stream.split();
@@ -198,7 +208,7 @@ async fn split_halves_read_and_write_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn into_split_halves_live_in_different_tasks() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (stream, mut peer) = pair(&client, &server).await;
     let (mut reader, mut writer) = stream.into_split();
     let writing = tokio::spawn(async move {
@@ -219,7 +229,7 @@ async fn into_split_halves_live_in_different_tasks() {
 
 #[tokio::test]
 async fn reunite_refuses_halves_of_different_streams() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (a, _pa) = pair(&client, &server).await;
     let (b, _pb) = pair(&client, &server).await;
     let (a_read, _a_write) = a.into_split();
@@ -229,7 +239,7 @@ async fn reunite_refuses_halves_of_different_streams() {
 
 #[tokio::test]
 async fn dropping_the_owned_write_half_sends_fin_and_reading_goes_on() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (stream, mut peer) = pair(&client, &server).await;
     let (mut reader, writer) = stream.into_split();
     drop(writer);
@@ -248,7 +258,7 @@ async fn dropping_the_owned_write_half_sends_fin_and_reading_goes_on() {
 
 #[tokio::test]
 async fn shutdown_then_the_peer_copies_nothing_and_shuts_down_too() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (mut stream, mut peer) = pair(&client, &server).await;
     stream.shutdown().await.unwrap();
     let (mut reader, mut writer) = peer.split();
@@ -260,7 +270,7 @@ async fn shutdown_then_the_peer_copies_nothing_and_shuts_down_too() {
 
 #[tokio::test]
 async fn shutdown_after_the_peer_reset_is_ok_or_reset() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (mut stream, peer) = pair(&client, &server).await;
     peer.set_linger(Some(Duration::ZERO)).unwrap();
     drop(peer);
@@ -274,7 +284,7 @@ async fn shutdown_after_the_peer_reset_is_ok_or_reset() {
 
 #[tokio::test]
 async fn shutdown_may_be_called_again() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (mut stream, _peer) = pair(&client, &server).await;
     for _ in 0..3 {
         stream.shutdown().await.unwrap();
@@ -283,7 +293,7 @@ async fn shutdown_may_be_called_again() {
 
 #[tokio::test]
 async fn writing_after_shutdown_is_broken_pipe() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (mut stream, _peer) = pair(&client, &server).await;
     stream.shutdown().await.unwrap();
     let error = stream.write(b"x").await.unwrap_err();
@@ -294,7 +304,7 @@ async fn writing_after_shutdown_is_broken_pipe() {
 
 #[tokio::test]
 async fn peek_leaves_the_data_for_read() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (mut stream, mut peer) = pair(&client, &server).await;
     peer.write_all(b"0123456789").await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -313,7 +323,7 @@ async fn peek_leaves_the_data_for_read() {
 
 #[tokio::test]
 async fn set_nodelay_and_set_linger_are_read_back() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (stream, _peer) = pair(&client, &server).await;
     stream.set_nodelay(true).unwrap();
     assert_eq!(stream.linger().unwrap(), None);
@@ -325,7 +335,7 @@ async fn set_nodelay_and_set_linger_are_read_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_read_try_write_with_readiness() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (stream, peer) = pair(&client, &server).await;
     let mut buf = [0u8; 64];
     assert_eq!(
@@ -363,7 +373,7 @@ async fn try_read_try_write_with_readiness() {
 
 #[tokio::test]
 async fn reading_after_the_peer_closed_is_eof_every_time() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (mut stream, peer) = pair(&client, &server).await;
     drop(peer);
     let mut buf = [0u8; 8];
@@ -374,7 +384,7 @@ async fn reading_after_the_peer_closed_is_eof_every_time() {
 
 #[tokio::test]
 async fn writing_after_the_peer_reset_fails() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (mut stream, peer) = pair(&client, &server).await;
     peer.set_linger(Some(Duration::ZERO)).unwrap();
     drop(peer);
@@ -391,7 +401,7 @@ async fn writing_after_the_peer_reset_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_tasks_may_wait_to_read_one_stream() {
-    let (client, server) = stacks();
+    let (client, server) = stacks().await;
     let (stream, mut peer) = pair(&client, &server).await;
     let stream = Arc::new(stream);
     let waiting: Vec<_> = (0..3)

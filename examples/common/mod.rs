@@ -207,19 +207,21 @@ struct Setup<'a> {
 }
 
 /// Starts a stack on `device` as `setup` says.
-fn spawn<D>(device: D, mut setup: Setup<'_>) -> io::Result<Stack>
+async fn spawn<D>(device: D, mut setup: Setup<'_>) -> io::Result<Stack>
 where
     D: Device + rawtcp::DeviceMac + Send + 'static,
 {
     match (setup.pcap, setup.watch.take()) {
-        (Some(path), Some(w)) => spawn_on(Inspect::new(Pcap::to_file(device, path)?, w), setup),
-        (Some(path), None) => spawn_on(Pcap::to_file(device, path)?, setup),
-        (None, Some(w)) => spawn_on(Inspect::new(device, w), setup),
-        (None, None) => spawn_on(device, setup),
+        (Some(path), Some(w)) => {
+            spawn_on(Inspect::new(Pcap::to_file(device, path)?, w), setup).await
+        }
+        (Some(path), None) => spawn_on(Pcap::to_file(device, path)?, setup).await,
+        (None, Some(w)) => spawn_on(Inspect::new(device, w), setup).await,
+        (None, None) => spawn_on(device, setup).await,
     }
 }
 
-fn spawn_on<D>(device: D, setup: Setup<'_>) -> io::Result<Stack>
+async fn spawn_on<D>(device: D, setup: Setup<'_>) -> io::Result<Stack>
 where
     D: Device + rawtcp::DeviceMac + Send + 'static,
 {
@@ -230,13 +232,16 @@ where
     if let Some((trace, name)) = setup.states {
         builder = builder.on_state_change(trace.states(name));
     }
-    Ok(builder.spawn())
+    builder.spawn().await
 }
 
 /// Two stacks joined by an in-memory link: `(client, server)` at [`LOCAL_CLIENT`] and
 /// [`LOCAL_SERVER`]. The client's end is captured to `--pcap` and shown to `trace`: every
 /// frame between the two passes through it. `trace` also hears both stacks' state changes.
-pub(crate) fn local_pair(args: &Args, trace: Option<&SegmentTrace>) -> io::Result<(Stack, Stack)> {
+pub(crate) async fn local_pair(
+    args: &Args,
+    trace: Option<&SegmentTrace>,
+) -> io::Result<(Stack, Stack)> {
     let (left, right) = MemLink::pair();
     let client = spawn(
         left,
@@ -247,7 +252,8 @@ pub(crate) fn local_pair(args: &Args, trace: Option<&SegmentTrace>) -> io::Resul
             watch: trace.map(SegmentTrace::watch),
             states: trace.map(|t| (t, "client")),
         },
-    )?;
+    )
+    .await?;
     let server = spawn(
         right,
         Setup {
@@ -257,13 +263,14 @@ pub(crate) fn local_pair(args: &Args, trace: Option<&SegmentTrace>) -> io::Resul
             watch: None,
             states: trace.map(|t| (t, "server")),
         },
-    )?;
+    )
+    .await?;
     Ok((client, server))
 }
 
 /// One stack on `--iface` with `--ip` and `--gateway`, captured to `--pcap`, its frames and
 /// state changes shown to `trace`.
-pub(crate) fn iface_stack(args: &Args, trace: Option<&SegmentTrace>) -> io::Result<Stack> {
+pub(crate) async fn iface_stack(args: &Args, trace: Option<&SegmentTrace>) -> io::Result<Stack> {
     let name = args.iface.as_deref().expect("over_iface() was checked");
     let device = AfPacket::open(name).map_err(|error| {
         io::Error::new(
@@ -271,16 +278,23 @@ pub(crate) fn iface_stack(args: &Args, trace: Option<&SegmentTrace>) -> io::Resu
             format!("cannot open AF_PACKET on {name}: {error}"),
         )
     })?;
+    let ip = args.ip.expect("parse() requires --ip with --iface");
+    // RFC 5227: the stack makes sure nobody else on the link has the address first.
+    eprintln!(
+        "claiming {}/{} on {name}: probing that nobody else has it (a few seconds)",
+        ip.0, ip.1
+    );
     spawn(
         device,
         Setup {
-            ip: args.ip.expect("parse() requires --ip with --iface"),
+            ip,
             gateway: args.gateway,
             pcap: args.pcap.as_deref(),
             watch: trace.map(SegmentTrace::watch),
             states: trace.map(|t| (t, "rawtcp")),
         },
     )
+    .await
 }
 
 /// Parses `A.B.C.D:PORT`.

@@ -29,7 +29,11 @@ impl Net {
     /// A rawtcp stack on AF_PACKET interface `iface` of the calling thread's namespace,
     /// owning `addr`/24, with `packet_buffer` bytes of socket buffer each way. Call inside
     /// the runtime that is to drive it.
-    pub(crate) fn rawtcp_on(
+    ///
+    /// Without address conflict detection: the harness made the namespaces and the veth
+    /// itself, so nobody else can hold the address, and a 4–7 s RFC 5227 probe per stack
+    /// would only slow every repetition down.
+    pub(crate) async fn rawtcp_on(
         iface: &str,
         addr: Ipv4Addr,
         seed: u64,
@@ -53,21 +57,24 @@ impl Net {
                 .device(device)
                 .ipv4(addr, 24)
                 .config(config(mac, addr, seed))
-                .spawn(),
+                .conflict_detection(false)
+                .spawn()
+                .await?,
         ))
     }
 
     /// A rawtcp stack on one end of an in-memory link, owning `addr`/24.
-    pub(crate) fn rawtcp_mem(end: MemLinkEnd, addr: Ipv4Addr, seed: u64) -> Net {
+    pub(crate) async fn rawtcp_mem(end: MemLinkEnd, addr: Ipv4Addr, seed: u64) -> io::Result<Net> {
         let mac = rawtcp::wire::ethernet::EthernetAddress([0x02, 0x72, 0, 0, 0, addr.octets()[3]]);
-        Net::Rawtcp(
+        Ok(Net::Rawtcp(
             rawtcp::Stack::builder()
                 .device(end)
                 .ipv4(addr, 24)
                 .mac(mac)
                 .config(config(mac, addr, seed))
-                .spawn(),
-        )
+                .spawn()
+                .await?,
+        ))
     }
 
     /// Another handle to the same TCP, for a task of its own.

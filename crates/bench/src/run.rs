@@ -201,7 +201,7 @@ fn run_veth(
         move || async move {
             let net = match pair.server {
                 Backend::Kernel => Net::Kernel,
-                Backend::Rawtcp => Net::rawtcp_on("p0", SERVER, seed, buffer)?,
+                Backend::Rawtcp => Net::rawtcp_on("p0", SERVER, seed, buffer).await?,
             };
             match scenario::bind(&net, SERVER, port, case).await {
                 Ok(bound) => {
@@ -230,7 +230,7 @@ fn run_veth(
         move || async move {
             let (net, ends) = match pair.client {
                 Backend::Kernel => (Net::Kernel, 0),
-                Backend::Rawtcp => (Net::rawtcp_on("d0", CLIENT, seed, buffer)?, 1),
+                Backend::Rawtcp => (Net::rawtcp_on("d0", CLIENT, seed, buffer).await?, 1),
             };
             let result =
                 scenario::client(&net, SocketAddrV4::new(SERVER, port), case, timing, ends).await;
@@ -275,8 +275,8 @@ fn run_mem(case: Case, settings: &Settings, port: u16) -> io::Result<Vec<Metric>
             ..LinkConfig::default()
         };
         let (a, b) = MemLink::with_faults(link.clone(), link, settings.seed);
-        let client = Net::rawtcp_mem(a, CLIENT, settings.seed);
-        let server = Net::rawtcp_mem(b, SERVER, settings.seed);
+        let client = Net::rawtcp_mem(a, CLIENT, settings.seed).await?;
+        let server = Net::rawtcp_mem(b, SERVER, settings.seed).await?;
         let bound = scenario::bind(&server, SERVER, port, case).await?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let serving = tokio::spawn(scenario::serve(bound, stop_rx));
