@@ -611,8 +611,8 @@ fn address_in_use(
 ) -> std::io::Error {
     let on = interface.map_or_else(|| "the link".to_string(), |name| name.to_string());
     let mut message = format!(
-        "address {address} is already in use on {on}: {by} claims it \
-         (RFC 5227 address conflict detection, ARP probe)"
+        "address {address} is already in use on {on} by {by} \
+         (it answered or claimed our RFC 5227 ARP probes)"
     );
     if by == ours {
         // The kernel never returns our own frames: the same MAC is another program here.
