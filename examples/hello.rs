@@ -69,9 +69,21 @@ async fn run(args: &Args) -> io::Result<()> {
             let ip = args.ip.expect("--iface has --ip").0;
             let listener = TcpListener::bind(&stack, SocketAddrV4::new(ip, PORT)).await?;
             println!("# listening on {ip}:{PORT}; connect with: socat - TCP:{ip}:{PORT}");
-            serve_one(&listener).await?;
-            // Wait for the client's FIN and our last ACK.
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            let conversation = async {
+                serve_one(&listener).await?;
+                // Wait for the client's FIN and our last ACK.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Ok::<(), io::Error>(())
+            };
+            tokio::select! {
+                result = conversation => result?,
+                // Ctrl-C ends it at once, whatever the conversation's state (the peer may be
+                // gone: the README's walkthrough stops everything and deletes the test bed).
+                _ = tokio::signal::ctrl_c() => {
+                    println!("# interrupted");
+                    return Ok(());
+                }
+            }
         }
     }
     stack.shutdown().await;

@@ -7,8 +7,9 @@
 #   scripts/netns.sh down    delete both (and with them the veth pair)
 #   scripts/netns.sh status  show what exists
 #
-# Then run an example inside rt-dut, giving rawtcp 10.9.0.2/24 on d0, and a kernel peer in
-# rt-peer, for example:
+# Then run examples inside rt-dut, each rawtcp stack with an address of its own on d0
+# (10.9.0.2/24, 10.9.0.3/24, ...: two stacks on one address are refused, RFC 5227), and a
+# kernel peer in rt-peer, for example:
 #   sudo ip netns exec rt-dut  target/debug/examples/echo_server --iface d0 --ip 10.9.0.2/24
 #   sudo ip netns exec rt-peer socat - TCP:10.9.0.2:7
 # Traffic stays between the two namespaces; the root namespace never sees the link.
@@ -27,7 +28,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 up() {
-  if ip netns list | grep -qw "$DUT"; then
+  if exists "$DUT"; then
     echo "netns.sh: $DUT exists already; run '$0 down' first" >&2
     exit 1
   fi
@@ -37,8 +38,8 @@ up() {
   ip link add d0 netns "$DUT" type veth peer name p0 netns "$PEER"
   ip -n "$DUT" link set lo up
   ip -n "$DUT" link set d0 up
-  # rawtcp owns 10.9.0.2 on d0 through AF_PACKET: the kernel in rt-dut gets no address
-  # there, so it neither answers ARP for it nor resets rawtcp's connections.
+  # rawtcp owns its addresses on d0 through AF_PACKET: the kernel in rt-dut gets no address
+  # there, so it neither answers ARP for them nor resets rawtcp's connections.
   ip netns exec "$DUT" sysctl -qw net.ipv6.conf.d0.disable_ipv6=1
   ip -n "$PEER" link set lo up
   ip -n "$PEER" addr add 10.9.0.1/24 dev p0
@@ -54,6 +55,7 @@ up() {
   cat <<EOT
 
 rawtcp side:  sudo ip netns exec $DUT <example> --iface d0 --ip 10.9.0.2/24 ...
+              (one address per running example: 10.9.0.2, 10.9.0.3, ...)
 kernel side:  sudo ip netns exec $PEER <program>   (the kernel is 10.9.0.1)
 EOT
 }
@@ -65,9 +67,14 @@ down() {
   echo "netns.sh: $DUT and $PEER removed"
 }
 
+# Whether namespace $1 exists (by its whole name: rt-dut is not rt-dut-1234-0).
+exists() {
+  ip netns list | awk '{print $1}' | grep -qxF "$1"
+}
+
 status() {
   for ns in "$DUT" "$PEER"; do
-    if ip netns list | grep -qw "$ns"; then
+    if exists "$ns"; then
       echo "== $ns"
       ip -n "$ns" -brief address show
     else

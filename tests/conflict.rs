@@ -60,7 +60,9 @@ fn a_second_stack_on_the_same_veth_end_cannot_claim_the_address() {
     let bed = VethBed::new(VethConfig::default()).expect("veth bed");
     let dut_mac = bed.config.dut_mac;
     let outcome = in_namespace(bed.dut.name(), move || async move {
-        let first = stack_on_d0(OURS).await.expect("the first stack claims 10.9.0.2");
+        let first = stack_on_d0(OURS)
+            .await
+            .expect("the first stack claims 10.9.0.2");
         let _listener = TcpListener::bind(&first, "0.0.0.0:7".parse().unwrap())
             .await
             .unwrap();
@@ -96,9 +98,11 @@ fn the_kernel_holding_the_address_keeps_rawtcp_from_starting() {
         .ip(&["addr", "add", "10.9.0.2/24", "dev", "p0"])
         .expect("the peer kernel takes 10.9.0.2 too");
     let peer_mac = bed.config.peer_mac;
-    let result = in_namespace(bed.dut.name(), || async { stack_on_d0(OURS).await.map(drop) })
-        .join()
-        .unwrap();
+    let result = in_namespace(bed.dut.name(), || async {
+        stack_on_d0(OURS).await.map(drop)
+    })
+    .join()
+    .unwrap();
     let error = result.expect_err("rawtcp must refuse an address the kernel holds");
     assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse, "{error}");
     let message = error.to_string();
