@@ -510,26 +510,29 @@ fn refused_both_ways() {
         return;
     }
     let bed = VethBed::new(VethConfig::default()).unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     // We connect to a kernel port nobody listens on.
-    let ours = on_our_side(&bed, |stack| async move {
+    let ours = on_our_side(&bed, move |stack| async move {
         let error = TcpStream::connect(&stack, SocketAddrV4::new(KERNEL, 5999))
             .await
             .unwrap_err();
-        // Keep the stack up a moment so the kernel's connect below is answered by it.
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        // Our address is claimed and in use: now the kernel's connect below, answered by
+        // this stack while it stays up.
+        ready_tx.send(()).unwrap();
+        let _ = done_rx.await;
         error.kind()
     });
+    ready_rx.recv().expect("our side is up");
     // The kernel connects to a port of ours nobody listens on.
     let (_child, mut lines) = python_in(
         bed.peer.name(),
-        "import socket,time\ntime.sleep(0.5)\ntry:\n    socket.create_connection(('10.9.0.2', 6999), timeout=5)\n    print('connected')\nexcept ConnectionRefusedError:\n    print('refused')\n",
+        "import socket\ntry:\n    socket.create_connection(('10.9.0.2', 6999), timeout=5)\n    print('connected')\nexcept ConnectionRefusedError:\n    print('refused')\n",
         &[],
     );
-    assert_eq!(
-        lines.next().unwrap().unwrap(),
-        "refused",
-        "the kernel got ConnectionRefusedError"
-    );
+    let verdict = lines.next().map(|l| l.unwrap()).unwrap_or_default();
+    let _ = done_tx.send(());
+    assert_eq!(verdict, "refused", "the kernel got ConnectionRefusedError");
     assert_eq!(ours.join().unwrap(), std::io::ErrorKind::ConnectionRefused);
 }
 
