@@ -901,7 +901,7 @@ fn long_transfer_run(
                 },
             )
             .unwrap();
-            let stack = Stack::builder().device(device).ipv4(OURS, 24).spawn();
+            let stack = our_stack(device).await.unwrap();
             let start = std::time::Instant::now();
             // A hang detector, not a speed check: a debug build moves a gigabyte in well
             // under a minute here.
