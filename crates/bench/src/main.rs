@@ -144,7 +144,14 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         count: usize,
     },
-    /// Every scenario: bulk both ways, rr 1 B, crr at 1 and 16, 8000 conns.
+    /// Streams echoed back on the same connection: goodput while both ends read and write
+    /// at once (a proxy's load).
+    Echo {
+        /// Connections at once; a comma-separated list runs one case each.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        connections: Vec<usize>,
+    },
+    /// Every scenario: bulk both ways, rr 1 B, crr at 1 and 16, 8000 conns, echo at 1 and 16.
     All,
 }
 
@@ -184,6 +191,10 @@ fn cases(scenario: &Scenario) -> Vec<Case> {
             .map(|&concurrency| Case::Crr { concurrency })
             .collect(),
         Scenario::Conns { count } => vec![Case::Conns { count: *count }],
+        Scenario::Echo { connections } => connections
+            .iter()
+            .map(|&connections| Case::Echo { connections })
+            .collect(),
         Scenario::All => {
             let mut all = bulk(Dir::Both, 1);
             all.push(Case::Rr { size: 1 });
@@ -192,6 +203,8 @@ fn cases(scenario: &Scenario) -> Vec<Case> {
             // 8000: kernel↔kernel holds two descriptors per connection, and a machine's
             // hard limit of open files is often 20 000.
             all.push(Case::Conns { count: 8_000 });
+            all.push(Case::Echo { connections: 1 });
+            all.push(Case::Echo { connections: 16 });
             all
         }
     }

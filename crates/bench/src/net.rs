@@ -3,7 +3,9 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -148,6 +150,54 @@ impl Listener {
 pub(crate) enum Stream {
     Kernel(tokio::net::TcpStream),
     Rawtcp(rawtcp::TcpStream),
+}
+
+/// Segments the kernel's side of the run's connections retransmitted (TCP_INFO
+/// `tcpi_total_retrans`, added as each kernel stream is dropped): what the peer had to
+/// resend for rawtcp's losses, or the kernel's own on kernel↔kernel.
+static KERNEL_RETRANSMITS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts counting [`KERNEL_RETRANSMITS`] anew, for a run.
+pub(crate) fn reset_kernel_retransmits() {
+    KERNEL_RETRANSMITS.store(0, Ordering::Relaxed);
+}
+
+/// The kernel streams' retransmitted segments since the reset; read once both sides of the
+/// run have dropped their streams.
+pub(crate) fn kernel_retransmits() -> u64 {
+    KERNEL_RETRANSMITS.load(Ordering::Relaxed)
+}
+
+/// TCP_INFO's count of segments `stream` retransmitted in its life.
+fn total_retransmits(stream: &tokio::net::TcpStream) -> io::Result<u32> {
+    // SAFETY: tcp_info is plain data; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a live tcp_info and `len` its size; the kernel writes at most `len`
+    // bytes. The descriptor is the stream's, open for the duration of the call.
+    let ret = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info.tcpi_total_retrans)
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if let Stream::Kernel(stream) = self
+            && let Ok(retransmits) = total_retransmits(stream)
+        {
+            KERNEL_RETRANSMITS.fetch_add(u64::from(retransmits), Ordering::Relaxed);
+        }
+    }
 }
 
 impl Stream {

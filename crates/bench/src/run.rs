@@ -195,6 +195,7 @@ fn run_veth(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let seed = settings.seed;
     let buffer = settings.packet_buffer;
+    crate::net::reset_kernel_retransmits();
     let server = side(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
@@ -243,6 +244,14 @@ fn run_veth(
     let server_driver = join(server)?;
     let (mut metrics, client_driver) = result?;
     metrics.extend(device_metrics(client_driver, server_driver));
+    // Both sides' threads have ended, and with them every stream.
+    if pair.client == Backend::Kernel || pair.server == Backend::Kernel {
+        metrics.push(Metric::lower(
+            "kernel retransmits",
+            "segments",
+            crate::net::kernel_retransmits() as f64,
+        ));
+    }
     Ok(metrics)
 }
 

@@ -53,6 +53,11 @@ pub(crate) enum Case {
     Conns {
         count: usize,
     },
+    /// `connections` at once, each streaming to the server, which echoes every byte back on
+    /// the same connection: both ends read and write at once, as a proxy or tunnel does.
+    Echo {
+        connections: usize,
+    },
 }
 
 impl Case {
@@ -72,6 +77,7 @@ impl Case {
             Case::Rr { size } => format!("rr {size} B"),
             Case::Crr { concurrency } => format!("crr c={concurrency}"),
             Case::Conns { count } => format!("conns {count}"),
+            Case::Echo { connections } => format!("echo c={connections}"),
         }
     }
 
@@ -98,6 +104,7 @@ impl Case {
                 roles.extend((0..count.div_ceil(CONNS_PER_PORT)).map(|_| Role::Hold));
                 roles
             }
+            Case::Echo { .. } => vec![Role::StreamEcho],
         }
     }
 }
@@ -116,6 +123,9 @@ enum Role {
     OneShot,
     /// Keeps the connection open and idle until the run ends.
     Hold,
+    /// Writes back every byte it reads, as it reads it, until the client closes; then
+    /// closes.
+    StreamEcho,
 }
 
 /// How long a client warms up, then measures.
@@ -231,6 +241,11 @@ async fn handle(mut stream: Stream, role: Role) -> io::Result<()> {
             Ok(())
         }
         Role::Hold => Ok(()),
+        Role::StreamEcho => {
+            let (mut reader, mut writer) = tokio::io::split(stream);
+            tokio::io::copy(&mut reader, &mut writer).await?;
+            writer.shutdown().await
+        }
     }
 }
 
@@ -250,6 +265,7 @@ pub(crate) async fn client(
         Case::Rr { size } => rr(net, at, size, timing).await,
         Case::Crr { concurrency } => crr(net, at, concurrency, timing).await,
         Case::Conns { count } => conns(net, at, count, timing, ends).await,
+        Case::Echo { connections } => echo(net, at, connections, timing).await,
     }
 }
 
@@ -342,6 +358,77 @@ async fn bulk(
         bytes * 8.0 / seconds / 1e9,
     )];
     if bytes > 0.0 {
+        metrics.push(Metric::lower(
+            "CPU per GB",
+            "s/GB",
+            cpu.as_secs_f64() / (bytes / 1e9),
+        ));
+    }
+    Ok(metrics)
+}
+
+/// Echo goodput of `connections` streams: the bytes that came back within the measured
+/// window. Each connection writes continuously and reads the echo at the same time, so
+/// both stacks receive and send at full rate at once.
+async fn echo(
+    net: &Net,
+    at: SocketAddrV4,
+    connections: usize,
+    timing: Timing,
+) -> io::Result<Vec<Metric>> {
+    let mut connected = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        connected.push(connect(net, at).await?);
+    }
+    let start = Instant::now();
+    let mark = start + timing.warmup;
+    let end = mark + timing.duration;
+    let counted = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for stream in connected {
+        let counted = Arc::clone(&counted);
+        tasks.spawn(async move {
+            let (mut reader, mut writer) = tokio::io::split(stream);
+            let write = async move {
+                let data = vec![0x5au8; CHUNK];
+                while Instant::now() < end {
+                    writer.write_all(&data).await?;
+                }
+                writer.shutdown().await
+            };
+            let read = async move {
+                let mut buf = vec![0u8; CHUNK];
+                loop {
+                    let n = reader.read(&mut buf).await?;
+                    if n == 0 {
+                        return Ok::<(), io::Error>(());
+                    }
+                    let now = Instant::now();
+                    if now >= mark && now < end {
+                        counted.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+            };
+            let (written, read) = tokio::join!(write, read);
+            written.and(read)
+        });
+    }
+    tokio::time::sleep_until(mark.into()).await;
+    let cpu_before = measure::machine_busy();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu = measure::machine_busy().saturating_sub(cpu_before);
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(io::Error::other)??;
+    }
+    let bytes = counted.load(Ordering::Relaxed) as f64;
+    let seconds = timing.duration.as_secs_f64();
+    let mut metrics = vec![Metric::higher(
+        "goodput",
+        "Gbit/s",
+        bytes * 8.0 / seconds / 1e9,
+    )];
+    if bytes > 0.0 {
+        // Each echoed byte crossed the link twice.
         metrics.push(Metric::lower(
             "CPU per GB",
             "s/GB",

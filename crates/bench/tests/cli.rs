@@ -67,6 +67,14 @@ fn bulk_over_a_memlink_moves_data_both_ways() {
 }
 
 #[test]
+fn echo_over_a_memlink_reads_and_writes_at_once() {
+    let doc = json(&["echo", "--connections", "1,4"]);
+    for case in ["echo c=1", "echo c=4"] {
+        assert!(median(&doc, case, "goodput", MEM) > 0.0, "{case}");
+    }
+}
+
+#[test]
 fn bulk_with_streams_and_jumbo_frames() {
     let doc = json(&[
         "bulk",
@@ -171,6 +179,8 @@ fn compare_kernel_runs_every_scenario_against_linux() {
         ("crr c=1", "connections"),
         ("crr c=16", "connections"),
         ("conns 8000", "held"),
+        ("echo c=1", "goodput"),
+        ("echo c=16", "goodput"),
     ] {
         for pair in pairs {
             assert!(median(&doc, case, metric, pair) > 0.0, "{case} {pair}");
@@ -184,6 +194,11 @@ fn compare_kernel_runs_every_scenario_against_linux() {
         assert!(entry["ratio"]["summary"]["median"].as_f64().unwrap() > 0.0);
     }
     assert!(median(&doc, "conns 8000", "memory per conn", "rawtcp↔kernel") > 0.0);
+    // What the kernel peer retransmitted, and rawtcp's socket drops, are in every run.
+    for pair in pairs {
+        assert!(median(&doc, "bulk recv", "kernel retransmits", pair) >= 0.0);
+    }
+    assert!(median(&doc, "bulk recv", "rawtcp rx drops", "rawtcp↔kernel") >= 0.0);
     // Only rawtcp's memory is counted.
     let conns = doc["results"]
         .as_array()
