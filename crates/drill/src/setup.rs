@@ -1,0 +1,327 @@
+//! Profiles, script options and the shell commands a script may hold, mapped onto the
+//! engine's [`Config`]. No command is ever executed: a known configuration command changes
+//! the configuration, anything else makes the script skip.
+
+use core::time::Duration;
+use std::net::Ipv4Addr;
+
+use rawtcp_core::{Config, Ipv4Cidr};
+use rawtcp_wire::ethernet::EthernetAddress;
+
+/// Which choices the engine makes where the RFCs leave room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// The engine's own defaults.
+    #[default]
+    Rfc,
+    /// Linux's choices, as far as the engine's configuration can express them.
+    Linux,
+}
+
+impl Profile {
+    /// `rfc` or `linux`.
+    pub fn from_name(name: &str) -> Option<Profile> {
+        match name {
+            "rfc" => Some(Profile::Rfc),
+            "linux" => Some(Profile::Linux),
+            _ => None,
+        }
+    }
+
+    /// What the profile sets that the engine cannot: printed by the CLI so that a reader
+    /// knows which Linux choices a script still sees differently.
+    pub fn unhonoured(self) -> &'static [&'static str] {
+        match self {
+            Profile::Rfc => &[],
+            Profile::Linux => &[
+                "initial window 10 segments (the engine's initial window is not configurable)",
+                "quick-ACK after the handshake and after loss (the engine has none)",
+                "window scale 7 for the default buffers (the engine derives the scale from its buffer)",
+            ],
+        }
+    }
+}
+
+/// The host the script talks to and the engine's address: packetdrill's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Addresses {
+    pub(crate) local: Ipv4Addr,
+    pub(crate) remote: Ipv4Addr,
+    pub(crate) gateway: Ipv4Addr,
+    pub(crate) prefix_len: u8,
+    pub(crate) bind_port: u16,
+    pub(crate) connect_port: u16,
+    /// The remote end's port for connections to a listener.
+    pub(crate) remote_port: u16,
+}
+
+impl Default for Addresses {
+    fn default() -> Addresses {
+        Addresses {
+            local: Ipv4Addr::new(192, 168, 0, 1),
+            remote: Ipv4Addr::new(192, 0, 2, 1),
+            gateway: Ipv4Addr::new(192, 168, 0, 2),
+            prefix_len: 16,
+            bind_port: 8080,
+            connect_port: 8080,
+            remote_port: 48_879,
+        }
+    }
+}
+
+pub(crate) const LOCAL_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+pub(crate) const REMOTE_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+
+/// The engine's configuration for a profile.
+pub(crate) fn base_config(profile: Profile, addresses: &Addresses) -> Config {
+    let mut config = Config::new(
+        LOCAL_MAC,
+        Ipv4Cidr::new(addresses.local, addresses.prefix_len),
+    );
+    config.gateway = Some(addresses.gateway);
+    config.seed = 0x5eed_d811;
+    // The simulated peer answers ARP at once; a long cache keeps ARP out of the timing.
+    config.arp.cache_ttl = Duration::from_secs(365 * 24 * 3600);
+    // One connection per script: no rate limit should hide an answer a script expects.
+    config.icmp_error_rate = 1000;
+    config.icmp_error_burst = 1000;
+    if profile == Profile::Linux {
+        let tcp = &mut config.tcp;
+        tcp.rto_initial = Duration::from_secs(1);
+        tcp.rto_min = Duration::from_millis(200);
+        tcp.rto_max = Duration::from_secs(120);
+        tcp.syn_retries = 6;
+        tcp.synack_retries = 5;
+        tcp.max_retransmits = 15;
+        tcp.delayed_ack = Duration::from_millis(40);
+        tcp.fin_wait_2_timeout = Duration::from_secs(60);
+        tcp.msl = Duration::from_secs(30);
+        // tcp_rmem[1] and tcp_wmem[1].
+        tcp.recv_buffer = 131_072;
+        tcp.send_buffer = 16_384 * 4;
+    }
+    config
+}
+
+/// What a command did to the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CommandEffect {
+    /// Applied (or known to change nothing the engine has).
+    Applied,
+    /// The script cannot run: the reason names the command.
+    Skip(String),
+}
+
+/// The keepalive parameters the sysctls set, applied when a socket turns SO_KEEPALIVE on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeepaliveDefaults {
+    pub(crate) idle: Duration,
+    pub(crate) interval: Duration,
+    pub(crate) probes: u32,
+}
+
+impl Default for KeepaliveDefaults {
+    fn default() -> KeepaliveDefaults {
+        KeepaliveDefaults {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            probes: 9,
+        }
+    }
+}
+
+/// Applies one backquoted command (possibly several lines, `;` or `&&` separated).
+pub(crate) fn apply_command(
+    command: &str,
+    config: &mut Config,
+    keepalive: &mut KeepaliveDefaults,
+) -> CommandEffect {
+    for part in command
+        .split(['\n', ';'])
+        .flat_map(|line| line.split("&&"))
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let effect = apply_one(part, config, keepalive);
+        if effect != CommandEffect::Applied {
+            return effect;
+        }
+    }
+    CommandEffect::Applied
+}
+
+fn apply_one(
+    command: &str,
+    config: &mut Config,
+    keepalive: &mut KeepaliveDefaults,
+) -> CommandEffect {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let Some(&program) = words.first() else {
+        return CommandEffect::Applied;
+    };
+    // The common setup scripts reset the sysctls to Linux's defaults: the profile already
+    // holds them.
+    if program.ends_with("defaults.sh") {
+        return CommandEffect::Applied;
+    }
+    if program == "sysctl" {
+        let mut applied = false;
+        for word in &words[1..] {
+            if word.starts_with('-') {
+                continue;
+            }
+            let Some((name, value)) = word.split_once('=') else {
+                return skip(command);
+            };
+            if let Err(reason) = apply_sysctl(name, value.trim_matches('"'), config, keepalive) {
+                return CommandEffect::Skip(format!("`{command}`: {reason}"));
+            }
+            applied = true;
+        }
+        return if applied {
+            CommandEffect::Applied
+        } else {
+            skip(command)
+        };
+    }
+    // `echo 0 > /proc/sys/net/ipv4/tcp_timestamps`
+    if program == "echo" {
+        if let Some(gt) = words.iter().position(|w| *w == ">") {
+            let value = words[1..gt].join(" ");
+            if let Some(path) = words.get(gt + 1).and_then(|p| p.strip_prefix("/proc/sys/")) {
+                let name = path.replace('/', ".");
+                return match apply_sysctl(&name, value.trim_matches('"'), config, keepalive) {
+                    Ok(()) => CommandEffect::Applied,
+                    Err(reason) => CommandEffect::Skip(format!("`{command}`: {reason}")),
+                };
+            }
+        }
+    }
+    skip(command)
+}
+
+fn skip(command: &str) -> CommandEffect {
+    CommandEffect::Skip(format!(
+        "shell command `{command}` is not a configuration this runner knows (never executed)"
+    ))
+}
+
+fn number(value: &str) -> Result<u64, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number"))
+}
+
+fn flag(value: &str) -> Result<bool, String> {
+    Ok(number(value)? != 0)
+}
+
+/// One sysctl onto the configuration: the Linux sysctls for what the engine has, and the
+/// ones that turn off what the engine does not have.
+fn apply_sysctl(
+    name: &str,
+    value: &str,
+    config: &mut Config,
+    keepalive: &mut KeepaliveDefaults,
+) -> Result<(), String> {
+    let tcp = &mut config.tcp;
+    let name = name.trim();
+    match name {
+        "net.ipv4.tcp_timestamps" => tcp.timestamps = flag(value)?,
+        "net.ipv4.tcp_sack" => tcp.sack = flag(value)?,
+        "net.ipv4.tcp_window_scaling" => tcp.window_scaling = flag(value)?,
+        "net.ipv4.tcp_syn_retries" => tcp.syn_retries = number(value)? as u32,
+        "net.ipv4.tcp_synack_retries" => tcp.synack_retries = number(value)? as u32,
+        "net.ipv4.tcp_retries2" => tcp.max_retransmits = number(value)? as u32,
+        "net.ipv4.tcp_fin_timeout" => {
+            tcp.fin_wait_2_timeout = Duration::from_secs(number(value)?);
+        }
+        "net.ipv4.tcp_rto_min_us" => tcp.rto_min = Duration::from_micros(number(value)?),
+        "net.ipv4.tcp_keepalive_time" => keepalive.idle = Duration::from_secs(number(value)?),
+        "net.ipv4.tcp_keepalive_intvl" => {
+            keepalive.interval = Duration::from_secs(number(value)?);
+        }
+        "net.ipv4.tcp_keepalive_probes" => keepalive.probes = number(value)? as u32,
+        "net.ipv4.tcp_rmem" | "net.ipv4.tcp_wmem" => {
+            let sizes: Vec<&str> = value.split_whitespace().collect();
+            let Some(default) = sizes.get(1) else {
+                return Err("expected three sizes, min default max".to_string());
+            };
+            let size = number(default)? as usize;
+            if name.ends_with("rmem") {
+                tcp.recv_buffer = size;
+            } else {
+                tcp.send_buffer = size;
+            }
+        }
+        // Limits and features the engine does not have: setting them to "off" changes
+        // nothing; asking for them is a skip.
+        "net.ipv4.tcp_ecn" => off_only(value, "ECN")?,
+        "net.ipv4.tcp_syncookies" => off_only(value, "SYN cookies")?,
+        "net.ipv4.tcp_fastopen" => off_only(value, "TCP Fast Open")?,
+        "net.ipv4.tcp_autocorking" => off_only(value, "autocorking")?,
+        "net.ipv4.tcp_mtu_probing" => off_only(value, "MTU probing")?,
+        "net.ipv4.tcp_tw_reuse" => off_only(value, "client TIME-WAIT reuse")?,
+        "net.ipv4.tcp_moderate_rcvbuf" => off_only(value, "receive buffer auto-tuning")?,
+        "net.ipv4.tcp_no_metrics_save"
+        | "net.ipv4.tcp_min_tso_segs"
+        | "net.core.rmem_max"
+        | "net.core.wmem_max"
+        | "net.core.rmem_default"
+        | "net.core.wmem_default"
+        | "net.ipv4.tcp_retries1"
+        | "net.ipv4.tcp_orphan_retries" => {
+            // No metrics cache, no TSO sizing, no SO_*BUF clamp in the engine; the
+            // orphan and "retries1" counts have no engine counterpart that a script observes.
+            number(value)?;
+        }
+        _ => return Err(format!("sysctl {name} has no counterpart in the engine")),
+    }
+    Ok(())
+}
+
+fn off_only(value: &str, feature: &str) -> Result<(), String> {
+    if flag(value)? {
+        Err(format!("the engine has no {feature}"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_sysctls_change_the_config() {
+        let mut config = base_config(Profile::Rfc, &Addresses::default());
+        let mut keepalive = KeepaliveDefaults::default();
+        let effect = apply_command(
+            "sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_sack=0\n\
+             echo 3 > /proc/sys/net/ipv4/tcp_syn_retries; sysctl -w net.ipv4.tcp_keepalive_time=60",
+            &mut config,
+            &mut keepalive,
+        );
+        assert_eq!(effect, CommandEffect::Applied);
+        assert!(!config.tcp.timestamps && !config.tcp.sack);
+        assert_eq!(config.tcp.syn_retries, 3);
+        assert_eq!(keepalive.idle, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn other_commands_skip_naming_the_command() {
+        let mut config = base_config(Profile::Rfc, &Addresses::default());
+        let mut keepalive = KeepaliveDefaults::default();
+        for command in [
+            "tc qdisc add dev tun0 root netem delay 10ms",
+            "sysctl -q net.ipv4.tcp_ecn=1",
+            "sysctl -q net.ipv4.tcp_frobnicate=1",
+        ] {
+            match apply_command(command, &mut config, &mut keepalive) {
+                CommandEffect::Skip(reason) => assert!(reason.contains(command), "{reason}"),
+                CommandEffect::Applied => panic!("{command} applied"),
+            }
+        }
+    }
+}
