@@ -241,7 +241,7 @@ impl Runner {
             strict_segments: options.strict_segments,
             config: setup::base_config(options.profile, &addresses),
             addresses,
-            keepalive: KeepaliveDefaults::default(),
+            keepalive: KeepaliveDefaults::for_profile(options.profile),
             stack: None,
             now: Instant::ZERO,
             flow: None,
@@ -303,6 +303,7 @@ impl Runner {
             self.script_option(*line, name, value)?;
         }
         self.config = setup::base_config(self.profile, &self.addresses);
+        self.keepalive = KeepaliveDefaults::for_profile(self.profile);
         for event in &script.events {
             self.event(event)?;
         }
@@ -310,7 +311,7 @@ impl Runner {
         // Calls still blocked get until their return time (plus tolerance) to return.
         while let Some(end) = self.blocked.iter().map(|b| b.end).min() {
             let limit = end + micros(self.tolerance as i64);
-            self.advance_to(limit, true)?;
+            self.advance_to(0, limit, true)?;
             if let Some(blocked) = self
                 .blocked
                 .iter()
@@ -429,7 +430,7 @@ impl Runner {
             return Ok(());
         }
         let at = at.max(self.now);
-        self.advance_to(at, false)?;
+        self.advance_to(event.line, at, false)?;
         self.check_unexpected(event.line)?;
         match &event.kind {
             EventKind::Tcp(line) => self.inject_tcp(event.line, line)?,
@@ -496,9 +497,9 @@ impl Runner {
     /// Runs timers due before `until` (at `until` too when `inclusive`), then sets the clock
     /// to `until`. Stops early, with an error, when a segment no line expects appears or a
     /// blocked call passes its return time.
-    fn advance_to(&mut self, until: Instant, inclusive: bool) -> Step {
+    fn advance_to(&mut self, line: usize, until: Instant, inclusive: bool) -> Step {
         loop {
-            self.check_unexpected(0)?;
+            self.check_unexpected(line)?;
             self.check_blocked_overdue()?;
             let Some(deadline) = self.stack.as_ref().and_then(Stack::poll_timeout) else {
                 break;
@@ -528,13 +529,17 @@ impl Runner {
         let tol = micros(self.tolerance as i64);
         if let Some(blocked) = self.blocked.iter().find(|b| self.now > b.end + tol) {
             let (line, name, end) = (blocked.line, blocked.call.name.clone(), blocked.end);
-            return self.fail(
-                line,
+            // Checked before each step: nothing happened between the end of the tolerance
+            // and now, so the call was still blocked then.
+            let mut report = self.report(
+                Some(line),
                 format!(
                     "{name}() expected to return at {end} but still blocked at {}",
-                    self.now
+                    end + tol
                 ),
             );
+            report.time = end + tol;
+            return Err(Stop::Fail(report));
         }
         Ok(())
     }
@@ -549,7 +554,9 @@ impl Runner {
             let at = sent.at;
             let mut report = self.report(
                 (line != 0).then_some(line),
-                format!("unexpected outbound segment {text}"),
+                format!(
+                    "unexpected outbound segment {text} (the script expects none before this line)"
+                ),
             );
             report.time = at;
             report.actual = Some(text);

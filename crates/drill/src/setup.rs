@@ -120,12 +120,18 @@ pub(crate) struct KeepaliveDefaults {
     pub(crate) probes: u32,
 }
 
-impl Default for KeepaliveDefaults {
-    fn default() -> KeepaliveDefaults {
+impl KeepaliveDefaults {
+    /// The engine's defaults (2 h, 75 s, 10 probes), or Linux's 9 probes.
+    pub(crate) fn for_profile(profile: Profile) -> KeepaliveDefaults {
+        let engine = rawtcp_core::Keepalive::default();
         KeepaliveDefaults {
-            idle: Duration::from_secs(7200),
-            interval: Duration::from_secs(75),
-            probes: 9,
+            idle: engine.idle,
+            interval: engine.interval,
+            probes: if profile == Profile::Linux {
+                9
+            } else {
+                engine.probes
+            },
         }
     }
 }
@@ -296,7 +302,7 @@ mod tests {
     #[test]
     fn known_sysctls_change_the_config() {
         let mut config = base_config(Profile::Rfc, &Addresses::default());
-        let mut keepalive = KeepaliveDefaults::default();
+        let mut keepalive = KeepaliveDefaults::for_profile(Profile::Rfc);
         let effect = apply_command(
             "sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_sack=0\n\
              echo 3 > /proc/sys/net/ipv4/tcp_syn_retries; sysctl -w net.ipv4.tcp_keepalive_time=60",
@@ -312,7 +318,7 @@ mod tests {
     #[test]
     fn other_commands_skip_naming_the_command() {
         let mut config = base_config(Profile::Rfc, &Addresses::default());
-        let mut keepalive = KeepaliveDefaults::default();
+        let mut keepalive = KeepaliveDefaults::for_profile(Profile::Rfc);
         for command in [
             "tc qdisc add dev tun0 root netem delay 10ms",
             "sysctl -q net.ipv4.tcp_ecn=1",
