@@ -230,10 +230,12 @@ impl Sockets {
     /// does not count are absent, so an assertion on them is unevaluable.
     pub(crate) fn tcp_info_values(&self, runner: &Runner) -> BTreeMap<&'static str, i64> {
         let mut values = BTreeMap::new();
-        let Some(info) = self
-            .current
-            .and_then(|id| runner.stack.as_ref().and_then(|s| s.tcp_info(id)))
-        else {
+        let Some(id) = self.current else {
+            return values;
+        };
+        let Some(info) = runner.stack.as_ref().and_then(|s| s.tcp_info(id)) else {
+            // The engine forgot the connection: it is closed, and nothing else is known.
+            values.insert("tcpi_state", linux_state(State::Closed));
             return values;
         };
         let us = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);

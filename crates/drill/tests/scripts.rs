@@ -14,7 +14,7 @@ fn every_script_passes() {
         .filter(|path| path.extension().is_some_and(|e| e == "pkt"))
         .collect();
     paths.sort();
-    assert!(paths.len() >= 10, "only {} scripts", paths.len());
+    assert!(paths.len() >= 25, "only {} scripts", paths.len());
     let mut failures = Vec::new();
     for path in &paths {
         let text = fs::read_to_string(path).expect("a readable script");
