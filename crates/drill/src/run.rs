@@ -201,6 +201,8 @@ pub(crate) struct Runner {
     pub(crate) now: Instant,
     pub(crate) flow: Option<Flow>,
     local_isn: Option<u32>,
+    /// Sequence number of the latest SYN we sent.
+    last_syn_seq: Option<u32>,
     /// (script TSval, live TSval) of the latest outbound segments.
     ts_sent: VecDeque<(u32, u32)>,
     pending: VecDeque<Sent>,
@@ -246,6 +248,7 @@ impl Runner {
             now: Instant::ZERO,
             flow: None,
             local_isn: None,
+            last_syn_seq: None,
             ts_sent: VecDeque::new(),
             pending: VecDeque::new(),
             sockets: Sockets::default(),
@@ -790,7 +793,7 @@ impl Runner {
                     break;
                 }
                 merged.len += next.len;
-                merged.flags = merged.flags | next.flags;
+                merged.flags |= next.flags;
                 merged.ack = next.ack;
                 merged.window = next.window;
                 merged.options = next.options;
@@ -802,8 +805,11 @@ impl Runner {
                 taken = 1;
             }
         }
-        if actual.flags.syn() && self.local_isn.is_none() {
+        // Our ISN, from our first SYN and again from the SYN of each new incarnation (a SYN
+        // with a sequence number other than the previous SYN's; retransmissions repeat it).
+        if actual.flags.syn() && self.last_syn_seq != Some(actual.seq) {
             self.local_isn = Some(actual.seq.wrapping_sub(expected.seq_start));
+            self.last_syn_seq = Some(actual.seq);
         }
         if let Err(message) = self.compare(expected, &actual) {
             let expected_text = self.describe_expected(expected);
@@ -1050,7 +1056,7 @@ impl Runner {
             flags: spec.flags,
             window_len: spec.win.unwrap_or(65_535),
             urgent_pointer: spec.urg.unwrap_or(0),
-            options: options.clone(),
+            options,
             payload: &payload,
         };
         let frame = self.frame(Transport::Tcp(repr));

@@ -191,17 +191,16 @@ fn apply_one(
         };
     }
     // `echo 0 > /proc/sys/net/ipv4/tcp_timestamps`
-    if program == "echo" {
-        if let Some(gt) = words.iter().position(|w| *w == ">") {
-            let value = words[1..gt].join(" ");
-            if let Some(path) = words.get(gt + 1).and_then(|p| p.strip_prefix("/proc/sys/")) {
-                let name = path.replace('/', ".");
-                return match apply_sysctl(&name, value.trim_matches('"'), config, keepalive) {
-                    Ok(()) => CommandEffect::Applied,
-                    Err(reason) => CommandEffect::Skip(format!("`{command}`: {reason}")),
-                };
-            }
-        }
+    if program == "echo"
+        && let Some(gt) = words.iter().position(|w| *w == ">")
+        && let Some(path) = words.get(gt + 1).and_then(|p| p.strip_prefix("/proc/sys/"))
+    {
+        let value = words.get(1..gt).unwrap_or(&[]).join(" ");
+        let name = path.replace('/', ".");
+        return match apply_sysctl(&name, value.trim_matches('"'), config, keepalive) {
+            Ok(()) => CommandEffect::Applied,
+            Err(reason) => CommandEffect::Skip(format!("`{command}`: {reason}")),
+        };
     }
     skip(command)
 }
