@@ -127,7 +127,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                     .into_iter()
                     .find(|op| *op == two)
                     .or_else(|| {
-                        ["<", ">", "+", "-", "*", "/", "%"]
+                        ["<", ">", "+", "-", "*", "/", "%", "&", "|"]
                             .into_iter()
                             .find(|op| op.as_bytes()[0] == b)
                     })
@@ -183,7 +183,7 @@ impl Parser<'_> {
     }
 
     fn comparison(&mut self) -> Result<i64, String> {
-        let mut left = self.sum()?;
+        let mut left = self.bit_or()?;
         let mut result = true;
         let mut compared = false;
         while let Some(op) = self
@@ -191,7 +191,7 @@ impl Parser<'_> {
             .filter(|op| ["==", "!=", "<", "<=", ">", ">="].contains(op))
         {
             self.pos += 1;
-            let right = self.sum()?;
+            let right = self.bit_or()?;
             let holds = match op {
                 "==" => left == right,
                 "!=" => left != right,
@@ -205,6 +205,24 @@ impl Parser<'_> {
             left = right;
         }
         Ok(if compared { i64::from(result) } else { left })
+    }
+
+    fn bit_or(&mut self) -> Result<i64, String> {
+        let mut value = self.bit_and()?;
+        while self.peek_op() == Some("|") {
+            self.pos += 1;
+            value |= self.bit_and()?;
+        }
+        Ok(value)
+    }
+
+    fn bit_and(&mut self) -> Result<i64, String> {
+        let mut value = self.sum()?;
+        while self.peek_op() == Some("&") {
+            self.pos += 1;
+            value &= self.sum()?;
+        }
+        Ok(value)
     }
 
     fn sum(&mut self) -> Result<i64, String> {
@@ -285,6 +303,12 @@ fn state_constant(name: &str) -> Option<i64> {
         "TCP_LAST_ACK" => 9,
         "TCP_LISTEN" => 10,
         "TCP_CLOSING" => 11,
+        "TCPI_OPT_TIMESTAMPS" => 1,
+        "TCPI_OPT_SACK" => 2,
+        "TCPI_OPT_WSCALE" => 4,
+        "TCPI_OPT_ECN" => 8,
+        "TCPI_OPT_ECN_SEEN" => 16,
+        "TCPI_OPT_SYN_DATA" => 32,
         "True" => 1,
         "False" => 0,
         _ => return None,
@@ -307,7 +331,8 @@ mod tests {
     fn true_assertions_pass_and_false_ones_fail() {
         let code = "\nassert tcpi_snd_cwnd == 10, tcpi_snd_cwnd\n\
                     assert tcpi_state == TCP_ESTABLISHED and not tcpi_rto < 200000 # comment\n\
-                    assert 190000 <= tcpi_rto // 5 <= 210000\n";
+                    assert 190000 <= tcpi_rto // 5 <= 210000\n\
+                    assert (tcpi_snd_cwnd & 8) != 0 and (tcpi_state | TCPI_OPT_SACK) == 3\n";
         assert_eq!(evaluate(code, &values()), Ok(()));
         match evaluate("assert tcpi_snd_cwnd == 3 * (2 + 1)", &values()) {
             Err(CodeError::Failed(message)) => assert!(message.contains("tcpi_snd_cwnd = 10")),

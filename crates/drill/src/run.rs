@@ -193,6 +193,11 @@ pub(crate) struct Runner {
     pub(crate) profile: Profile,
     tolerance: u64,
     tolerance_fixed: bool,
+    /// packetdrill's `--tolerance_percent`: the tolerance grows with the time since the
+    /// previous event. 0 unless a script or the caller sets it: virtual time is exact.
+    tolerance_percent: f64,
+    /// `--mtu`, applied to the configuration.
+    mtu: Option<usize>,
     strict_segments: bool,
     pub(crate) addresses: Addresses,
     pub(crate) config: Config,
@@ -240,6 +245,8 @@ impl Runner {
             profile: options.profile,
             tolerance: options.tolerance_usecs.unwrap_or(4_000),
             tolerance_fixed: options.tolerance_usecs.is_some(),
+            tolerance_percent: 0.0,
+            mtu: None,
             strict_segments: options.strict_segments,
             config: setup::base_config(options.profile, &addresses),
             addresses,
@@ -306,6 +313,9 @@ impl Runner {
             self.script_option(*line, name, value)?;
         }
         self.config = setup::base_config(self.profile, &self.addresses);
+        if let Some(mtu) = self.mtu {
+            self.config.mtu = mtu;
+        }
         self.keepalive = KeepaliveDefaults::for_profile(self.profile);
         for event in &script.events {
             self.event(event)?;
@@ -368,7 +378,22 @@ impl Runner {
                 None => return self.fail(line, format!("unknown profile `{value}`")),
             },
             // Output and environment options with no meaning in virtual time.
-            "verbose" | "non_fatal" | "dry_run" | "tolerance_percent" | "speed" | "netmask_ip" => {}
+            "tolerance_percent" => match value.parse::<f64>() {
+                Ok(percent) if (0.0..=100.0).contains(&percent) => self.tolerance_percent = percent,
+                _ => return self.fail(line, format!("bad --tolerance_percent={value}")),
+            },
+            "mtu" => match value.parse::<usize>() {
+                Ok(mtu) if (576..=65_535).contains(&mtu) => self.mtu = Some(mtu),
+                _ => return self.skip(line, format!("--mtu={value} is outside 576..=65535")),
+            },
+            // packetdrill gives --mss to its tun device (for segmentation offload); the
+            // engine's MSS follows its MTU, and segments injected here are never cut.
+            "mss" => {}
+            // TSvals are not checked (packetdrill's default); ecr mapping is by value.
+            "tcp_ts_tick_usecs" | "tcp_ts_ecr_scaled" => {}
+            // Output and environment options with no meaning in virtual time.
+            "verbose" | "debug" | "non_fatal" | "dry_run" | "speed" | "netmask_ip" | "is_anyip"
+            | "send_omit_free" | "code_command" | "code_format" | "code_sockopt" => {}
             _ => return self.skip(line, format!("option --{name} is not supported")),
         }
         Ok(())
@@ -386,7 +411,15 @@ impl Runner {
             Some((true, at)) if inbound => at,
             _ => self.now,
         };
-        let tol = micros(self.tolerance as i64);
+        let since = match event.time {
+            Time::Absolute(t) => (Instant::ZERO + micros(t)).saturating_duration_since(self.now),
+            Time::Relative(d) | Time::Range { start: d, .. } | Time::Blocking { start: d, .. } => {
+                micros(d)
+            }
+            Time::Any => Duration::ZERO,
+        };
+        let dynamic = since.as_secs_f64() * self.tolerance_percent / 100.0;
+        let tol = micros(self.tolerance as i64).max(Duration::from_secs_f64(dynamic));
         match event.time {
             Time::Absolute(t) => {
                 let at = Instant::ZERO + micros(t);

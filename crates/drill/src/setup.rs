@@ -36,7 +36,7 @@ impl Profile {
             Profile::Linux => &[
                 "initial window 10 segments (the engine's initial window is not configurable)",
                 "quick-ACK after the handshake and after loss (the engine has none)",
-                "window scale 7 for the default buffers (the engine derives the scale from its buffer)",
+                "a receive window that starts small and grows (the engine advertises its whole 15 MiB buffer, which gives Linux's window scale 8)",
             ],
         }
     }
@@ -96,9 +96,12 @@ pub(crate) fn base_config(profile: Profile, addresses: &Addresses) -> Config {
         tcp.delayed_ack = Duration::from_millis(40);
         tcp.fin_wait_2_timeout = Duration::from_secs(60);
         tcp.msl = Duration::from_secs(30);
-        // tcp_rmem[1] and tcp_wmem[1].
-        tcp.recv_buffer = 131_072;
-        tcp.send_buffer = 16_384 * 4;
+        // Linux scales its window for its largest receive buffer: window scale 8 for the
+        // 15 MiB tcp_rmem[2] the kernel's and Google's test setups use. The engine scales for
+        // its buffer, so the buffer is that large (it is allocated as data arrives).
+        tcp.recv_buffer = 15 * 1024 * 1024;
+        // tcp_wmem[1].
+        tcp.send_buffer = 16_384;
     }
     config
 }
@@ -168,6 +171,32 @@ fn apply_one(
     // The common setup scripts reset the sysctls to Linux's defaults: the profile already
     // holds them.
     if program.ends_with("defaults.sh") {
+        return CommandEffect::Applied;
+    }
+    // Restoring the host's sysctls after a test, flushing the host's TCP metrics cache and
+    // turning the tun device's offloads off change nothing the engine has.
+    if program.contains("sysctl_restore")
+        || words.starts_with(&["ip", "tcp_metrics", "flush"])
+        || (program == "ethtool"
+            && words.get(1) == Some(&"-K")
+            && words.len() >= 5
+            && words.iter().skip(4).step_by(2).all(|w| *w == "off"))
+    {
+        return CommandEffect::Applied;
+    }
+    // packetdrill's helper: `set_sysctls.py /proc/sys/net/ipv4/tcp_timestamps=0 ...`.
+    if program.ends_with("set_sysctls.py") {
+        for word in &words[1..] {
+            let Some((path, value)) = word.split_once('=') else {
+                return skip(command);
+            };
+            let Some(name) = path.strip_prefix("/proc/sys/") else {
+                return skip(command);
+            };
+            if let Err(reason) = apply_sysctl(&name.replace('/', "."), value, config, keepalive) {
+                return CommandEffect::Skip(format!("`{command}`: {reason}"));
+            }
+        }
         return CommandEffect::Applied;
     }
     if program == "sysctl" {
@@ -304,12 +333,14 @@ mod tests {
         let mut keepalive = KeepaliveDefaults::for_profile(Profile::Rfc);
         let effect = apply_command(
             "sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_sack=0\n\
-             echo 3 > /proc/sys/net/ipv4/tcp_syn_retries; sysctl -w net.ipv4.tcp_keepalive_time=60",
+             echo 3 > /proc/sys/net/ipv4/tcp_syn_retries; sysctl -w net.ipv4.tcp_keepalive_time=60\n\
+             ../common/set_sysctls.py /proc/sys/net/ipv4/tcp_window_scaling=0\n\
+             ethtool -K tun0 tso off gso off\n/tmp/sysctl_restore_${PPID}.sh",
             &mut config,
             &mut keepalive,
         );
         assert_eq!(effect, CommandEffect::Applied);
-        assert!(!config.tcp.timestamps && !config.tcp.sack);
+        assert!(!config.tcp.timestamps && !config.tcp.sack && !config.tcp.window_scaling);
         assert_eq!(config.tcp.syn_retries, 3);
         assert_eq!(keepalive.idle, Duration::from_secs(60));
     }

@@ -127,6 +127,9 @@ fn symbol_value(name: &str) -> Option<i64> {
         "MSG_NOSIGNAL" => 0x4000,
         "MSG_WAITALL" => 0x100,
         "MSG_MORE" => 0x8000,
+        "MSG_FASTOPEN" => 0x2000_0000,
+        "MSG_ZEROCOPY" => 0x400_0000,
+        "MSG_EOR" => 0x80,
         "POLLIN" => 0x1,
         "POLLPRI" => 0x2,
         "POLLOUT" => 0x4,
@@ -156,6 +159,28 @@ fn int(expr: Option<&Expr>) -> Option<i64> {
         Expr::Array(items) if items.len() == 1 => int(items.first()),
         Expr::Call(name, args) if name == "htons" || name == "htonl" => int(args.first()),
         _ => None,
+    }
+}
+
+/// A flags argument: absent or `...` is 0; a flag this runner does not know is all ones,
+/// which no call accepts, so the script skips naming the flags.
+fn flags_arg(expr: Option<&Expr>) -> i64 {
+    match expr {
+        None | Some(Expr::Ellipsis) => 0,
+        Some(expr) => int(Some(expr)).unwrap_or(-1),
+    }
+}
+
+/// The byte count and flags of a read or write call (iovecs summed for the msg calls).
+fn length_and_flags(name: &str, args: &[Expr]) -> Option<(usize, i64)> {
+    let count = |expr: Option<&Expr>| int(expr).and_then(|n| usize::try_from(n).ok());
+    match name {
+        "recvmsg" | "sendmsg" => Some((
+            args.get(1).and_then(|m| iov_len(m.field("msg_iov")))?,
+            flags_arg(args.get(2)),
+        )),
+        "read" | "write" => Some((count(args.get(2))?, 0)),
+        _ => Some((count(args.get(2))?, flags_arg(args.get(3)))),
     }
 }
 
@@ -217,7 +242,13 @@ fn linux_state(state: State) -> i64 {
 }
 
 impl Sockets {
-    fn allocate(&mut self, socket: Socket) -> i64 {
+    /// A new descriptor: the one the script names (packetdrill maps script descriptors to
+    /// live ones, so a script may start at 4), else the lowest free one from 3.
+    fn allocate(&mut self, socket: Socket, wanted: i64) -> i64 {
+        if wanted >= 0 && !self.fds.contains_key(&wanted) {
+            self.fds.insert(wanted, socket);
+            return wanted;
+        }
         let mut fd = 3;
         while self.fds.contains_key(&fd) {
             fd += 1;
@@ -284,7 +315,7 @@ pub(crate) fn attempt(
     let fd_arg = int(args.first());
     let name = call.name.as_str();
     if name == "socket" {
-        return socket_call(runner, line, args);
+        return socket_call(runner, line, args, call.result.value);
     }
     let Some(fd) = fd_arg else {
         return runner.skip(
@@ -352,7 +383,9 @@ pub(crate) fn attempt(
                     accepted.values = socket.values.clone();
                     apply_options(runner, &accepted, id);
                     runner.sockets.current = Some(id);
-                    Ok(Some(Ok(runner.sockets.allocate(accepted))))
+                    Ok(Some(Ok(runner
+                        .sockets
+                        .allocate(accepted, call.result.value))))
                 }
                 Ok(None) if socket.nonblocking => Ok(Some(Err("EAGAIN"))),
                 Ok(None) => Ok(None),
@@ -361,45 +394,31 @@ pub(crate) fn attempt(
         }
         "connect" => connect_call(runner, fd, &socket, args, state),
         "read" | "recv" | "recvfrom" | "recvmsg" => {
-            let (len, flags) = match name {
-                "recvmsg" => (
-                    args.get(1).and_then(|m| iov_len(m.field("msg_iov"))),
-                    int(args.get(2)).unwrap_or(0),
-                ),
-                "read" => (int(args.get(2)).and_then(|n| usize::try_from(n).ok()), 0),
-                _ => (
-                    int(args.get(2)).and_then(|n| usize::try_from(n).ok()),
-                    int(args.get(3)).unwrap_or(0),
-                ),
-            };
-            let Some(len) = len else {
+            let Some((len, flags)) = length_and_flags(name, args) else {
                 return runner.skip(line, format!("{name}(): cannot read the length argument"));
             };
+            if flags & !(0x2 | 0x40 | 0x100) != 0 {
+                return runner.skip(
+                    line,
+                    format!("{name}(): flags {flags:#x} are not supported"),
+                );
+            }
             Ok(read_call(runner, fd, &socket, len, flags))
         }
         "write" | "send" | "sendto" | "sendmsg" => {
-            let (len, flags) = match name {
-                "sendmsg" => (
-                    args.get(1).and_then(|m| iov_len(m.field("msg_iov"))),
-                    int(args.get(2)).unwrap_or(0),
-                ),
-                "write" => (int(args.get(2)).and_then(|n| usize::try_from(n).ok()), 0),
-                _ => (
-                    int(args.get(2)).and_then(|n| usize::try_from(n).ok()),
-                    int(args.get(3)).unwrap_or(0),
-                ),
-            };
-            let Some(len) = len else {
+            let Some((len, flags)) = length_and_flags(name, args) else {
                 return runner.skip(line, format!("{name}(): cannot read the length argument"));
             };
-            if name == "sendto"
-                && args
-                    .get(4)
-                    .is_some_and(|a| !matches!(a, Expr::Ellipsis | Expr::Int(0) | Expr::Symbol(_)))
-            {
+            if flags & 0x2000_0000 != 0 {
                 return runner.skip(
                     line,
-                    "sendto() with an address (Fast Open) is not supported",
+                    format!("{name}() with MSG_FASTOPEN: the engine has no TCP Fast Open"),
+                );
+            }
+            if flags & !(0x40 | 0x4000) != 0 {
+                return runner.skip(
+                    line,
+                    format!("{name}(): flags {flags:#x} are not supported"),
                 );
             }
             Ok(write_call(runner, fd, &socket, len, flags, state))
@@ -515,7 +534,7 @@ fn check_value(
     }
 }
 
-fn socket_call(runner: &mut Runner, line: usize, args: &[Expr]) -> Step<Attempt> {
+fn socket_call(runner: &mut Runner, line: usize, args: &[Expr], wanted: i64) -> Step<Attempt> {
     match args.first() {
         None | Some(Expr::Ellipsis) => {}
         Some(Expr::Symbol(family)) if family == "AF_INET" || family == "PF_INET" => {}
@@ -530,7 +549,9 @@ fn socket_call(runner: &mut Runner, line: usize, args: &[Expr]) -> Step<Attempt>
     if kind & 0xf != 1 {
         return runner.skip(line, "only SOCK_STREAM sockets are supported");
     }
-    let fd = runner.sockets.allocate(Socket::new(kind & 0x800 != 0));
+    let fd = runner
+        .sockets
+        .allocate(Socket::new(kind & 0x800 != 0), wanted);
     Ok(Some(Ok(fd)))
 }
 

@@ -182,10 +182,35 @@ fn a_wrong_return_value_fails() {
         "write() returned 100, expected 99",
     );
     must_fail(
-        "accept(3, ..., ...) = 4",
-        "accept(3, ..., ...) = 5",
-        7,
-        "accept() returned 4, expected 5",
+        "bind(3, ..., ...) = 0",
+        "bind(3, ..., ...) = 1",
+        2,
+        "bind() returned 0, expected 1",
+    );
+}
+
+#[test]
+fn descriptors_are_the_scripts_own() {
+    // packetdrill maps the script's descriptors to live ones: a script may number from 4.
+    let renumbered = GOOD
+        .replace("(3,", "(4,")
+        .replace("= 3\n", "= 4\n")
+        .replace("(4, ..., 100)", "(7, ..., 100)")
+        .replace("= 4\n+0    write", "= 7\n+0    write")
+        .replace("close(4)", "close(7)");
+    let outcome = run(&renumbered);
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Pass,
+        "{}\n{renumbered}",
+        outcome.reason()
+    );
+    // A descriptor the script never opened is EBADF.
+    must_fail(
+        "close(4) = 0",
+        "close(5) = 0",
+        11,
+        "close() returned -1 EBADF, expected 0",
     );
 }
 
