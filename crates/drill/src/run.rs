@@ -1076,6 +1076,17 @@ impl Runner {
         if options.buffer_len() > 40 {
             return self.fail(line, "the options do not fit in 40 bytes");
         }
+        // One IPv4 datagram: 65535 bytes less the IPv4 and TCP headers.
+        let room = 65_535 - 20 - 20 - options.buffer_len();
+        if spec.len as usize > room {
+            return self.fail(
+                line,
+                format!(
+                    "a {}-byte payload does not fit in one IPv4 datagram",
+                    spec.len
+                ),
+            );
+        }
         let payload = vec![0u8; spec.len as usize];
         let ack = match spec.ack {
             Some(ack) if spec.flags.ack() => ack.wrapping_add(isn),

@@ -72,6 +72,9 @@ pub(crate) struct Sockets {
     current: Option<ConnectionId>,
 }
 
+/// The most bytes one read or write call moves (the data is held in memory).
+const MAX_IO: usize = 64 << 20;
+
 /// The result of one attempt: `None` would block.
 type Attempt = Option<Result<i64, &'static str>>;
 
@@ -397,6 +400,12 @@ pub(crate) fn attempt(
             let Some((len, flags)) = length_and_flags(name, args) else {
                 return runner.skip(line, format!("{name}(): cannot read the length argument"));
             };
+            if len > MAX_IO {
+                return runner.skip(
+                    line,
+                    format!("{name}() of {len} bytes: this runner moves at most {MAX_IO} per call"),
+                );
+            }
             if flags & !(0x2 | 0x40 | 0x100) != 0 {
                 return runner.skip(
                     line,
@@ -409,6 +418,12 @@ pub(crate) fn attempt(
             let Some((len, flags)) = length_and_flags(name, args) else {
                 return runner.skip(line, format!("{name}(): cannot read the length argument"));
             };
+            if len > MAX_IO {
+                return runner.skip(
+                    line,
+                    format!("{name}() of {len} bytes: this runner moves at most {MAX_IO} per call"),
+                );
+            }
             if flags & 0x2000_0000 != 0 {
                 return runner.skip(
                     line,
