@@ -1335,7 +1335,7 @@ impl Runner {
         } else {
             String::new()
         };
-        format!(
+        let line = format!(
             "{:>9}  {:<44}  [{}]{:>9} {:>6} {:>5} {:>6}  {}",
             micros_text(sent.at),
             format!("{} → {}", sent.src, sent.dst),
@@ -1345,7 +1345,8 @@ impl Runner {
             sent.len,
             sent.window,
             options_text(&sent.options)
-        )
+        );
+        line.trim_end().to_string()
     }
 
     pub(crate) fn state_of(&self, id: rawtcp_core::ConnectionId) -> Option<State> {
