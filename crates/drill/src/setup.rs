@@ -164,7 +164,8 @@ fn apply_one(
     config: &mut Config,
     keepalive: &mut KeepaliveDefaults,
 ) -> CommandEffect {
-    let words: Vec<&str> = command.split_whitespace().collect();
+    let owned = shell_words(command);
+    let words: Vec<&str> = owned.iter().map(String::as_str).collect();
     let Some(&program) = words.first() else {
         return CommandEffect::Applied;
     };
@@ -232,6 +233,39 @@ fn apply_one(
         };
     }
     skip(command)
+}
+
+/// Splits a command line into words as a shell would for the simple cases: blanks separate,
+/// single and double quotes group (and are removed).
+fn shell_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote = None;
+    for c in command.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(core::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 fn skip(command: &str) -> CommandEffect {

@@ -320,6 +320,9 @@ pub(crate) fn attempt(
     if name == "socket" {
         return socket_call(runner, line, args, call.result.value);
     }
+    if name == "poll" {
+        return poll_call(runner, line, args);
+    }
     let Some(fd) = fd_arg else {
         return runner.skip(
             line,
@@ -505,7 +508,6 @@ pub(crate) fn attempt(
             check_value(runner, line, "ioctl", args.get(2), value as i64)?;
             Ok(Some(Ok(0)))
         }
-        "poll" => poll_call(runner, line, args),
         _ => runner.skip(line, format!("system call {name}() is not supported")),
     }
 }

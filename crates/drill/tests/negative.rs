@@ -306,3 +306,82 @@ fn a_parse_error_fails_with_its_line() {
         report.message
     );
 }
+
+/// Three segments of 1000 bytes, sent back to back.
+const BURST: &str = "\
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 65535 <mss 1000>
++0    > S. 0:0(0) ack 1 <mss 1460>
++.1   < . 1:1(0) ack 1 win 65535
++0    accept(3, ..., ...) = 4
++0    write(4, ..., 3000) = 3000
++0    > P. 1:3001(3000) ack 1
++.1   < . 1:1(0) ack 3001 win 65535
+";
+
+#[test]
+fn consecutive_segments_merge_unless_strict() {
+    let outcome = run(BURST);
+    assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.reason());
+    let strict = run_script(
+        BURST,
+        &Options {
+            strict_segments: true,
+            ..Options::default()
+        },
+    );
+    assert_eq!(strict.verdict, Verdict::Fail);
+    assert!(
+        strict
+            .reason()
+            .contains("wrong flags: expected [P.], got [.]"),
+        "{}",
+        strict.reason()
+    );
+    // The script's own option line does the same.
+    let outcome = run(&format!("--strict_segments\n{BURST}"));
+    assert_eq!(outcome.verdict, Verdict::Fail);
+    // A merge never covers a gap or more than the line: 2500 bytes is not a segment boundary.
+    let outcome = run(&BURST.replace("> P. 1:3001(3000)", "> P. 1:2501(2500)"));
+    assert_eq!(outcome.verdict, Verdict::Fail);
+    assert!(
+        outcome
+            .reason()
+            .contains("wrong flags: expected [P.], got [.]"),
+        "{}",
+        outcome.reason()
+    );
+}
+
+#[test]
+fn the_linux_profile_takes_linuxs_choices() {
+    // Linux scales its window by 8 for its default buffers and retries a SYN 6 times.
+    let script = "\
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0...127 connect(3, ..., ...) = -1 ETIMEDOUT (Connection timed out)
++0    > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 8>
++1    > S 0:0(0) <...>
++2    > S 0:0(0) <...>
++4    > S 0:0(0) <...>
++8    > S 0:0(0) <...>
++16   > S 0:0(0) <...>
++32   > S 0:0(0) <...>
+";
+    let linux = run_script(
+        script,
+        &Options {
+            profile: rawtcp_drill::Profile::Linux,
+            ..Options::default()
+        },
+    );
+    assert_eq!(linux.verdict, Verdict::Pass, "{}", linux.reason());
+    let rfc = run(script);
+    assert_eq!(rfc.verdict, Verdict::Fail);
+    assert!(
+        rfc.reason().contains("wscale Some(8) vs Some(3)"),
+        "{}",
+        rfc.reason()
+    );
+}
