@@ -27,5 +27,5 @@ mod setup;
 mod socket;
 
 pub use parse::{ParseError, parse};
-pub use run::{Crossing, Options, Outcome, Report, Verdict, run_script};
+pub use run::{Crossing, Options, Outcome, Report, Verdict, run_script, trace_header};
 pub use setup::Profile;

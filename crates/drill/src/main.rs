@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rawtcp_drill::{Crossing, Options, Outcome, Profile, Verdict, run_script};
+use rawtcp_drill::{Crossing, Options, Outcome, Profile, Verdict, run_script, trace_header};
 
 const USAGE: &str = "usage: rawtcp-drill run PATH... [--profile rfc|linux] [--tolerance_usecs N] \
 [--strict_segments] [--json] [--trace] [--pcap FILE]";
@@ -218,10 +218,7 @@ fn main() -> ExitCode {
             };
         }
         if args.trace {
-            let _ = writeln!(
-                out,
-                "     time  segment                                       flags     seq    ack   len    win  options"
-            );
+            let _ = writeln!(out, "{}", trace_header());
             for line in &outcome.trace {
                 let _ = writeln!(out, "{line}");
             }

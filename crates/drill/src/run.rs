@@ -91,7 +91,8 @@ pub struct Outcome {
     pub report: Option<Report>,
     /// Every frame that crossed the wire, in order.
     pub wire: Vec<Crossing>,
-    /// The segment trace, one line per TCP segment, as the `hello` example prints it.
+    /// The segment trace, one line per TCP segment, as the `hello` example prints it: our
+    /// sequence numbers relative to our ISN, the peer's as the script writes them.
     pub trace: Vec<String>,
 }
 
@@ -1335,11 +1336,12 @@ impl Runner {
         } else {
             String::new()
         };
+        // The columns of the `hello` example's trace.
         let line = format!(
-            "{:>9}  {:<44}  [{}]{:>9} {:>6} {:>5} {:>6}  {}",
+            "{:>9}  {:<45} {:<6} {:>6} {:>6} {:>5} {:>6}  {}",
             micros_text(sent.at),
             format!("{} → {}", sent.src, sent.dst),
-            sent.flags,
+            format!("[{}]", sent.flags),
             seq,
             ack,
             sent.len,
@@ -1352,6 +1354,14 @@ impl Runner {
     pub(crate) fn state_of(&self, id: rawtcp_core::ConnectionId) -> Option<State> {
         self.stack.as_ref().and_then(|s| s.tcp_state(id))
     }
+}
+
+/// The header of the trace lines ([`Outcome::trace`]), as the `hello` example prints it.
+pub fn trace_header() -> String {
+    format!(
+        "{:>9}  {:<45} {:<6} {:>6} {:>6} {:>5} {:>6}  options",
+        "time", "segment", "flags", "seq", "ack", "len", "win"
+    )
 }
 
 fn micros_text(at: Instant) -> String {
