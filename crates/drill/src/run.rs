@@ -228,6 +228,17 @@ enum TraceItem {
     Text(String),
 }
 
+#[derive(Debug, Clone, Copy)]
+struct EventTimes {
+    /// The script's time for the event (a blocking call's start).
+    at: Instant,
+    /// Earliest and latest an outbound segment may be sent.
+    earliest: Instant,
+    latest: Instant,
+    /// When a call must return.
+    end: Instant,
+}
+
 struct Blocked {
     line: usize,
     call: crate::script::Syscall,
@@ -407,7 +418,8 @@ impl Runner {
         self.stack.get_or_insert_with(|| Stack::new(config.clone()))
     }
 
-    fn event_times(&self, event: &Event, inbound: bool) -> (Instant, Instant, Instant) {
+    /// When an event happens and the window it may happen in.
+    fn event_times(&self, event: &Event, inbound: bool) -> EventTimes {
         let anchor = match self.last_event {
             Some((true, at)) if inbound => at,
             _ => self.now,
@@ -421,31 +433,41 @@ impl Runner {
         };
         let dynamic = since.as_secs_f64() * self.tolerance_percent / 100.0;
         let tol = micros(self.tolerance as i64).max(Duration::from_secs_f64(dynamic));
+        let point = |at: Instant| EventTimes {
+            at,
+            earliest: at - tol,
+            latest: at + tol,
+            end: at,
+        };
         match event.time {
-            Time::Absolute(t) => {
-                let at = Instant::ZERO + micros(t);
-                (at, at - tol, at + tol)
-            }
-            Time::Relative(d) => {
-                let at = anchor + micros(d);
-                (at, at - tol, at + tol)
-            }
-            Time::Any => (self.now, self.now, Instant::from_secs(1 << 40)),
+            Time::Absolute(t) => point(Instant::ZERO + micros(t)),
+            Time::Relative(d) => point(anchor + micros(d)),
+            Time::Any => EventTimes {
+                latest: Instant::from_secs(1 << 40),
+                ..point(self.now)
+            },
             Time::Range {
                 start,
                 end,
                 relative,
             } => {
                 let base = if relative { anchor } else { Instant::ZERO };
-                let (start, end) = (base + micros(start), base + micros(end));
-                (start, start - tol, end + tol)
+                EventTimes {
+                    latest: base + micros(end) + tol,
+                    ..point(base + micros(start))
+                }
             }
             Time::Blocking {
-                start, relative, ..
+                start,
+                end,
+                relative,
             } => {
+                // `+a...b`: both ends from the same anchor (packetdrill's rule).
                 let base = if relative { anchor } else { Instant::ZERO };
-                let at = base + micros(start);
-                (at, at - tol, at + tol)
+                EventTimes {
+                    end: base + micros(end),
+                    ..point(base + micros(start))
+                }
             }
         }
     }
@@ -458,39 +480,22 @@ impl Runner {
                 ..
             }) | EventKind::Icmp(_)
         );
-        let (at, earliest, latest) = self.event_times(event, inbound);
+        let times = self.event_times(event, inbound);
         if let EventKind::Tcp(line) = &event.kind
             && line.direction == Direction::Outbound
         {
-            self.expect_outbound(event.line, line, at, earliest, latest)?;
-            self.last_event = Some((false, at));
+            self.expect_outbound(event.line, line, times)?;
+            self.last_event = Some((false, times.at));
             return Ok(());
         }
-        let at = at.max(self.now);
+        // An event the clock has passed (after a late outbound segment) happens now.
+        let at = times.at.max(self.now);
         self.advance_to(event.line, at, false)?;
         self.check_unexpected(event.line)?;
         match &event.kind {
             EventKind::Tcp(line) => self.inject_tcp(event.line, line)?,
             EventKind::Icmp(line) => self.inject_icmp(event.line, line)?,
-            EventKind::Syscall(call) => {
-                let end = match event.time {
-                    Time::Blocking {
-                        start,
-                        end,
-                        relative,
-                    } => {
-                        // `+a...b`: both ends from the same anchor (packetdrill's rule).
-                        let base = if relative {
-                            at - micros(start)
-                        } else {
-                            Instant::ZERO
-                        };
-                        base + micros(end)
-                    }
-                    _ => at,
-                };
-                self.start_call(event.line, call, end)?;
-            }
+            EventKind::Syscall(call) => self.start_call(event.line, call, times.end.max(at))?,
             EventKind::Command(command) => self.command(event.line, command)?,
             EventKind::Code(code) => self.code(event.line, code)?,
         }
@@ -633,16 +638,13 @@ impl Runner {
                     header,
                     transport: Transport::Tcp(tcp),
                 } => {
+                    // Kept without the cookie, which borrows the frame; `tfo` records it.
                     let options = TcpOptions {
-                        tfo_cookie: None,
-                        ..tcp.options
-                    };
-                    let options = TcpOptions {
-                        max_seg_size: options.max_seg_size,
-                        window_scale: options.window_scale,
-                        sack_permitted: options.sack_permitted,
-                        sack_blocks: options.sack_blocks,
-                        timestamps: options.timestamps,
+                        max_seg_size: tcp.options.max_seg_size,
+                        window_scale: tcp.options.window_scale,
+                        sack_permitted: tcp.options.sack_permitted,
+                        sack_blocks: tcp.options.sack_blocks,
+                        timestamps: tcp.options.timestamps,
                         tfo_cookie: None,
                     };
                     sent = Some(Sent {
@@ -777,14 +779,13 @@ impl Runner {
 
     // ---- outbound lines ----
 
-    fn expect_outbound(
-        &mut self,
-        line: usize,
-        expected: &TcpLine,
-        at: Instant,
-        earliest: Instant,
-        latest: Instant,
-    ) -> Step {
+    fn expect_outbound(&mut self, line: usize, expected: &TcpLine, times: EventTimes) -> Step {
+        let EventTimes {
+            at,
+            earliest,
+            latest,
+            ..
+        } = times;
         // Wait, deadline by deadline, for a segment or the end of the window.
         while self.pending.is_empty() {
             self.check_blocked_overdue()?;
