@@ -6,6 +6,9 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use rawtcp_core::Instant;
 
 use rawtcp_drill::{Crossing, Options, Outcome, Profile, Verdict, run_script, trace_header};
 
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
     }
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let mut capture = Vec::new();
+    let mut capture_end = Instant::ZERO;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for notice in args.options.profile.unhonoured() {
@@ -223,7 +227,13 @@ fn main() -> ExitCode {
                 let _ = writeln!(out, "{line}");
             }
         }
-        capture.extend(outcome.wire);
+        // Each script starts at time 0; in the capture each follows the previous one.
+        let offset = Duration::from_micros(capture_end.as_micros());
+        for mut crossing in outcome.wire {
+            crossing.at = crossing.at + offset;
+            capture_end = capture_end.max(crossing.at + Duration::from_secs(1));
+            capture.push(crossing);
+        }
     }
     if args.json {
         let _ = writeln!(
