@@ -80,6 +80,8 @@ pub(crate) fn base_config(profile: Profile, addresses: &Addresses) -> Config {
     );
     config.gateway = Some(addresses.gateway);
     config.seed = 0x5eed_d811;
+    // The address is the engine's from the first event: no RFC 5227 probing delays it.
+    config.conflict_detection.enabled = false;
     // The simulated peer answers ARP at once; a long cache keeps ARP out of the timing.
     config.arp.cache_ttl = Duration::from_secs(365 * 24 * 3600);
     // One connection per script: no rate limit should hide an answer a script expects.
