@@ -230,7 +230,7 @@ fn main() -> ExitCode {
         // Each script starts at time 0; in the capture each follows the previous one.
         let offset = Duration::from_micros(capture_end.as_micros());
         for mut crossing in outcome.wire {
-            crossing.at = crossing.at + offset;
+            crossing.at += offset;
             capture_end = capture_end.max(crossing.at + Duration::from_secs(1));
             capture.push(crossing);
         }
