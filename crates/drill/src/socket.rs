@@ -337,11 +337,18 @@ pub(crate) fn attempt(
             let (port, address) = sockaddr(args.get(1));
             let port = port.unwrap_or(runner.addresses.bind_port);
             let address = address.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let taken = runner
-                .sockets
-                .fds
-                .values()
-                .any(|s| s.bound.is_some_and(|b| b.port() == port) && s.kind != Kind::Fresh);
+            // SO_REUSEPORT on both lets a second socket bind; listen() then says whether the
+            // engine can take it.
+            let reuse = |s: &Socket| {
+                s.values
+                    .get("SOL_SOCKET:SO_REUSEPORT")
+                    .is_some_and(|v| *v != 0)
+            };
+            let taken = runner.sockets.fds.values().any(|s| {
+                s.bound.is_some_and(|b| b.port() == port)
+                    && s.kind != Kind::Fresh
+                    && !(reuse(s) && reuse(&socket))
+            });
             if taken {
                 return Ok(Some(Err("EADDRINUSE")));
             }
@@ -359,7 +366,19 @@ pub(crate) fn attempt(
                 Ipv4Addr::UNSPECIFIED,
                 runner.addresses.bind_port,
             ));
+            let reuse_port = |s: &Socket| {
+                s.values
+                    .get("SOL_SOCKET:SO_REUSEPORT")
+                    .is_some_and(|v| *v != 0)
+            };
             match runner.stack().tcp_listen(local, Some(backlog)) {
+                Err(TcpError::AddrInUse) if reuse_port(&socket) => runner.skip(
+                    line,
+                    format!(
+                        "a second listener on port {} with SO_REUSEPORT: the engine has no SO_REUSEPORT",
+                        local.port()
+                    ),
+                ),
                 Ok(listener) => {
                     set(runner, fd, |s| s.kind = Kind::Listener(listener));
                     runner.flow = Some(Flow {

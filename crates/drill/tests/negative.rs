@@ -385,3 +385,50 @@ fn the_linux_profile_takes_linuxs_choices() {
         rfc.reason()
     );
 }
+
+#[test]
+fn what_the_engine_cannot_do_skips_with_a_reason() {
+    let two_listeners = "\
+0  socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, SOL_SOCKET, SO_REUSEPORT, [1], 4) = 0
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
++0 setsockopt(4, SOL_SOCKET, SO_REUSEPORT, [1], 4) = 0
++0 bind(4, ..., ...) = 0
++0 listen(4, 1) = 0
+";
+    for (script, reason) in [
+        (two_listeners, "the engine has no SO_REUSEPORT"),
+        (
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [1000], 4) = 0\n",
+            "setsockopt TCP_MAXSEG is not supported by the engine",
+        ),
+        (
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendto(3, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000\n",
+            "the engine has no TCP Fast Open",
+        ),
+        ("`sysctl -q net.ipv4.tcp_ecn=1`\n", "the engine has no ECN"),
+        (
+            "0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3\n",
+            "only SOCK_STREAM",
+        ),
+        (
+            "--ip_version=ipv6\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n",
+            "only IPv4",
+        ),
+        (
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 100 <mss 1460,FO abcd1234>\n",
+            "TCP option `FO abcd1234` is not supported",
+        ),
+    ] {
+        let outcome = run(script);
+        assert_eq!(
+            outcome.verdict,
+            Verdict::Skip,
+            "{script}: {}",
+            outcome.reason()
+        );
+        assert!(outcome.reason().contains(reason), "{}", outcome.reason());
+    }
+}
