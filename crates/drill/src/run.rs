@@ -1012,7 +1012,19 @@ impl Runner {
             )),
         }
         if wanted.sack_blocks.as_slice() != got.sack_blocks.as_slice() {
-            differences.push("SACK blocks differ".to_string());
+            let text = |blocks: &rawtcp_wire::tcp::SackBlocks| {
+                let list: Vec<String> = blocks
+                    .as_slice()
+                    .iter()
+                    .map(|(l, r)| format!("{}:{}", l.raw(), r.raw()))
+                    .collect();
+                format!("[{}]", list.join(" "))
+            };
+            differences.push(format!(
+                "sack {} vs {}",
+                text(&wanted.sack_blocks),
+                text(&got.sack_blocks)
+            ));
         }
         if actual.tfo {
             differences.push("unexpected Fast Open cookie".to_string());

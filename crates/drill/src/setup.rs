@@ -277,10 +277,15 @@ fn skip(command: &str) -> CommandEffect {
 }
 
 fn number(value: &str) -> Result<u64, String> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{value}` is not a number"))
+    let value = value.trim();
+    match value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => value.parse(),
+    }
+    .map_err(|_| format!("`{value}` is not a number"))
 }
 
 fn flag(value: &str) -> Result<bool, String> {
