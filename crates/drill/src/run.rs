@@ -218,6 +218,8 @@ pub(crate) struct Runner {
     /// The previous event: inbound packet, and its script time.
     last_event: Option<(bool, Instant)>,
     finished: bool,
+    /// Rounds of timers run without the clock moving.
+    stalled: u32,
     wire: Vec<Crossing>,
     /// Segments in both directions (formatted at the end, when our ISN is known) and notes.
     trace: Vec<TraceItem>,
@@ -274,6 +276,7 @@ impl Runner {
             blocked: Vec::new(),
             last_event: None,
             finished: false,
+            stalled: 0,
             wire: Vec::new(),
             trace: Vec::new(),
         }
@@ -554,16 +557,34 @@ impl Runner {
             if !due {
                 break;
             }
-            self.now = self.now.max(deadline);
-            if let Some(stack) = self.stack.as_mut() {
-                stack.handle_timeout(self.now);
-            }
-            self.transmit()?;
-            self.poll_blocked()?;
+            self.fire_timers(line, deadline)?;
         }
         self.now = self.now.max(until);
         self.check_blocked_overdue()?;
         Ok(())
+    }
+
+    /// Runs the engine's timers at `deadline` and collects what they send. A deadline that
+    /// does not move on after many rounds at the same instant is an engine bug, reported
+    /// rather than looped on.
+    fn fire_timers(&mut self, line: usize, deadline: Instant) -> Step {
+        if deadline <= self.now {
+            self.stalled += 1;
+            if self.stalled > 10_000 {
+                return self.fail(
+                    line,
+                    format!("the engine's next deadline stays at {deadline} after 10000 rounds"),
+                );
+            }
+        } else {
+            self.stalled = 0;
+        }
+        self.now = self.now.max(deadline);
+        if let Some(stack) = self.stack.as_mut() {
+            stack.handle_timeout(self.now);
+        }
+        self.transmit()?;
+        self.poll_blocked()
     }
 
     /// A blocked call past its return time (plus tolerance) is a failure.
@@ -791,14 +812,7 @@ impl Runner {
             self.check_blocked_overdue()?;
             let deadline = self.stack.as_ref().and_then(Stack::poll_timeout);
             match deadline {
-                Some(deadline) if deadline <= latest => {
-                    self.now = self.now.max(deadline);
-                    if let Some(stack) = self.stack.as_mut() {
-                        stack.handle_timeout(self.now);
-                    }
-                    self.transmit()?;
-                    self.poll_blocked()?;
-                }
+                Some(deadline) if deadline <= latest => self.fire_timers(line, deadline)?,
                 _ => {
                     let text = self.describe_expected(expected);
                     let mut report = self.report(
