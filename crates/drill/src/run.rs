@@ -509,6 +509,7 @@ impl Runner {
     }
 
     fn command(&mut self, line: usize, command: &str) -> Step {
+        // TcpConfig has no PartialEq: its Debug text tells whether a command changed it.
         let before = format!("{:?}", self.config.tcp);
         let mut config = self.config.clone();
         match setup::apply_command(command, &mut config, &mut self.keepalive) {
@@ -1164,13 +1165,7 @@ impl Runner {
         let isn = self.local_isn.unwrap_or(0);
         let (seq, len) = match spec.quoted {
             Some((start, _, len)) => (start.wrapping_add(isn), len),
-            None => (
-                self.stack
-                    .as_ref()
-                    .and_then(|_| self.sockets.flow_snd_una(self))
-                    .unwrap_or(isn),
-                0,
-            ),
+            None => (self.sockets.flow_snd_una(self).unwrap_or(isn), 0),
         };
         // The quoted datagram: our segment's IPv4 header and its first 8 TCP bytes.
         let mut quoted_tcp = [0u8; 8];

@@ -1,8 +1,13 @@
 //! System calls mapped onto the engine, with the return values and errnos of a Linux socket.
 //!
-//! File descriptors are numbered as Linux numbers them (the lowest free one, from 3). An
-//! error a connection ended with is reported once, as Linux's `sk_err` is: the next read
-//! then sees the end of the stream and the next write `EPIPE`.
+//! File descriptors are the script's own: `socket() = 4` makes descriptor 4, as packetdrill
+//! maps script descriptors to live ones; a call that does not name one gets the lowest free
+//! from 3, as Linux gives. An error a connection ended with is reported once, as Linux's
+//! `sk_err` is: the next read then sees the end of the stream and the next write `EPIPE`.
+//!
+//! What the engine cannot do makes the script skip with the reason: per-socket buffer sizes
+//! after the engine started, TCP_MAXSEG, SO_LINGER with a timeout, Fast Open, a second
+//! listener on a port (SO_REUSEPORT), poll() on a listener.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
