@@ -12,6 +12,26 @@
 //! Nothing is executed on the host: backquoted shell commands are read as configuration
 //! (known sysctls map onto [`rawtcp_core::Config`]) or make the script skip.
 //!
+//! # What it reads
+//! - Option lines `--tolerance_usecs`, `--tolerance_percent`, `--local_ip`, `--remote_ip`,
+//!   `--gateway_ip`, `--bind_port`, `--connect_port`, `--mtu`, `--ip_version=ipv4`,
+//!   `--strict_segments`, `--profile` (others that only steer packetdrill's host are
+//!   accepted; unknown ones skip).
+//! - Times `N`, `+N`, `*`, `a~b`, `+a~+b`, `a...b` and `+a...b` (a call that blocks).
+//! - TCP lines both ways: flags `S F R P . U E W -`, `seq:end(len)`, `ack`, `win`, `urg`,
+//!   options `mss`, `nop`, `eol`, `sackOK`, `wscale`, `TS val N ecr N`, `sack a:b ...` and
+//!   `<...>`; inbound ICMP `unreachable CODE [mtu N] [seq:end(len)]` and `time_exceeded`.
+//! - Calls: socket, bind, listen, accept, connect, read, recv, recvfrom, recvmsg, write,
+//!   send, sendto, sendmsg, shutdown, close, setsockopt and getsockopt (SO_REUSEADDR,
+//!   SO_REUSEPORT, SO_KEEPALIVE, SO_LINGER 0, SO_RCVBUF, SO_SNDBUF, SO_ERROR, SO_TYPE,
+//!   TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT), fcntl
+//!   F_GETFL/F_SETFL, poll, ioctl SIOCINQ/FIONREAD and SIOCOUTQ/TIOCOUTQ.
+//! - `%{ assert ... }%` over `tcpi_state`, `tcpi_snd_cwnd`, `tcpi_snd_mss`, `tcpi_rto`,
+//!   `tcpi_rtt`, `tcpi_rttvar`, `tcpi_total_retrans`, `tcpi_segs_in/out`,
+//!   `tcpi_bytes_acked/received/sent/retrans`, `tcpi_snd_wnd`, `tcpi_notsent_bytes`.
+//! - Commands: `sysctl`, `echo N > /proc/sys/...` and `set_sysctls.py` for the sysctls in
+//!   `setup.rs`; the setup and restore scripts of the public suites.
+//!
 //! ```
 //! use rawtcp_drill::{Options, Verdict, run_script};
 //! let outcome = run_script("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", &Options::default());
