@@ -29,8 +29,13 @@
 //! - `%{ assert ... }%` over `tcpi_state`, `tcpi_snd_cwnd`, `tcpi_snd_mss`, `tcpi_rto`,
 //!   `tcpi_rtt`, `tcpi_rttvar`, `tcpi_total_retrans`, `tcpi_segs_in/out`,
 //!   `tcpi_bytes_acked/received/sent/retrans`, `tcpi_snd_wnd`, `tcpi_notsent_bytes`.
-//! - Commands: `sysctl`, `echo N > /proc/sys/...` and `set_sysctls.py` for the sysctls in
-//!   `setup.rs`; the setup and restore scripts of the public suites.
+//! - Commands `sysctl`, `echo N > /proc/sys/...` and `set_sysctls.py` for the sysctls
+//!   `net.ipv4.tcp_timestamps`, `tcp_sack`, `tcp_window_scaling`, `tcp_syn_retries`,
+//!   `tcp_synack_retries`, `tcp_retries2`, `tcp_fin_timeout`, `tcp_rto_min_us`,
+//!   `tcp_keepalive_time`/`_intvl`/`_probes`, `tcp_rmem`, `tcp_wmem`; `tcp_ecn`,
+//!   `tcp_syncookies`, `tcp_fastopen`, `tcp_autocorking`, `tcp_mtu_probing`, `tcp_tw_reuse`
+//!   and `tcp_moderate_rcvbuf` when set to 0 (the engine has none of them); and the setup and
+//!   restore scripts of the public suites (`defaults.sh`, `sysctl_restore_*.sh`).
 //!
 //! ```
 //! use rawtcp_drill::{Options, Verdict, run_script};
