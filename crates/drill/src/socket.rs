@@ -852,8 +852,8 @@ fn setsockopt_call(
             s.keep_count = value.and_then(|v| u32::try_from(v).ok())
         }),
         Some("SO_LINGER") => {
-            let onoff = value_expr.and_then(|v| int(v.field("onoff")));
-            let linger = value_expr.and_then(|v| int(v.field("linger")));
+            let onoff = value_expr.and_then(|v| int(v.field("onoff").or(v.field("l_onoff"))));
+            let linger = value_expr.and_then(|v| int(v.field("linger").or(v.field("l_linger"))));
             match (onoff, linger) {
                 (Some(0), _) => set(runner, fd, |s| s.linger_zero = false),
                 (Some(_), Some(0)) => set(runner, fd, |s| s.linger_zero = true),
