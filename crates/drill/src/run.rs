@@ -354,7 +354,8 @@ impl Runner {
     }
 
     fn script_option(&mut self, line: usize, name: &str, value: &str) -> Step {
-        let ip = |value: &str| value.parse::<Ipv4Addr>().ok();
+        // `192.0.2.1/24`: the prefix says which addresses the peer may use; one is enough.
+        let ip = |value: &str| value.split('/').next()?.parse::<Ipv4Addr>().ok();
         match name {
             "tolerance_usecs" => {
                 if !self.tolerance_fixed {
@@ -392,7 +393,6 @@ impl Runner {
                 Some(profile) => self.profile = profile,
                 None => return self.fail(line, format!("unknown profile `{value}`")),
             },
-            // Output and environment options with no meaning in virtual time.
             "tolerance_percent" => match value.parse::<f64>() {
                 Ok(percent) if (0.0..=100.0).contains(&percent) => self.tolerance_percent = percent,
                 _ => return self.fail(line, format!("bad --tolerance_percent={value}")),
@@ -407,7 +407,13 @@ impl Runner {
             // TSvals are not checked (packetdrill's default); ecr mapping is by value.
             "tcp_ts_tick_usecs" | "tcp_ts_ecr_scaled" => {}
             // Output and environment options with no meaning in virtual time.
-            "verbose" | "debug" | "non_fatal" | "dry_run" | "speed" | "netmask_ip" | "is_anyip"
+            "netmask_ip" => match ip(value) {
+                Some(mask) if u32::from(mask).leading_ones() == u32::from(mask).count_ones() => {
+                    self.addresses.prefix_len = u32::from(mask).count_ones() as u8;
+                }
+                _ => return self.fail(line, format!("bad --netmask_ip={value}")),
+            },
+            "verbose" | "debug" | "non_fatal" | "dry_run" | "speed" | "is_anyip"
             | "send_omit_free" | "code_command" | "code_format" | "code_sockopt" => {}
             _ => return self.skip(line, format!("option --{name} is not supported")),
         }
