@@ -406,13 +406,13 @@ impl Runner {
             "mss" => {}
             // TSvals are not checked (packetdrill's default); ecr mapping is by value.
             "tcp_ts_tick_usecs" | "tcp_ts_ecr_scaled" => {}
-            // Output and environment options with no meaning in virtual time.
             "netmask_ip" => match ip(value) {
                 Some(mask) if u32::from(mask).leading_ones() == u32::from(mask).count_ones() => {
                     self.addresses.prefix_len = u32::from(mask).count_ones() as u8;
                 }
                 _ => return self.fail(line, format!("bad --netmask_ip={value}")),
             },
+            // Output and environment options with no meaning in virtual time.
             "verbose" | "debug" | "non_fatal" | "dry_run" | "speed" | "is_anyip"
             | "send_omit_free" | "code_command" | "code_format" | "code_sockopt" => {}
             _ => return self.skip(line, format!("option --{name} is not supported")),
