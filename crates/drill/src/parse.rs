@@ -849,6 +849,44 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_constructs_of_the_public_suites() {
+        // Written here to exercise what Google's and the kernel's scripts use: a command over
+        // several lines, comments after events, `+0...0`, blanks inside option lists,
+        // unknown options, ECN brackets, a call over several lines, the errno's text, the
+        // result's decoration, a multi-line code block.
+        let text = "--ip_version=ipv4\n\
+            `./defaults.sh\n./set_sysctls.py /proc/sys/net/ipv4/tcp_min_tso_segs=10\n`\n\
+            0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4 // the kernel's start at 4\n\
+            +0...0 connect(4, ..., ...) = 0\n\
+            +0 > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 8>\n\
+            +0 < [ect0] S. 0:0(0) ack 1 win 65535 <mss 1460,nop, nop, sack 1:2,FO abcd1234,nop,nop>\n\
+            +0...0.010 poll([{fd=4,\n                 events=POLLIN|POLLOUT|POLLERR,\n                 revents=POLLOUT}], 1, 100) = 1\n\
+            +0 fcntl(4, F_GETFL) = 0x802 (flags O_RDWR|O_NONBLOCK)\n\
+            +0 sendto(4, ..., 0, MSG_FASTOPEN, ..., ...) = -1 EINPROGRESS (Operation is now in progress)\n\
+            +0 %{\nassert tcpi_snd_cwnd == 10, tcpi_snd_cwnd\nassert (tcpi_options & TCPI_OPT_SYN_DATA) == 0\n}%\n\
+            +0~+.04 > .  1:1(0) ack 1\n\
+            `/tmp/sysctl_restore_${PPID}.sh`\n";
+        let script = parse(text).unwrap();
+        assert_eq!(script.events.len(), 11);
+        let EventKind::Tcp(synack) = &script.events[4].kind else {
+            panic!("not a packet: {:?}", script.events[4]);
+        };
+        assert_eq!(synack.ecn.as_deref(), Some("ect0"));
+        let Some(OptionsSpec::List(options)) = &synack.options else {
+            panic!("no options");
+        };
+        assert!(options.contains(&TcpOptionSpec::Unsupported("FO abcd1234".into())));
+        assert!(options.contains(&TcpOptionSpec::Sack(vec![(1, 2)])));
+        assert_eq!(script.events[5].line, 9, "the poll starts on line 9");
+        assert_eq!(script.events[6].line, 12, "and takes three");
+        assert_eq!(
+            script.events[8].time,
+            Time::Relative(0),
+            "a code block keeps its +0"
+        );
+    }
+
+    #[test]
     fn errors_name_their_line() {
         for (text, line) in [
             ("0 socket(..., SOCK_STREAM) = 3\n+0 < S 0:0 win 1\n", 2),
