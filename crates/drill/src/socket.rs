@@ -47,6 +47,8 @@ struct Socket {
     keep_count: Option<u32>,
     linger_zero: bool,
     error_reported: bool,
+    /// shutdown(SHUT_RD) or SHUT_RDWR was called.
+    read_shut: bool,
     /// Values set with setsockopt, returned by getsockopt: (level, name) → value.
     values: BTreeMap<String, i64>,
 }
@@ -64,6 +66,7 @@ impl Socket {
             keep_count: None,
             linger_zero: false,
             error_reported: false,
+            read_shut: false,
             values: BTreeMap::new(),
         }
     }
@@ -339,6 +342,9 @@ pub(crate) fn attempt(
     };
     match name {
         "bind" => {
+            if socket.bound.is_some() || socket.kind != Kind::Fresh {
+                return Ok(Some(Err("EINVAL")));
+            }
             let (port, address) = sockaddr(args.get(1));
             let port = port.unwrap_or(runner.addresses.bind_port);
             let address = address.unwrap_or(Ipv4Addr::UNSPECIFIED);
@@ -363,8 +369,10 @@ pub(crate) fn attempt(
             Ok(Some(Ok(0)))
         }
         "listen" => {
-            if let Kind::Listener(_) = socket.kind {
-                return Ok(Some(Ok(0)));
+            match socket.kind {
+                Kind::Listener(_) => return Ok(Some(Ok(0))),
+                Kind::Conn(_) => return Ok(Some(Err("EINVAL"))),
+                Kind::Fresh => {}
             }
             let backlog = int(args.get(1)).unwrap_or(128).max(1) as usize;
             let local = socket.bound.unwrap_or(SocketAddrV4::new(
@@ -470,6 +478,10 @@ pub(crate) fn attempt(
                 return Ok(Some(Err("ENOTCONN")));
             };
             let how = int(args.get(1)).unwrap_or(1);
+            if how == 0 || how == 2 {
+                // Linux: reads after SHUT_RD see the end of the stream.
+                set(runner, fd, |s| s.read_shut = true);
+            }
             if how == 0 {
                 return Ok(Some(Ok(0)));
             }
@@ -694,6 +706,9 @@ fn read_call(runner: &mut Runner, fd: i64, socket: &Socket, len: usize, flags: i
             "ENOTCONN"
         }));
     };
+    if socket.read_shut {
+        return Some(Ok(0));
+    }
     let nonblocking = socket.nonblocking || flags & 0x40 != 0;
     let now = runner.now;
     let mut buffer = vec![0u8; len];

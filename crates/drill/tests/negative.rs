@@ -432,3 +432,32 @@ fn what_the_engine_cannot_do_skips_with_a_reason() {
         assert!(outcome.reason().contains(reason), "{}", outcome.reason());
     }
 }
+
+#[test]
+fn calls_fail_as_linux_fails_them() {
+    let script = "\
+0  socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 read(3, ..., 10) = -1 ENOTCONN (Transport endpoint is not connected)
++0 write(3, ..., 10) = -1 EPIPE (Broken pipe)
++0 shutdown(3, SHUT_WR) = -1 ENOTCONN (Transport endpoint is not connected)
++0 accept(3, ..., ...) = -1 EINVAL (Invalid argument)
++0 bind(3, ..., ...) = 0
++0 bind(3, ..., ...) = -1 EINVAL (Invalid argument)
++0 listen(3, 1) = 0
++0 connect(3, ..., ...) = -1 EISCONN (Transport endpoint is already connected)
++0 read(3, ..., 10) = -1 EINVAL (Invalid argument)
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
++0 bind(4, ..., ...) = -1 EADDRINUSE (Address already in use)
++0 close(9) = -1 EBADF (Bad file descriptor)
++0 < S 0:0(0) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 1 <mss 1460>
++0 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 5
++0 < P. 1:11(10) ack 1 win 65535
++0 shutdown(5, SHUT_RD) = 0
++0 read(5, ..., 10) = 0
++0 listen(5, 1) = -1 EINVAL (Invalid argument)
+";
+    let outcome = run(script);
+    assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.reason());
+}
