@@ -199,6 +199,10 @@ pub(crate) struct Runner {
     tolerance_percent: f64,
     /// `--mtu`, applied to the configuration.
     mtu: Option<usize>,
+    /// `--tcp_ts_tick_usecs`: check outbound TSvals at this tick.
+    ts_tick_usecs: Option<u32>,
+    /// (script TSval, live TSval) of the first outbound segment with timestamps.
+    ts_base: Option<(u32, u32)>,
     strict_segments: bool,
     pub(crate) addresses: Addresses,
     pub(crate) config: Config,
@@ -261,6 +265,8 @@ impl Runner {
             tolerance_fixed: options.tolerance_usecs.is_some(),
             tolerance_percent: 0.0,
             mtu: None,
+            ts_tick_usecs: None,
+            ts_base: None,
             strict_segments: options.strict_segments,
             config: setup::base_config(options.profile, &addresses),
             addresses,
@@ -404,8 +410,13 @@ impl Runner {
             // packetdrill gives --mss to its tun device (for segmentation offload); the
             // engine's MSS follows its MTU, and segments injected here are never cut.
             "mss" => {}
-            // TSvals are not checked (packetdrill's default); ecr mapping is by value.
-            "tcp_ts_tick_usecs" | "tcp_ts_ecr_scaled" => {}
+            // With a tick, outbound TSvals are checked against the script's (packetdrill's
+            // rule: how far each moved since the first); without, they are not.
+            "tcp_ts_tick_usecs" => match value.parse::<u32>() {
+                Ok(tick) if tick > 0 => self.ts_tick_usecs = Some(tick),
+                _ => return self.fail(line, format!("bad --tcp_ts_tick_usecs={value}")),
+            },
+            "tcp_ts_ecr_scaled" => {}
             "netmask_ip" => match ip(value) {
                 Some(mask) if u32::from(mask).leading_ones() == u32::from(mask).count_ones() => {
                     self.addresses.prefix_len = u32::from(mask).count_ones() as u8;
@@ -898,6 +909,7 @@ impl Runner {
         }
         // TSval mapping for the peer's TSecr.
         if let (Some(ts), Some(script_val)) = (actual.options.timestamps, script_ts_val(expected)) {
+            self.ts_base.get_or_insert((script_val, ts.tsval));
             self.ts_sent.push_back((script_val, ts.tsval));
             if self.ts_sent.len() > 64 {
                 self.ts_sent.pop_front();
@@ -1024,7 +1036,11 @@ impl Runner {
         }
         match (wanted.timestamps, got.timestamps) {
             (None, None) => {}
-            (Some(w), Some(g)) if w.tsecr == g.tsecr => {}
+            (Some(w), Some(g)) if w.tsecr == g.tsecr => {
+                if let Some(problem) = self.check_tsval(w.tsval, g.tsval) {
+                    differences.push(problem);
+                }
+            }
             (Some(w), Some(g)) => differences.push(format!("TS ecr {} vs {}", w.tsecr, g.tsecr)),
             (w, g) => differences.push(format!(
                 "TS {} vs {}",
@@ -1058,6 +1074,22 @@ impl Runner {
                 differences.join("; ")
             ))
         }
+    }
+
+    /// With `--tcp_ts_tick_usecs`, the TSval must have moved since the first one as far as
+    /// the script's did, within the tolerance. The engine's clock ticks every millisecond.
+    fn check_tsval(&self, script: u32, live: u32) -> Option<String> {
+        let tick = i64::from(self.ts_tick_usecs?);
+        let (base_script, base_live) = self.ts_base?;
+        let script_us = i64::from(script.wrapping_sub(base_script) as i32) * tick;
+        let live_us = i64::from(live.wrapping_sub(base_live) as i32) * 1000;
+        let slack = self.tolerance as i64 + 1000;
+        ((script_us - live_us).abs() > slack).then(|| {
+            format!(
+                "TS val moved {} µs since the first, the script says {} µs",
+                live_us, script_us
+            )
+        })
     }
 
     // ---- inbound lines ----

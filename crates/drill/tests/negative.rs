@@ -461,3 +461,39 @@ fn calls_fail_as_linux_fails_them() {
     let outcome = run(script);
     assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.reason());
 }
+
+#[test]
+fn tsvals_are_checked_only_with_a_tick() {
+    let script = "\
+--tcp_ts_tick_usecs=1000
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 65535 <mss 1460,TS val 500 ecr 0>
++0    > S. 0:0(0) ack 1 <mss 1460,TS val 100 ecr 500>
++.2   < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 700 ecr 100>
++0    accept(3, ..., ...) = 4
++0    write(4, ..., 10) = 10
++0    > P. 1:11(10) ack 1 <nop,nop,TS val 300 ecr 700>
+";
+    assert_eq!(
+        run(script).verdict,
+        Verdict::Pass,
+        "{}",
+        run(script).reason()
+    );
+    // 200 ms later at a 1 ms tick is 200 more, not 250.
+    let wrong = script.replace("TS val 300 ecr 700", "TS val 350 ecr 700");
+    let outcome = run(&wrong);
+    assert_eq!(outcome.verdict, Verdict::Fail);
+    assert!(
+        outcome
+            .reason()
+            .contains("TS val moved 200000 µs since the first, the script says 250000 µs"),
+        "{}",
+        outcome.reason()
+    );
+    // Without the option, TSvals are not checked (packetdrill's default).
+    let unchecked = wrong.replace("--tcp_ts_tick_usecs=1000\n", "");
+    assert_eq!(run(&unchecked).verdict, Verdict::Pass);
+}
