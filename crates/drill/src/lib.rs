@@ -15,8 +15,8 @@
 //! # What it reads
 //! - Option lines `--tolerance_usecs`, `--tolerance_percent`, `--local_ip`, `--remote_ip`,
 //!   `--gateway_ip`, `--bind_port`, `--connect_port`, `--mtu`, `--ip_version=ipv4`,
-//!   `--strict_segments`, `--tcp_ts_tick_usecs` (checks outbound TSvals), `--profile` (others that only steer packetdrill's host are
-//!   accepted; unknown ones skip).
+//!   `--netmask_ip`, `--strict_segments`, `--tcp_ts_tick_usecs` (checks outbound TSvals),
+//!   `--profile`; those that only steer packetdrill's host are accepted, unknown ones skip.
 //! - Times `N`, `+N`, `*`, `a~b`, `+a~+b`, `a...b` and `+a...b` (a call that blocks).
 //! - TCP lines both ways: flags `S F R P . U E W -`, `seq:end(len)`, `ack`, `win`, `urg`,
 //!   options `mss`, `nop`, `eol`, `sackOK`, `wscale`, `TS val N ecr N`, `sack a:b ...` and
