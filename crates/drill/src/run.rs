@@ -217,6 +217,8 @@ pub(crate) struct Runner {
     ts_sent: VecDeque<(u32, u32)>,
     pending: VecDeque<Sent>,
     pub(crate) sockets: Sockets,
+    /// Connections ready to accept, per listener (from the engine's events).
+    pub(crate) acceptable: std::collections::BTreeMap<rawtcp_core::ListenerId, usize>,
     /// Blocked calls: (line, call, state, expected return time).
     blocked: Vec<Blocked>,
     /// The previous event: inbound packet, and its script time.
@@ -279,6 +281,7 @@ impl Runner {
             ts_sent: VecDeque::new(),
             pending: VecDeque::new(),
             sockets: Sockets::default(),
+            acceptable: std::collections::BTreeMap::new(),
             blocked: Vec::new(),
             last_event: None,
             finished: false,
@@ -656,13 +659,27 @@ impl Runner {
             let mut sink = VecSink::new();
             let _ = stack.poll_transmit(self.now, &mut sink);
             if sink.frames.is_empty() {
-                return Ok(());
+                break;
             }
             for frame in sink.frames {
                 self.outbound_frame(frame);
             }
         }
+        self.drain_events();
         Ok(())
+    }
+
+    /// Takes the engine's events: the runner queries states directly, but counts the
+    /// connections each listener has ready, which poll() on a listener reports.
+    fn drain_events(&mut self) {
+        let Some(stack) = self.stack.as_mut() else {
+            return;
+        };
+        while let Some(event) = stack.poll_event() {
+            if let rawtcp_core::Event::Acceptable(listener) = event {
+                *self.acceptable.entry(listener).or_insert(0) += 1;
+            }
+        }
     }
 
     fn outbound_frame(&mut self, frame: Vec<u8>) {

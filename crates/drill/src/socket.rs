@@ -7,7 +7,7 @@
 //!
 //! What the engine cannot do makes the script skip with the reason: per-socket buffer sizes
 //! after the engine started, TCP_MAXSEG, SO_LINGER with a timeout, Fast Open, a second
-//! listener on a port (SO_REUSEPORT), poll() on a listener.
+//! listener on a port (SO_REUSEPORT).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -407,7 +407,13 @@ pub(crate) fn attempt(
             let Kind::Listener(listener) = socket.kind else {
                 return Ok(Some(Err("EINVAL")));
             };
-            match runner.stack().tcp_accept(listener) {
+            let accepted = runner.stack().tcp_accept(listener);
+            let ready = runner.acceptable.entry(listener).or_insert(0);
+            match accepted {
+                Ok(Some(_)) => *ready = ready.saturating_sub(1),
+                _ => *ready = 0,
+            }
+            match accepted {
                 Ok(Some(id)) => {
                     let mut accepted = Socket::new(false);
                     accepted.kind = Kind::Conn(id);
@@ -998,8 +1004,10 @@ fn poll_call(runner: &mut Runner, line: usize, args: &[Expr]) -> Step<Attempt> {
             continue;
         };
         let revents = match socket.kind {
-            Kind::Listener(_) => {
-                return runner.skip(line, "poll() on a listening socket is not supported");
+            Kind::Listener(listener) => {
+                let ready = runner.acceptable.get(&listener).is_some_and(|n| *n > 0);
+                let readable = if ready { 0x1 | 0x40 } else { 0 };
+                readable & events
             }
             Kind::Fresh => 0x10 | (events & 0x4),
             Kind::Conn(id) => poll_events(runner, id, &socket) & (events | 0x8 | 0x10),
