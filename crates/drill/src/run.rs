@@ -850,11 +850,26 @@ impl Runner {
                 Some(deadline) if deadline <= latest => self.fire_timers(line, deadline)?,
                 _ => {
                     let text = self.describe_expected(expected);
-                    let mut report = self.report(
-                        Some(line),
-                        format!("missing outbound segment: expected {text} at {at}, nothing was sent by {latest}"),
+                    let later = self.look_ahead();
+                    let mut message = format!(
+                        "missing outbound segment: expected {text} at {at}, nothing was sent by {latest}"
                     );
+                    if let Some(sent) = &later {
+                        let when = sent.at;
+                        let verdict = if self.compare(expected, sent).is_ok() {
+                            "it came late"
+                        } else {
+                            "the next segment"
+                        };
+                        let _ = write!(
+                            message,
+                            "; {verdict}, at {when}: {}",
+                            self.describe_sent(sent)
+                        );
+                    }
+                    let mut report = self.report(Some(line), message);
                     report.expected = Some(text);
+                    report.actual = later.map(|sent| self.describe_sent(&sent));
                     report.time = latest.min(Instant::from_secs(1 << 30));
                     return Err(Stop::Fail(report));
                 }
@@ -934,6 +949,26 @@ impl Runner {
         }
         self.now = self.now.max(actual.at);
         Ok(())
+    }
+
+    /// For a failure report only: what the engine sends next, if anything, within an hour
+    /// of virtual time.
+    fn look_ahead(&mut self) -> Option<Sent> {
+        let horizon = self.now + Duration::from_secs(3600);
+        for _ in 0..10_000 {
+            if let Some(sent) = self.pending.front() {
+                return Some(sent.clone());
+            }
+            let deadline = self.stack.as_ref()?.poll_timeout()?;
+            if deadline > horizon {
+                return None;
+            }
+            self.now = self.now.max(deadline);
+            let now = self.now;
+            self.stack.as_mut()?.handle_timeout(now);
+            let _ = self.transmit();
+        }
+        None
     }
 
     fn compare(&self, expected: &TcpLine, actual: &Sent) -> Result<(), String> {

@@ -497,3 +497,28 @@ fn tsvals_are_checked_only_with_a_tick() {
     let unchecked = wrong.replace("--tcp_ts_tick_usecs=1000\n", "");
     assert_eq!(run(&unchecked).verdict, Verdict::Pass);
 }
+
+#[test]
+fn a_segment_later_than_the_tolerance_fails_saying_when_it_came() {
+    // The retransmission comes on the RTO, 300 ms after the data; the script says 200 ms.
+    let text = GOOD.replacen(
+        "+.1   < . 1:1(0) ack 101 win 65535\n",
+        "+.2   > P. 1:101(100) ack 1\n",
+        1,
+    );
+    let outcome = run(&text);
+    assert_eq!(outcome.verdict, Verdict::Fail);
+    let report = outcome.report.expect("report");
+    assert_eq!(report.line, Some(10));
+    assert!(
+        report
+            .message
+            .contains("nothing was sent by 0.304000s; it came late, at 0.400000s"),
+        "{}",
+        report.message
+    );
+    assert_eq!(
+        report.actual.as_deref(),
+        Some("P. 1:101(100) ack 1 win 65535")
+    );
+}
