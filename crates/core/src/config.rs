@@ -3,6 +3,7 @@
 use core::time::Duration;
 use std::net::Ipv4Addr;
 
+use rawtcp_wire::SeqNum;
 use rawtcp_wire::ethernet::EthernetAddress;
 
 /// An IPv4 address with the prefix length of its subnet.
@@ -241,6 +242,12 @@ pub struct TcpConfig {
     /// segments of the send MSS, with a partial checksum the device completes. Off by
     /// default; a driver turns it on only for a sink that implements `push_gso`.
     pub segmentation_offload: bool,
+    /// **For tests only.** Every connection of this stack starts at this initial send
+    /// sequence number instead of RFC 6528's clock plus keyed hash (RFC 9293 §3.4.1), so a
+    /// test can start at 2³² − k and cross the sequence-number wrap within kilobytes. A fixed
+    /// ISN is predictable and lets an off-path attacker inject segments: never set it in
+    /// production. `None` (the default) keeps RFC 6528.
+    pub test_iss: Option<SeqNum>,
 }
 
 impl Default for TcpConfig {
@@ -268,6 +275,7 @@ impl Default for TcpConfig {
             user_timeout: None,
             ephemeral_ports: 32768..=60999,
             segmentation_offload: false,
+            test_iss: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
+use rawtcp_wire::SeqNum;
 use rawtcp_wire::tcp::TcpRepr;
 
 pub use congestion::CongestionControl;
@@ -575,6 +576,14 @@ impl Tcp {
         exact.or_else(wildcard).map(|i| ListenerId(i as u32))
     }
 
+    /// The initial send sequence number of a new connection: RFC 6528's, unless a test
+    /// chose one ([`TcpConfig::test_iss`]).
+    fn iss(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> SeqNum {
+        self.config
+            .test_iss
+            .unwrap_or_else(|| self.isn.isn(now, local, remote))
+    }
+
     // ---- Connecting ----
 
     pub(crate) fn connect(
@@ -610,7 +619,7 @@ impl Tcp {
             }
         };
         let local = SocketAddrV4::new(address, port);
-        let iss = self.isn.isn(now, local, remote);
+        let iss = self.iss(now, local, remote);
         let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
         let conn = Connection::connect(&self.config, local, remote, iss, self.mtu, ts_offset, now);
         let id = self.insert(conn);
@@ -681,7 +690,7 @@ impl Tcp {
             return true;
         }
         listener.half_open += 1;
-        let mut iss = self.isn.isn(now, local, remote);
+        let mut iss = self.iss(now, local, remote);
         // RFC 1122 §4.2.2.13 (1): above every sequence number of the old incarnation.
         if let Some(floor) = iss_floor
             && iss <= floor
