@@ -88,6 +88,9 @@ pub(crate) struct Connection {
     pub(crate) active: bool,
 
     iss: SeqNum,
+    /// Our SYN has been acknowledged. A state fact, never `snd_una == iss`: SND.UNA comes
+    /// back to ISS every 2³² bytes (RFC 9293 §3.4).
+    syn_acked: bool,
     snd_una: SeqNum,
     snd_nxt: SeqNum,
     /// One past the highest sequence number sent (SND.NXT before a go-back retransmission).
@@ -101,6 +104,8 @@ pub(crate) struct Connection {
     fin_requested: bool,
     /// Sequence number of our FIN once it has been sent.
     fin_seq: Option<SeqNum>,
+    /// Our FIN has been acknowledged (a state fact, as `syn_acked`).
+    fin_acked: bool,
 
     irs: SeqNum,
     rcv_nxt: SeqNum,
@@ -220,6 +225,7 @@ impl Connection {
             app_closed: false,
             active: false,
             iss,
+            syn_acked: false,
             snd_una: iss,
             snd_nxt: iss,
             snd_max: iss,
@@ -230,6 +236,7 @@ impl Connection {
             send: SendBuffer::new(config.send_buffer),
             fin_requested: false,
             fin_seq: None,
+            fin_acked: false,
             irs: SeqNum::new(0),
             rcv_nxt: SeqNum::new(0),
             rcv_right: SeqNum::new(0),
@@ -537,7 +544,7 @@ impl Connection {
                 | State::CloseWait
         ) {
             self.reset = Some(ResetPlan {
-                seq: self.snd_nxt,
+                seq: self.snd_max,
                 ack: None,
             });
         }
@@ -738,9 +745,7 @@ impl Connection {
             )
         {
             self.receive_data(now, seg);
-            if self.pending_fin == Some(self.rcv_nxt) {
-                self.pending_fin = None;
-                self.receive_fin(now);
+            if self.take_pending_fin(now) {
                 return true;
             }
         }
@@ -791,6 +796,7 @@ impl Connection {
         self.take_syn_options(seg);
         if ack_ok {
             // Our SYN is acknowledged: ESTABLISHED.
+            self.syn_acked = true;
             self.snd_una = seg.ack_number;
             self.take_rtt_sample(now, seg);
             self.retransmit_at = None;
@@ -857,11 +863,17 @@ impl Connection {
         if ack > self.snd_una {
             let in_flight = self.snd_max - self.snd_una;
             let mut acked = ack - self.snd_una;
-            if self.snd_una == self.iss {
-                acked -= 1; // our SYN
+            // The SYN and the FIN each take one sequence number but no byte of the send
+            // buffer (RFC 9293 §3.3). Whether they are acknowledged is kept as a fact: an
+            // equality with ISS holds again every 2³² bytes.
+            if !self.syn_acked {
+                self.syn_acked = true;
+                acked -= 1;
             }
-            let fin_acked = self.fin_seq.is_some_and(|fin| ack > fin);
+            // SND.UNA < FIN + 1 <= SEG.ACK <= SND.MAX, all within one window (§3.4).
+            let fin_acked = !self.fin_acked && self.fin_seq.is_some_and(|fin| ack > fin);
             if fin_acked {
+                self.fin_acked = true;
                 acked -= 1;
             }
             let data_acked = (acked as usize).min(self.send.len());
@@ -961,6 +973,24 @@ impl Connection {
         }
     }
 
+    /// A FIN held beyond RCV.NXT is taken once the data before it has arrived. Data that went
+    /// past it shows it was no FIN of the peer's (there is one): it is forgotten, not kept
+    /// until RCV.NXT comes round to it again 2³² bytes later (RFC 9293 §3.4).
+    fn take_pending_fin(&mut self, now: Instant) -> bool {
+        match self.pending_fin {
+            Some(fin) if fin == self.rcv_nxt => {
+                self.pending_fin = None;
+                self.receive_fin(now);
+                true
+            }
+            Some(fin) if fin < self.rcv_nxt => {
+                self.pending_fin = None;
+                false
+            }
+            _ => false,
+        }
+    }
+
     /// RFC 9293 §3.10.7.4, eighth step: the FIN, in order.
     fn receive_fin(&mut self, now: Instant) {
         if self.fin_received {
@@ -981,7 +1011,7 @@ impl Connection {
                 return;
             }
             State::FinWait1 => {
-                if self.fin_seq.is_some_and(|fin| self.snd_una > fin) {
+                if self.fin_acked {
                     self.enter_time_wait(now, Cause::FinReceived);
                 } else {
                     self.set_state(State::Closing, Cause::FinReceived);
@@ -1056,7 +1086,7 @@ impl Connection {
                 if self.keepalive_probes >= keepalive.probes {
                     // RFC 1122 §4.2.3.6: the peer is gone. Linux resets the connection.
                     self.reset = Some(ResetPlan {
-                        seq: self.snd_nxt,
+                        seq: self.snd_max,
                         ack: None,
                     });
                     self.fail(ConnError::TimedOut, Cause::KeepaliveTimeout);
@@ -1145,7 +1175,7 @@ impl Connection {
 
     fn syn_plan_due(&self) -> bool {
         matches!(self.state, State::SynSent | State::SynReceived)
-            && (self.snd_nxt == self.iss || self.resend_syn)
+            && (self.last_syn_sent.is_none() || self.resend_syn)
     }
 
     /// Data (and/or FIN) that may go out now: (offset from SND.UNA, length, FIN, and the
@@ -1351,8 +1381,12 @@ impl Connection {
             });
         }
         if self.ack_now && self.state != State::Closed {
+            // SEQ = SND.MAX, not SND.NXT: after a go-back retransmission SND.NXT may lie
+            // behind the peer's RCV.NXT, and an ACK carrying it would be unacceptable to the
+            // peer (RFC 9293 §3.10.7.4, first check) and dropped with its acknowledgment —
+            // two peers both retransmitting would then never hear each other's ACKs.
             return Some(Plan {
-                seq: self.snd_nxt,
+                seq: self.snd_max,
                 ack: self.rcv_nxt,
                 flags: TcpFlags::ACK,
                 data_offset: 0,
@@ -1380,7 +1414,7 @@ impl Connection {
                 return;
             }
             PlanKind::Syn => {
-                if self.snd_max > self.iss {
+                if self.last_syn_sent.is_some() {
                     self.stats.retransmitted_segments += 1;
                 }
                 self.resend_syn = false;
@@ -1535,5 +1569,79 @@ impl Connection {
         } else {
             self.soft_error = Some(error);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const PEER_ISS: SeqNum = SeqNum::new(1000);
+
+    /// A segment from the peer (port 80) to us (port 40000).
+    fn from_peer(seq: SeqNum, ack: SeqNum, flags: TcpFlags, payload: &[u8]) -> TcpRepr<'_> {
+        TcpRepr {
+            src_port: 80,
+            dst_port: 40000,
+            seq_number: seq,
+            ack_number: ack,
+            flags,
+            window_len: 65535,
+            urgent_pointer: 0,
+            options: TcpOptions::default(),
+            payload,
+        }
+    }
+
+    /// An active connection with ISS `iss`, established with a peer whose ISS is
+    /// [`PEER_ISS`] (no options: no scaling, no timestamps).
+    fn established(iss: SeqNum) -> Connection {
+        let config = Arc::new(TcpConfig::default());
+        let local = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 1), 40000);
+        let remote = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80);
+        let mut conn = Connection::connect(&config, local, remote, iss, 1500, 0, Instant::ZERO);
+        let syn = conn.plan().expect("the SYN");
+        conn.commit(&syn, Instant::ZERO);
+        let syn_ack = from_peer(PEER_ISS, iss + 1, TcpFlags::SYN | TcpFlags::ACK, &[]);
+        conn.handle_segment(Instant::from_millis(1), &syn_ack, true);
+        assert_eq!(conn.state, State::Established);
+        conn
+    }
+
+    /// Sends what the connection plans now and returns the plan.
+    fn send(conn: &mut Connection, now: Instant) -> Plan {
+        let plan = conn.plan().expect("something to send");
+        conn.commit(&plan, now);
+        plan
+    }
+
+    /// The bug, reached directly: after 2³² − 1 bytes sent and acknowledged, SND.UNA
+    /// is ISS again (modulo 2³²). "Our SYN is unacknowledged" decided by `snd_una == iss`
+    /// took one byte off the next acknowledgment, and that byte stayed in the send buffer:
+    /// everything sent after it was shifted by one.
+    #[test]
+    fn ack_when_snd_una_is_back_at_the_iss_frees_exactly_what_it_acknowledges() {
+        let iss = SeqNum::new(u32::MAX - 1000);
+        let mut conn = established(iss);
+        // What 2³² − 1 acknowledged bytes leave behind (the sim's ignored test in
+        // tests/wrap.rs gets here the long way).
+        conn.snd_una = iss;
+        conn.snd_nxt = iss;
+        conn.snd_max = iss;
+        conn.snd_wl2 = iss;
+        let now = Instant::from_millis(2);
+        assert_eq!(conn.write(&[7u8; 100]), 100);
+        let plan = send(&mut conn, now);
+        assert_eq!((plan.seq, plan.data_len), (iss, 100));
+        let ack = from_peer(PEER_ISS + 1, iss + 100, TcpFlags::ACK, &[]);
+        conn.handle_segment(now, &ack, true);
+        assert_eq!(conn.stats.bytes_acked, 100, "all 100 bytes acknowledged");
+        assert_eq!(conn.send_queue_len(), 0, "no acknowledged byte left behind");
+        assert_eq!(conn.write(b"next"), 4);
+        let plan = send(&mut conn, now);
+        let mut payload = [0u8; 4];
+        conn.copy_payload(&plan, &mut payload);
+        assert_eq!((plan.seq, &payload), (iss + 100, b"next"));
     }
 }
