@@ -222,6 +222,9 @@ fn snd_una_back_at_the_iss_after_two_to_the_32_minus_one_bytes() {
     let mut b = End::new(server, 1, 0);
     a.write_sizes = vec![1 << 20];
     b.read_sizes = vec![1 << 20];
+    // Neither side closes: there is no FIN from either (each waits for the other's).
+    a.shuts_after_eof = true;
+    b.shuts_after_eof = true;
     while b.received < a.to_send {
         step(&mut sim.a, sim.now, &mut a);
         step(&mut sim.b, sim.now, &mut b);
