@@ -790,6 +790,53 @@ fn simultaneous_open_through_syn_received() {
     assert!(through(&sim.events_a) && through(&sim.events_b));
 }
 
+/// RFC 9293 §3.10.4, CLOSE in SYN-RECEIVED: "If no SENDs have been issued and there is no
+/// pending data to send, then form a FIN segment and send it, and enter FIN-WAIT-1 state;
+/// otherwise, queue for processing after entering ESTABLISHED state." The queued FIN used to
+/// go out from ESTABLISHED, and its ACK changed no state.
+#[test]
+fn shutdown_in_syn_received_goes_on_to_fin_wait_1() {
+    let delay = LinkConfig {
+        delay: Duration::from_millis(10),
+        ..LinkConfig::default()
+    };
+    let mut sim = sim_with_links(delay.clone(), delay, 1);
+    let a = sim
+        .a
+        .tcp_connect(sim.now, b_addr(5000), Some(5001))
+        .unwrap();
+    let b = sim
+        .b
+        .tcp_connect(sim.now, std::net::SocketAddrV4::new(A_IP, 5001), Some(5000))
+        .unwrap();
+    assert!(sim.run_while(Duration::from_secs(1), |s| {
+        s.a.tcp_state(a) == Some(State::SynReceived)
+    }));
+    sim.a.tcp_shutdown(sim.now, a).unwrap();
+    sim.run_for(Duration::from_secs(2));
+    let states: Vec<State> = sim
+        .events_a
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::StateChanged { to, .. } => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            State::SynSent,
+            State::SynReceived,
+            State::Established,
+            State::FinWait1,
+            State::FinWait2
+        ]
+    );
+    assert_eq!(sim.b.tcp_state(b), Some(State::CloseWait));
+    let fins = sim.segments.iter().filter(|s| s.from_a && s.flags.fin());
+    assert_eq!(fins.count(), 1, "one FIN, acknowledged at once");
+}
+
 #[test]
 fn close_with_unread_data_sends_a_reset() {
     let mut sim = sim();

@@ -718,6 +718,11 @@ impl Connection {
             } else {
                 ConnEvent::Established
             });
+            // RFC 9293 §3.10.4: a CLOSE in SYN-RECEIVED was queued "for processing after
+            // entering ESTABLISHED state": its FIN follows the data, from FIN-WAIT-1.
+            if self.fin_requested {
+                self.set_state(State::FinWait1, Cause::AppClose);
+            }
         }
         if let Some(ts) = seg.options.timestamps
             && self.ts_enabled
