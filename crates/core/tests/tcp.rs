@@ -238,6 +238,36 @@ fn fragmentation_needed_lowers_the_mss() {
     assert_eq!(sim.a.tcp_info(client).unwrap().mss, 1240);
 }
 
+/// RFC 1122 §3.3.1.4: an unanswered ARP for the gateway says nothing about on-link hosts,
+/// which do not use it. It used to fail every connection in SYN-SENT.
+#[test]
+fn gateway_arp_failure_fails_only_connections_through_the_gateway() {
+    let mut a = config(A_MAC, A_IP, 1);
+    a.gateway = Some(Ipv4Addr::new(10, 9, 0, 254)); // nobody there: its ARP goes unanswered
+    let mut sim = Sim::with_links(
+        a,
+        config(B_MAC, B_IP, 2),
+        LinkConfig::default(),
+        LinkConfig::default(),
+        1,
+    );
+    // B answers ARP but its TCP is silent: the on-link connect stays in SYN-SENT.
+    sim.blackhole_tcp_to_b = true;
+    let on_link = sim.a.tcp_connect(sim.now, b_addr(80), None).unwrap();
+    let off_link = sim
+        .a
+        .tcp_connect(sim.now, SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 80), None)
+        .unwrap();
+    sim.run_for(Duration::from_secs(10));
+    assert!(sim.events_a.iter().any(|(_, e)| *e
+        == Event::NeighborUnreachable {
+            address: Ipv4Addr::new(10, 9, 0, 254)
+        }));
+    assert_eq!(sim.a.tcp_error(off_link), Some(ConnError::NeighborUnreachable));
+    assert_eq!(sim.a.tcp_error(on_link), None);
+    assert_eq!(sim.a.tcp_state(on_link), Some(State::SynSent));
+}
+
 // ---- Bulk transfer through faults ----
 
 #[test]

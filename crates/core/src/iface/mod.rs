@@ -822,7 +822,7 @@ impl Interface {
             self.stats
                 .drop_n(DropReason::NeighborUnreachable, dropped as u64);
             events.push_back(Event::NeighborUnreachable { address });
-            tcp.neighbor_unreachable(now, address, self.gateway);
+            tcp.neighbor_unreachable(now, address, |dst| self.next_hop(dst));
         }
         let (expired, count) = self.reassembly.handle_timeout(now);
         self.stats.drop_n(DropReason::FragmentTimeout, count as u64);

@@ -737,17 +737,19 @@ impl Tcp {
         true
     }
 
-    /// The next hop of `remote` never answered ARP: connections in SYN-SENT to it fail.
+    /// The neighbor `unreachable` never answered ARP: connections in SYN-SENT whose next hop
+    /// (`next_hop` of their peer) it is fail. An unanswered gateway fails only those routed
+    /// through it, never those to on-link hosts.
     pub(crate) fn neighbor_unreachable(
         &mut self,
         now: Instant,
-        next_hop: Ipv4Addr,
-        gateway: Option<Ipv4Addr>,
+        unreachable: Ipv4Addr,
+        next_hop: impl Fn(Ipv4Addr) -> Option<Ipv4Addr>,
     ) {
         let ids: Vec<ConnectionId> = self
             .table
             .iter()
-            .filter(|((_, remote), _)| *remote.ip() == next_hop || gateway == Some(next_hop))
+            .filter(|((_, remote), _)| next_hop(*remote.ip()) == Some(unreachable))
             .map(|(_, &id)| id)
             .collect();
         for id in ids {
