@@ -256,14 +256,21 @@ fn gateway_arp_failure_fails_only_connections_through_the_gateway() {
     let on_link = sim.a.tcp_connect(sim.now, b_addr(80), None).unwrap();
     let off_link = sim
         .a
-        .tcp_connect(sim.now, SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 80), None)
+        .tcp_connect(
+            sim.now,
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 80),
+            None,
+        )
         .unwrap();
     sim.run_for(Duration::from_secs(10));
     assert!(sim.events_a.iter().any(|(_, e)| *e
         == Event::NeighborUnreachable {
             address: Ipv4Addr::new(10, 9, 0, 254)
         }));
-    assert_eq!(sim.a.tcp_error(off_link), Some(ConnError::NeighborUnreachable));
+    assert_eq!(
+        sim.a.tcp_error(off_link),
+        Some(ConnError::NeighborUnreachable)
+    );
     assert_eq!(sim.a.tcp_error(on_link), None);
     assert_eq!(sim.a.tcp_state(on_link), Some(State::SynSent));
 }
@@ -500,4 +507,85 @@ fn a_passive_receiver_never_takes_more_than_its_buffer() {
     // The application never read: the buffer is full and the window closed, not overrun.
     assert_eq!(sim.b.tcp_info(server).unwrap().recv_queue, 256 * 1024);
     assert_eq!(sim.b.tcp_info(server).unwrap().rcv_wnd, 0);
+}
+
+/// A's data fills B's 8 KiB buffer, which B never reads: B's window is zero and A probes it
+/// (RFC 9293 §3.8.6.1). Returns the sim and A's connection.
+fn zero_window(user_timeout: Option<Duration>) -> (Sim, ConnectionId) {
+    let mut a = config(A_MAC, A_IP, 1);
+    a.tcp.user_timeout = user_timeout;
+    let mut b = config(B_MAC, B_IP, 2);
+    b.tcp.recv_buffer = 8 * 1024;
+    let mut sim = Sim::with_links(a, b, LinkConfig::default(), LinkConfig::default(), 1);
+    let (client, _server) = connected_on(&mut sim, b_addr(80));
+    sim.a.tcp_send(sim.now, client, &[9u8; 20_000]).unwrap();
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.a.tcp_info(client).unwrap().snd_wnd, 0);
+    (sim, client)
+}
+
+/// Zero-window probes A sent (SEQ = SND.UNA − 1, no data).
+fn probes(sim: &Sim, client: ConnectionId) -> usize {
+    let snd_una = sim.a.tcp_info(client).unwrap().snd_una;
+    sim.segments
+        .iter()
+        .filter(|s| s.from_a && s.len == 0 && SeqNum::new(s.seq) == snd_una - 1)
+        .count()
+}
+
+fn timed_out_at(sim: &Sim, client: ConnectionId) -> Option<Instant> {
+    sim.events_a
+        .iter()
+        .find_map(|(t, e)| (*e == Event::Error(client, ConnError::TimedOut)).then_some(*t))
+}
+
+/// A peer that vanishes while its window is zero must not hold the connection forever:
+/// unanswered probes count as retransmissions do (Linux: tcp_retries2, 15 here) and end
+/// it. The persist timer used to probe for ever.
+#[test]
+fn unanswered_zero_window_probes_end_the_connection() {
+    let (mut sim, client) = zero_window(None);
+    let answered = probes(&sim, client);
+    sim.blackhole_tcp_to_b = true;
+    sim.run_for(Duration::from_secs(4 * 3600));
+    assert!(timed_out_at(&sim, client).is_some(), "TimedOut");
+    assert_eq!(sim.a.tcp_state(client), Some(State::Closed));
+    assert_eq!(
+        probes(&sim, client) - answered,
+        15,
+        "15 unanswered probes, then give up"
+    );
+}
+
+/// RFC 5482: with a user timeout, unanswered probes end the connection once that long has
+/// passed since the peer last answered.
+#[test]
+fn the_user_timeout_ends_unanswered_zero_window_probes_sooner() {
+    let timeout = Duration::from_secs(60);
+    let (mut sim, client) = zero_window(Some(timeout));
+    sim.blackhole_tcp_to_b = true;
+    let start = sim.now;
+    sim.run_for(Duration::from_secs(4 * 3600));
+    let failed = timed_out_at(&sim, client).expect("TimedOut");
+    // Counted from the first unanswered probe (after `start`); noticed when the persist timer
+    // next fires (probes back off to at most 120 s apart).
+    let waited = failed - start;
+    assert!(waited >= timeout, "{waited:?}");
+    assert!(waited <= timeout + Duration::from_secs(240), "{waited:?}");
+    assert!(probes(&sim, client) < 15);
+}
+
+/// RFC 9293 §3.8.6.1: "the sending TCP MUST allow the connection to stay open" while the
+/// receiver keeps answering probes with a zero window, however long.
+#[test]
+fn a_peer_answering_probes_with_a_zero_window_is_kept() {
+    let (mut sim, client) = zero_window(None);
+    sim.run_for(Duration::from_secs(4 * 3600));
+    assert!(
+        probes(&sim, client) > 100,
+        "{} probes",
+        probes(&sim, client)
+    );
+    assert_eq!(timed_out_at(&sim, client), None);
+    assert_eq!(sim.a.tcp_state(client), Some(State::Established));
 }

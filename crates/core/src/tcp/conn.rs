@@ -144,6 +144,10 @@ pub(crate) struct Connection {
     segments_unacked: u32,
     persist_at: Option<Instant>,
     persist_backoff: u32,
+    /// Zero-window probes sent since the peer last acknowledged anything.
+    persist_probes: u32,
+    /// When the first of those unanswered probes went out (for the user timeout).
+    persist_since: Option<Instant>,
     keepalive: Option<CompactKeepalive>,
     keepalive_at: Option<Instant>,
     keepalive_probes: u32,
@@ -264,6 +268,8 @@ impl Connection {
             segments_unacked: 0,
             persist_at: None,
             persist_backoff: 0,
+            persist_probes: 0,
+            persist_since: None,
             keepalive: config.keepalive.map(CompactKeepalive::from),
             keepalive_at: None,
             keepalive_probes: 0,
@@ -695,7 +701,10 @@ impl Connection {
         if !seg.flags.ack() {
             return true;
         }
+        // The peer answers: keepalive and zero-window probes start counting again.
         self.keepalive_probes = 0;
+        self.persist_probes = 0;
+        self.persist_since = None;
         if self.state == State::SynReceived {
             if seg.ack_number <= self.snd_una || seg.ack_number > self.snd_max {
                 self.reset = Some(ResetPlan {
@@ -1080,6 +1089,12 @@ impl Connection {
             self.persist_at = None;
             self.persist_backoff += 1;
             if self.snd_wnd == 0 {
+                if self.persist_gives_up(now) {
+                    self.fail(ConnError::TimedOut, Cause::PersistTimeout);
+                    return;
+                }
+                self.persist_probes += 1;
+                self.persist_since.get_or_insert(now);
                 self.probe_due = true;
             } else {
                 self.sws_override = true;
@@ -1103,6 +1118,18 @@ impl Connection {
                     Some(now + Duration::from_millis(u64::from(keepalive.interval_ms)));
             }
         }
+    }
+
+    /// RFC 9293 §3.8.6.1 keeps a connection open while the receiver answers zero-window
+    /// probes, however long; unanswered probes end it as unanswered retransmissions do
+    /// (RFC 1122 §4.2.3.5 R2, Linux's tcp_retries2): after the retransmission limit, or the
+    /// user timeout (RFC 5482) counted from the first unanswered probe.
+    fn persist_gives_up(&self, now: Instant) -> bool {
+        let user_timed_out = self.config.user_timeout.is_some_and(|timeout| {
+            self.persist_since
+                .is_some_and(|since| now - since >= timeout)
+        });
+        self.persist_probes >= self.config.max_retransmits || user_timed_out
     }
 
     /// RFC 6298 §5.4-5.6: retransmit from SND.UNA, back off, give up after the limit.

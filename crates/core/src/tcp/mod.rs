@@ -88,6 +88,8 @@ pub enum Cause {
     RetransmitTimeout,
     /// Keepalive probes went unanswered.
     KeepaliveTimeout,
+    /// Zero-window probes went unanswered (the persist timer gave up).
+    PersistTimeout,
     /// 2·MSL passed in TIME-WAIT.
     TimeWaitExpired,
     /// A new SYN for the same 4-tuple ended TIME-WAIT early and opens a new incarnation
