@@ -507,3 +507,54 @@ impl Stack {
         self.tcp.listeners()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use rawtcp_wire::ethernet::EthernetAddress;
+
+    use crate::sim::Sim;
+    use crate::{Config, Ipv4Cidr, Keepalive, State};
+
+    fn host(last: u8) -> Config {
+        Config::new(
+            EthernetAddress([2, 0, 0, 0, 0, last]),
+            Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, last), 24),
+        )
+    }
+
+    /// With keepalive on, every delayed-ACK cycle moved the connection's deadline from two
+    /// hours away to 40 ms away and back; the wheel kept each two-hour entry it left behind.
+    #[test]
+    fn each_connection_holds_one_timer_wheel_entry_however_often_its_deadline_moves() {
+        let mut a = host(1);
+        a.tcp.keepalive = Some(Keepalive::default());
+        let mut sim = Sim::new(a, host(2));
+        sim.trace = false;
+        let server = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80);
+        let listener = sim.b.tcp_listen(server, None).unwrap();
+        let client = sim.a.tcp_connect(sim.now, server, None).unwrap();
+        sim.run_for(Duration::from_millis(10));
+        assert_eq!(sim.a.tcp_state(client), Some(State::Established));
+        let accepted = sim.b.tcp_accept(listener).unwrap().expect("accepted");
+        let mut buf = [0u8; 64];
+        for _ in 0..1000 {
+            // A small segment to A: A delays its ACK (40 ms), then re-arms keepalive (2 h).
+            sim.b.tcp_send(sim.now, accepted, b"ping").unwrap();
+            sim.run_for(Duration::from_millis(100));
+            while sim
+                .a
+                .tcp_recv(sim.now, client, &mut buf)
+                .is_ok_and(|n| n > 0)
+            {}
+        }
+        assert_eq!(sim.a.connections().len(), 1);
+        assert!(
+            sim.a.tcp.timer_entries() <= 1,
+            "{} wheel entries for one connection",
+            sim.a.tcp.timer_entries()
+        );
+    }
+}

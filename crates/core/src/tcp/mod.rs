@@ -3,8 +3,8 @@
 //! Connections live in a slab addressed by [`ConnectionId`] (index and generation, so a stale
 //! handle is recognised) and are found by 4-tuple through a hash table keyed with a secret
 //! from the seed (O(1), deterministic, and not floodable by chosen tuples). Listeners are
-//! found by (address, port), the wildcard address last. Deadlines are kept in an ordered
-//! index of (deadline, connection); connections with something to send are kept in a list,
+//! found by (address, port), the wildcard address last. Each connection's next deadline is one
+//! entry of a timer wheel, refiled in place when it moves; connections with something to send are kept in a list,
 //! so a transmit visits only those.
 
 mod buffer;
@@ -32,7 +32,7 @@ use crate::config::{Keepalive, TcpConfig};
 use crate::random::Rng;
 use conn::{Connection, Plan};
 use isn::{IsnGenerator, PortAllocator, siphash24};
-use wheel::TimerWheel;
+use wheel::{TimerKey, TimerWheel};
 
 /// A connection, as the application holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -250,9 +250,9 @@ struct Slot {
     generation: u32,
     /// Boxed: the slab over-allocates slots, not control blocks.
     conn: Option<Box<Connection>>,
-    /// The deadline filed in the timer wheel. Only the earliest is filed: a later deadline
-    /// waits for the filed one to fire (early, harmlessly) and is filed then.
-    deadline: Option<Instant>,
+    /// The connection's next deadline as filed in the timer wheel: one entry, cancelled and
+    /// filed again whenever the deadline moves.
+    timer: Option<(TimerKey, Instant)>,
     /// In the list of connections with output pending.
     dirty: bool,
 }
@@ -358,7 +358,7 @@ impl Tcp {
                 self.slots.push(Slot {
                     generation: 0,
                     conn: None,
-                    deadline: None,
+                    timer: None,
                     dirty: false,
                 });
                 (self.slots.len() - 1) as u32
@@ -379,9 +379,9 @@ impl Tcp {
             return;
         };
         let Some(conn) = slot.conn.take() else { return };
-        // A filed deadline stays in the wheel and is skipped when it fires (the generation
-        // no longer matches).
-        slot.deadline = None;
+        if let Some((key, _)) = slot.timer.take() {
+            self.timers.cancel(key);
+        }
         slot.generation = slot.generation.wrapping_add(1);
         slot.dirty = false;
         self.free.push(id.index);
@@ -423,11 +423,11 @@ impl Tcp {
         let wants_output = conn.wants_output();
         let closed = conn.state == State::Closed;
         let released = !conn.app_owned;
-        if let Some(deadline) = deadline
-            && slot.deadline.is_none_or(|filed| deadline < filed)
-        {
-            self.timers.insert(deadline, id);
-            slot.deadline = Some(deadline);
+        if slot.timer.map(|(_, filed)| filed) != deadline {
+            if let Some((key, _)) = slot.timer.take() {
+                self.timers.cancel(key);
+            }
+            slot.timer = deadline.map(|at| (self.timers.insert(at, id), at));
         }
         if wants_output && !slot.dirty {
             slot.dirty = true;
@@ -770,6 +770,12 @@ impl Tcp {
 
     // ---- Timers ----
 
+    /// Entries in the timer wheel (at most one per connection).
+    #[cfg(test)]
+    pub(crate) fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next_deadline()
     }
@@ -781,10 +787,10 @@ impl Tcp {
             let Some(slot) = live_slot(&mut self.slots, id) else {
                 continue; // the connection is gone
             };
-            if slot.deadline != Some(when) {
-                continue; // superseded by an earlier filing that already fired
+            if slot.timer.is_none_or(|(_, filed)| filed != when) {
+                continue; // refiled since (by an earlier connection's turn in this batch)
             }
-            slot.deadline = None;
+            slot.timer = None;
             if let Some(conn) = slot.conn.as_mut() {
                 conn.on_timer(now);
             }

@@ -5,6 +5,10 @@
 //!
 //! Time is in microseconds, so deadlines stay exact: level 0 has 1 µs slots, level k slots of
 //! 64^k µs; eight levels span about 8.9 years.
+//!
+//! Every insertion returns a [`TimerKey`] that cancels the entry in O(1) (each entry knows
+//! its place in its slot's list), so a deadline that moves is refiled rather than left
+//! behind: an owner holds one entry per deadline it keeps, however often it moves.
 
 use crate::Instant;
 
@@ -13,13 +17,14 @@ const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 
 #[derive(Debug)]
-struct Level<T> {
+struct Level {
     occupied: u64,
-    slots: Vec<Vec<(u64, T)>>,
+    /// Indices into the wheel's entries.
+    slots: Vec<Vec<u32>>,
 }
 
-impl<T> Level<T> {
-    fn new() -> Level<T> {
+impl Level {
+    fn new() -> Level {
         Level {
             occupied: 0,
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
@@ -27,10 +32,35 @@ impl<T> Level<T> {
     }
 }
 
+/// Names one filed entry, to cancel it. A key whose entry fired or was cancelled is stale:
+/// its generation no longer matches, and cancelling it does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimerKey {
+    index: u32,
+    generation: u32,
+}
+
+/// Where an entry is filed: level, slot and position in the slot's list.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    level: u8,
+    slot: u8,
+    position: u32,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    generation: u32,
+    /// The deadline in microseconds and the item, while filed.
+    filed: Option<(u64, T, Place)>,
+}
+
 /// Items filed under deadlines.
 #[derive(Debug)]
 pub(crate) struct TimerWheel<T> {
-    levels: Vec<Level<T>>,
+    levels: Vec<Level>,
+    entries: Vec<Entry<T>>,
+    free: Vec<u32>,
     /// Microseconds up to which the wheel has been advanced.
     elapsed: u64,
     len: usize,
@@ -52,28 +82,79 @@ impl<T> TimerWheel<T> {
     pub(crate) fn new() -> TimerWheel<T> {
         TimerWheel {
             levels: (0..LEVELS).map(|_| Level::new()).collect(),
+            entries: Vec::new(),
+            free: Vec::new(),
             elapsed: 0,
             len: 0,
         }
     }
 
+    /// Entries filed.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Files `item` under `when` (a past deadline fires on the next advance).
-    pub(crate) fn insert(&mut self, when: Instant, item: T) {
+    pub(crate) fn insert(&mut self, when: Instant, item: T) -> TimerKey {
         let when = when.as_micros().max(self.elapsed);
-        self.file(when, item);
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.entries.push(Entry {
+                generation: 0,
+                filed: None,
+            });
+            (self.entries.len() - 1) as u32
+        });
+        self.file(when, index, item);
         self.len += 1;
+        TimerKey {
+            index,
+            generation: self.entries[index as usize].generation,
+        }
     }
 
-    fn file(&mut self, when: u64, item: T) {
+    /// Takes the entry `key` names out of the wheel, in O(1); `None` when it already fired
+    /// or was cancelled.
+    pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<T> {
+        let entry = self.entries.get_mut(key.index as usize)?;
+        if entry.generation != key.generation {
+            return None;
+        }
+        let (_, item, place) = entry.filed.take()?;
+        self.release(key.index);
+        let level = &mut self.levels[usize::from(place.level)];
+        let list = &mut level.slots[usize::from(place.slot)];
+        list.swap_remove(place.position as usize);
+        if let Some(&moved) = list.get(place.position as usize)
+            && let Some((_, _, moved_place)) = &mut self.entries[moved as usize].filed
+        {
+            moved_place.position = place.position;
+        }
+        if list.is_empty() {
+            level.occupied &= !(1 << place.slot);
+        }
+        Some(item)
+    }
+
+    /// Frees an entry whose item left the wheel: its key goes stale.
+    fn release(&mut self, index: u32) {
+        let entry = &mut self.entries[index as usize];
+        entry.generation = entry.generation.wrapping_add(1);
+        self.free.push(index);
+        self.len -= 1;
+    }
+
+    fn file(&mut self, when: u64, index: u32, item: T) {
         let level = level_for(self.elapsed, when);
         let slot = slot_for(when, level);
         let entry = &mut self.levels[level];
-        entry.slots[slot].push((when, item));
+        let place = Place {
+            level: level as u8,
+            slot: slot as u8,
+            position: entry.slots[slot].len() as u32,
+        };
+        entry.slots[slot].push(index);
         entry.occupied |= 1 << slot;
+        self.entries[index as usize].filed = Some((when, item, place));
     }
 
     /// The first occupied slot: (level, slot, the time it starts).
@@ -116,15 +197,18 @@ impl<T> TimerWheel<T> {
                 break;
             }
             self.elapsed = start;
-            let entries = std::mem::take(&mut self.levels[level].slots[slot]);
+            let indices = std::mem::take(&mut self.levels[level].slots[slot]);
             self.levels[level].occupied &= !(1 << slot);
-            for (when, item) in entries {
+            for index in indices {
+                let Some((when, item, _)) = self.entries[index as usize].filed.take() else {
+                    continue; // unreachable: a cancelled entry leaves its slot's list
+                };
                 if when <= now && (level == 0 || when <= self.elapsed) {
-                    self.len -= 1;
+                    self.release(index);
                     fire(Instant::from_micros(when), item);
                 } else {
                     // Not due yet: file it again, one or more levels down.
-                    self.file(when, item);
+                    self.file(when, index, item);
                 }
             }
         }
@@ -185,6 +269,45 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn cancelled_items_never_fire_and_the_rest_fire_on_time(
+            deadlines in proptest::collection::vec(0u64..10_000_000_000, 1..200),
+            cancel in proptest::collection::vec(any::<bool>(), 200),
+            steps in proptest::collection::vec(1u64..5_000_000_000, 1..20),
+        ) {
+            let mut wheel = TimerWheel::new();
+            let keys: Vec<TimerKey> = deadlines
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| wheel.insert(Instant::from_micros(d), i))
+                .collect();
+            let mut now = 0u64;
+            let mut fired = vec![false; deadlines.len()];
+            // Cancel half-way through, some entries already moved down a level or fired.
+            now += steps[0];
+            wheel.advance(Instant::from_micros(now), |_, i| fired[i] = true);
+            let mut cancelled = vec![false; deadlines.len()];
+            for (i, &key) in keys.iter().enumerate() {
+                if cancel[i] {
+                    cancelled[i] = wheel.cancel(key) == Some(i);
+                    prop_assert_eq!(cancelled[i], !fired[i]);
+                    prop_assert_eq!(wheel.cancel(key), None, "a key cancels once");
+                }
+            }
+            let live = (0..deadlines.len()).filter(|&i| !fired[i] && !cancelled[i]).count();
+            prop_assert_eq!(wheel.len(), live);
+            for step in steps.iter().skip(1).copied().chain(std::iter::once(u64::MAX / 4)) {
+                now = now.saturating_add(step);
+                wheel.advance(Instant::from_micros(now), |when, i| {
+                    assert!(!cancelled[i] && !fired[i]);
+                    assert_eq!(when.as_micros(), deadlines[i]);
+                    fired[i] = true;
+                });
+            }
+            prop_assert!((0..deadlines.len()).all(|i| fired[i] != cancelled[i]));
+            prop_assert_eq!(wheel.len(), 0);
+        }
+
         #[test]
         fn fires_every_item_once_no_earlier_than_its_deadline(
             deadlines in proptest::collection::vec(0u64..10_000_000_000, 1..200),
