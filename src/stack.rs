@@ -45,6 +45,10 @@ pub(crate) struct ConnWakers {
     /// SO_LINGER 0: closing resets the connection instead (dropping the stream, or
     /// [`Stack::shutdown`]).
     pub(crate) reset_on_close: bool,
+    /// SO_LINGER as set, read back by `linger()`.
+    pub(crate) linger: Option<std::time::Duration>,
+    /// `take_error` returned the connection's error: SO_ERROR is clear now.
+    pub(crate) error_taken: bool,
 }
 
 #[derive(Debug)]

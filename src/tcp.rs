@@ -210,12 +210,14 @@ impl TcpStream {
         if inner.stopped {
             return Err(tcp_error(TcpError::InvalidHandle));
         }
-        inner.conns.entry(self.id).or_default().reset_on_close =
-            linger == Some(std::time::Duration::ZERO);
+        let conn = inner.conns.entry(self.id).or_default();
+        conn.reset_on_close = linger == Some(std::time::Duration::ZERO);
+        conn.linger = linger;
         Ok(())
     }
 
-    /// The linger setting: `Some(ZERO)` when a drop resets the connection.
+    /// The linger setting, as [`set_linger`](Self::set_linger) left it: `Some(ZERO)` when a
+    /// drop resets the connection.
     ///
     /// # Examples
     /// ```no_run
@@ -225,11 +227,11 @@ impl TcpStream {
     /// ```
     pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
         let inner = self.stack.shared.lock();
-        let reset = inner.conns.get(&self.id).is_some_and(|c| c.reset_on_close);
-        Ok(reset.then_some(std::time::Duration::ZERO))
+        Ok(inner.conns.get(&self.id).and_then(|c| c.linger))
     }
 
-    /// The error that ended the connection, if one did.
+    /// The error that ended the connection, if one did, once: like SO_ERROR, taking it clears
+    /// it, and the next call returns `None`. Reads and writes go on failing with it.
     ///
     /// # Examples
     /// ```no_run
@@ -240,13 +242,15 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        Ok(self
-            .stack
-            .shared
-            .lock()
-            .engine
-            .tcp_error(self.id)
-            .map(conn_error))
+        let mut inner = self.stack.shared.lock();
+        let Some(error) = inner.engine.tcp_error(self.id) else {
+            return Ok(None);
+        };
+        let conn = inner.conns.entry(self.id).or_default();
+        if std::mem::replace(&mut conn.error_taken, true) {
+            return Ok(None);
+        }
+        Ok(Some(conn_error(error)))
     }
 
     /// Connects to `addr`, giving up with `TimedOut` after `timeout` (or sooner, when the SYN

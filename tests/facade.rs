@@ -182,6 +182,32 @@ async fn linger_zero_resets_and_take_error_reports_it() {
     );
 }
 
+/// tokio's `take_error` is SO_ERROR: it returns the pending error and clears it.
+#[tokio::test]
+async fn take_error_clears_the_error_it_returns() {
+    let (client, server) = stacks(LinkConfig::default());
+    let (_listener, stream, mut accepted) = connected(&client, &server, 9002).await;
+    stream.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(stream);
+    let mut buf = [0u8; 4];
+    assert!(accepted.read(&mut buf).await.is_err());
+    let error = accepted.take_error().unwrap().expect("the reset");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(accepted.take_error().unwrap().is_none(), "taken once");
+}
+
+/// SO_LINGER reads back what was set, although only zero changes how a drop closes.
+#[tokio::test]
+async fn linger_reads_back_what_was_set() {
+    let (client, server) = stacks(LinkConfig::default());
+    let (_listener, stream, _accepted) = connected(&client, &server, 9003).await;
+    assert_eq!(stream.linger().unwrap(), None);
+    stream.set_linger(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(stream.linger().unwrap(), Some(Duration::from_secs(5)));
+    stream.set_linger(None).unwrap();
+    assert_eq!(stream.linger().unwrap(), None);
+}
+
 #[tokio::test(start_paused = true)]
 async fn keepalive_closes_a_dead_peer_after_2_hours_and_10_probes() {
     // After the handshake, B's TCP goes silent (its link still carries ARP).
