@@ -307,10 +307,16 @@ pub struct Config {
     pub icmp_error_burst: u32,
     /// TCP behaviour.
     pub tcp: TcpConfig,
+    /// Events held for [`Stack::poll_event`](crate::Stack::poll_event) at most. Beyond it the
+    /// oldest event is dropped and counted in
+    /// [`Stack::events_dropped`](crate::Stack::events_dropped): a stack nobody polls holds
+    /// bounded memory. A driver that polls after every call never comes near it.
+    pub event_queue_limit: usize,
 }
 
 impl Config {
-    /// A configuration with the defaults: MTU 1500, TTL 64, no gateway, seed 0.
+    /// A configuration with the defaults: MTU 1500, TTL 64, no gateway, seed 0, 65 536 events
+    /// queued at most.
     pub fn new(mac: EthernetAddress, ipv4: Ipv4Cidr) -> Config {
         Config {
             mac,
@@ -325,6 +331,7 @@ impl Config {
             icmp_error_rate: 100,
             icmp_error_burst: 10,
             tcp: TcpConfig::default(),
+            event_queue_limit: 65_536,
         }
     }
 }

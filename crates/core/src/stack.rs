@@ -107,6 +107,8 @@ pub struct Stack {
     iface: Interface,
     tcp: Tcp,
     events: VecDeque<Event>,
+    /// Events dropped at [`Config::event_queue_limit`].
+    events_dropped: u64,
 }
 
 impl Stack {
@@ -128,6 +130,7 @@ impl Stack {
             iface,
             tcp,
             events: VecDeque::new(),
+            events_dropped: 0,
         }
     }
 
@@ -268,10 +271,18 @@ impl Stack {
         self.collect_events();
     }
 
-    /// The next event, if any.
+    /// The next event, if any. Call it after every other call until it returns `None`;
+    /// events not polled are held up to [`Config::event_queue_limit`], the oldest dropped
+    /// beyond it.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Events dropped because the queue was at [`Config::event_queue_limit`] (the oldest go
+    /// first).
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
     }
 
     /// Interface counters, drops by reason included.
@@ -302,6 +313,12 @@ impl Stack {
                 ConnEvent::Closed => Event::Closed(id),
             });
         }
+        let excess = self
+            .events
+            .len()
+            .saturating_sub(self.config.event_queue_limit);
+        self.events.drain(..excess);
+        self.events_dropped += excess as u64;
     }
 
     // ---- TCP: the application's calls ----
@@ -516,13 +533,34 @@ mod tests {
     use rawtcp_wire::ethernet::EthernetAddress;
 
     use crate::sim::Sim;
-    use crate::{Config, Ipv4Cidr, Keepalive, State};
+    use crate::{Config, Event, Instant, Ipv4Cidr, Keepalive, State};
 
     fn host(last: u8) -> Config {
         Config::new(
             EthernetAddress([2, 0, 0, 0, 0, last]),
             Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, last), 24),
         )
+    }
+
+    /// Nobody polls: the queue keeps the newest events up to the limit and counts the rest.
+    #[test]
+    fn an_unpolled_event_queue_keeps_the_newest_up_to_its_limit() {
+        let mut stack = crate::Stack::new(host(1));
+        let limit = stack.config().event_queue_limit;
+        let opens = limit + 1000;
+        let mut last = None;
+        for i in 0..opens {
+            let remote = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 1 + (i / 20_000) as u16);
+            last = Some(stack.tcp_connect(Instant::ZERO, remote, None).unwrap());
+        }
+        // Each open is one event (CLOSED → SYN-SENT).
+        let events: Vec<Event> = std::iter::from_fn(|| stack.poll_event()).collect();
+        assert_eq!(events.len(), limit);
+        assert_eq!(stack.events_dropped(), (opens - limit) as u64);
+        assert!(matches!(
+            events.last(),
+            Some(Event::StateChanged { connection, .. }) if Some(*connection) == last
+        ));
     }
 
     /// With keepalive on, every delayed-ACK cycle moved the connection's deadline from two
