@@ -41,5 +41,5 @@ mod error;
 mod stack;
 mod tcp;
 
-pub use stack::{Builder, DeviceMac, DriverStats, Stack, StateChange};
+pub use stack::{Builder, DeviceMac, DriverStats, Stack, StateChange, StateChanges};
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, TcpListener, TcpStream, WriteHalf};

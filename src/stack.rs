@@ -62,8 +62,9 @@ pub(crate) struct Inner {
     pub(crate) shutting_down: bool,
     /// The driver has exited: every call fails with `NotConnected`.
     pub(crate) stopped: bool,
-    /// [`Stack::state_changes`] subscribers.
-    pub(crate) watchers: Vec<tokio::sync::mpsc::UnboundedSender<StateChange>>,
+    /// [`Stack::state_changes`] subscribers, once the first subscribed; dropped (ending
+    /// every stream) when the driver stops.
+    pub(crate) watchers: Option<tokio::sync::broadcast::Sender<StateChange>>,
     /// [`Builder::on_state_change`].
     pub(crate) hook: Option<StateHook>,
     /// [`Stack::driver_stats`].
@@ -173,6 +174,70 @@ pub struct Builder<D = ()> {
     conflict_detection: Option<bool>,
 }
 
+/// The stream of [`Stack::state_changes`]: bounded, the oldest unread changes dropped
+/// (and counted) when it falls [`CAPACITY`](Self::CAPACITY) behind.
+#[derive(Debug)]
+pub struct StateChanges {
+    receiver: tokio::sync::broadcast::Receiver<StateChange>,
+    missed: u64,
+}
+
+impl StateChanges {
+    /// Changes held for a subscriber that does not read.
+    pub const CAPACITY: usize = 1024;
+
+    /// The next change; `None` once the stack has stopped. Changes lost by falling behind
+    /// are skipped (and counted in [`missed`](Self::missed)).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) {
+    /// let mut changes = stack.state_changes();
+    /// if let Some(change) = changes.recv().await {
+    ///     println!("{} → {}", change.from, change.to);
+    /// }
+    /// # }
+    /// ```
+    pub async fn recv(&mut self) -> Option<StateChange> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self.receiver.recv().await {
+                Ok(change) => return Some(change),
+                Err(RecvError::Lagged(missed)) => self.missed += missed,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next change if one is waiting, without waiting.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(stack: rawtcp::Stack) {
+    /// let mut changes = stack.state_changes();
+    /// while let Some(change) = changes.try_recv() {
+    ///     println!("{} → {}", change.from, change.to);
+    /// }
+    /// # }
+    /// ```
+    pub fn try_recv(&mut self) -> Option<StateChange> {
+        use tokio::sync::broadcast::error::TryRecvError;
+        loop {
+            match self.receiver.try_recv() {
+                Ok(change) => return Some(change),
+                Err(TryRecvError::Lagged(missed)) => self.missed += missed,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Changes this subscriber lost by falling more than [`CAPACITY`](Self::CAPACITY)
+    /// behind.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+}
+
 /// A [`Builder::on_state_change`] callback.
 pub(crate) struct StateHook(Box<dyn FnMut(&StateChange) + Send>);
 
@@ -236,8 +301,11 @@ impl Stack {
     }
 
     /// Every state change of every connection from now on, in order, with its cause: how
-    /// the examples show a connection's life. The channel is unbounded, so read it or drop
-    /// it; dropping it unsubscribes.
+    /// the examples show a connection's life. The stream holds at most
+    /// [`StateChanges::CAPACITY`] changes not yet read: a subscriber that falls further
+    /// behind loses the oldest, counted in [`StateChanges::missed`] (it lags as a
+    /// `tokio::sync::broadcast` receiver does). Dropping it unsubscribes; it ends when the
+    /// stack stops.
     ///
     /// # Examples
     /// ```no_run
@@ -248,10 +316,21 @@ impl Stack {
     /// }
     /// # }
     /// ```
-    pub fn state_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<StateChange> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.shared.lock().watchers.push(tx);
-        rx
+    pub fn state_changes(&self) -> StateChanges {
+        let mut inner = self.shared.lock();
+        let receiver = match &inner.watchers {
+            Some(watchers) => watchers.subscribe(),
+            None if inner.stopped => tokio::sync::broadcast::channel(1).1, // ends at once
+            None => {
+                let (watchers, receiver) = tokio::sync::broadcast::channel(StateChanges::CAPACITY);
+                inner.watchers = Some(watchers);
+                receiver
+            }
+        };
+        StateChanges {
+            receiver,
+            missed: 0,
+        }
     }
 
     /// The addresses listened on.
@@ -576,7 +655,7 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
                 listeners: HashMap::new(),
                 shutting_down: false,
                 stopped: false,
-                watchers: Vec::new(),
+                watchers: None,
                 driver: DriverStats::default(),
                 hook: self.on_state_change,
             }),
@@ -671,7 +750,7 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, device: D) {
     let mut inner = stack.lock();
     inner.stopped = true;
     // Ends every state_changes() stream.
-    inner.watchers.clear();
+    inner.watchers = None;
     for (_, wakers) in inner.conns.iter_mut() {
         wakers.read.wake_all();
         wakers.write.wake_all();
@@ -929,7 +1008,11 @@ fn dispatch(stack: &Shared, inner: &mut Inner) {
                 cause,
             } => {
                 tracing::debug!(?connection, %local, %remote, %from, %to, ?cause, "state changed");
-                if !inner.watchers.is_empty() || inner.hook.is_some() {
+                let watched = inner
+                    .watchers
+                    .as_ref()
+                    .is_some_and(|w| w.receiver_count() > 0);
+                if watched || inner.hook.is_some() {
                     let change = StateChange {
                         at: stack.epoch.elapsed(),
                         local,
@@ -938,7 +1021,10 @@ fn dispatch(stack: &Shared, inner: &mut Inner) {
                         to,
                         cause,
                     };
-                    inner.watchers.retain(|w| w.send(change).is_ok());
+                    if let Some(watchers) = &inner.watchers {
+                        // Fails only when nobody subscribes any more: nothing to do then.
+                        let _ = watchers.send(change);
+                    }
                     if let Some(hook) = inner.hook.as_mut() {
                         (hook.0)(&change);
                     }

@@ -185,7 +185,7 @@ async fn linger_zero_resets_and_take_error_reports_it() {
 /// tokio's `take_error` is SO_ERROR: it returns the pending error and clears it.
 #[tokio::test]
 async fn take_error_clears_the_error_it_returns() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let (_listener, stream, mut accepted) = connected(&client, &server, 9002).await;
     stream.set_linger(Some(Duration::ZERO)).unwrap();
     drop(stream);
@@ -199,7 +199,7 @@ async fn take_error_clears_the_error_it_returns() {
 /// SO_LINGER reads back what was set, although only zero changes how a drop closes.
 #[tokio::test]
 async fn linger_reads_back_what_was_set() {
-    let (client, server) = stacks(LinkConfig::default());
+    let (client, server) = stacks(LinkConfig::default()).await;
     let (_listener, stream, _accepted) = connected(&client, &server, 9003).await;
     assert_eq!(stream.linger().unwrap(), None);
     stream.set_linger(Some(Duration::from_secs(5))).unwrap();
@@ -552,4 +552,55 @@ async fn spawn_fails_with_addr_in_use_when_another_host_answers_the_probe() {
         "{message}"
     );
     assert_eq!(owner.stats().address_conflicts, 0, "a probe is no conflict");
+}
+
+/// `state_changes()` is bounded: a subscriber that never reads keeps the newest
+/// `StateChanges::CAPACITY` changes, and counts the ones it lost.
+#[tokio::test]
+async fn an_unread_state_change_stream_keeps_the_newest_and_counts_the_rest() {
+    let (left, right) = MemLink::pair();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&seen);
+    let client = Stack::builder()
+        .device(left)
+        .ipv4(CLIENT, 24)
+        .on_state_change(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let server = Stack::builder()
+        .device(right)
+        .ipv4(SERVER, 24)
+        .spawn()
+        .await
+        .unwrap();
+    let mut changes = client.state_changes();
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9004))
+        .await
+        .unwrap();
+    // Each connection: CLOSED → SYN-SENT → ESTABLISHED at the client. All are held open, so
+    // no close adds to the count.
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        let stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9004))
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        held.push((stream, accepted));
+    }
+    let total = seen.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(total, 1200);
+    let mut received = Vec::new();
+    while let Some(change) = changes.try_recv() {
+        received.push(change);
+    }
+    assert_eq!(received.len(), rawtcp::StateChanges::CAPACITY);
+    assert_eq!(changes.missed(), total - received.len() as u64);
+    assert_eq!(
+        received.last().map(|c| c.to),
+        Some(rawtcp::core::State::Established)
+    );
+    drop(held);
 }
