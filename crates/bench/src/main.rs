@@ -12,6 +12,7 @@ mod net;
 mod report;
 mod run;
 mod scenario;
+mod soak;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -153,6 +154,44 @@ enum Scenario {
     },
     /// Every scenario: bulk both ways, rr 1 B, crr at 1 and 16, 8000 conns, echo at 1 and 16.
     All,
+    /// One connection streams a verifiable pattern both ways at once; each receiver checks
+    /// every byte. Exits non-zero, naming the first wrong byte's offset, when a stream
+    /// differs or ends short. 16 GiB crosses four sequence-number wraps each way.
+    Soak {
+        /// Bytes each way (suffixes K, M, G for powers of 1024, e.g. 16G).
+        #[arg(long, default_value = "16G", value_parser = parse_bytes)]
+        bytes: u64,
+        /// Probability a frame is lost, each way (MemLink only).
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Probability a frame is delivered twice (MemLink only).
+        #[arg(long, default_value_t = 0.0)]
+        duplicate: f64,
+        /// Probability a frame is held back and overtaken (MemLink only).
+        #[arg(long, default_value_t = 0.0)]
+        reorder: f64,
+        /// Flip the client's byte at this offset before sending it: checks the checker.
+        #[arg(long)]
+        flip_at: Option<u64>,
+    },
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let bare = text
+        .strip_suffix("iB")
+        .or_else(|| text.strip_suffix('B'))
+        .unwrap_or(text);
+    let (number, shift) = match bare.char_indices().last() {
+        Some((at, 'K' | 'k')) => (&bare[..at], 10),
+        Some((at, 'M' | 'm')) => (&bare[..at], 20),
+        Some((at, 'G' | 'g')) => (&bare[..at], 30),
+        _ => (bare, 0),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("expected a byte count like 16G, 512M or 1000, got {text:?}"))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -195,6 +234,7 @@ fn cases(scenario: &Scenario) -> Vec<Case> {
             .iter()
             .map(|&connections| Case::Echo { connections })
             .collect(),
+        Scenario::Soak { .. } => Vec::new(), // not a timed case: see soak()
         Scenario::All => {
             let mut all = bulk(Dir::Both, 1);
             all.push(Case::Rr { size: 1 });
@@ -304,6 +344,32 @@ fn bench(cli: &Cli) -> Result<(), String> {
         pin: !cli.no_pin,
         packet_buffer: cli.packet_buffer,
     };
+    if let Scenario::Soak {
+        bytes,
+        loss,
+        duplicate,
+        reorder,
+        flip_at,
+    } = cli.scenario
+    {
+        let faults = rawtcp::core::link::LinkConfig {
+            loss,
+            duplicate,
+            reorder,
+            ..rawtcp::core::link::LinkConfig::default()
+        };
+        let faulty = loss > 0.0 || duplicate > 0.0 || reorder > 0.0;
+        if faulty && link == Link::Veth {
+            return Err("--loss, --duplicate and --reorder apply to --link mem only".into());
+        }
+        let pair = Pair {
+            client: cli.client,
+            server,
+            link,
+        };
+        let spec = soak::Spec { bytes, flip_at };
+        return soak(cli, pair, spec, &settings, &faults);
+    }
     let cases = cases(&cli.scenario);
     let max_conns = cases
         .iter()
@@ -410,6 +476,46 @@ fn bench(cli: &Cli) -> Result<(), String> {
         print!("{}", results.table(&settings));
     }
     Ok(())
+}
+
+/// Runs a soak and reports it; an error when a stream differs or ends short.
+fn soak(
+    cli: &Cli,
+    pair: Pair,
+    spec: soak::Spec,
+    settings: &Settings,
+    faults: &rawtcp::core::link::LinkConfig,
+) -> Result<(), String> {
+    let bed = match pair.link {
+        Link::Veth => Some(
+            Bed::new(pair, settings)
+                .map_err(|error| format!("setting up namespaces for {}: {error}", pair.label()))?,
+        ),
+        Link::Mem => None,
+    };
+    let outcome = run::run_soak(pair, bed.as_ref(), spec, settings, faults)
+        .map_err(|error| format!("soak, {}: {error}", pair.label()))?;
+    drop(bed);
+    if cli.json {
+        println!("{}", outcome.json(&spec, &pair.label(), &cli_line()));
+    } else {
+        print!("{}", outcome.table(&spec, &pair.label()));
+    }
+    if outcome.is_exact(&spec) {
+        return Ok(());
+    }
+    let first = [outcome.to_server, outcome.to_client]
+        .iter()
+        .zip(["client → server", "server → client"])
+        .find_map(|(received, name)| match received.first_mismatch {
+            Some(at) => Some(format!("{name}: first mismatch at byte {at}")),
+            None if received.bytes != spec.bytes => Some(format!(
+                "{name}: the stream ended after {} of {} bytes",
+                received.bytes, spec.bytes
+            )),
+            None => None,
+        });
+    Err(first.unwrap_or_else(|| "the soak did not verify".into()))
 }
 
 /// The command line as typed, for the record in `--json`.

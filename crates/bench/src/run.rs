@@ -15,6 +15,7 @@ use rawtcp::netio::testbed::{Netns, pin_current_thread, veth_pair};
 use crate::measure::Metric;
 use crate::net::Net;
 use crate::scenario::{self, BASE_PORT, Case, Timing};
+use crate::soak;
 
 /// The client's address (on `d0`, in the DUT namespace).
 pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
@@ -303,4 +304,115 @@ fn run_mem(case: Case, settings: &Settings, port: u16) -> io::Result<Vec<Metric>
         server.shutdown().await;
         result
     }))
+}
+
+/// A soak between the sides of `pair`; over a MemLink with `faults` on both directions.
+pub(crate) fn run_soak(
+    pair: Pair,
+    bed: Option<&Bed>,
+    spec: soak::Spec,
+    settings: &Settings,
+    faults: &LinkConfig,
+) -> io::Result<soak::Outcome> {
+    match (pair.link, bed) {
+        (Link::Mem, _) => soak_mem(spec, settings, faults.clone()),
+        (Link::Veth, Some(bed)) => soak_veth(pair, bed, spec, settings),
+        (Link::Veth, None) => Err(io::Error::other("a veth run needs its bed")),
+    }
+}
+
+/// Both rawtcp stacks on one thread over a MemLink.
+fn soak_mem(
+    spec: soak::Spec,
+    settings: &Settings,
+    faults: LinkConfig,
+) -> io::Result<soak::Outcome> {
+    let settings = *settings;
+    join(side(None, settings.pin.then_some(0), move || async move {
+        let link = LinkConfig {
+            mtu: settings.mtu,
+            ..faults
+        };
+        let (a, b) = MemLink::with_faults(link.clone(), link, settings.seed);
+        let client = Net::rawtcp_mem(a, CLIENT, settings.seed).await?;
+        let server = Net::rawtcp_mem(b, SERVER, settings.seed).await?;
+        let at = SocketAddrV4::new(SERVER, BASE_PORT);
+        let listener = server.bind(at).await?;
+        let serving = tokio::spawn(soak::serve(listener, spec));
+        let (to_client, elapsed) = soak::timed(soak::client(&client, at, spec)).await;
+        let to_server = serving
+            .await
+            .map_err(|_| io::Error::other("the soak server panicked"))?;
+        client.shutdown().await;
+        server.shutdown().await;
+        Ok(soak::Outcome {
+            to_server: to_server?,
+            to_client: to_client?,
+            elapsed,
+        })
+    }))
+}
+
+/// Each side in its namespace: the same verifying code on rawtcp or on the kernel's sockets.
+fn soak_veth(
+    pair: Pair,
+    bed: &Bed,
+    spec: soak::Spec,
+    settings: &Settings,
+) -> io::Result<soak::Outcome> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let seed = settings.seed;
+    let buffer = settings.packet_buffer;
+    let server = side(
+        Some(bed.server_ns.name().to_string()),
+        settings.pin.then_some(1),
+        move || async move {
+            let net = match pair.server {
+                Backend::Kernel => Net::Kernel,
+                Backend::Rawtcp => Net::rawtcp_on("p0", SERVER, seed, buffer).await?,
+            };
+            let result = match net.bind(SocketAddrV4::new(SERVER, BASE_PORT)).await {
+                Ok(listener) => {
+                    let _ = ready_tx.send(Ok(()));
+                    soak::serve(listener, spec).await
+                }
+                Err(error) => {
+                    let _ = ready_tx.send(Err(io::Error::new(error.kind(), error.to_string())));
+                    Err(error)
+                }
+            };
+            net.shutdown().await;
+            result
+        },
+    );
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            let _ = join(server);
+            return Err(error);
+        }
+        Err(_) => return join(server).and(Err(io::Error::other("the server did not start"))),
+    }
+    let client = side(
+        Some(bed.client_ns.name().to_string()),
+        settings.pin.then_some(0),
+        move || async move {
+            let net = match pair.client {
+                Backend::Kernel => Net::Kernel,
+                Backend::Rawtcp => Net::rawtcp_on("d0", CLIENT, seed, buffer).await?,
+            };
+            let at = SocketAddrV4::new(SERVER, BASE_PORT);
+            let (result, elapsed) = soak::timed(soak::client(&net, at, spec)).await;
+            net.shutdown().await;
+            result.map(|received| (received, elapsed))
+        },
+    );
+    let client = join(client);
+    let to_server = join(server)?;
+    let (to_client, elapsed) = client?;
+    Ok(soak::Outcome {
+        to_server,
+        to_client,
+        elapsed,
+    })
 }

@@ -248,3 +248,51 @@ fn bulk_recv_with_a_small_packet_buffer_completes_and_reports_drops() {
     assert!(drops > 0.0, "the socket's drops are reported: {drops}");
     assert_eq!(median(&doc, "bulk recv", "lost wakeups", pair), 0.0);
 }
+
+#[test]
+fn soak_over_a_faulty_memlink_verifies_every_byte_both_ways() {
+    let (ok, stdout, stderr) = bench(&[
+        "soak",
+        "--bytes",
+        "4M",
+        "--loss",
+        "0.002",
+        "--duplicate",
+        "0.01",
+        "--reorder",
+        "0.01",
+        "--seed",
+        "7",
+        "--json",
+    ]);
+    assert!(ok, "soak failed: {stderr}");
+    let doc: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    for direction in ["client_to_server", "server_to_client"] {
+        assert_eq!(doc[direction]["bytes"], 4 << 20, "{doc}");
+        assert_eq!(doc[direction]["first_mismatch"], Value::Null, "{doc}");
+        assert_eq!(doc[direction]["exact"], true, "{doc}");
+    }
+}
+
+#[test]
+fn soak_names_the_first_wrong_byte_and_fails() {
+    let (ok, stdout, stderr) = bench(&[
+        "soak",
+        "--bytes",
+        "2M",
+        "--flip-at",
+        "1234567",
+        "--seed",
+        "7",
+    ]);
+    assert!(!ok, "a corrupted stream must fail the soak: {stdout}");
+    assert!(
+        stderr.contains("client → server: first mismatch at byte 1234567"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("server → client: 2097152 bytes"),
+        "{stdout}"
+    );
+}
