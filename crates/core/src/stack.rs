@@ -542,6 +542,25 @@ mod tests {
         )
     }
 
+    /// A caller's clock read before another call went further (two threads around one
+    /// engine): a deadline already behind the wheel's clock is clamped to it, and must
+    /// still fire. It used to be skipped as superseded, leaving the connection with no
+    /// timer at all.
+    #[test]
+    fn a_deadline_already_past_when_filed_still_fires() {
+        let mut stack = crate::Stack::new(host(1));
+        stack.handle_timeout(Instant::from_secs(10));
+        let remote = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80);
+        let conn = stack
+            .tcp_connect(Instant::from_secs(5), remote, None)
+            .unwrap();
+        // The SYN waits for ARP; its retransmission timer is due at 6 s, behind 10 s.
+        let _ = stack.poll_transmit(Instant::from_secs(5), &mut crate::VecSink::new());
+        stack.handle_timeout(Instant::from_secs(10));
+        let info = stack.tcp_info(conn).unwrap();
+        assert_eq!(info.stats.retransmit_timeouts, 1, "the SYN's timer fired");
+    }
+
     /// Nobody polls: the queue keeps the newest events up to the limit and counts the rest.
     #[test]
     fn an_unpolled_event_queue_keeps_the_newest_up_to_its_limit() {

@@ -782,14 +782,15 @@ impl Tcp {
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         let mut due = Vec::new();
-        self.timers.advance(now, |when, id| due.push((when, id)));
-        for (when, id) in due {
+        self.timers.advance(now, |_, id| due.push(id));
+        for id in due {
             let Some(slot) = live_slot(&mut self.slots, id) else {
                 continue; // the connection is gone
             };
-            if slot.timer.is_none_or(|(_, filed)| filed != when) {
-                continue; // refiled since (by an earlier connection's turn in this batch)
-            }
+            // The wheel holds exactly the slot's current entry (a moved deadline is
+            // cancelled, not left behind), so whatever fires for a live slot is due. Not
+            // compared with the filed instant: the wheel clamps a deadline already past to
+            // its own clock, and a skipped entry would leave the connection with no timer.
             slot.timer = None;
             if let Some(conn) = slot.conn.as_mut() {
                 conn.on_timer(now);
