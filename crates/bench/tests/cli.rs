@@ -7,11 +7,22 @@ use std::process::Command;
 use serde_json::Value;
 
 fn bench(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_rawtcp-bench"))
+    let (_, ok, stdout, stderr) = bench_pid(args);
+    (ok, stdout, stderr)
+}
+
+/// [`bench`], with the harness's process id (which names its namespaces).
+fn bench_pid(args: &[&str]) -> (u32, bool, String, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_rawtcp-bench"))
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run rawtcp-bench");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("rawtcp-bench's output");
     (
+        pid,
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -30,11 +41,17 @@ const SHORT: &[&str] = &[
 
 /// Runs `args` plus [`SHORT`] and returns the parsed JSON.
 fn json(args: &[&str]) -> Value {
+    json_pid(args).0
+}
+
+/// [`json`], with the harness's process id.
+fn json_pid(args: &[&str]) -> (Value, u32) {
     let mut all = args.to_vec();
     all.extend_from_slice(SHORT);
-    let (ok, stdout, stderr) = bench(&all);
+    let (pid, ok, stdout, stderr) = bench_pid(&all);
     assert!(ok, "rawtcp-bench {all:?} failed: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    let doc = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    (doc, pid)
 }
 
 /// The summary median of `metric` in `case` for `pair`.
@@ -169,7 +186,7 @@ fn compare_kernel_runs_every_scenario_against_linux() {
     if !rawtcp::netio::testbed::have_root("compare_kernel_runs_every_scenario_against_linux") {
         return;
     }
-    let doc = json(&["--compare", "kernel", "all"]);
+    let (doc, pid) = json_pid(&["--compare", "kernel", "all"]);
     let pairs = ["kernel↔kernel", "rawtcp↔kernel"];
     assert_eq!(doc["pairs"], serde_json::json!(pairs));
     for (case, metric) in [
@@ -212,12 +229,14 @@ fn compare_kernel_runs_every_scenario_against_linux() {
             .unwrap()
             .is_empty()
     );
-    // The namespaces are gone.
+    // Its namespaces (named after its process id) are gone. Others' may exist: tests and
+    // harnesses run in parallel on the same machine.
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(
-        !String::from_utf8_lossy(&list.stdout).contains("rt-bench-"),
-        "the harness removed its namespaces"
-    );
+    let list = String::from_utf8_lossy(&list.stdout);
+    for side in ["c", "s"] {
+        let ours = format!("rt-bench-{side}-{pid}-");
+        assert!(!list.contains(&ours), "the harness removed {ours}*: {list}");
+    }
 }
 
 /// Issue 17: with a receive buffer so small that the kernel drops frames at rawtcp's packet
