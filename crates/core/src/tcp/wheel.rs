@@ -309,6 +309,54 @@ mod tests {
         }
 
         #[test]
+        fn random_inserts_cancels_and_advances_agree_with_a_plain_list(
+            ops in proptest::collection::vec((0u8..3, 0u64..20_000_000, any::<prop::sample::Index>()), 1..400),
+        ) {
+            let mut wheel = TimerWheel::new();
+            // The model: (deadline, key) of every live entry, by item.
+            let mut live: std::collections::BTreeMap<usize, (u64, TimerKey)> = Default::default();
+            let mut now = 0u64;
+            for (item, (op, amount, pick)) in ops.into_iter().enumerate() {
+                match op {
+                    0 => {
+                        // A deadline anywhere from 1 s in the past to 19 s ahead.
+                        let when = (now + amount).saturating_sub(1_000_000);
+                        let key = wheel.insert(Instant::from_micros(when), item);
+                        live.insert(item, (when.max(now), key));
+                    }
+                    1 if !live.is_empty() => {
+                        let victim = *live.keys().nth(pick.index(live.len())).unwrap();
+                        let (_, key) = live.remove(&victim).unwrap();
+                        prop_assert_eq!(wheel.cancel(key), Some(victim));
+                    }
+                    _ => {
+                        now += amount;
+                        let mut fired = Vec::new();
+                        wheel.advance(Instant::from_micros(now), |when, i| fired.push((when.as_micros(), i)));
+                        let mut due: Vec<(u64, usize)> = live
+                            .iter()
+                            .filter(|(_, (when, _))| *when <= now)
+                            .map(|(&i, &(when, _))| (when, i))
+                            .collect();
+                        due.sort();
+                        fired.sort();
+                        prop_assert_eq!(&fired, &due);
+                        for (_, i) in fired {
+                            live.remove(&i);
+                        }
+                    }
+                }
+                prop_assert_eq!(wheel.len(), live.len());
+                let earliest = live.values().map(|(when, _)| *when).min();
+                let bound = wheel.next_deadline().map(Instant::as_micros);
+                prop_assert_eq!(bound.is_some(), earliest.is_some());
+                if let (Some(bound), Some(earliest)) = (bound, earliest) {
+                    prop_assert!(bound <= earliest, "next_deadline {} after {}", bound, earliest);
+                }
+            }
+        }
+
+        #[test]
         fn fires_every_item_once_no_earlier_than_its_deadline(
             deadlines in proptest::collection::vec(0u64..10_000_000_000, 1..200),
             steps in proptest::collection::vec(1u64..5_000_000_000, 1..50),
