@@ -8,23 +8,12 @@ use rawtcp::netio::MemLink;
 use rawtcp::{Stack, TcpListener, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+mod common;
+use common::{CLIENT, SERVER, stacks_on};
 
 async fn stacks(a_to_b: LinkConfig) -> (Stack, Stack) {
     let (left, right) = MemLink::with_faults(a_to_b, LinkConfig::default(), 1);
-    let client = Stack::builder()
-        .device(left)
-        .ipv4(CLIENT, 24)
-        .spawn()
-        .await
-        .unwrap();
-    let server = Stack::builder()
-        .device(right)
-        .ipv4(SERVER, 24)
-        .spawn()
-        .await
-        .unwrap();
+    let (client, server) = stacks_on(left, right).await;
     (client, server)
 }
 
@@ -221,18 +210,7 @@ async fn keepalive_closes_a_dead_peer_after_2_hours_and_10_probes() {
         ..LinkConfig::default()
     };
     let (left, right) = MemLink::with_faults(LinkConfig::default(), b_to_a, 1);
-    let client = Stack::builder()
-        .device(left)
-        .ipv4(CLIENT, 24)
-        .spawn()
-        .await
-        .unwrap();
-    let server = Stack::builder()
-        .device(right)
-        .ipv4(SERVER, 24)
-        .spawn()
-        .await
-        .unwrap();
+    let (client, server) = stacks_on(left, right).await;
     let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9002))
         .await
         .unwrap();

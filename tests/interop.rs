@@ -625,6 +625,21 @@ c.close()
     assert_eq!(lines.next().unwrap().unwrap(), "done");
 }
 
+/// `python3 -m http.server` on 10.9.0.1:8000 in namespace `ns`, serving `dir`, once it
+/// says it serves.
+fn http_server_in(ns: &str, dir: &std::path::Path) -> KillOnDrop {
+    let (server, mut ready) = KillOnDrop::spawn(
+        command_in(ns, "python3")
+            .args(["-u", "-m", "http.server", "8000", "--bind", "10.9.0.1"])
+            .arg("--directory")
+            .arg(dir)
+            .stderr(Stdio::null()),
+    );
+    let first = ready.next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.contains("Serving HTTP"), "http.server: {first}");
+    server
+}
+
 /// An example binary, built by `cargo test` next to the test binaries.
 fn example(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -768,22 +783,7 @@ fn http_get_fetches_from_python_http_server() {
     let dir = std::env::temp_dir().join(format!("rawtcp-http-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("file.bin"), pattern(SIZE)).unwrap();
-    let (_server, mut ready) = KillOnDrop::spawn(
-        command_in(bed.peer.name(), "python3")
-            .args([
-                "-u",
-                "-m",
-                "http.server",
-                "8000",
-                "--bind",
-                "10.9.0.1",
-                "--directory",
-            ])
-            .arg(&dir)
-            .stderr(Stdio::null()),
-    );
-    let first = ready.next().and_then(Result::ok).unwrap_or_default();
-    assert!(first.contains("Serving HTTP"), "http.server: {first}");
+    let _server = http_server_in(bed.peer.name(), &dir);
     let out = example_on_d0(&bed, "http_get")
         .args(["--connect", "10.9.0.1:8000", "--path", "/file.bin"])
         .output()
@@ -959,22 +959,7 @@ fn long_transfers(offloads: bool) {
         }
         file.flush().unwrap();
     }
-    let (_http, mut ready) = KillOnDrop::spawn(
-        command_in(bed.peer.name(), "python3")
-            .args([
-                "-u",
-                "-m",
-                "http.server",
-                "8000",
-                "--bind",
-                "10.9.0.1",
-                "--directory",
-            ])
-            .arg(&dir)
-            .stderr(Stdio::null()),
-    );
-    let first = ready.next().and_then(Result::ok).unwrap_or_default();
-    assert!(first.contains("Serving HTTP"), "http.server: {first}");
+    let _http = http_server_in(bed.peer.name(), &dir);
     let buffers = [
         (
             "default",

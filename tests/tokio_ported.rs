@@ -12,23 +12,12 @@ use rawtcp::netio::MemLink;
 use rawtcp::{Stack, TcpListener, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+mod common;
+use common::{CLIENT, SERVER, stacks_on};
 
 async fn stacks() -> (Stack, Stack) {
     let (left, right) = MemLink::pair();
-    let client = Stack::builder()
-        .device(left)
-        .ipv4(CLIENT, 24)
-        .spawn()
-        .await
-        .unwrap();
-    let server = Stack::builder()
-        .device(right)
-        .ipv4(SERVER, 24)
-        .spawn()
-        .await
-        .unwrap();
+    let (client, server) = stacks_on(left, right).await;
     (client, server)
 }
 

@@ -269,6 +269,15 @@ pub(crate) async fn client(
     }
 }
 
+/// `count` connections to `at`, one after the other.
+async fn connect_all(net: &Net, at: SocketAddrV4, count: usize) -> io::Result<Vec<Stream>> {
+    let mut connected = Vec::with_capacity(count);
+    for _ in 0..count {
+        connected.push(connect(net, at).await?);
+    }
+    Ok(connected)
+}
+
 async fn connect(net: &Net, at: SocketAddrV4) -> io::Result<Stream> {
     net.connect(at)
         .await
@@ -286,10 +295,7 @@ async fn bulk(
     streams: usize,
     timing: Timing,
 ) -> io::Result<Vec<Metric>> {
-    let mut connected = Vec::with_capacity(streams);
-    for _ in 0..streams {
-        connected.push(connect(net, at).await?);
-    }
+    let connected = connect_all(net, at, streams).await?;
     let start = Instant::now();
     let mark = start + timing.warmup;
     let end = mark + timing.duration;
@@ -350,12 +356,17 @@ async fn bulk(
         }
     }
     let cpu = measure::machine_busy().saturating_sub(cpu_before);
-    let bytes = counted.load(Ordering::Relaxed) as f64;
-    let seconds = (finish - mark).as_secs_f64();
+    let bytes = counted.load(Ordering::Relaxed);
+    Ok(goodput_metrics(bytes, finish - mark, cpu))
+}
+
+/// Goodput of `bytes` moved in `elapsed`, and the machine's CPU time `cpu` per GB of them.
+fn goodput_metrics(bytes: u64, elapsed: Duration, cpu: Duration) -> Vec<Metric> {
+    let bytes = bytes as f64;
     let mut metrics = vec![Metric::higher(
         "goodput",
         "Gbit/s",
-        bytes * 8.0 / seconds / 1e9,
+        bytes * 8.0 / elapsed.as_secs_f64() / 1e9,
     )];
     if bytes > 0.0 {
         metrics.push(Metric::lower(
@@ -364,7 +375,7 @@ async fn bulk(
             cpu.as_secs_f64() / (bytes / 1e9),
         ));
     }
-    Ok(metrics)
+    metrics
 }
 
 /// Echo goodput of `connections` streams: the bytes that came back within the measured
@@ -376,10 +387,7 @@ async fn echo(
     connections: usize,
     timing: Timing,
 ) -> io::Result<Vec<Metric>> {
-    let mut connected = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        connected.push(connect(net, at).await?);
-    }
+    let connected = connect_all(net, at, connections).await?;
     let start = Instant::now();
     let mark = start + timing.warmup;
     let end = mark + timing.duration;
@@ -420,22 +428,9 @@ async fn echo(
     while let Some(joined) = tasks.join_next().await {
         joined.map_err(io::Error::other)??;
     }
-    let bytes = counted.load(Ordering::Relaxed) as f64;
-    let seconds = timing.duration.as_secs_f64();
-    let mut metrics = vec![Metric::higher(
-        "goodput",
-        "Gbit/s",
-        bytes * 8.0 / seconds / 1e9,
-    )];
-    if bytes > 0.0 {
-        // Each echoed byte crossed the link twice.
-        metrics.push(Metric::lower(
-            "CPU per GB",
-            "s/GB",
-            cpu.as_secs_f64() / (bytes / 1e9),
-        ));
-    }
-    Ok(metrics)
+    // CPU per GB echoed: each of those bytes crossed the link twice.
+    let bytes = counted.load(Ordering::Relaxed);
+    Ok(goodput_metrics(bytes, timing.duration, cpu))
 }
 
 fn histogram() -> Histogram<u64> {
