@@ -625,6 +625,23 @@ c.close()
     assert_eq!(lines.next().unwrap().unwrap(), "done");
 }
 
+/// A directory of this test process's under the temporary directory, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("rawtcp-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// `python3 -m http.server` on 10.9.0.1:8000 in namespace `ns`, serving `dir`, once it
 /// says it serves.
 fn http_server_in(ns: &str, dir: &std::path::Path) -> KillOnDrop {
@@ -780,15 +797,14 @@ fn http_get_fetches_from_python_http_server() {
     }
     const SIZE: usize = 3_000_000;
     let bed = VethBed::new(VethConfig::default()).expect("veth bed");
-    let dir = std::env::temp_dir().join(format!("rawtcp-http-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("file.bin"), pattern(SIZE)).unwrap();
-    let _server = http_server_in(bed.peer.name(), &dir);
+    let dir = TempDir::new("http");
+    std::fs::write(dir.0.join("file.bin"), pattern(SIZE)).unwrap();
+    let _server = http_server_in(bed.peer.name(), &dir.0);
     let out = example_on_d0(&bed, "http_get")
         .args(["--connect", "10.9.0.1:8000", "--path", "/file.bin"])
         .output()
         .expect("http_get runs");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -945,12 +961,13 @@ fn long_transfers(offloads: bool) {
             "ethtool", "-K", "d0", "tx", state, "tso", state, "gso", state, "gro", state,
         ])
         .expect("ethtool on d0");
-    let dir = std::env::temp_dir().join(format!("rawtcp-long-{offloads}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the test ends, also when it fails: it holds a gigabyte.
+    let dir = TempDir::new(&format!("long-{offloads}"));
     {
         use std::io::Write;
         let chunk = pattern(251 << 12);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("big.bin")).unwrap());
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(dir.0.join("big.bin")).unwrap());
         let mut left = LONG;
         while left > 0 {
             let n = left.min(chunk.len());
@@ -959,7 +976,7 @@ fn long_transfers(offloads: bool) {
         }
         file.flush().unwrap();
     }
-    let _http = http_server_in(bed.peer.name(), &dir);
+    let _http = http_server_in(bed.peer.name(), &dir.0);
     let buffers = [
         (
             "default",
@@ -990,7 +1007,6 @@ fn long_transfers(offloads: bool) {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
