@@ -47,8 +47,9 @@ fn script(commands: &[String], dut: &str, peer: &str, examples: &str) -> String 
         script.push('\n');
     }
     // Let the examples finish; bash reports each job's end on stderr ("Done" for a clean
-    // exit), which the test reads.
-    script.push_str("wait\n");
+    // exit), which the test reads. A job that ends during `wait` is reported only at the
+    // next command, so `jobs` asks for those reports (on stderr, with the others).
+    script.push_str("wait\njobs >&2\n");
     script
 }
 
