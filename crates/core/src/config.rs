@@ -248,6 +248,8 @@ pub struct TcpConfig {
     /// ISN is predictable and lets an off-path attacker inject segments: never set it in
     /// production. `None` (the default) keeps RFC 6528.
     pub test_iss: Option<SeqNum>,
+    /// The congestion control algorithm of new connections (CUBIC, as Linux's default).
+    pub congestion_control: crate::tcp::CongestionAlgorithm,
 }
 
 impl Default for TcpConfig {
@@ -276,6 +278,7 @@ impl Default for TcpConfig {
             ephemeral_ports: 32768..=60999,
             segmentation_offload: false,
             test_iss: None,
+            congestion_control: crate::tcp::CongestionAlgorithm::Cubic,
         }
     }
 }

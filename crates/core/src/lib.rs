@@ -38,7 +38,7 @@ pub use iface::stats::{DropReason, InterfaceStats};
 pub use sink::{FrameSink, VecSink};
 pub use stack::{Event, Stack};
 pub use tcp::{
-    Cause, CongestionControl, ConnError, ConnectionId, ConnectionInfo, ConnectionStats, ListenerId,
-    State, TcpError,
+    Acked, Cause, CongestionAlgorithm, CongestionControl, CongestionState, ConnError, ConnectionId,
+    ConnectionInfo, ConnectionStats, ListenerId, State, TcpError,
 };
 pub use time::Instant;

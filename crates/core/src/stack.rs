@@ -392,7 +392,7 @@ impl Stack {
             if data.is_empty() {
                 return Ok(0);
             }
-            match conn.write(data) {
+            match conn.write(now, data) {
                 0 => Err(TcpError::WouldBlock),
                 n => Ok(n),
             }

@@ -69,7 +69,13 @@ pub(crate) struct RecvBuffer {
     next_offset: u64,
     out_of_order: BTreeMap<u64, Vec<u8>>,
     max_ranges: usize,
+    /// Stream offsets of the latest out-of-order segments, most recent first: the SACK
+    /// blocks that hold them go first (RFC 2018 §4).
+    recent: VecDeque<u64>,
 }
+
+/// Out-of-order segments remembered for the order of SACK blocks.
+const RECENT: usize = 8;
 
 /// What [`RecvBuffer::insert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +96,7 @@ impl RecvBuffer {
             next_offset: 0,
             out_of_order: BTreeMap::new(),
             max_ranges,
+            recent: VecDeque::new(),
         }
     }
 
@@ -125,6 +132,9 @@ impl RecvBuffer {
         if distance > 0 {
             let start = self.next_offset + distance as u64;
             self.store_out_of_order(start, data);
+            self.recent.retain(|&offset| offset != start);
+            self.recent.push_front(start);
+            self.recent.truncate(RECENT);
             result.out_of_order = true;
             return result;
         }
@@ -200,6 +210,36 @@ impl RecvBuffer {
         out[..first].copy_from_slice(&a[..first]);
         out[first..n].copy_from_slice(&b[..n - first]);
         n
+    }
+
+    /// Up to `limit` SACK blocks as offsets from RCV.NXT, in the order RFC 2018 §4 asks: the
+    /// range holding the latest segment first (a MUST, unless that segment advanced RCV.NXT),
+    /// then those holding the next most recent ones, then the rest in ascending order.
+    pub(crate) fn sack_ranges(&self, limit: usize) -> Vec<(u64, u64)> {
+        let range_of = |offset: u64| {
+            self.out_of_order
+                .range(..=offset)
+                .next_back()
+                .filter(|(s, b)| offset < **s + b.len() as u64)
+                .map(|(&s, _)| s)
+        };
+        let mut starts: Vec<u64> = Vec::with_capacity(limit);
+        let recent = self.recent.iter().filter_map(|&offset| range_of(offset));
+        for start in recent.chain(self.out_of_order.keys().copied()) {
+            if starts.len() == limit {
+                break;
+            }
+            if !starts.contains(&start) {
+                starts.push(start);
+            }
+        }
+        starts
+            .into_iter()
+            .map(|s| {
+                let end = s + self.out_of_order[&s].len() as u64;
+                (s - self.next_offset, end - self.next_offset)
+            })
+            .collect()
     }
 
     /// Stored out-of-order ranges as offsets from RCV.NXT, for SACK blocks.

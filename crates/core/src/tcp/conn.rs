@@ -12,7 +12,8 @@ use rawtcp_wire::SeqNum;
 use rawtcp_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::congestion::{CongestionControl, SlowStart};
+use super::congestion::{Acked, CongestionControl, initial_window};
+use super::recovery::{AckContext, CongestionState, LossRecovery, Retransmission};
 use super::rtt::RttEstimator;
 use super::state::State;
 use super::{Cause, ConnError, ConnEvent, ConnectionStats, ListenerId};
@@ -60,10 +61,49 @@ impl Plan {
 pub(crate) enum PlanKind {
     Syn,
     Data,
+    /// A retransmission chosen by the loss recovery; SND.NXT stays where it is.
+    Retransmit {
+        rescue: bool,
+    },
     Ack,
     /// A keepalive or zero-window probe: SEQ = SND.UNA − 1, no data.
     Probe,
     Reset,
+}
+
+/// Data (and/or a FIN) that may go out now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DataPlan {
+    /// Offset of the first byte from SND.UNA in the send buffer.
+    offset: usize,
+    len: usize,
+    fin: bool,
+    /// Payload bytes per segment when `len` is a super-segment for the device to cut, else 0.
+    gso_size: u16,
+    /// Set when the loss recovery chose this segment (rather than the next unsent one).
+    retransmission: Option<Retransmission>,
+}
+
+/// The send and receive sequence variables (RFC 9293 §3.3.1), as a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SequenceState {
+    pub(crate) snd_una: SeqNum,
+    pub(crate) snd_nxt: SeqNum,
+    /// One past the highest sequence number sent.
+    pub(crate) snd_max: SeqNum,
+    pub(crate) rcv_nxt: SeqNum,
+}
+
+/// Congestion control and loss recovery, for TCP_INFO-style statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CongestionInfo {
+    pub(crate) algorithm: super::CongestionAlgorithm,
+    pub(crate) state: CongestionState,
+    pub(crate) cwnd: u32,
+    pub(crate) ssthresh: u32,
+    pub(crate) in_flight: u32,
+    pub(crate) sacked: u32,
+    pub(crate) lost: u32,
 }
 
 /// A reset to send on our way out.
@@ -162,6 +202,9 @@ pub(crate) struct Connection {
     close_at: Option<Instant>,
     pub(crate) nodelay: bool,
     cc: Box<dyn CongestionControl>,
+    recovery: LossRecovery,
+    /// When data last went out (RFC 5681 §4.1: restart after an idle RTO).
+    last_data_sent: Option<Instant>,
     reset: Option<ResetPlan>,
     pub(crate) error: Option<ConnError>,
     /// The last ICMP soft error (RFC 9293 MUST-56), reported on a timeout.
@@ -279,7 +322,9 @@ impl Connection {
             last_oow_ack: None,
             close_at: None,
             nodelay: !config.nagle,
-            cc: Box::new(SlowStart::new(DEFAULT_MSS as u32)),
+            cc: config.congestion_control.build(DEFAULT_MSS as u32),
+            recovery: LossRecovery::new(iss),
+            last_data_sent: None,
             reset: None,
             error: None,
             soft_error: None,
@@ -346,7 +391,7 @@ impl Connection {
         // RFC 9293 §3.7.1: 536 when the peer sends no MSS; never more than we offer to send.
         let peer_mss = options.max_seg_size.map_or(DEFAULT_MSS, usize::from);
         self.mss = peer_mss.min(self.our_mss).max(MIN_MSS);
-        self.cc = Box::new(SlowStart::new(self.mss as u32));
+        self.cc = self.config.congestion_control.build(self.mss as u32);
         // RFC 7323 §2.2: scaling only when both SYNs carry the option; shifts above 14 are 14.
         match options.window_scale {
             Some(shift) if self.offer_wscale => {
@@ -370,6 +415,15 @@ impl Connection {
             }
         }
         self.sack_permitted = options.sack_permitted && self.offer_sack;
+        self.recovery.set_sack(self.sack_permitted);
+    }
+
+    /// RFC 6928 §2 and RFC 5681 §3.1: after a lost SYN or SYN-ACK (ours went again) the
+    /// initial window is one segment.
+    fn limit_window_after_syn_loss(&mut self) {
+        if self.stats.retransmitted_segments > 0 {
+            self.cc.limit_window(self.mss as u32);
+        }
     }
 
     pub(crate) fn set_state(&mut self, to: State, cause: Cause) {
@@ -440,7 +494,17 @@ impl Connection {
     // ---- The application side ----
 
     /// Queues data; returns how much fit.
-    pub(crate) fn write(&mut self, data: &[u8]) -> usize {
+    pub(crate) fn write(&mut self, now: Instant, data: &[u8]) -> usize {
+        // RFC 5681 §4.1: no data sent for longer than the RTO, nothing outstanding: the ACK
+        // clock is gone, so start again from RW = min(IW, cwnd).
+        if self.snd_una == self.snd_max
+            && self.send.len() == 0
+            && self
+                .last_data_sent
+                .is_some_and(|sent| now - sent > self.rtt.rto())
+        {
+            self.cc.limit_window(initial_window(self.mss as u32));
+        }
         let n = self.send.write(data);
         self.stats.bytes_queued += n as u64;
         n
@@ -722,6 +786,7 @@ impl Connection {
             self.snd_wl1 = seg.seq_number;
             self.snd_wl2 = seg.ack_number;
             self.set_state(State::Established, Cause::AckReceived);
+            self.limit_window_after_syn_loss();
             self.events.push(if self.active {
                 ConnEvent::Connected
             } else {
@@ -823,6 +888,7 @@ impl Connection {
             self.snd_wl2 = seg.ack_number;
             self.rcv_right = self.rcv_nxt + self.recv.window() as u32;
             self.set_state(State::Established, Cause::SynAckReceived);
+            self.limit_window_after_syn_loss();
             self.events.push(ConnEvent::Connected);
             self.arm_keepalive(now);
             // The third segment of the handshake.
@@ -874,8 +940,19 @@ impl Connection {
             self.out_of_window_ack(now, seg);
             return;
         }
+        let snd_una = self.snd_una;
+        let flight = self.snd_max - self.snd_una;
+        // The window limited sending: the flight filled it to within a segment.
+        let cwnd_limited = flight + self.mss as u32 > self.cc.window();
+        // RFC 5681 §2: a duplicate ACK carries no data, no SYN or FIN, SEG.ACK = SND.UNA,
+        // and data is outstanding.
+        let duplicate = ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.fin()
+            && self.snd_max > self.snd_una;
+        let mut data_acked = 0;
+        let mut last_ack_acked = false;
         if ack > self.snd_una {
-            let in_flight = self.snd_max - self.snd_una;
             let mut acked = ack - self.snd_una;
             // The SYN and the FIN each take one sequence number but no byte of the send
             // buffer (RFC 9293 §3.3). Whether they are acknowledged is kept as a fact: an
@@ -890,7 +967,7 @@ impl Connection {
                 self.fin_acked = true;
                 acked -= 1;
             }
-            let data_acked = (acked as usize).min(self.send.len());
+            data_acked = (acked as usize).min(self.send.len());
             self.send.ack(data_acked);
             self.snd_una = ack;
             if self.snd_nxt < self.snd_una {
@@ -899,7 +976,6 @@ impl Connection {
             self.take_rtt_sample(now, seg);
             self.rtt.reset_backoff();
             self.retransmits = 0;
-            self.cc.on_ack(data_acked as u32, in_flight);
             self.stats.bytes_acked += data_acked as u64;
             if self.snd_una == self.snd_max {
                 self.retransmit_at = None;
@@ -920,19 +996,31 @@ impl Connection {
                         }
                     }
                     State::Closing => self.enter_time_wait(now, Cause::AckReceived),
-                    State::LastAck => {
-                        self.enter_closed(Cause::AckReceived);
-                        return;
-                    }
+                    State::LastAck => last_ack_acked = true,
                     _ => {}
                 }
             }
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.fin()
-            && self.snd_max > self.snd_una
-        {
+        } else if duplicate {
             self.stats.duplicate_acks += 1;
+        }
+        let context = AckContext {
+            snd_una,
+            ack,
+            snd_max: self.snd_max,
+            duplicate,
+            sack_blocks: seg.options.sack_blocks.as_slice(),
+            mss: self.mss as u32,
+            acked: Acked {
+                bytes: data_acked as u32,
+                flight,
+                cwnd_limited,
+                srtt: self.rtt.srtt(),
+            },
+        };
+        self.recovery.on_ack(now, &context, self.cc.as_mut());
+        if last_ack_acked {
+            self.enter_closed(Cause::AckReceived);
+            return;
         }
         // The send window (RFC 9293 §3.10.7.4: only from newer segments).
         if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
@@ -1157,7 +1245,9 @@ impl Connection {
         }
         self.retransmits += 1;
         self.stats.retransmit_timeouts += 1;
-        self.cc.on_timeout(self.snd_max - self.snd_una);
+        // RFC 5681 §3.1 and RFC 6298 §5.4: one segment, and everything from SND.UNA again.
+        self.cc.on_timeout(now, self.snd_max - self.snd_una);
+        self.recovery.on_timeout(self.snd_max);
         self.rtt.back_off();
         // Karn: no sample from a retransmitted segment.
         self.rtt_probe = None;
@@ -1210,9 +1300,9 @@ impl Connection {
             && (self.last_syn_sent.is_none() || self.resend_syn)
     }
 
-    /// Data (and/or FIN) that may go out now: (offset from SND.UNA, length, FIN, and the
-    /// segment size when the length is a super-segment for the device to cut, else 0).
-    fn data_plan(&self) -> Option<(usize, usize, bool, u16)> {
+    /// Data (and/or FIN) that may go out now: a retransmission the loss recovery wants, or
+    /// the next unsent data as the windows, SWS avoidance and Nagle allow.
+    fn data_plan(&self) -> Option<DataPlan> {
         if !matches!(
             self.state,
             State::Established
@@ -1223,14 +1313,23 @@ impl Connection {
         ) {
             return None;
         }
+        if let Some(plan) = self.retransmission_plan() {
+            return Some(plan);
+        }
         let offset = (self.snd_nxt - self.snd_una) as usize;
         if self.fin_seq.is_some_and(|fin| self.snd_nxt > fin) {
             return None; // everything, FIN included, is in flight
         }
         let unsent = self.send.len().saturating_sub(offset);
         let in_flight = self.snd_nxt - self.snd_una;
-        let window = self.snd_wnd.min(self.cc.window());
-        let usable = window.saturating_sub(in_flight) as usize;
+        let congestion_room = self.recovery.send_room(
+            self.cc.window(),
+            self.snd_una,
+            self.snd_nxt,
+            self.snd_max,
+            self.mss as u32,
+        );
+        let usable = self.snd_wnd.saturating_sub(in_flight).min(congestion_room) as usize;
         let mss = self.effective_mss();
         let mut len = unsent.min(usable).min(mss);
         // Segmentation offload: as many whole segments as the window and the queue allow,
@@ -1241,7 +1340,13 @@ impl Connection {
         }
         let fin = self.fin_requested && offset + len == self.send.len();
         if len == 0 {
-            return fin.then_some((offset, 0, true, 0));
+            return fin.then_some(DataPlan {
+                offset,
+                len: 0,
+                fin: true,
+                gso_size: 0,
+                retransmission: None,
+            });
         }
         // Sender-side SWS avoidance and Nagle (RFC 9293 §3.8.6.2.1, §3.7.4): a full segment,
         // or all that is queued when nothing is in flight (or Nagle is off, or a FIN follows),
@@ -1250,10 +1355,52 @@ impl Connection {
         let send = len >= mss
             || (len == unsent && (in_flight == 0 || self.nodelay || self.fin_requested))
             || len as u32 >= self.max_snd_wnd / 2
-            || self.snd_nxt < self.snd_max
+            // Going back after a timeout: whole segments, or what reaches SND.MAX.
+            || (self.snd_nxt < self.snd_max && self.snd_nxt + len as u32 >= self.snd_max)
             || (self.sws_override && in_flight == 0);
         let gso_size = if len > mss { mss as u16 } else { 0 };
-        send.then_some((offset, len, fin, gso_size))
+        send.then_some(DataPlan {
+            offset,
+            len,
+            fin,
+            gso_size,
+            retransmission: None,
+        })
+    }
+
+    /// The segment the loss recovery wants sent again, cut to what one segment carries.
+    fn retransmission_plan(&self) -> Option<DataPlan> {
+        let in_flight = self.snd_nxt - self.snd_una;
+        let unsent =
+            self.send.len() > in_flight as usize || (self.fin_requested && self.fin_seq.is_none());
+        // RFC 6675 §4 NextSeg rule 2: new data the peer's window takes goes first.
+        let new_data_waits = unsent && self.snd_wnd > in_flight;
+        // Segments of what one carries beside its options, so that none leaves a runt.
+        let wanted = self.recovery.next_retransmission(
+            self.cc.window(),
+            self.snd_una,
+            self.snd_max,
+            self.effective_mss() as u32,
+            new_data_waits,
+        )?;
+        let offset = (wanted.seq - self.snd_una) as usize;
+        let len = (wanted.len as usize)
+            .min(self.send.len().saturating_sub(offset))
+            .min(self.effective_mss());
+        let end = wanted.seq + len as u32;
+        let fin = self
+            .fin_seq
+            .is_some_and(|fin| end == fin && wanted.seq + wanted.len > fin);
+        (len > 0 || fin).then_some(DataPlan {
+            offset,
+            len,
+            fin,
+            gso_size: 0,
+            retransmission: Some(Retransmission {
+                len: len as u32 + u32::from(fin),
+                ..wanted
+            }),
+        })
     }
 
     /// The payload that fits in one segment with the options it carries (RFC 9293 §3.7.1:
@@ -1314,7 +1461,9 @@ impl Connection {
     pub(crate) fn segment_options(&self, now: Instant) -> TcpOptions<'static> {
         let mut sack_blocks = SackBlocks::new();
         if self.sack_permitted {
-            for (start, end) in self.recv.out_of_order_ranges().take(SackBlocks::MAX) {
+            // RFC 2018 §3: three blocks fit beside timestamps, four without.
+            let limit = if self.ts_enabled { 3 } else { SackBlocks::MAX };
+            for (start, end) in self.recv.sack_ranges(limit) {
                 sack_blocks.push(self.rcv_nxt + start as u32, self.rcv_nxt + end as u32);
             }
         }
@@ -1381,23 +1530,28 @@ impl Connection {
         if !self.state.is_synchronized() {
             return None;
         }
-        if let Some((offset, len, fin, gso_size)) = self.data_plan() {
+        if let Some(data) = self.data_plan() {
             let mut flags = TcpFlags::ACK;
-            if fin {
+            if data.fin {
                 flags |= TcpFlags::FIN;
             }
-            if len > 0 && offset + len == self.send.len() {
+            if data.len > 0 && data.offset + data.len == self.send.len() {
                 flags |= TcpFlags::PSH;
             }
             return Some(Plan {
-                seq: self.snd_nxt,
+                seq: self.snd_una + data.offset as u32,
                 ack: self.rcv_nxt,
                 flags,
-                data_offset: offset,
-                data_len: len,
+                data_offset: data.offset,
+                data_len: data.len,
                 window,
-                kind: PlanKind::Data,
-                gso_size,
+                kind: match data.retransmission {
+                    Some(retransmission) => PlanKind::Retransmit {
+                        rescue: retransmission.rescue,
+                    },
+                    None => PlanKind::Data,
+                },
+                gso_size: data.gso_size,
             });
         }
         if self.probe_due {
@@ -1477,13 +1631,38 @@ impl Connection {
                     self.fin_seq = Some(plan.seq + plan.data_len as u32);
                 }
                 self.stats.bytes_out += plan.data_len as u64;
+                self.last_data_sent = Some(now);
                 self.snd_nxt = end;
+                // Going back after a timeout: what the peer SACKed since is not sent again.
+                if self.snd_nxt < self.snd_max
+                    && let Some(sacked_end) = self.recovery.scoreboard().sacked_end(self.snd_nxt)
+                {
+                    self.snd_nxt = sacked_end;
+                }
                 self.snd_max = self.snd_max.max(end);
                 if self.retransmit_at.is_none() {
                     self.retransmit_at = Some(now + self.rtt.rto());
                 }
                 if self.unacked_since.is_none() {
                     self.unacked_since = Some(now);
+                }
+            }
+            PlanKind::Retransmit { rescue } => {
+                self.stats.retransmitted_segments += 1;
+                self.stats.bytes_retransmitted += plan.data_len as u64;
+                self.stats.bytes_out += plan.data_len as u64;
+                self.last_data_sent = Some(now);
+                // Karn: a segment timed without timestamps may now be acknowledged twice.
+                if self.rtt_probe.is_some_and(|(end, _)| end > plan.seq) {
+                    self.rtt_probe = None;
+                }
+                self.recovery.on_retransmitted(Retransmission {
+                    seq: plan.seq,
+                    len: plan.data_len as u32 + u32::from(plan.flags.fin()),
+                    rescue,
+                });
+                if self.retransmit_at.is_none() {
+                    self.retransmit_at = Some(now + self.rtt.rto());
                 }
             }
             PlanKind::Probe => {
@@ -1563,16 +1742,37 @@ impl Connection {
         self.recv.window() as u32
     }
 
-    pub(crate) fn cwnd(&self) -> u32 {
-        self.cc.window()
-    }
-
     pub(crate) fn mss(&self) -> usize {
         self.mss
     }
 
-    pub(crate) fn sequence_state(&self) -> (SeqNum, SeqNum, SeqNum, SeqNum) {
-        (self.snd_una, self.snd_nxt, self.snd_max, self.rcv_nxt)
+    pub(crate) fn sequence_state(&self) -> SequenceState {
+        SequenceState {
+            snd_una: self.snd_una,
+            snd_nxt: self.snd_nxt,
+            snd_max: self.snd_max,
+            rcv_nxt: self.rcv_nxt,
+        }
+    }
+
+    pub(crate) fn congestion_info(&self) -> CongestionInfo {
+        let mss = self.mss as u32;
+        let board = self.recovery.scoreboard();
+        CongestionInfo {
+            algorithm: self.cc.algorithm(),
+            state: self.recovery.state(),
+            cwnd: self.cc.window(),
+            ssthresh: self.cc.ssthresh(),
+            in_flight: self
+                .recovery
+                .in_flight(self.snd_una, self.snd_nxt, self.snd_max, mss),
+            sacked: board.sacked_bytes(),
+            lost: self.recovery.lost_bytes(self.snd_una, self.snd_max, mss),
+        }
+    }
+
+    pub(crate) fn recovery_counters(&self) -> super::recovery::RecoveryCounters {
+        self.recovery.counters
     }
 
     /// Lowers the send MSS after an ICMP fragmentation-needed (RFC 1191).
@@ -1663,14 +1863,14 @@ mod tests {
         conn.snd_max = iss;
         conn.snd_wl2 = iss;
         let now = Instant::from_millis(2);
-        assert_eq!(conn.write(&[7u8; 100]), 100);
+        assert_eq!(conn.write(now, &[7u8; 100]), 100);
         let plan = send(&mut conn, now);
         assert_eq!((plan.seq, plan.data_len), (iss, 100));
         let ack = from_peer(PEER_ISS + 1, iss + 100, TcpFlags::ACK, &[]);
         conn.handle_segment(now, &ack, true);
         assert_eq!(conn.stats.bytes_acked, 100, "all 100 bytes acknowledged");
         assert_eq!(conn.send_queue_len(), 0, "no acknowledged byte left behind");
-        assert_eq!(conn.write(b"next"), 4);
+        assert_eq!(conn.write(now, b"next"), 4);
         let plan = send(&mut conn, now);
         let mut payload = [0u8; 4];
         conn.copy_payload(&plan, &mut payload);

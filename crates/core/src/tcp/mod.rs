@@ -11,6 +11,7 @@ mod buffer;
 mod congestion;
 pub(crate) mod conn;
 mod isn;
+mod recovery;
 mod rtt;
 mod state;
 mod wheel;
@@ -24,7 +25,8 @@ use std::sync::Arc;
 use rawtcp_wire::SeqNum;
 use rawtcp_wire::tcp::TcpRepr;
 
-pub use congestion::CongestionControl;
+pub use congestion::{Acked, CongestionAlgorithm, CongestionControl};
+pub use recovery::CongestionState;
 pub use state::State;
 
 use crate::Instant;
@@ -154,6 +156,14 @@ pub struct ConnectionStats {
     pub resets_out: u64,
     /// ACKs to out-of-window segments held back by the rate limit.
     pub acks_rate_limited: u64,
+    /// Fast recoveries entered (three duplicate ACKs, or SACK showing SND.UNA lost).
+    pub fast_recoveries: u64,
+    /// RFC 6675 rescue retransmissions.
+    pub rescue_retransmits: u64,
+    /// SACK blocks rejected as invalid (outside SND.UNA..SND.MAX, empty, inverted).
+    pub sack_blocks_rejected: u64,
+    /// D-SACKs received (RFC 2883): the peer got a segment twice.
+    pub dsacks_received: u64,
 }
 
 /// A snapshot of one connection, `netstat -napt`-style.
@@ -181,8 +191,20 @@ pub struct ConnectionInfo {
     pub snd_wnd: u32,
     /// Our receive window.
     pub rcv_wnd: u32,
-    /// The congestion window.
+    /// The congestion window, bytes.
     pub cwnd: u32,
+    /// The slow-start threshold, bytes (`u32::MAX` before the first loss).
+    pub ssthresh: u32,
+    /// The congestion control algorithm.
+    pub congestion_algorithm: CongestionAlgorithm,
+    /// Open, disorder, recovery or loss.
+    pub congestion_state: CongestionState,
+    /// Bytes thought to be in the network: RFC 6675's pipe with SACK, else SND.NXT − SND.UNA.
+    pub in_flight: u32,
+    /// Bytes the peer has SACKed above SND.UNA.
+    pub sacked: u32,
+    /// Bytes deemed lost (RFC 6675 IsLost) and not yet acknowledged.
+    pub lost: u32,
     /// The send MSS.
     pub mss: usize,
     /// SND.UNA: the oldest unacknowledged sequence number.
@@ -761,7 +783,7 @@ impl Tcp {
                 conn.icmp_error(
                     ConnError::NeighborUnreachable,
                     true,
-                    conn.sequence_state().0,
+                    conn.sequence_state().snd_una,
                 );
             }
             self.settle(id, now);
@@ -878,7 +900,9 @@ impl Tcp {
 
     pub(crate) fn info(&self, id: ConnectionId) -> Option<ConnectionInfo> {
         self.conn(id).map(|c| {
-            let (snd_una, snd_nxt, _, rcv_nxt) = c.sequence_state();
+            let sequence = c.sequence_state();
+            let congestion = c.congestion_info();
+            let recovery = c.recovery_counters();
             ConnectionInfo {
                 id,
                 local: c.local,
@@ -891,12 +915,24 @@ impl Tcp {
                 rto: c.rto(),
                 snd_wnd: c.snd_wnd(),
                 rcv_wnd: c.rcv_wnd(),
-                cwnd: c.cwnd(),
+                cwnd: congestion.cwnd,
+                ssthresh: congestion.ssthresh,
+                congestion_algorithm: congestion.algorithm,
+                congestion_state: congestion.state,
+                in_flight: congestion.in_flight,
+                sacked: congestion.sacked,
+                lost: congestion.lost,
                 mss: c.mss(),
-                snd_una,
-                snd_nxt,
-                rcv_nxt,
-                stats: c.stats,
+                snd_una: sequence.snd_una,
+                snd_nxt: sequence.snd_nxt,
+                rcv_nxt: sequence.rcv_nxt,
+                stats: ConnectionStats {
+                    fast_recoveries: recovery.fast_recoveries,
+                    rescue_retransmits: recovery.rescue_retransmits,
+                    sack_blocks_rejected: recovery.sack_blocks_rejected,
+                    dsacks_received: recovery.dsacks_received,
+                    ..c.stats
+                },
             }
         })
     }

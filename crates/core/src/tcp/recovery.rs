@@ -1,0 +1,503 @@
+//! Loss detection and recovery: the peer's SACK blocks, duplicate ACKs, and what to
+//! retransmit.
+//!
+//! [`Scoreboard`] keeps what the peer has SACKed (RFC 2018), validated and bounded: a block
+//! outside SND.UNA..SND.MAX, empty or inverted is rejected before it touches the scoreboard,
+//! and the scoreboard holds at most [`MAX_SACKED_RANGES`] ranges, so a lying peer can cost
+//! neither memory nor endless retransmission (each hole goes again at most once per recovery;
+//! what the peer never acknowledges ends with the retransmission timer's limit).
+//!
+//! [`LossRecovery`] is the congestion state machine Linux names open / disorder / recovery /
+//! loss: duplicate ACKs are counted (limited transmit, RFC 3042, on the first two), the third
+//! or a SACK scoreboard showing SND.UNA lost starts fast recovery. Without SACK it is NewReno's
+//! (RFC 6582: window inflation, a partial ACK retransmits the next hole); with SACK RFC 6675's
+//! (pipe, NextSeg, the rescue retransmission). After a retransmission timeout it is in loss
+//! until everything outstanding then is acknowledged.
+
+use rawtcp_wire::SeqNum;
+
+use super::congestion::{Acked, CongestionControl};
+use crate::Instant;
+
+/// RFC 5681 §3.2 and RFC 6675 §2: DupThresh.
+pub(crate) const DUP_THRESH: u32 = 3;
+/// The most disjoint SACKed ranges kept. The receiver holds a bounded number of
+/// out-of-order ranges too; beyond this the highest ones are forgotten (SACK is advisory:
+/// forgetting costs a needless retransmission, never correctness).
+pub(crate) const MAX_SACKED_RANGES: usize = 32;
+
+/// Where a connection's congestion control stands, as Linux's TCP_INFO reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CongestionState {
+    /// No loss suspected.
+    #[default]
+    Open,
+    /// Duplicate ACKs or SACK blocks seen, not (yet) a loss.
+    Disorder,
+    /// Fast recovery after a loss detected by duplicate ACKs or SACK.
+    Recovery,
+    /// After a retransmission timeout, until what was outstanding then is acknowledged.
+    Loss,
+}
+
+/// What one ACK's SACK blocks did to the scoreboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SackUpdate {
+    /// Bytes SACKed for the first time.
+    pub(crate) newly_sacked: u32,
+    /// Blocks rejected as invalid.
+    pub(crate) rejected: u32,
+    /// The first block lies below SND.UNA: a D-SACK (RFC 2883 §4), a duplicate received.
+    pub(crate) dsack: bool,
+}
+
+/// The ranges the peer has SACKed above SND.UNA: sorted, disjoint, not touching.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scoreboard {
+    ranges: Vec<(SeqNum, SeqNum)>,
+}
+
+impl Scoreboard {
+    /// Takes the blocks of an ACK whose cumulative acknowledgment is `snd_una`.
+    pub(crate) fn update(
+        &mut self,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+        blocks: &[(SeqNum, SeqNum)],
+    ) -> SackUpdate {
+        self.trim(snd_una);
+        let mut update = SackUpdate::default();
+        let window = snd_max - snd_una;
+        for (i, &(left, right)) in blocks.iter().enumerate() {
+            // Offsets from SND.UNA, so that a block is judged the same across the wrap.
+            let (from, to) = (
+                left.raw().wrapping_sub(snd_una.raw()),
+                right.raw().wrapping_sub(snd_una.raw()),
+            );
+            if from < to && to <= window {
+                update.newly_sacked += self.insert(left, right);
+                continue;
+            }
+            // RFC 2883 §4: a first block at or below the cumulative ACK reports a duplicate.
+            if i == 0 && left < right && right <= snd_una && snd_una - left <= 1 << 30 {
+                update.dsack = true;
+                continue;
+            }
+            update.rejected += 1;
+        }
+        update
+    }
+
+    /// Adds [left, right); returns the bytes it added.
+    fn insert(&mut self, left: SeqNum, right: SeqNum) -> u32 {
+        let before = self.sacked_bytes();
+        // Every range touching or overlapping the new one merges into it.
+        let first = self.ranges.partition_point(|&(_, end)| end < left);
+        let mut last = first;
+        let (mut start, mut end) = (left, right);
+        while let Some(&(s, e)) = self.ranges.get(last) {
+            if s > right {
+                break;
+            }
+            start = start.min(s);
+            end = end.max(e);
+            last += 1;
+        }
+        self.ranges.splice(first..last, [(start, end)]);
+        if self.ranges.len() > MAX_SACKED_RANGES {
+            self.ranges.truncate(MAX_SACKED_RANGES);
+        }
+        self.sacked_bytes().saturating_sub(before)
+    }
+
+    /// Forgets what SND.UNA has passed.
+    pub(crate) fn trim(&mut self, snd_una: SeqNum) {
+        self.ranges.retain(|&(_, end)| end > snd_una);
+        if let Some(first) = self.ranges.first_mut()
+            && first.0 < snd_una
+        {
+            first.0 = snd_una;
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.ranges.clear();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    pub(crate) fn sacked_bytes(&self) -> u32 {
+        self.ranges.iter().map(|&(s, e)| e - s).sum()
+    }
+
+    /// The highest SACKed sequence number plus one.
+    pub(crate) fn high_sacked(&self) -> Option<SeqNum> {
+        self.ranges.last().map(|&(_, end)| end)
+    }
+
+    /// The end of the range `seq` lies in, if SACKed.
+    pub(crate) fn sacked_end(&self, seq: SeqNum) -> Option<SeqNum> {
+        self.ranges
+            .iter()
+            .find(|&&(s, e)| s <= seq && seq < e)
+            .map(|&(_, e)| e)
+    }
+
+    /// Bytes and ranges SACKed at or above `seq`.
+    fn sacked_above(&self, seq: SeqNum) -> (u32, u32) {
+        self.ranges
+            .iter()
+            .filter(|&&(s, _)| s >= seq)
+            .fold((0, 0), |(bytes, n), &(s, e)| (bytes + (e - s), n + 1))
+    }
+
+    /// RFC 6675 §4 IsLost for every octet of a hole ending at `hole_end`: DupThresh
+    /// discontiguous SACKed ranges above it, or more than (DupThresh − 1)·SMSS bytes.
+    pub(crate) fn is_lost(&self, hole_end: SeqNum, mss: u32) -> bool {
+        let (bytes, ranges) = self.sacked_above(hole_end);
+        ranges >= DUP_THRESH || bytes > (DUP_THRESH - 1) * mss
+    }
+
+    /// The unSACKed ranges of SND.UNA..SND.MAX, the last one above every SACKed range.
+    pub(crate) fn holes(
+        &self,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+    ) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+        let starts = core::iter::once(snd_una).chain(self.ranges.iter().map(|&(_, e)| e));
+        let ends = self
+            .ranges
+            .iter()
+            .map(|&(s, _)| s)
+            .chain(core::iter::once(snd_max));
+        starts.zip(ends).filter(|&(s, e)| s < e)
+    }
+}
+
+/// A segment to send again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retransmission {
+    pub(crate) seq: SeqNum,
+    /// Sequence space it covers (a FIN included).
+    pub(crate) len: u32,
+    /// RFC 6675 §4 NextSeg rule 4: the rescue retransmission.
+    pub(crate) rescue: bool,
+}
+
+/// The sequence numbers an ACK arrives into.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AckContext<'a> {
+    /// SND.UNA before this ACK.
+    pub(crate) snd_una: SeqNum,
+    /// SEG.ACK.
+    pub(crate) ack: SeqNum,
+    pub(crate) snd_max: SeqNum,
+    /// RFC 5681 §2: no data, no SYN or FIN, SEG.ACK = SND.UNA, data outstanding.
+    pub(crate) duplicate: bool,
+    pub(crate) sack_blocks: &'a [(SeqNum, SeqNum)],
+    pub(crate) mss: u32,
+    /// New data acknowledged, for the congestion controller.
+    pub(crate) acked: Acked,
+}
+
+/// Counters of the recovery, for the connection's statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RecoveryCounters {
+    pub(crate) fast_recoveries: u64,
+    pub(crate) rescue_retransmits: u64,
+    pub(crate) sack_blocks_rejected: u64,
+    pub(crate) dsacks_received: u64,
+}
+
+/// The congestion state machine and the choice of what to retransmit.
+#[derive(Debug, Clone)]
+pub(crate) struct LossRecovery {
+    sack: bool,
+    scoreboard: Scoreboard,
+    state: CongestionState,
+    dup_acks: u32,
+    /// RFC 6582's `recover` and RFC 6675's RecoveryPoint: SND.MAX when recovery (or loss)
+    /// began; it ends once SND.UNA reaches it.
+    recovery_point: SeqNum,
+    /// RFC 6675 HighRxt: the end of the highest retransmission of this recovery.
+    high_rxt: SeqNum,
+    /// RFC 6675 RescueRxt.
+    rescue_rxt: Option<SeqNum>,
+    /// RFC 6582 §3.2 without SACK: cwnd inflated by the duplicate ACKs, deflated by
+    /// partial ACKs.
+    inflated_window: u32,
+    /// The segment at SND.UNA must go again: the fast retransmit (RFC 5681 §3.2 step 2), or
+    /// a partial ACK's hole without SACK (RFC 6582 §3.2 step 5).
+    head_due: bool,
+    pub(crate) counters: RecoveryCounters,
+}
+
+impl LossRecovery {
+    pub(crate) fn new(iss: SeqNum) -> LossRecovery {
+        LossRecovery {
+            sack: false,
+            scoreboard: Scoreboard::default(),
+            state: CongestionState::Open,
+            dup_acks: 0,
+            recovery_point: iss,
+            high_rxt: iss,
+            rescue_rxt: None,
+            inflated_window: 0,
+            head_due: false,
+            counters: RecoveryCounters::default(),
+        }
+    }
+
+    /// Both SYNs carried SACK-permitted.
+    pub(crate) fn set_sack(&mut self, sack: bool) {
+        self.sack = sack;
+    }
+
+    pub(crate) fn state(&self) -> CongestionState {
+        self.state
+    }
+
+    pub(crate) fn scoreboard(&self) -> &Scoreboard {
+        &self.scoreboard
+    }
+
+    /// An acceptable ACK (SEG.ACK within SND.UNA..=SND.MAX) arrived.
+    pub(crate) fn on_ack(
+        &mut self,
+        now: Instant,
+        ack: &AckContext<'_>,
+        cc: &mut dyn CongestionControl,
+    ) {
+        let new_data = ack.ack > ack.snd_una;
+        // An old ACK overtaken by newer ones (reordering) moves nothing back.
+        let snd_una = if new_data { ack.ack } else { ack.snd_una };
+        if self.sack {
+            let update = self
+                .scoreboard
+                .update(snd_una, ack.snd_max, ack.sack_blocks);
+            self.counters.sack_blocks_rejected += u64::from(update.rejected);
+            self.counters.dsacks_received += u64::from(update.dsack);
+        }
+        match self.state {
+            CongestionState::Loss => {
+                if new_data {
+                    cc.on_ack(now, ack.acked);
+                }
+                if snd_una >= self.recovery_point {
+                    self.state = CongestionState::Open;
+                    self.dup_acks = 0;
+                }
+            }
+            CongestionState::Recovery => {
+                if snd_una >= self.recovery_point {
+                    // RFC 6582 §3.2 step 3 and RFC 6675 §5: a full acknowledgment ends it.
+                    cc.on_recovery_end(ack.snd_max - snd_una);
+                    self.state = CongestionState::Open;
+                    self.dup_acks = 0;
+                    self.head_due = false;
+                } else if new_data {
+                    self.high_rxt = self.high_rxt.max(ack.ack);
+                    if !self.sack {
+                        // RFC 6582 §3.2 step 5: a partial ACK retransmits the next hole;
+                        // deflate by what it acknowledged, add back one SMSS if that was a
+                        // segment or more.
+                        let acked = ack.ack - ack.snd_una;
+                        let back = if acked >= ack.mss { ack.mss } else { 0 };
+                        self.inflated_window = self.inflated_window.saturating_sub(acked) + back;
+                        self.head_due = true;
+                    }
+                } else if ack.duplicate && !self.sack {
+                    // RFC 5681 §3.2 step 4: each further duplicate inflates by one SMSS.
+                    self.inflated_window = self.inflated_window.saturating_add(ack.mss);
+                }
+            }
+            CongestionState::Open | CongestionState::Disorder => {
+                if new_data {
+                    self.dup_acks = 0;
+                    cc.on_ack(now, ack.acked);
+                } else if ack.duplicate {
+                    self.dup_acks += 1;
+                }
+                let lost = self.sack
+                    && ack.snd_max > snd_una
+                    && self
+                        .scoreboard
+                        .holes(snd_una, ack.snd_max)
+                        .next()
+                        .is_some_and(|(s, e)| s == snd_una && self.scoreboard.is_lost(e, ack.mss));
+                if self.dup_acks >= DUP_THRESH || lost {
+                    self.enter_recovery(now, snd_una, ack, cc);
+                } else if self.dup_acks > 0 || !self.scoreboard.is_empty() {
+                    self.state = CongestionState::Disorder;
+                } else {
+                    self.state = CongestionState::Open;
+                }
+            }
+        }
+    }
+
+    /// RFC 5681 §3.2 steps 2-3, RFC 6582 §3.2 step 3, RFC 6675 §5 step 4.
+    fn enter_recovery(
+        &mut self,
+        now: Instant,
+        snd_una: SeqNum,
+        ack: &AckContext<'_>,
+        cc: &mut dyn CongestionControl,
+    ) {
+        let flight = ack.snd_max - snd_una;
+        cc.on_congestion_event(now, flight);
+        self.state = CongestionState::Recovery;
+        self.recovery_point = ack.snd_max;
+        self.high_rxt = snd_una;
+        self.head_due = true;
+        self.inflated_window = cc.window().saturating_add(DUP_THRESH * ack.mss);
+        self.counters.fast_recoveries += 1;
+    }
+
+    /// The retransmission timer expired: loss until `snd_max` is acknowledged. RFC 2018 §8:
+    /// after a timeout the SACK information gathered before it is not trusted (the receiver
+    /// may have reneged); what arrives afterwards is.
+    pub(crate) fn on_timeout(&mut self, snd_max: SeqNum) {
+        self.state = CongestionState::Loss;
+        self.recovery_point = snd_max;
+        self.scoreboard.clear();
+        self.head_due = false;
+        self.dup_acks = 0;
+    }
+
+    /// RFC 6675 §4 SetPipe: the octets thought to be in the network.
+    pub(crate) fn pipe(&self, snd_una: SeqNum, snd_max: SeqNum, mss: u32) -> u32 {
+        let mut pipe = 0u32;
+        for (start, end) in self.scoreboard.holes(snd_una, snd_max) {
+            if !self.scoreboard.is_lost(end, mss) {
+                pipe = pipe.saturating_add(end - start);
+            }
+            if self.state == CongestionState::Recovery && self.high_rxt > start {
+                pipe = pipe.saturating_add(self.high_rxt.min(end) - start);
+            }
+        }
+        pipe
+    }
+
+    /// Bytes in flight as TCP_INFO counts them: the pipe with SACK, else what is outstanding.
+    pub(crate) fn in_flight(
+        &self,
+        snd_una: SeqNum,
+        snd_nxt: SeqNum,
+        snd_max: SeqNum,
+        mss: u32,
+    ) -> u32 {
+        if self.sack && !self.scoreboard.is_empty() {
+            self.pipe(snd_una, snd_max, mss)
+        } else {
+            snd_nxt - snd_una
+        }
+    }
+
+    /// Bytes of the holes deemed lost.
+    pub(crate) fn lost_bytes(&self, snd_una: SeqNum, snd_max: SeqNum, mss: u32) -> u32 {
+        self.scoreboard
+            .holes(snd_una, snd_max)
+            .filter(|&(_, end)| self.scoreboard.is_lost(end, mss))
+            .map(|(start, end)| end - start)
+            .sum()
+    }
+
+    /// How many bytes beyond SND.NXT congestion control lets go out now.
+    pub(crate) fn send_room(
+        &self,
+        cwnd: u32,
+        snd_una: SeqNum,
+        snd_nxt: SeqNum,
+        snd_max: SeqNum,
+        mss: u32,
+    ) -> u32 {
+        let outstanding = snd_nxt - snd_una;
+        match self.state {
+            CongestionState::Recovery if self.sack => {
+                // RFC 6675 §5 step (C): while cwnd − pipe ≥ 1 SMSS.
+                let room = cwnd.saturating_sub(self.pipe(snd_una, snd_max, mss));
+                if room >= mss { room } else { 0 }
+            }
+            CongestionState::Recovery => self.inflated_window.saturating_sub(outstanding),
+            // RFC 3042 §2: on the first two duplicate ACKs, new data up to cwnd + 2·SMSS.
+            CongestionState::Disorder => cwnd
+                .saturating_add(self.dup_acks.min(DUP_THRESH - 1) * mss)
+                .saturating_sub(outstanding),
+            CongestionState::Open | CongestionState::Loss => cwnd.saturating_sub(outstanding),
+        }
+    }
+
+    /// What to retransmit now, if anything (RFC 6675 §4 NextSeg, rules 1, 3 and 4; rule 2,
+    /// new data, is the caller's when `new_data_waits`).
+    pub(crate) fn next_retransmission(
+        &self,
+        cwnd: u32,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+        mss: u32,
+        new_data_waits: bool,
+    ) -> Option<Retransmission> {
+        if self.state != CongestionState::Recovery || snd_max <= snd_una {
+            return None;
+        }
+        let board = &self.scoreboard;
+        let segment = |start: SeqNum, end: SeqNum| Retransmission {
+            seq: start,
+            len: (end - start).min(mss),
+            rescue: false,
+        };
+        if self.head_due {
+            return board
+                .holes(snd_una, snd_max)
+                .next()
+                .map(|(start, end)| segment(start, end));
+        }
+        if !self.sack || cwnd.saturating_sub(self.pipe(snd_una, snd_max, mss)) < mss {
+            return None;
+        }
+        let high_sacked = board.high_sacked().unwrap_or(snd_una);
+        let below_high_sacked = || {
+            board
+                .holes(snd_una, snd_max)
+                .filter(move |&(_, end)| end <= high_sacked && end > self.high_rxt)
+                .map(|(start, end)| (start.max(self.high_rxt), end))
+        };
+        // Rule 1: the first lost octet above HighRxt.
+        if let Some((start, end)) = below_high_sacked().find(|&(_, end)| board.is_lost(end, mss)) {
+            return Some(segment(start, end));
+        }
+        if new_data_waits {
+            return None;
+        }
+        // Rule 3: any unSACKed octet above HighRxt below the highest SACKed one.
+        if let Some((start, end)) = below_high_sacked().next() {
+            return Some(segment(start, end));
+        }
+        // Rule 4: once per recovery, a segment holding the highest unSACKed octet.
+        if self.rescue_rxt.is_none_or(|rescue| snd_una > rescue) {
+            let (start, end) = board.holes(snd_una, snd_max).last()?;
+            let start = start.max(end - mss.min(end - start));
+            return Some(Retransmission {
+                seq: start,
+                len: end - start,
+                rescue: true,
+            });
+        }
+        None
+    }
+
+    /// A retransmission chosen by [`LossRecovery::next_retransmission`] went out.
+    pub(crate) fn on_retransmitted(&mut self, retransmission: Retransmission) {
+        if retransmission.rescue {
+            // RFC 6675 §4 rule 4: RescueRxt = RecoveryPoint; HighRxt is not updated.
+            self.rescue_rxt = Some(self.recovery_point);
+            self.counters.rescue_retransmits += 1;
+            return;
+        }
+        self.head_due = false;
+        self.high_rxt = self.high_rxt.max(retransmission.seq + retransmission.len);
+    }
+}
