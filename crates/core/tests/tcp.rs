@@ -9,14 +9,16 @@ use std::time::Duration;
 use common::*;
 use proptest::prelude::*;
 use rawtcp_core::link::LinkConfig;
-use rawtcp_core::{ConnError, ConnectionId, Event, Instant, State, TcpError, VecSink};
+use rawtcp_core::{
+    CongestionAlgorithm, ConnError, ConnectionId, Event, Instant, State, TcpError, VecSink,
+};
 use rawtcp_wire::RxChecksum;
 use rawtcp_wire::arp::{self, ArpRepr, Operation};
 use rawtcp_wire::dissect::{Network, Transport, dissect};
 use rawtcp_wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
 use rawtcp_wire::icmpv4::{self, DstUnreachable, Icmpv4Repr};
 use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
-use rawtcp_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr};
+use rawtcp_wire::tcp::{self, SackBlocks, TcpFlags, TcpOptions, TcpRepr};
 use rawtcp_wire::{SeqNum, TxChecksum};
 
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
@@ -308,11 +310,15 @@ fn one_hundred_megabytes_through_ten_percent_of_every_fault() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
     #[test]
-    fn bytes_arrive_intact_in_order_under_any_fault_pattern(seed in any::<u64>(), loss in 0.0..0.1f64, dup in 0.0..0.1f64, reorder in 0.0..0.1f64, corrupt in 0.0..0.1f64) {
+    fn bytes_arrive_intact_in_order_under_any_fault_pattern(seed in any::<u64>(), loss in 0.0..0.1f64, dup in 0.0..0.1f64, reorder in 0.0..0.1f64, corrupt in 0.0..0.1f64, cubic in any::<bool>(), sack in any::<bool>()) {
         // Connect on a clean link, then turn the faults on for the data: the simulated link
         // corrupts frames without an Ethernet FCS, and a corrupted ARP reply (ARP has no
         // checksum) can teach a wrong MAC that only revalidation 60 s later repairs.
-        let mut sim = Sim::with_links(config(A_MAC, A_IP, seed), config(B_MAC, B_IP, seed ^ 1), LinkConfig::default(), LinkConfig::default(), seed);
+        // Every loss recovery: NewReno or CUBIC, with SACK (RFC 6675) or without (RFC 6582).
+        let mut a = config(A_MAC, A_IP, seed);
+        a.tcp.congestion_control = if cubic { CongestionAlgorithm::Cubic } else { CongestionAlgorithm::NewReno };
+        a.tcp.sack = sack;
+        let mut sim = Sim::with_links(a, config(B_MAC, B_IP, seed ^ 1), LinkConfig::default(), LinkConfig::default(), seed);
         let (client, server) = connected_on(&mut sim, b_addr(80));
         let faults = LinkConfig { loss, duplicate: dup, reorder, corrupt, jitter: Duration::from_millis(3), ..LinkConfig::default() };
         *sim.link_a_to_b_mut().config_mut() = faults.clone();
@@ -334,6 +340,7 @@ fn segment_from_b(
     window: u16,
     payload: &[u8],
     dst_port: u16,
+    sack_blocks: SackBlocks,
 ) -> Vec<u8> {
     let tcp = TcpRepr {
         src_port: 80,
@@ -343,7 +350,10 @@ fn segment_from_b(
         flags: TcpFlags::from_bits_truncate(flags),
         window_len: window,
         urgent_pointer: 0,
-        options: TcpOptions::default(),
+        options: TcpOptions {
+            sack_blocks,
+            ..TcpOptions::default()
+        },
         payload,
     };
     let ip = Ipv4Repr {
@@ -382,7 +392,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn hostile_segments_never_break_the_invariants(
-        segments in proptest::collection::vec((any::<u16>(), any::<i32>(), any::<i32>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..600)), 1..60),
+        segments in proptest::collection::vec((any::<u16>(), any::<i32>(), any::<i32>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..600), proptest::collection::vec((any::<i32>(), any::<i32>()), 0..5)), 1..60),
     ) {
         let mut sim = sim();
         let (client, server) = connected_on(&mut sim, b_addr(80));
@@ -393,12 +403,18 @@ proptest! {
         let port = info.local.port();
         let mut delivered_before = info.stats.bytes_delivered;
         let mut rcv_before = info.rcv_nxt;
-        for (flags, seq_off, ack_off, window, payload) in segments {
+        for (flags, seq_off, ack_off, window, payload, blocks) in segments {
             let info = sim.a.tcp_info(client).unwrap();
             // Sequence and acknowledgment numbers near the live ones, where they do damage.
             let seq = info.rcv_nxt.raw().wrapping_add((seq_off % 100_000) as u32);
             let ack = info.snd_una.raw().wrapping_add((ack_off % 100_000) as u32);
-            let frame = segment_from_b(flags & 0x1ff, seq, ack, window, &payload, port);
+            // SACK blocks near SND.UNA too: valid, inverted, beyond SND.MAX, below SND.UNA.
+            let mut sack_blocks = SackBlocks::new();
+            for (left, right) in blocks {
+                let at = |off: i32| SeqNum::new(info.snd_una.raw().wrapping_add((off % 10_000) as u32));
+                sack_blocks.push(at(left), at(right));
+            }
+            let frame = segment_from_b(flags & 0x1ff, seq, ack, window, &payload, port, sack_blocks);
             sim.a.handle_frame(sim.now, &frame, RxChecksum::Verify);
             sim.now += Duration::from_millis(1);
             sim.settle();
@@ -406,6 +422,9 @@ proptest! {
             prop_assert!(info.snd_una <= info.snd_nxt, "SND.UNA {:?} > SND.NXT {:?}", info.snd_una, info.snd_nxt);
             prop_assert!(info.recv_queue <= 256 * 1024);
             prop_assert!(info.send_queue <= 256 * 1024);
+            // The scoreboard holds only what lies in flight.
+            prop_assert!(info.sacked <= info.snd_nxt.raw().wrapping_sub(info.snd_una.raw()).max(3000), "sacked {}", info.sacked);
+            prop_assert!(info.lost <= 3000);
             // Every byte delivered advanced RCV.NXT by one: none twice.
             let advanced = info.rcv_nxt - rcv_before.min(info.rcv_nxt);
             let delivered = info.stats.bytes_delivered - delivered_before;

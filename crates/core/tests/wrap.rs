@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use proptest::prelude::*;
 use rawtcp_core::link::{Action, LinkConfig, Rule, matches};
-use rawtcp_core::{Cause, Config, ConnectionId, Event, State, TcpError};
+use rawtcp_core::{Cause, Config, CongestionAlgorithm, ConnectionId, Event, State, TcpError};
 use rawtcp_wire::SeqNum;
 
 /// The verifiable stream repeats a table of a prime length: a shifted or corrupted stream
@@ -339,6 +339,9 @@ struct Case {
     reorder: f64,
     window_scaling: bool,
     recv_buffer: usize,
+    /// NewReno or CUBIC, with or without SACK: every loss recovery across the wrap.
+    algorithm: CongestionAlgorithm,
+    sack: bool,
 }
 
 /// An initial sequence number less than 300 000 below 2³² half the time, anywhere otherwise.
@@ -358,6 +361,11 @@ fn case() -> impl Strategy<Value = Case> {
         (
             any::<bool>(),
             prop_oneof![Just(4096usize), Just(40_000), Just(256 * 1024)],
+            prop_oneof![
+                Just(CongestionAlgorithm::NewReno),
+                Just(CongestionAlgorithm::Cubic)
+            ],
+            any::<bool>(),
         ),
     )
         .prop_map(
@@ -365,7 +373,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (seed, iss_a, iss_b, a_len, b_len),
                 (wa, wb, ra, rb),
                 (b_shuts_first, loss, duplicate, reorder),
-                (window_scaling, recv_buffer),
+                (window_scaling, recv_buffer, algorithm, sack),
             )| Case {
                 seed,
                 iss_a,
@@ -380,6 +388,8 @@ fn case() -> impl Strategy<Value = Case> {
                 reorder,
                 window_scaling,
                 recv_buffer,
+                algorithm,
+                sack,
             },
         )
 }
@@ -388,6 +398,8 @@ fn run_case(case: &Case) {
     let (a, b) = hosts(case.iss_a, case.iss_b, case.seed, |c| {
         c.tcp.window_scaling = case.window_scaling;
         c.tcp.recv_buffer = case.recv_buffer;
+        c.tcp.congestion_control = case.algorithm;
+        c.tcp.sack = case.sack;
     });
     // Connect on a clean link, then turn the faults on: a lost ARP exchange is not the
     // subject here.

@@ -78,8 +78,11 @@ impl Scoreboard {
                 update.newly_sacked += self.insert(left, right);
                 continue;
             }
-            // RFC 2883 §4: a first block at or below the cumulative ACK reports a duplicate.
-            if i == 0 && left < right && right <= snd_una && snd_una - left <= 1 << 30 {
+            // RFC 2883 §4: a first block at or below the cumulative ACK reports a duplicate
+            // (within a quarter of the sequence space: anything further is no recent data).
+            let behind = snd_una.raw().wrapping_sub(left.raw());
+            let len = right.raw().wrapping_sub(left.raw());
+            if i == 0 && len > 0 && len <= behind && behind <= 1 << 30 {
                 update.dsack = true;
                 continue;
             }
@@ -499,5 +502,179 @@ impl LossRecovery {
         }
         self.head_due = false;
         self.high_rxt = self.high_rxt.max(retransmission.seq + retransmission.len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::congestion::NewReno;
+
+    const MSS: u32 = 1000;
+    const UNA: SeqNum = SeqNum::new(u32::MAX - 4_500);
+
+    fn seq(offset: u32) -> SeqNum {
+        UNA + offset
+    }
+
+    #[test]
+    fn blocks_outside_the_window_or_inverted_are_rejected() {
+        let mut board = Scoreboard::default();
+        let max = seq(10 * MSS);
+        let update = board.update(
+            UNA,
+            max,
+            &[
+                (seq(2 * MSS), seq(3 * MSS)),  // valid, across the 2³² wrap
+                (seq(5 * MSS), seq(11 * MSS)), // beyond SND.MAX
+                (seq(4 * MSS), seq(4 * MSS)),  // empty
+                (seq(7 * MSS), seq(6 * MSS)),  // inverted
+            ],
+        );
+        assert_eq!(update.newly_sacked, MSS);
+        assert_eq!(update.rejected, 3);
+        assert_eq!(board.ranges, vec![(seq(2 * MSS), seq(3 * MSS))]);
+        // Far away (a lie, or another incarnation): rejected, nothing stored.
+        let update = board.update(UNA, max, &[(UNA + 0x8000_0000, UNA + 0x8000_1000)]);
+        assert_eq!(update.rejected, 1);
+        assert_eq!(board.sacked_bytes(), MSS);
+    }
+
+    #[test]
+    fn a_first_block_below_the_cumulative_ack_is_a_dsack() {
+        // RFC 2883 §4: the receiver reports a duplicate of data already acknowledged.
+        let mut board = Scoreboard::default();
+        let update = board.update(seq(3 * MSS), seq(10 * MSS), &[(seq(MSS), seq(2 * MSS))]);
+        assert!(update.dsack);
+        assert_eq!(update.rejected, 0);
+        assert!(board.is_empty());
+    }
+
+    #[test]
+    fn blocks_merge_and_the_scoreboard_stays_bounded() {
+        let mut board = Scoreboard::default();
+        let max = seq(1_000 * MSS);
+        board.update(UNA, max, &[(seq(2 * MSS), seq(3 * MSS))]);
+        board.update(UNA, max, &[(seq(4 * MSS), seq(5 * MSS))]);
+        // Bridges the two: one range.
+        board.update(UNA, max, &[(seq(3 * MSS), seq(4 * MSS))]);
+        assert_eq!(board.ranges, vec![(seq(2 * MSS), seq(5 * MSS))]);
+        // A peer SACKing a thousand disjoint single bytes costs no more than the bound.
+        for i in 0..1_000 {
+            let at = seq(6 * MSS + 2 * i);
+            board.update(UNA, max, &[(at, at + 1)]);
+        }
+        assert_eq!(board.ranges.len(), MAX_SACKED_RANGES);
+        // The cumulative ACK passing a range forgets it.
+        board.trim(seq(3 * MSS));
+        assert_eq!(board.ranges[0], (seq(3 * MSS), seq(5 * MSS)));
+    }
+
+    #[test]
+    fn holes_and_is_lost() {
+        let mut board = Scoreboard::default();
+        let max = seq(10 * MSS);
+        board.update(
+            UNA,
+            max,
+            &[(seq(MSS), seq(2 * MSS)), (seq(3 * MSS), seq(6 * MSS))],
+        );
+        let holes: Vec<_> = board.holes(UNA, max).collect();
+        assert_eq!(
+            holes,
+            vec![
+                (UNA, seq(MSS)),
+                (seq(2 * MSS), seq(3 * MSS)),
+                (seq(6 * MSS), max)
+            ]
+        );
+        // RFC 6675 IsLost: more than (DupThresh − 1)·SMSS SACKed above.
+        assert!(board.is_lost(seq(MSS), MSS));
+        assert!(board.is_lost(seq(3 * MSS), MSS));
+        assert!(!board.is_lost(max, MSS));
+    }
+
+    fn duplicate<'a>(blocks: &'a [(SeqNum, SeqNum)], max: SeqNum) -> AckContext<'a> {
+        AckContext {
+            snd_una: UNA,
+            ack: UNA,
+            snd_max: max,
+            duplicate: true,
+            sack_blocks: blocks,
+            mss: MSS,
+            acked: Acked {
+                bytes: 0,
+                flight: max - UNA,
+                cwnd_limited: true,
+                srtt: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_peer_that_sacks_but_never_acknowledges_gets_each_hole_once() {
+        // A lying (or reneging) peer SACKs everything above SND.UNA for ever and never moves
+        // the cumulative ACK: the hole is retransmitted once in this recovery, the rescue
+        // once, then nothing until the retransmission timer (whose limit ends it).
+        let mut recovery = LossRecovery::new(UNA);
+        recovery.set_sack(true);
+        let mut cc = NewReno::new(MSS);
+        let max = seq(20 * MSS);
+        let blocks = [(seq(MSS), seq(19 * MSS))];
+        let mut sent = Vec::new();
+        for _ in 0..1_000 {
+            recovery.on_ack(Instant::ZERO, &duplicate(&blocks, max), &mut cc);
+            while let Some(r) = recovery.next_retransmission(cc.window(), UNA, max, MSS, false) {
+                recovery.on_retransmitted(r);
+                sent.push(r);
+                assert!(sent.len() < 10, "retransmitting for ever: {sent:?}");
+            }
+        }
+        assert_eq!(recovery.state(), CongestionState::Recovery);
+        assert_eq!(
+            sent,
+            vec![
+                Retransmission {
+                    seq: UNA,
+                    len: MSS,
+                    rescue: false
+                },
+                Retransmission {
+                    seq: seq(19 * MSS),
+                    len: MSS,
+                    rescue: true
+                },
+            ]
+        );
+        assert_eq!(recovery.counters.fast_recoveries, 1);
+    }
+
+    #[test]
+    fn pipe_counts_what_is_in_the_network() {
+        // RFC 6675 §4 SetPipe: ten segments out, the 1st and 3rd unSACKed below three SACKed
+        // ones (lost), the last four above every SACK (not lost), the 1st retransmitted.
+        let mut recovery = LossRecovery::new(UNA);
+        recovery.set_sack(true);
+        let mut cc = NewReno::new(MSS);
+        let max = seq(10 * MSS);
+        let blocks = [(seq(MSS), seq(2 * MSS)), (seq(3 * MSS), seq(6 * MSS))];
+        for _ in 0..3 {
+            recovery.on_ack(Instant::ZERO, &duplicate(&blocks, max), &mut cc);
+        }
+        assert_eq!(recovery.state(), CongestionState::Recovery);
+        assert_eq!(recovery.pipe(UNA, max, MSS), 4 * MSS);
+        assert_eq!(recovery.lost_bytes(UNA, max, MSS), 2 * MSS);
+        let first = recovery
+            .next_retransmission(cc.window(), UNA, max, MSS, false)
+            .unwrap();
+        assert_eq!(first.seq, UNA);
+        recovery.on_retransmitted(first);
+        assert_eq!(recovery.pipe(UNA, max, MSS), 5 * MSS);
+        // cwnd = ssthresh = FlightSize / 2 = 5 segments: no room for the second hole yet.
+        assert_eq!(cc.window(), 5 * MSS);
+        assert_eq!(
+            recovery.next_retransmission(cc.window(), UNA, max, MSS, false),
+            None
+        );
     }
 }
