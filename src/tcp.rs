@@ -334,7 +334,7 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
-        self.info(|i| i.local)
+        self.with_info(|i| i.local)
     }
 
     /// The peer's address.
@@ -346,10 +346,10 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
-        self.info(|i| i.remote)
+        self.with_info(|i| i.remote)
     }
 
-    fn info<T>(&self, f: impl FnOnce(&rawtcp_core::ConnectionInfo) -> T) -> io::Result<T> {
+    fn with_info<T>(&self, f: impl FnOnce(&rawtcp_core::ConnectionInfo) -> T) -> io::Result<T> {
         self.stack
             .shared
             .lock()
@@ -382,6 +382,47 @@ impl TcpStream {
     /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.call(|engine, now, id| engine.tcp_set_nodelay(now, id, nodelay))
+    }
+
+    /// A snapshot of the connection, as Linux's TCP_INFO gives it: state, sequence
+    /// variables, RTT and RTO, the congestion window, ssthresh, the congestion algorithm and
+    /// state (open, disorder, recovery, loss), bytes in flight, SACKed and lost, and the
+    /// counters (retransmissions, fast recoveries, timeouts, ...).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let info = stream.info()?;
+    /// println!(
+    ///     "{} cwnd {} ssthresh {} {:?}, {} bytes retransmitted",
+    ///     info.congestion_algorithm.name(),
+    ///     info.cwnd,
+    ///     info.ssthresh,
+    ///     info.congestion_state,
+    ///     info.stats.bytes_retransmitted
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn info(&self) -> io::Result<rawtcp_core::ConnectionInfo> {
+        self.with_info(|i| i.clone())
+    }
+
+    /// Chooses the congestion control algorithm (Linux's TCP_CONGESTION; CUBIC by default,
+    /// or as `Config::tcp.congestion_control` says). The new controller starts afresh, from
+    /// the initial window or the current one if smaller: set it right after connecting or
+    /// accepting.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// stream.set_congestion_control(rawtcp::core::CongestionAlgorithm::NewReno)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_congestion_control(
+        &self,
+        algorithm: rawtcp_core::CongestionAlgorithm,
+    ) -> io::Result<()> {
+        self.call(|engine, now, id| engine.tcp_set_congestion_control(now, id, algorithm))
     }
 
     /// Resets the connection at once (SO_LINGER 0). Dropping it afterwards does nothing more.

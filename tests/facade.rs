@@ -582,3 +582,33 @@ async fn an_unread_state_change_stream_keeps_the_newest_and_counts_the_rest() {
     );
     drop(held);
 }
+
+#[tokio::test(start_paused = true)]
+async fn info_reports_the_congestion_control_and_it_can_be_chosen() {
+    use rawtcp::core::{CongestionAlgorithm, CongestionState};
+    let (client, server) = stacks(LinkConfig::default()).await;
+    let (_listener, mut stream, mut accepted) = connected(&client, &server, 8081).await;
+    let info = stream.info().unwrap();
+    assert_eq!(info.congestion_algorithm, CongestionAlgorithm::Cubic);
+    assert_eq!(info.congestion_state, CongestionState::Open);
+    assert_eq!(info.cwnd, 14_600);
+    assert_eq!(info.ssthresh, u32::MAX);
+    stream
+        .set_congestion_control(CongestionAlgorithm::NewReno)
+        .unwrap();
+    let data = pattern(200_000);
+    stream.write_all(&data).await.unwrap();
+    let mut got = vec![0u8; data.len()];
+    accepted.read_exact(&mut got).await.unwrap();
+    assert!(got == data);
+    // The last (delayed) ACK comes back: on tokio's paused clock, no real wait.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let info = stream.info().unwrap();
+    assert_eq!(info.congestion_algorithm.name(), "reno");
+    assert_eq!(info.stats.bytes_acked, 200_000);
+    assert!(
+        info.cwnd > 14_600,
+        "slow start grew the window: {}",
+        info.cwnd
+    );
+}

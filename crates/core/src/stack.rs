@@ -489,6 +489,19 @@ impl Stack {
         self.tcp.with_conn(id, now, |conn| conn.nodelay = nodelay)
     }
 
+    /// Chooses a connection's congestion control algorithm (Linux's TCP_CONGESTION). The new
+    /// controller starts afresh: from the initial window, or the current window if that is
+    /// smaller; best set right after `tcp_connect` or `tcp_accept`.
+    pub fn tcp_set_congestion_control(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        algorithm: crate::CongestionAlgorithm,
+    ) -> Result<(), TcpError> {
+        self.tcp
+            .with_conn(id, now, |conn| conn.set_congestion_control(algorithm))
+    }
+
     /// Sets keepalive (RFC 1122 §4.2.3.6) for a connection; `None` turns it off.
     pub fn tcp_set_keepalive(
         &mut self,

@@ -294,8 +294,8 @@ fn one_hundred_megabytes_through_ten_percent_of_every_fault() {
     let (client, server) = connected_on(&mut sim, b_addr(80));
     sim.trace = false;
     let data = pattern(100 << 20, 7);
-    // Recovery by RTO alone (fast retransmit comes with the loss-recovery issue) takes a
-    // long simulated time through ~20 % effective loss each way; only CPU time is real.
+    // ~20 % effective loss each way takes a long simulated time (many retransmission
+    // timeouts beside fast recovery); only CPU time is real.
     let received = transfer(
         &mut sim,
         client,

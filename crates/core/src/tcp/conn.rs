@@ -623,6 +623,13 @@ impl Connection {
         }
     }
 
+    /// A new controller of `algorithm`, from the initial window or the current one if smaller.
+    pub(crate) fn set_congestion_control(&mut self, algorithm: super::CongestionAlgorithm) {
+        let cwnd = self.cc.window();
+        self.cc = algorithm.build(self.mss as u32);
+        self.cc.limit_window(cwnd);
+    }
+
     pub(crate) fn set_keepalive(&mut self, keepalive: Option<Keepalive>, now: Instant) {
         self.keepalive = keepalive.map(CompactKeepalive::from);
         self.keepalive_probes = 0;
