@@ -16,6 +16,7 @@ use super::congestion::{Acked, CongestionControl, initial_window};
 use super::recovery::{AckContext, CongestionState, LossRecovery, Retransmission};
 use super::rtt::RttEstimator;
 use super::state::State;
+use super::timers::{Timer, TimerTable};
 use super::{Cause, ConnError, ConnEvent, ConnectionStats, ListenerId};
 use crate::Instant;
 use crate::config::{Keepalive, TcpConfig};
@@ -173,23 +174,20 @@ pub(crate) struct Connection {
     rtt: RttEstimator,
     /// Karn's rule without timestamps: one segment timed at a time, never a retransmitted one.
     rtt_probe: Option<(SeqNum, Instant)>,
-    retransmit_at: Option<Instant>,
+    timers: TimerTable,
     /// Retransmissions since the last new acknowledgment.
     retransmits: u32,
     /// When the oldest unacknowledged data was first sent (for the user timeout).
     unacked_since: Option<Instant>,
-    delayed_ack_at: Option<Instant>,
     ack_now: bool,
     /// Full-sized segments received since our last ACK.
     segments_unacked: u32,
-    persist_at: Option<Instant>,
     persist_backoff: u32,
     /// Zero-window probes sent since the peer last acknowledged anything.
     persist_probes: u32,
     /// When the first of those unanswered probes went out (for the user timeout).
     persist_since: Option<Instant>,
     keepalive: Option<CompactKeepalive>,
-    keepalive_at: Option<Instant>,
     keepalive_probes: u32,
     probe_due: bool,
     /// The persist timer fired with a small, non-zero window: send what fits.
@@ -198,8 +196,6 @@ pub(crate) struct Connection {
     last_syn_sent: Option<Instant>,
     /// When we last answered an out-of-window or unsendable-ACK segment (rate limit).
     last_oow_ack: Option<Instant>,
-    /// TIME-WAIT or FIN-WAIT-2 deadline.
-    close_at: Option<Instant>,
     pub(crate) nodelay: bool,
     cc: Box<dyn CongestionControl>,
     recovery: LossRecovery,
@@ -303,24 +299,20 @@ impl Connection {
             offer_sack: config.sack,
             rtt: RttEstimator::new(config.rto_initial, config.rto_min, config.rto_max),
             rtt_probe: None,
-            retransmit_at: None,
+            timers: TimerTable::default(),
             retransmits: 0,
             unacked_since: None,
-            delayed_ack_at: None,
             ack_now: false,
             segments_unacked: 0,
-            persist_at: None,
             persist_backoff: 0,
             persist_probes: 0,
             persist_since: None,
             keepalive: config.keepalive.map(CompactKeepalive::from),
-            keepalive_at: None,
             keepalive_probes: 0,
             probe_due: false,
             sws_override: false,
             last_syn_sent: None,
             last_oow_ack: None,
-            close_at: None,
             nodelay: !config.nagle,
             cc: config.congestion_control.build(DEFAULT_MSS as u32),
             recovery: LossRecovery::new(iss),
@@ -435,10 +427,15 @@ impl Connection {
         self.events
             .push(ConnEvent::StateChanged { from, to, cause });
         if to == State::TimeWait {
-            self.close_at = None;
-            self.retransmit_at = None;
-            self.persist_at = None;
-            self.keepalive_at = None;
+            // A delayed ACK may still be due; the rest is over.
+            for timer in [
+                Timer::Close,
+                Timer::Retransmit,
+                Timer::Persist,
+                Timer::Keepalive,
+            ] {
+                self.timers.stop(timer);
+            }
         }
     }
 
@@ -481,11 +478,7 @@ impl Connection {
 
     fn enter_closed(&mut self, cause: Cause) {
         self.set_state(State::Closed, cause);
-        self.retransmit_at = None;
-        self.delayed_ack_at = None;
-        self.persist_at = None;
-        self.keepalive_at = None;
-        self.close_at = None;
+        self.timers.stop_all();
         self.ack_now = false;
         self.probe_due = false;
         self.events.push(ConnEvent::Closed);
@@ -589,7 +582,8 @@ impl Connection {
         }
         self.shutdown();
         if self.state == State::FinWait2 {
-            self.close_at = Some(now + self.config.fin_wait_2_timeout);
+            self.timers
+                .set(Timer::Close, now + self.config.fin_wait_2_timeout);
         }
     }
 
@@ -637,12 +631,13 @@ impl Connection {
     }
 
     fn arm_keepalive(&mut self, now: Instant) {
-        self.keepalive_at = match (self.keepalive, self.state) {
+        match (self.keepalive, self.state) {
             (Some(k), State::Established | State::CloseWait | State::FinWait2) => {
-                Some(now + Duration::from_millis(u64::from(k.idle_ms)))
+                let idle = Duration::from_millis(u64::from(k.idle_ms));
+                self.timers.set(Timer::Keepalive, now + idle);
             }
-            _ => None,
-        };
+            _ => self.timers.stop(Timer::Keepalive),
+        }
     }
 
     // ---- Segment arrival, RFC 9293 §3.10.7 ----
@@ -704,7 +699,7 @@ impl Connection {
             && seg.seq_number + seg.segment_len() == self.rcv_nxt
         {
             self.ack_now = true;
-            self.close_at = Some(now + self.config.msl * 2);
+            self.timers.set(Timer::Close, now + self.config.msl * 2);
             self.events.push(ConnEvent::StateChanged {
                 from: State::TimeWait,
                 to: State::TimeWait,
@@ -885,7 +880,7 @@ impl Connection {
             self.syn_acked = true;
             self.snd_una = seg.ack_number;
             self.take_rtt_sample(now, seg);
-            self.retransmit_at = None;
+            self.timers.stop(Timer::Retransmit);
             self.retransmits = 0;
             self.rtt.reset_backoff();
             self.unacked_since = None;
@@ -985,10 +980,10 @@ impl Connection {
             self.retransmits = 0;
             self.stats.bytes_acked += data_acked as u64;
             if self.snd_una == self.snd_max {
-                self.retransmit_at = None;
+                self.timers.stop(Timer::Retransmit);
                 self.unacked_since = None;
             } else {
-                self.retransmit_at = Some(now + self.rtt.rto());
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                 self.unacked_since = Some(now);
             }
             if data_acked > 0 {
@@ -999,7 +994,8 @@ impl Connection {
                     State::FinWait1 => {
                         self.set_state(State::FinWait2, Cause::AckReceived);
                         if self.app_closed {
-                            self.close_at = Some(now + self.config.fin_wait_2_timeout);
+                            self.timers
+                                .set(Timer::Close, now + self.config.fin_wait_2_timeout);
                         }
                     }
                     State::Closing => self.enter_time_wait(now, Cause::AckReceived),
@@ -1037,7 +1033,7 @@ impl Connection {
             self.snd_wl1 = seg.seq_number;
             self.snd_wl2 = ack;
             if self.snd_wnd > 0 {
-                self.persist_at = None;
+                self.timers.stop(Timer::Persist);
                 self.persist_backoff = 0;
             }
         }
@@ -1076,8 +1072,9 @@ impl Connection {
             }
             if self.segments_unacked >= 2 {
                 self.ack_now = true;
-            } else if self.delayed_ack_at.is_none() {
-                self.delayed_ack_at = Some(now + self.config.delayed_ack);
+            } else {
+                self.timers
+                    .start(Timer::DelayedAck, now + self.config.delayed_ack);
             }
         }
     }
@@ -1114,9 +1111,8 @@ impl Connection {
                 // A delayed ACK, as Linux does: an application that closes at once sends its
                 // FIN on the same segment (the three-way close).
                 self.set_state(State::CloseWait, Cause::FinReceived);
-                if self.delayed_ack_at.is_none() {
-                    self.delayed_ack_at = Some(now + self.config.delayed_ack);
-                }
+                self.timers
+                    .start(Timer::DelayedAck, now + self.config.delayed_ack);
                 return;
             }
             State::FinWait1 => {
@@ -1134,29 +1130,19 @@ impl Connection {
 
     fn enter_time_wait(&mut self, now: Instant, cause: Cause) {
         self.set_state(State::TimeWait, cause);
-        self.close_at = Some(now + self.config.msl * 2);
+        self.timers.set(Timer::Close, now + self.config.msl * 2);
     }
 
     // ---- Timers ----
 
     /// The earliest deadline of this connection.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.retransmit_at,
-            self.delayed_ack_at,
-            self.persist_at,
-            self.keepalive_at,
-            self.close_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers.next_deadline()
     }
 
     /// Runs every timer due by `now`.
     pub(crate) fn on_timer(&mut self, now: Instant) {
-        if self.close_at.is_some_and(|at| at <= now) {
-            self.close_at = None;
+        if self.timers.expired(Timer::Close, now) {
             match self.state {
                 State::TimeWait => {
                     self.enter_closed(Cause::TimeWaitExpired);
@@ -1169,19 +1155,16 @@ impl Connection {
                 _ => {}
             }
         }
-        if self.delayed_ack_at.is_some_and(|at| at <= now) {
-            self.delayed_ack_at = None;
+        if self.timers.expired(Timer::DelayedAck, now) {
             self.ack_now = true;
         }
-        if self.retransmit_at.is_some_and(|at| at <= now) {
-            self.retransmit_at = None;
+        if self.timers.expired(Timer::Retransmit, now) {
             self.on_retransmit_timeout(now);
             if self.state == State::Closed {
                 return;
             }
         }
-        if self.persist_at.is_some_and(|at| at <= now) {
-            self.persist_at = None;
+        if self.timers.expired(Timer::Persist, now) {
             self.persist_backoff += 1;
             if self.snd_wnd == 0 {
                 if self.persist_gives_up(now) {
@@ -1195,23 +1178,22 @@ impl Connection {
                 self.sws_override = true;
             }
         }
-        if self.keepalive_at.is_some_and(|at| at <= now) {
-            self.keepalive_at = None;
-            if let Some(keepalive) = self.keepalive {
-                if self.keepalive_probes >= keepalive.probes {
-                    // RFC 1122 §4.2.3.6: the peer is gone. Linux resets the connection.
-                    self.reset = Some(ResetPlan {
-                        seq: self.snd_max,
-                        ack: None,
-                    });
-                    self.fail(ConnError::TimedOut, Cause::KeepaliveTimeout);
-                    return;
-                }
-                self.keepalive_probes += 1;
-                self.probe_due = true;
-                self.keepalive_at =
-                    Some(now + Duration::from_millis(u64::from(keepalive.interval_ms)));
+        if self.timers.expired(Timer::Keepalive, now)
+            && let Some(keepalive) = self.keepalive
+        {
+            if self.keepalive_probes >= keepalive.probes {
+                // RFC 1122 §4.2.3.6: the peer is gone. Linux resets the connection.
+                self.reset = Some(ResetPlan {
+                    seq: self.snd_max,
+                    ack: None,
+                });
+                self.fail(ConnError::TimedOut, Cause::KeepaliveTimeout);
+                return;
             }
+            self.keepalive_probes += 1;
+            self.probe_due = true;
+            let interval = Duration::from_millis(u64::from(keepalive.interval_ms));
+            self.timers.set(Timer::Keepalive, now + interval);
         }
     }
 
@@ -1617,16 +1599,14 @@ impl Connection {
                 if self.state == State::SynReceived {
                     self.rcv_right = self.rcv_nxt + u32::from(plan.window);
                 }
-                if self.retransmit_at.is_none() {
-                    self.retransmit_at = Some(now + self.rtt.rto());
-                }
+                self.timers.start(Timer::Retransmit, now + self.rtt.rto());
                 if self.rtt_probe.is_none() && self.retransmits == 0 && !self.ts_enabled {
                     self.rtt_probe = Some((self.snd_nxt, now));
                 }
             }
             PlanKind::Data => {
                 self.sws_override = false;
-                self.persist_at = None;
+                self.timers.stop(Timer::Persist);
                 let end = plan.seq + plan.data_len as u32 + u32::from(plan.flags.fin());
                 if plan.seq < self.snd_max {
                     self.stats.retransmitted_segments += 1;
@@ -1647,9 +1627,7 @@ impl Connection {
                     self.snd_nxt = sacked_end;
                 }
                 self.snd_max = self.snd_max.max(end);
-                if self.retransmit_at.is_none() {
-                    self.retransmit_at = Some(now + self.rtt.rto());
-                }
+                self.timers.start(Timer::Retransmit, now + self.rtt.rto());
                 if self.unacked_since.is_none() {
                     self.unacked_since = Some(now);
                 }
@@ -1668,9 +1646,7 @@ impl Connection {
                     len: plan.data_len as u32 + u32::from(plan.flags.fin()),
                     rescue,
                 });
-                if self.retransmit_at.is_none() {
-                    self.retransmit_at = Some(now + self.rtt.rto());
-                }
+                self.timers.start(Timer::Retransmit, now + self.rtt.rto());
             }
             PlanKind::Probe => {
                 self.probe_due = false;
@@ -1679,7 +1655,7 @@ impl Connection {
         }
         if plan.flags.ack() {
             self.ack_now = false;
-            self.delayed_ack_at = None;
+            self.timers.stop(Timer::DelayedAck);
             self.segments_unacked = 0;
         }
         // The window of a SYN-ACK is unscaled (RFC 7323 §2.2): its right edge was recorded
@@ -1690,7 +1666,10 @@ impl Connection {
                 self.rcv_right = right;
             }
         }
-        if self.window_blocked() && self.persist_at.is_none() && self.retransmit_at.is_none() {
+        if self.window_blocked()
+            && !self.timers.is_running(Timer::Persist)
+            && !self.timers.is_running(Timer::Retransmit)
+        {
             self.arm_persist(now);
         }
     }
@@ -1702,13 +1681,16 @@ impl Connection {
             .rto()
             .saturating_mul(backoff)
             .min(self.config.rto_max);
-        self.persist_at = Some(now + delay);
+        self.timers.set(Timer::Persist, now + delay);
     }
 
     /// After handling input or an application call: arm the persist timer when the peer's
     /// window is closed and data waits.
     pub(crate) fn after_input(&mut self, now: Instant) {
-        if self.window_blocked() && self.persist_at.is_none() && self.retransmit_at.is_none() {
+        if self.window_blocked()
+            && !self.timers.is_running(Timer::Persist)
+            && !self.timers.is_running(Timer::Retransmit)
+        {
             self.arm_persist(now);
         }
     }

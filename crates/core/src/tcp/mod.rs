@@ -14,6 +14,7 @@ mod isn;
 mod recovery;
 mod rtt;
 mod state;
+mod timers;
 mod wheel;
 
 use core::time::Duration;
