@@ -380,3 +380,27 @@ fn an_application_limited_sender_keeps_its_window_and_an_idle_one_restarts() {
     assert_eq!(sim.a.tcp_send(sim.now, client, &[1u8; 100]), Ok(100));
     assert_eq!(info(&sim, client).cwnd, 14_600);
 }
+
+#[test]
+fn a_segment_received_twice_is_reported_by_a_dsack() {
+    // The link delivers A's 3rd data segment twice: B's next ACK carries a first SACK block
+    // below its cumulative ACK, the duplicate's range (RFC 2883 §4), and A counts it.
+    let mut sim = path(CongestionAlgorithm::Cubic, true, &[]);
+    sim.link_a_to_b_mut().config_mut().rules =
+        vec![Rule::new(3, matches::tcp_data(), Action::Duplicate)];
+    let (client, _) = send(&mut sim, 10 * SEG as usize);
+    let isn = isn_a(&sim);
+    let third = nth_seq(3);
+    let dsacks: Vec<(u32, u32, u32)> = segments_from(&sim, false)
+        .into_iter()
+        .filter_map(|s| {
+            let &(left, right) = s.options.sack_blocks.as_slice().first()?;
+            let (left, right) = (left.raw().wrapping_sub(isn), right.raw().wrapping_sub(isn));
+            let ack = s.ack.wrapping_sub(isn);
+            (right <= ack).then_some((left, right, ack))
+        })
+        .collect();
+    assert_eq!(dsacks.len(), 1, "{dsacks:?}");
+    assert_eq!((dsacks[0].0, dsacks[0].1), (third, third + SEG));
+    assert_eq!(info(&sim, client).stats.dsacks_received, 1);
+}

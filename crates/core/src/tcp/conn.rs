@@ -156,6 +156,9 @@ pub(crate) struct Connection {
     fin_received: bool,
     /// A FIN that arrived beyond RCV.NXT, to take when the data before it does.
     pending_fin: Option<SeqNum>,
+    /// Data received twice, to report as the first SACK block of the next ACK (D-SACK,
+    /// RFC 2883 §4).
+    dsack: Option<(SeqNum, SeqNum)>,
 
     /// Our MSS offer.
     our_mss: usize,
@@ -286,6 +289,7 @@ impl Connection {
             recv: RecvBuffer::new(config.recv_buffer, config.max_out_of_order),
             fin_received: false,
             pending_fin: None,
+            dsack: None,
             our_mss,
             mss: DEFAULT_MSS.min(our_mss),
             snd_wscale: 0,
@@ -723,6 +727,14 @@ impl Connection {
         // A zero window still takes valid ACKs and RSTs (§3.10.7.4: "special allowance").
         let zero_window_ack = !acceptable && window == 0 && seg.seq_number == self.rcv_nxt;
         if !acceptable && !zero_window_ack {
+            let end = seg.seq_number + seg.payload.len() as u32;
+            if !seg.payload.is_empty()
+                && end <= self.rcv_nxt
+                && self.rcv_nxt - end < window.max(1 << 16)
+            {
+                // RFC 2883 §4.1.1: all of it arrived before.
+                self.note_dsack(seg.seq_number, end);
+            }
             if !seg.flags.rst() {
                 self.out_of_window_ack(now, seg);
             }
@@ -1046,6 +1058,8 @@ impl Connection {
         let mut seq = seg.seq_number;
         if seq < self.rcv_nxt {
             let skip = ((self.rcv_nxt - seq) as usize).min(data.len());
+            // RFC 2883 §4.1.2: the part that arrived before.
+            self.note_dsack(seq, seq + skip as u32);
             data = &data[skip..];
             seq = self.rcv_nxt;
         }
@@ -1076,6 +1090,12 @@ impl Connection {
                 self.timers
                     .start(Timer::DelayedAck, now + self.config.delayed_ack);
             }
+        }
+    }
+
+    fn note_dsack(&mut self, start: SeqNum, end: SeqNum) {
+        if self.sack_permitted && start < end {
+            self.dsack = Some((start, end));
         }
     }
 
@@ -1397,12 +1417,14 @@ impl Connection {
     /// 4 + 8 each.
     fn effective_mss(&self) -> usize {
         let timestamps = if self.ts_enabled { 12 } else { 0 };
-        let sack = if self.sack_permitted && self.recv.has_out_of_order() {
+        let sack = if self.sack_permitted && (self.recv.has_out_of_order() || self.dsack.is_some())
+        {
             let blocks = self
                 .recv
                 .out_of_order_ranges()
                 .take(SackBlocks::MAX)
-                .count();
+                .count()
+                + usize::from(self.dsack.is_some());
             // What fits beside timestamps in 40 bytes.
             let blocks = blocks.min(if self.ts_enabled { 3 } else { 4 });
             4 + 8 * blocks
@@ -1451,7 +1473,12 @@ impl Connection {
         let mut sack_blocks = SackBlocks::new();
         if self.sack_permitted {
             // RFC 2018 §3: three blocks fit beside timestamps, four without.
-            let limit = if self.ts_enabled { 3 } else { SackBlocks::MAX };
+            let mut limit = if self.ts_enabled { 3 } else { SackBlocks::MAX };
+            if let Some((start, end)) = self.dsack {
+                // RFC 2883 §4: a D-SACK block goes first.
+                sack_blocks.push(start, end);
+                limit -= 1;
+            }
             for (start, end) in self.recv.sack_ranges(limit) {
                 sack_blocks.push(self.rcv_nxt + start as u32, self.rcv_nxt + end as u32);
             }
@@ -1654,6 +1681,7 @@ impl Connection {
             PlanKind::Ack => {}
         }
         if plan.flags.ack() {
+            self.dsack = None;
             self.ack_now = false;
             self.timers.stop(Timer::DelayedAck);
             self.segments_unacked = 0;
