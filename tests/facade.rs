@@ -591,7 +591,7 @@ async fn info_reports_the_congestion_control_and_it_can_be_chosen() {
     let info = stream.info().unwrap();
     assert_eq!(info.congestion_algorithm, CongestionAlgorithm::Cubic);
     assert_eq!(info.congestion_state, CongestionState::Open);
-    assert_eq!(info.cwnd, 14_600);
+    assert_eq!(info.cwnd, 10 * 1448, "RFC 6928: ten segments of 1448 bytes");
     assert_eq!(info.ssthresh, u32::MAX);
     stream
         .set_congestion_control(CongestionAlgorithm::NewReno)

@@ -17,10 +17,10 @@ use rawtcp_wire::tcp::TcpFlags;
 
 /// One-way delay: a 20 ms round trip.
 const DELAY: Duration = Duration::from_millis(10);
-/// Payload per segment with timestamps (MSS 1460 − 12).
+/// Payload per segment with timestamps (MSS 1460 − 12): RFC 5681's SMSS, which the windows
+/// count in.
 const SEG: u32 = 1448;
-/// The send MSS, which the windows count in.
-const MSS: u32 = 1460;
+const SMSS: u32 = SEG;
 
 /// A and B, A's `nth` data segments (1-based, ascending, retransmissions counted) dropped; 10 Mbit/s
 /// from A to B so that every segment arrives on its own and is acknowledged on its own.
@@ -147,7 +147,7 @@ fn three_duplicate_acks_bring_exactly_one_fast_retransmit_and_halve_ssthresh() {
         .max()
         .unwrap();
     let flight = highest_sent - lost;
-    assert_eq!(info.ssthresh, (flight / 2).max(2 * MSS));
+    assert_eq!(info.ssthresh, (flight / 2).max(2 * SMSS));
 }
 
 #[test]
@@ -305,7 +305,7 @@ fn after_a_timeout_the_window_is_one_segment_and_sending_restarts_at_snd_una() {
         info(s, client).stats.retransmit_timeouts == 1
     }));
     let after = info(&sim, client);
-    assert_eq!(after.cwnd, MSS);
+    assert_eq!(after.cwnd, SMSS);
     assert_eq!(after.congestion_state, CongestionState::Loss);
     assert_eq!(after.snd_nxt, after.snd_una + SEG);
     sim.link_a_to_b_mut().config_mut().rules.clear();
@@ -331,7 +331,7 @@ fn the_initial_window_is_ten_segments_or_one_after_a_lost_syn() {
     let (client, _) = connected_on(&mut sim, b_addr(80));
     assert_eq!(
         info(&sim, client).cwnd,
-        14_600,
+        10 * SMSS,
         "RFC 6928: 10 segments, 14 600 bytes"
     );
     assert_eq!(
@@ -348,7 +348,7 @@ fn the_initial_window_is_ten_segments_or_one_after_a_lost_syn() {
     let (client, _) = connected_on(&mut sim, b_addr(80));
     assert_eq!(
         info(&sim, client).cwnd,
-        MSS,
+        SMSS,
         "RFC 6928 §2: one segment after a lost SYN"
     );
 }
@@ -368,17 +368,17 @@ fn an_application_limited_sender_keeps_its_window_and_an_idle_one_restarts() {
             }
         }
     }
-    assert_eq!(info(&sim, client).cwnd, 14_600);
+    assert_eq!(info(&sim, client).cwnd, 10 * SMSS);
     // A bulk transfer grows it...
     let data = pattern(300 * SEG as usize);
     let received = transfer(&mut sim, client, server, &data, Duration::from_secs(30));
     assert!(received == data);
-    assert!(info(&sim, client).cwnd > 14_600);
+    assert!(info(&sim, client).cwnd > 10 * SMSS);
     // ...and after an idle RTO the next write starts again from the initial window
     // (RFC 5681 §4.1).
     sim.run_for(Duration::from_secs(5));
     assert_eq!(sim.a.tcp_send(sim.now, client, &[1u8; 100]), Ok(100));
-    assert_eq!(info(&sim, client).cwnd, 14_600);
+    assert_eq!(info(&sim, client).cwnd, 10 * SMSS);
 }
 
 #[test]

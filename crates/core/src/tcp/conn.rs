@@ -387,7 +387,6 @@ impl Connection {
         // RFC 9293 §3.7.1: 536 when the peer sends no MSS; never more than we offer to send.
         let peer_mss = options.max_seg_size.map_or(DEFAULT_MSS, usize::from);
         self.mss = peer_mss.min(self.our_mss).max(MIN_MSS);
-        self.cc = self.config.congestion_control.build(self.mss as u32);
         // RFC 7323 §2.2: scaling only when both SYNs carry the option; shifts above 14 are 14.
         match options.window_scale {
             Some(shift) if self.offer_wscale => {
@@ -412,13 +411,22 @@ impl Connection {
         }
         self.sack_permitted = options.sack_permitted && self.offer_sack;
         self.recovery.set_sack(self.sack_permitted);
+        self.cc = self.config.congestion_control.build(self.smss());
+    }
+
+    /// RFC 5681 §2 SMSS, what congestion control counts in: the largest payload a segment
+    /// carries, the send MSS less the options every segment has (timestamps: 1448 bytes
+    /// on Ethernet, as Linux's mss_cache).
+    fn smss(&self) -> u32 {
+        let timestamps = if self.ts_enabled { 12 } else { 0 };
+        self.mss.saturating_sub(timestamps).max(1) as u32
     }
 
     /// RFC 6928 §2 and RFC 5681 §3.1: after a lost SYN or SYN-ACK (ours went again) the
     /// initial window is one segment.
     fn limit_window_after_syn_loss(&mut self) {
         if self.stats.retransmitted_segments > 0 {
-            self.cc.limit_window(self.mss as u32);
+            self.cc.limit_window(self.smss());
         }
     }
 
@@ -500,7 +508,7 @@ impl Connection {
                 .last_data_sent
                 .is_some_and(|sent| now - sent > self.rtt.rto())
         {
-            self.cc.limit_window(initial_window(self.mss as u32));
+            self.cc.limit_window(initial_window(self.smss()));
         }
         let n = self.send.write(data);
         self.stats.bytes_queued += n as u64;
@@ -624,7 +632,7 @@ impl Connection {
     /// A new controller of `algorithm`, from the initial window or the current one if smaller.
     pub(crate) fn set_congestion_control(&mut self, algorithm: super::CongestionAlgorithm) {
         let cwnd = self.cc.window();
-        self.cc = algorithm.build(self.mss as u32);
+        self.cc = algorithm.build(self.smss());
         self.cc.limit_window(cwnd);
     }
 
@@ -957,7 +965,7 @@ impl Connection {
         let snd_una = self.snd_una;
         let flight = self.snd_max - self.snd_una;
         // The window limited sending: the flight filled it to within a segment.
-        let cwnd_limited = flight + self.mss as u32 > self.cc.window();
+        let cwnd_limited = flight + self.smss() > self.cc.window();
         // RFC 5681 §2: a duplicate ACK carries no data, no SYN or FIN, SEG.ACK = SND.UNA,
         // and data is outstanding.
         let duplicate = ack == self.snd_una
@@ -1024,7 +1032,7 @@ impl Connection {
             snd_max: self.snd_max,
             duplicate,
             sack_blocks: seg.options.sack_blocks.as_slice(),
-            mss: self.mss as u32,
+            mss: self.smss(),
             acked: Acked {
                 bytes: data_acked as u32,
                 flight,
@@ -1336,7 +1344,7 @@ impl Connection {
             self.snd_una,
             self.snd_nxt,
             self.snd_max,
-            self.mss as u32,
+            self.smss(),
         );
         let usable = self.snd_wnd.saturating_sub(in_flight).min(congestion_room) as usize;
         let mss = self.effective_mss();
@@ -1773,7 +1781,7 @@ impl Connection {
     }
 
     pub(crate) fn congestion_info(&self) -> CongestionInfo {
-        let mss = self.mss as u32;
+        let mss = self.smss();
         let board = self.recovery.scoreboard();
         CongestionInfo {
             algorithm: self.cc.algorithm(),
