@@ -250,6 +250,10 @@ pub struct TcpConfig {
     pub test_iss: Option<SeqNum>,
     /// The congestion control algorithm of new connections (CUBIC, as Linux's default).
     pub congestion_control: crate::tcp::CongestionAlgorithm,
+    /// The tail loss probe of RFC 8985 §7 (Linux's default): with data outstanding and no
+    /// loss suspected, a probe segment goes out after 2·SRTT (or when the retransmission
+    /// timer would fire, if sooner) instead of waiting for the timer's window collapse.
+    pub tail_loss_probe: bool,
 }
 
 impl Default for TcpConfig {
@@ -279,6 +283,7 @@ impl Default for TcpConfig {
             segmentation_offload: false,
             test_iss: None,
             congestion_control: crate::tcp::CongestionAlgorithm::Cubic,
+            tail_loss_probe: true,
         }
     }
 }

@@ -25,9 +25,15 @@ const SMSS: u32 = SEG;
 /// A and B, A's `nth` data segments (1-based, ascending, retransmissions counted) dropped; 10 Mbit/s
 /// from A to B so that every segment arrives on its own and is acknowledged on its own.
 fn path(algorithm: CongestionAlgorithm, sack: bool, drop: &[u64]) -> Sim {
+    path_with(algorithm, sack, drop, true)
+}
+
+/// [`path`], with the tail loss probe on or off.
+fn path_with(algorithm: CongestionAlgorithm, sack: bool, drop: &[u64], probe: bool) -> Sim {
     let mut a = config(A_MAC, A_IP, 7);
     a.tcp.congestion_control = algorithm;
     a.tcp.sack = sack;
+    a.tcp.tail_loss_probe = probe;
     let mut b = config(B_MAC, B_IP, 8);
     b.tcp.sack = sack;
     let a_to_b = LinkConfig {
@@ -403,4 +409,35 @@ fn a_segment_received_twice_is_reported_by_a_dsack() {
     assert_eq!(dsacks.len(), 1, "{dsacks:?}");
     assert_eq!((dsacks[0].0, dsacks[0].1), (third, third + SEG));
     assert_eq!(info(&sim, client).stats.dsacks_received, 1);
+}
+
+#[test]
+fn a_tail_loss_is_recovered_by_the_loss_probe_without_a_timeout() {
+    // Ten segments and no more data, the last one lost: no duplicate ACK will ever come.
+    // RFC 8985 §7: the probe timer (2·SRTT, plus the worst-case delayed ACK with one segment
+    // out, never later than the RTO) sends the last segment again before the retransmission
+    // timer would collapse the window. Without the probe, the timer does it.
+    let last = nth_seq(10);
+    let mut sim = path_with(CongestionAlgorithm::Cubic, true, &[10], true);
+    let (client, _) = send(&mut sim, 10 * SEG as usize);
+    let info_probe = info(&sim, client);
+    assert_eq!(sent_at(&sim, last).len(), 2);
+    assert_eq!(info_probe.stats.loss_probes, 1);
+    assert_eq!(info_probe.stats.retransmit_timeouts, 0);
+    assert_eq!(info_probe.congestion_state, CongestionState::Open);
+    let probed_at = sent_at(&sim, last)[1];
+
+    let mut sim = path_with(CongestionAlgorithm::Cubic, true, &[10], false);
+    let (client, _) = send(&mut sim, 10 * SEG as usize);
+    let info_timer = info(&sim, client);
+    assert_eq!(info_timer.stats.loss_probes, 0);
+    assert_eq!(info_timer.stats.retransmit_timeouts, 1);
+    // One segment after the timeout, one more in slow start for the ACK of it; the probe
+    // collapsed nothing (the window grew once, on the ACK of the full initial flight).
+    assert_eq!(info_timer.cwnd, 2 * SMSS);
+    assert_eq!(info_probe.cwnd, 11 * SMSS);
+    assert!(
+        probed_at <= sent_at(&sim, last)[1],
+        "the probe is never later"
+    );
 }

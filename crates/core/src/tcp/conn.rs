@@ -445,6 +445,7 @@ impl Connection {
                 Timer::Retransmit,
                 Timer::Persist,
                 Timer::Keepalive,
+                Timer::LossProbe,
             ] {
                 self.timers.stop(timer);
             }
@@ -1045,6 +1046,7 @@ impl Connection {
             self.enter_closed(Cause::AckReceived);
             return;
         }
+        self.arm_loss_probe(now);
         // The send window (RFC 9293 §3.10.7.4: only from newer segments).
         if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
         {
@@ -1186,7 +1188,15 @@ impl Connection {
         if self.timers.expired(Timer::DelayedAck, now) {
             self.ack_now = true;
         }
+        if self.timers.expired(Timer::LossProbe, now) {
+            // The probe goes instead of the retransmission timeout due at the same time.
+            self.recovery.on_loss_probe_timer();
+            if self.recovery.probe_due() {
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+            }
+        }
         if self.timers.expired(Timer::Retransmit, now) {
+            self.timers.stop(Timer::LossProbe);
             self.on_retransmit_timeout(now);
             if self.state == State::Closed {
                 return;
@@ -1654,6 +1664,7 @@ impl Connection {
                 }
                 self.stats.bytes_out += plan.data_len as u64;
                 self.last_data_sent = Some(now);
+                self.sent_maybe_probe(now);
                 self.snd_nxt = end;
                 // Going back after a timeout: what the peer SACKed since is not sent again.
                 if self.snd_nxt < self.snd_max
@@ -1672,6 +1683,7 @@ impl Connection {
                 self.stats.bytes_retransmitted += plan.data_len as u64;
                 self.stats.bytes_out += plan.data_len as u64;
                 self.last_data_sent = Some(now);
+                self.sent_maybe_probe(now);
                 // Karn: a segment timed without timestamps may now be acknowledged twice.
                 if self.rtt_probe.is_some_and(|(end, _)| end > plan.seq) {
                     self.rtt_probe = None;
@@ -1708,6 +1720,51 @@ impl Connection {
         {
             self.arm_persist(now);
         }
+        if matches!(plan.kind, PlanKind::Data | PlanKind::Retransmit { .. }) {
+            self.arm_loss_probe(now);
+        }
+    }
+
+    /// A data segment went out: if it was the tail loss probe, the retransmission timer
+    /// starts again from it (RFC 8985 §7.3).
+    fn sent_maybe_probe(&mut self, now: Instant) {
+        if self.recovery.probe_due() {
+            self.recovery.on_sent();
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+        }
+    }
+
+    /// RFC 8985 §7.2: with data outstanding and no loss suspected, the probe timeout is
+    /// 2·SRTT, plus the peer's worst-case delayed ACK (200 ms) when one segment is out, and
+    /// never later than the retransmission timer: a tail loss is probed before the timer
+    /// collapses the window.
+    fn arm_loss_probe(&mut self, now: Instant) {
+        let outstanding = self.snd_max - self.snd_una;
+        let eligible = self.config.tail_loss_probe
+            && self.syn_acked
+            && matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            )
+            && outstanding > 0
+            && self.recovery.loss_probe_allowed();
+        let (true, Some(srtt)) = (eligible, self.rtt.srtt()) else {
+            self.timers.stop(Timer::LossProbe);
+            return;
+        };
+        let mut pto = srtt * 2;
+        if outstanding <= self.smss() {
+            pto += Duration::from_millis(200);
+        }
+        let mut at = now + pto;
+        if let Some(rto) = self.timers.deadline(Timer::Retransmit) {
+            at = at.min(rto);
+        }
+        self.timers.set(Timer::LossProbe, at);
     }
 
     fn arm_persist(&mut self, now: Instant) {

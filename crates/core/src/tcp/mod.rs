@@ -165,6 +165,8 @@ pub struct ConnectionStats {
     pub sack_blocks_rejected: u64,
     /// D-SACKs received (RFC 2883): the peer got a segment twice.
     pub dsacks_received: u64,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub loss_probes: u64,
 }
 
 /// A snapshot of one connection, `netstat -napt`-style.
@@ -932,6 +934,7 @@ impl Tcp {
                     rescue_retransmits: recovery.rescue_retransmits,
                     sack_blocks_rejected: recovery.sack_blocks_rejected,
                     dsacks_received: recovery.dsacks_received,
+                    loss_probes: recovery.loss_probes,
                     ..c.stats
                 },
             }

@@ -212,6 +212,7 @@ pub(crate) struct RecoveryCounters {
     pub(crate) rescue_retransmits: u64,
     pub(crate) sack_blocks_rejected: u64,
     pub(crate) dsacks_received: u64,
+    pub(crate) loss_probes: u64,
 }
 
 /// The congestion state machine and the choice of what to retransmit.
@@ -234,6 +235,10 @@ pub(crate) struct LossRecovery {
     /// The segment at SND.UNA must go again: the fast retransmit (RFC 5681 §3.2 step 2), or
     /// a partial ACK's hole without SACK (RFC 6582 §3.2 step 5).
     head_due: bool,
+    /// RFC 8985 §7.3: the probe timer fired; one segment goes out beyond cwnd.
+    probe_due: bool,
+    /// A probe went out and nothing new has been acknowledged since: one per tail.
+    probe_out: bool,
     pub(crate) counters: RecoveryCounters,
 }
 
@@ -249,6 +254,8 @@ impl LossRecovery {
             rescue_rxt: None,
             inflated_window: 0,
             head_due: false,
+            probe_due: false,
+            probe_out: false,
             counters: RecoveryCounters::default(),
         }
     }
@@ -274,6 +281,9 @@ impl LossRecovery {
         cc: &mut dyn CongestionControl,
     ) {
         let new_data = ack.ack > ack.snd_una;
+        if new_data {
+            self.probe_out = false;
+        }
         // An old ACK overtaken by newer ones (reordering) moves nothing back.
         let snd_una = if new_data { ack.ack } else { ack.snd_una };
         if self.sack {
@@ -355,6 +365,7 @@ impl LossRecovery {
         self.recovery_point = ack.snd_max;
         self.high_rxt = snd_una;
         self.head_due = true;
+        self.probe_due = false;
         self.inflated_window = cc.window().saturating_add(DUP_THRESH * ack.mss);
         self.counters.fast_recoveries += 1;
     }
@@ -368,6 +379,37 @@ impl LossRecovery {
         self.scoreboard.clear();
         self.head_due = false;
         self.dup_acks = 0;
+        self.probe_due = false;
+        self.probe_out = false;
+    }
+
+    /// RFC 8985 §7.2: a probe may be scheduled — no loss suspected, none out already.
+    pub(crate) fn loss_probe_allowed(&self) -> bool {
+        matches!(
+            self.state,
+            CongestionState::Open | CongestionState::Disorder
+        ) && !self.probe_out
+            && !self.probe_due
+    }
+
+    /// The probe timer fired.
+    pub(crate) fn on_loss_probe_timer(&mut self) {
+        if self.loss_probe_allowed() {
+            self.probe_due = true;
+            self.counters.loss_probes += 1;
+        }
+    }
+
+    pub(crate) fn probe_due(&self) -> bool {
+        self.probe_due
+    }
+
+    /// A segment went out; if it was the probe, the probe is out.
+    pub(crate) fn on_sent(&mut self) {
+        if self.probe_due {
+            self.probe_due = false;
+            self.probe_out = true;
+        }
     }
 
     /// RFC 6675 §4 SetPipe: the octets thought to be in the network.
@@ -418,6 +460,10 @@ impl LossRecovery {
         mss: u32,
     ) -> u32 {
         let outstanding = snd_nxt - snd_una;
+        if self.probe_due {
+            // RFC 8985 §7.3: new data for the probe, whatever cwnd says.
+            return mss;
+        }
         match self.state {
             CongestionState::Recovery if self.sack => {
                 // RFC 6675 §5 step (C): while cwnd − pipe ≥ 1 SMSS.
@@ -443,7 +489,19 @@ impl LossRecovery {
         mss: u32,
         new_data_waits: bool,
     ) -> Option<Retransmission> {
-        if self.state != CongestionState::Recovery || snd_max <= snd_una {
+        if snd_max <= snd_una {
+            return None;
+        }
+        if self.probe_due && !new_data_waits {
+            // RFC 8985 §7.3: no new data: the probe is the last segment sent.
+            let start = snd_una.max(snd_max - mss.min(snd_max - snd_una));
+            return Some(Retransmission {
+                seq: start,
+                len: snd_max - start,
+                rescue: false,
+            });
+        }
+        if self.state != CongestionState::Recovery {
             return None;
         }
         let board = &self.scoreboard;

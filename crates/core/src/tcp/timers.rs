@@ -16,9 +16,11 @@ pub(crate) enum Timer {
     Keepalive,
     /// The end of TIME-WAIT (2·MSL) or of an orphaned FIN-WAIT-2.
     Close,
+    /// RFC 8985 §7: the tail loss probe.
+    LossProbe,
 }
 
-const TIMERS: usize = 5;
+const TIMERS: usize = 6;
 
 impl Timer {
     fn index(self) -> usize {
@@ -28,6 +30,7 @@ impl Timer {
             Timer::Persist => 2,
             Timer::Keepalive => 3,
             Timer::Close => 4,
+            Timer::LossProbe => 5,
         }
     }
 }
@@ -59,6 +62,10 @@ impl TimerTable {
 
     pub(crate) fn is_running(&self, timer: Timer) -> bool {
         self.deadlines[timer.index()].is_some()
+    }
+
+    pub(crate) fn deadline(&self, timer: Timer) -> Option<Instant> {
+        self.deadlines[timer.index()]
     }
 
     /// Whether `timer` is due at `now`; a due timer is stopped, so it fires once.
