@@ -309,6 +309,9 @@ fn apply_sysctl(
         "net.ipv4.tcp_syn_retries" => tcp.syn_retries = number(value)? as u32,
         "net.ipv4.tcp_synack_retries" => tcp.synack_retries = number(value)? as u32,
         "net.ipv4.tcp_retries2" => tcp.max_retransmits = number(value)? as u32,
+        // Linux: 0 off, 1-2 early retransmit (not in the engine), 3-4 with the tail loss
+        // probe (RFC 8985 §7).
+        "net.ipv4.tcp_early_retrans" => tcp.tail_loss_probe = number(value)? >= 3,
         "net.ipv4.tcp_fin_timeout" => {
             tcp.fin_wait_2_timeout = Duration::from_secs(number(value)?);
         }
