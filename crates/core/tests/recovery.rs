@@ -441,3 +441,18 @@ fn a_tail_loss_is_recovered_by_the_loss_probe_without_a_timeout() {
         "the probe is never later"
     );
 }
+
+#[test]
+fn the_congestion_control_chosen_before_the_handshake_is_kept() {
+    let mut sim = path(CongestionAlgorithm::Cubic, true, &[]);
+    sim.b.tcp_listen(b_addr(80), None).unwrap();
+    let client = sim.a.tcp_connect(sim.now, b_addr(80), None).unwrap();
+    sim.a
+        .tcp_set_congestion_control(sim.now, client, CongestionAlgorithm::NewReno)
+        .unwrap();
+    sim.run_for(Duration::from_millis(100));
+    let info = info(&sim, client);
+    assert_eq!(info.state, rawtcp_core::State::Established);
+    assert_eq!(info.congestion_algorithm, CongestionAlgorithm::NewReno);
+    assert_eq!(info.cwnd, 10 * SMSS);
+}

@@ -411,7 +411,9 @@ impl Connection {
         }
         self.sack_permitted = options.sack_permitted && self.offer_sack;
         self.recovery.set_sack(self.sack_permitted);
-        self.cc = self.config.congestion_control.build(self.smss());
+        // The algorithm chosen so far (the configuration's, or the application's since
+        // connect), sized now that the segment size is known.
+        self.cc = self.cc.algorithm().build(self.smss());
     }
 
     /// RFC 5681 §2 SMSS, what congestion control counts in: the largest payload a segment
