@@ -1037,34 +1037,8 @@ impl Runner {
         let wanted = match &expected.options {
             Some(OptionsSpec::Wildcard) => return Ok(()),
             None => TcpOptions::default(),
-            Some(OptionsSpec::List(list)) => {
-                let mut options = TcpOptions::default();
-                for option in list {
-                    match option {
-                        TcpOptionSpec::Nop | TcpOptionSpec::Eol => {}
-                        TcpOptionSpec::Mss(mss) => options.max_seg_size = Some(*mss),
-                        TcpOptionSpec::WindowScale(shift) => options.window_scale = Some(*shift),
-                        TcpOptionSpec::SackPermitted => options.sack_permitted = true,
-                        TcpOptionSpec::Sack(blocks) => {
-                            for (left, right) in blocks {
-                                options
-                                    .sack_blocks
-                                    .push(SeqNum::new(*left), SeqNum::new(*right));
-                            }
-                        }
-                        TcpOptionSpec::Timestamps { val, ecr } => {
-                            options.timestamps = Some(Timestamps {
-                                tsval: *val,
-                                tsecr: *ecr,
-                            });
-                        }
-                        TcpOptionSpec::Unsupported(name) => {
-                            return Err(format!("option `{name}` cannot be checked"));
-                        }
-                    }
-                }
-                options
-            }
+            Some(OptionsSpec::List(list)) => options_of(list, 0, |ecr| ecr)
+                .map_err(|name| format!("option `{name}` cannot be checked"))?,
         };
         let got = &actual.options;
         let mut differences = Vec::new();
@@ -1164,31 +1138,12 @@ impl Runner {
         let isn = self.local_isn.unwrap_or(0);
         let mut options: TcpOptions<'static> = TcpOptions::default();
         if let Some(OptionsSpec::List(list)) = &spec.options {
-            for option in list {
-                match option {
-                    TcpOptionSpec::Nop | TcpOptionSpec::Eol => {}
-                    TcpOptionSpec::Mss(mss) => options.max_seg_size = Some(*mss),
-                    TcpOptionSpec::WindowScale(shift) => options.window_scale = Some(*shift),
-                    TcpOptionSpec::SackPermitted => options.sack_permitted = true,
-                    TcpOptionSpec::Sack(blocks) => {
-                        for (left, right) in blocks {
-                            options.sack_blocks.push(
-                                SeqNum::new(left.wrapping_add(isn)),
-                                SeqNum::new(right.wrapping_add(isn)),
-                            );
-                        }
-                    }
-                    TcpOptionSpec::Timestamps { val, ecr } => {
-                        options.timestamps = Some(Timestamps {
-                            tsval: *val,
-                            tsecr: self.map_ecr(*ecr),
-                        });
-                    }
-                    TcpOptionSpec::Unsupported(name) => {
-                        return self.skip(line, format!("TCP option `{name}` is not supported"));
-                    }
+            options = match options_of(list, isn, |ecr| self.map_ecr(ecr)) {
+                Ok(options) => options,
+                Err(name) => {
+                    return self.skip(line, format!("TCP option `{name}` is not supported"));
                 }
-            }
+            };
         } else if let Some(OptionsSpec::Wildcard) = spec.options {
             return self.fail(line, "`<...>` is only meaningful on outbound packets");
         }
@@ -1491,27 +1446,48 @@ fn script_ts_val(line: &TcpLine) -> Option<u32> {
     }
 }
 
-/// packetdrill's flag letters.
-fn flags_text(flags: TcpFlags) -> String {
-    let mut text = String::new();
-    for (flag, letter) in [
-        (TcpFlags::SYN, 'S'),
-        (TcpFlags::FIN, 'F'),
-        (TcpFlags::RST, 'R'),
-        (TcpFlags::PSH, 'P'),
-        (TcpFlags::URG, 'U'),
-        (TcpFlags::ECE, 'E'),
-        (TcpFlags::CWR, 'W'),
-        (TcpFlags::ACK, '.'),
-    ] {
-        if flags.contains(flag) {
-            text.push(letter);
+/// The options a script line lists, for the wire: SACK edges moved by `sack_offset` (the ISN
+/// they are relative to), each TS ecr through `ecr`. `Err` names an option the wire crate
+/// cannot express.
+fn options_of(
+    list: &[TcpOptionSpec],
+    sack_offset: u32,
+    ecr: impl Fn(u32) -> u32,
+) -> Result<TcpOptions<'static>, &str> {
+    let mut options = TcpOptions::default();
+    for option in list {
+        match option {
+            TcpOptionSpec::Nop | TcpOptionSpec::Eol => {}
+            TcpOptionSpec::Mss(mss) => options.max_seg_size = Some(*mss),
+            TcpOptionSpec::WindowScale(shift) => options.window_scale = Some(*shift),
+            TcpOptionSpec::SackPermitted => options.sack_permitted = true,
+            TcpOptionSpec::Sack(blocks) => {
+                for (left, right) in blocks {
+                    options.sack_blocks.push(
+                        SeqNum::new(left.wrapping_add(sack_offset)),
+                        SeqNum::new(right.wrapping_add(sack_offset)),
+                    );
+                }
+            }
+            TcpOptionSpec::Timestamps { val, ecr: echoed } => {
+                options.timestamps = Some(Timestamps {
+                    tsval: *val,
+                    tsecr: ecr(*echoed),
+                });
+            }
+            TcpOptionSpec::Unsupported(name) => return Err(name),
         }
     }
-    if text.is_empty() {
-        text.push('-');
+    Ok(options)
+}
+
+/// packetdrill's flag letters: the wire crate's, with `-` for none.
+fn flags_text(flags: TcpFlags) -> String {
+    if flags.bits() == 0 {
+        "-".to_string()
+    } else {
+        flags.to_string()
     }
-    text
 }
 
 fn options_text(options: &TcpOptions<'_>) -> String {
