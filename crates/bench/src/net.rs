@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use rawtcp::core::{Config, Ipv4Cidr};
 use rawtcp::netio::{AfPacket, AfPacketConfig, MemLinkEnd};
+
+use crate::run::Backend;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A side's TCP: the kernel of the namespace the calling thread is in, or a rawtcp stack.
@@ -63,6 +65,21 @@ impl Net {
                 .spawn()
                 .await?,
         ))
+    }
+
+    /// A side's TCP: the kernel's of the calling thread's namespace, or a rawtcp stack as
+    /// [`Net::rawtcp_on`] makes one.
+    pub(crate) async fn of(
+        backend: Backend,
+        iface: &str,
+        addr: Ipv4Addr,
+        seed: u64,
+        packet_buffer: usize,
+    ) -> io::Result<Net> {
+        match backend {
+            Backend::Kernel => Ok(Net::Kernel),
+            Backend::Rawtcp => Net::rawtcp_on(iface, addr, seed, packet_buffer).await,
+        }
     }
 
     /// A rawtcp stack on one end of an in-memory link, owning `addr`/24.

@@ -201,10 +201,7 @@ fn run_veth(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
         move || async move {
-            let net = match pair.server {
-                Backend::Kernel => Net::Kernel,
-                Backend::Rawtcp => Net::rawtcp_on("p0", SERVER, seed, buffer).await?,
-            };
+            let net = Net::of(pair.server, "p0", SERVER, seed, buffer).await?;
             match scenario::bind(&net, SERVER, port, case).await {
                 Ok(bound) => {
                     let _ = ready_tx.send(Ok(()));
@@ -230,10 +227,9 @@ fn run_veth(
         Some(bed.client_ns.name().to_string()),
         settings.pin.then_some(0),
         move || async move {
-            let (net, ends) = match pair.client {
-                Backend::Kernel => (Net::Kernel, 0),
-                Backend::Rawtcp => (Net::rawtcp_on("d0", CLIENT, seed, buffer).await?, 1),
-            };
+            let net = Net::of(pair.client, "d0", CLIENT, seed, buffer).await?;
+            // The rawtcp stacks this thread drives, for the memory figure of `conns`.
+            let ends = usize::from(pair.client == Backend::Rawtcp);
             let result =
                 scenario::client(&net, SocketAddrV4::new(SERVER, port), case, timing, ends).await;
             let driver = net.shutdown().await;
@@ -367,10 +363,7 @@ fn soak_veth(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
         move || async move {
-            let net = match pair.server {
-                Backend::Kernel => Net::Kernel,
-                Backend::Rawtcp => Net::rawtcp_on("p0", SERVER, seed, buffer).await?,
-            };
+            let net = Net::of(pair.server, "p0", SERVER, seed, buffer).await?;
             let result = match net.bind(SocketAddrV4::new(SERVER, BASE_PORT)).await {
                 Ok(listener) => {
                     let _ = ready_tx.send(Ok(()));
@@ -397,10 +390,7 @@ fn soak_veth(
         Some(bed.client_ns.name().to_string()),
         settings.pin.then_some(0),
         move || async move {
-            let net = match pair.client {
-                Backend::Kernel => Net::Kernel,
-                Backend::Rawtcp => Net::rawtcp_on("d0", CLIENT, seed, buffer).await?,
-            };
+            let net = Net::of(pair.client, "d0", CLIENT, seed, buffer).await?;
             let at = SocketAddrV4::new(SERVER, BASE_PORT);
             let (result, elapsed) = soak::timed(soak::client(&net, at, spec)).await;
             net.shutdown().await;
