@@ -8,48 +8,20 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use rawtcp::core::{Config, ConflictDetection, Ipv4Cidr};
 use rawtcp::netio::testbed::{VethBed, VethConfig, have_root};
 use rawtcp::netio::{AfPacket, Device, FrameBatch, netns};
 use rawtcp::wire::arp::{self, ArpRepr, Operation};
 use rawtcp::wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
 use rawtcp::{Stack, TcpListener};
 
+mod common;
+use common::{in_namespace, stack_on};
+
 const OURS: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 
-/// A stack owning `address`/24 on `d0`, conflict detection on with RFC 5227's delays scaled
-/// to 20 ms a second (a claim takes 80–140 ms instead of 4–7 s).
+/// A stack owning `address`/24 on `d0` (see [`stack_on`]).
 async fn stack_on_d0(address: Ipv4Addr) -> std::io::Result<Stack> {
-    let device = AfPacket::open("d0")?;
-    let mut config = Config::new(device.mac(), Ipv4Cidr::new(address, 24));
-    config.conflict_detection = ConflictDetection::scaled(Duration::from_millis(20));
-    config.seed = u64::from(std::process::id()) ^ u64::from(u32::from(address));
-    Stack::builder()
-        .device(device)
-        .ipv4(address, 24)
-        .config(config)
-        .spawn()
-        .await
-}
-
-/// Runs `body` on a current-thread runtime in a thread inside namespace `ns`.
-fn in_namespace<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
-    ns: &str,
-    body: impl FnOnce() -> F + Send + 'static,
-) -> thread::JoinHandle<T> {
-    let ns = ns.to_string();
-    thread::spawn(move || {
-        netns::enter(&ns).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            tokio::time::timeout(Duration::from_secs(30), body())
-                .await
-                .expect("finished within 30 s")
-        })
-    })
+    stack_on(AfPacket::open("d0")?, address).await
 }
 
 #[test]

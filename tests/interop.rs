@@ -6,14 +6,13 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Command, Stdio};
 use std::thread;
 
-use std::time::Duration;
-
-use rawtcp::core::{Config, ConflictDetection, Ipv4Cidr};
 use rawtcp::netio::testbed::{VethBed, VethConfig, have_root};
 use rawtcp::netio::{AfPacket, netns};
-use rawtcp::wire::ethernet::EthernetAddress;
 use rawtcp::{Stack, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+use common::{in_namespace, stack_on};
 
 const OURS: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
@@ -43,29 +42,9 @@ c.close()
 print("OK" if ok else "BAD %d" % len(got), flush=True)
 "#;
 
-/// RFC 5227's delays with a second scaled down to 20 ms: a start probes and announces as on
-/// any link (4–7 s become 80–140 ms). The namespaces are the test's own.
-fn quick_probes(mac: EthernetAddress, address: Ipv4Addr) -> Config {
-    let mut config = Config::new(mac, Ipv4Cidr::new(address, 24));
-    config.conflict_detection = ConflictDetection::scaled(Duration::from_millis(20));
-    config.seed = u64::from(std::process::id());
-    config
-}
-
 /// A stack owning 10.9.0.2/24 on `device`, conflict detection on with quick probes.
 async fn our_stack(device: AfPacket) -> std::io::Result<Stack> {
     stack_on(device, OURS).await
-}
-
-/// A stack owning `address`/24 on `device`, conflict detection on with quick probes.
-async fn stack_on(device: AfPacket, address: Ipv4Addr) -> std::io::Result<Stack> {
-    let config = quick_probes(device.mac(), address);
-    Stack::builder()
-        .device(device)
-        .ipv4(address, 24)
-        .config(config)
-        .spawn()
-        .await
 }
 
 /// Kills the kernel-side program if the test fails before it ends.
@@ -488,19 +467,9 @@ fn on_our_side<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
     bed: &VethBed,
     body: impl FnOnce(Stack) -> F + Send + 'static,
 ) -> thread::JoinHandle<T> {
-    let dut = bed.dut.name().to_string();
-    thread::spawn(move || {
-        netns::enter(&dut).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let stack = our_stack(AfPacket::open("d0").unwrap()).await.unwrap();
-            tokio::time::timeout(std::time::Duration::from_secs(30), body(stack))
-                .await
-                .expect("finished within 30 s")
-        })
+    in_namespace(bed.dut.name(), move || async move {
+        let stack = our_stack(AfPacket::open("d0").unwrap()).await.unwrap();
+        body(stack).await
     })
 }
 

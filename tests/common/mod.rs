@@ -1,10 +1,13 @@
-//! What the in-memory facade tests share: the two addresses and a pair of stacks.
+//! What the facade's tests share: for the in-memory ones the two addresses and a pair of
+//! stacks; for those in network namespaces a stack on AF_PACKET and a thread in a namespace.
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use rawtcp::Stack;
-use rawtcp::netio::MemLinkEnd;
+use rawtcp::core::{Config, ConflictDetection, Ipv4Cidr};
+use rawtcp::netio::{AfPacket, MemLinkEnd, netns};
 
 /// The server's address on the in-memory link.
 pub(crate) const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
@@ -27,4 +30,39 @@ pub(crate) async fn stacks_on(left: MemLinkEnd, right: MemLinkEnd) -> (Stack, St
         .await
         .expect("a MemLink stack starts");
     (client, server)
+}
+
+/// A stack owning `address`/24 on `device`, conflict detection on with RFC 5227's delays
+/// scaled to 20 ms a second (a claim takes 80–140 ms instead of 4–7 s), seeded by this
+/// process and the address (two stacks of one test draw apart).
+pub(crate) async fn stack_on(device: AfPacket, address: Ipv4Addr) -> std::io::Result<Stack> {
+    let mut config = Config::new(device.mac(), Ipv4Cidr::new(address, 24));
+    config.conflict_detection = ConflictDetection::scaled(Duration::from_millis(20));
+    config.seed = u64::from(std::process::id()) ^ u64::from(u32::from(address));
+    Stack::builder()
+        .device(device)
+        .ipv4(address, 24)
+        .config(config)
+        .spawn()
+        .await
+}
+
+/// Runs `body` on a current-thread runtime in a thread inside namespace `ns`, within 30 s.
+pub(crate) fn in_namespace<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+    ns: &str,
+    body: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        netns::enter(&ns).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), body())
+                .await
+                .expect("finished within 30 s")
+        })
+    })
 }
