@@ -28,9 +28,12 @@ impl Wakers {
         }
     }
 
-    /// Wakes and forgets every waiting task.
+    /// Wakes and forgets every waiting task. The list's memory goes too: most connections
+    /// sit idle with nobody waiting, and the next wait allocates it again.
     pub(crate) fn wake_all(&mut self) {
-        self.0.drain(..).for_each(Waker::wake);
+        std::mem::take(&mut self.0)
+            .into_iter()
+            .for_each(Waker::wake);
     }
 }
 
@@ -51,10 +54,69 @@ pub(crate) struct ConnWakers {
     pub(crate) error_taken: bool,
 }
 
+/// The facade's state per connection, in a table indexed by the engine's slot
+/// ([`ConnectionId::slot`]): no hashing, and no more room than the engine's own slab.
+#[derive(Debug, Default)]
+pub(crate) struct ConnTable {
+    slots: Vec<Option<(ConnectionId, ConnWakers)>>,
+}
+
+impl ConnTable {
+    pub(crate) fn get(&self, id: ConnectionId) -> Option<&ConnWakers> {
+        match self.slots.get(id.slot()) {
+            Some(Some((held, wakers))) if *held == id => Some(wakers),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ConnectionId) -> Option<&mut ConnWakers> {
+        match self.slots.get_mut(id.slot()) {
+            Some(Some((held, wakers))) if *held == id => Some(wakers),
+            _ => None,
+        }
+    }
+
+    /// The state of `id`, new if it has none (or if its slot still holds a connection
+    /// that is gone).
+    pub(crate) fn entry(&mut self, id: ConnectionId) -> &mut ConnWakers {
+        let slot = id.slot();
+        if slot >= self.slots.len() {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        let entry = &mut self.slots[slot];
+        if !matches!(entry, Some((held, _)) if *held == id) {
+            *entry = Some((id, ConnWakers::default()));
+        }
+        match entry {
+            Some((_, wakers)) => wakers,
+            None => unreachable!("the slot was filled above"),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: ConnectionId) -> Option<ConnWakers> {
+        let entry = self.slots.get_mut(id.slot())?;
+        match entry {
+            Some((held, _)) if *held == id => entry.take().map(|(_, wakers)| wakers),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (ConnectionId, &ConnWakers)> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|(id, wakers)| (*id, wakers))
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut ConnWakers> {
+        self.slots.iter_mut().flatten().map(|(_, wakers)| wakers)
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) engine: rawtcp_core::Stack,
-    pub(crate) conns: HashMap<ConnectionId, ConnWakers>,
+    pub(crate) conns: ConnTable,
     /// Tasks waiting in `accept`, several per listener when it is shared.
     pub(crate) listeners: HashMap<ListenerId, Wakers>,
     /// [`Stack::shutdown`] was called: listeners are gone, connections are closing, and no
@@ -651,7 +713,7 @@ impl<D: Device + DeviceMac + Send + 'static> Builder<D> {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 engine,
-                conns: HashMap::new(),
+                conns: ConnTable::default(),
                 listeners: HashMap::new(),
                 shutting_down: false,
                 stopped: false,
@@ -751,7 +813,7 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, device: D) {
     inner.stopped = true;
     // Ends every state_changes() stream.
     inner.watchers = None;
-    for (_, wakers) in inner.conns.iter_mut() {
+    for wakers in inner.conns.iter_mut() {
         wakers.read.wake_all();
         wakers.write.wake_all();
     }
@@ -945,7 +1007,7 @@ fn close_all(stack: &Shared, inner: &mut Inner) {
     }
     // Connections whose stream was dropped are closing already; the rest still have a
     // stream (or a connect in progress).
-    for (&id, slot) in inner.conns.iter() {
+    for (id, slot) in inner.conns.iter() {
         let _ = if slot.reset_on_close {
             inner.engine.tcp_abort(now, id)
         } else {
@@ -978,17 +1040,17 @@ fn dispatch(stack: &Shared, inner: &mut Inner) {
     while let Some(event) = inner.engine.poll_event() {
         match event {
             Event::Readable(id) => {
-                if let Some(wakers) = inner.conns.get_mut(&id) {
+                if let Some(wakers) = inner.conns.get_mut(id) {
                     wakers.read.wake_all();
                 }
             }
             Event::Writable(id) => {
-                if let Some(wakers) = inner.conns.get_mut(&id) {
+                if let Some(wakers) = inner.conns.get_mut(id) {
                     wakers.write.wake_all();
                 }
             }
             Event::Connected(id) | Event::Error(id, _) | Event::Closed(id) => {
-                if let Some(wakers) = inner.conns.get_mut(&id) {
+                if let Some(wakers) = inner.conns.get_mut(id) {
                     wakers.read.wake_all();
                     wakers.write.wake_all();
                 }

@@ -122,7 +122,7 @@ impl TcpListener {
                     .tcp_info(id)
                     .map(|i| i.remote)
                     .ok_or_else(|| tcp_error(TcpError::InvalidHandle))?;
-                inner.conns.entry(id).or_default();
+                inner.conns.entry(id);
                 Poll::Ready(Ok((TcpStream::new(self.stack.clone(), id), peer)))
             }
             None => {
@@ -210,7 +210,7 @@ impl TcpStream {
         if inner.stopped {
             return Err(tcp_error(TcpError::InvalidHandle));
         }
-        let conn = inner.conns.entry(self.id).or_default();
+        let conn = inner.conns.entry(self.id);
         conn.reset_on_close = linger == Some(std::time::Duration::ZERO);
         conn.linger = linger;
         Ok(())
@@ -227,7 +227,7 @@ impl TcpStream {
     /// ```
     pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
         let inner = self.stack.shared.lock();
-        Ok(inner.conns.get(&self.id).and_then(|c| c.linger))
+        Ok(inner.conns.get(self.id).and_then(|c| c.linger))
     }
 
     /// The error that ended the connection, if one did, once: like SO_ERROR, taking it clears
@@ -246,7 +246,7 @@ impl TcpStream {
         let Some(error) = inner.engine.tcp_error(self.id) else {
             return Ok(None);
         };
-        let conn = inner.conns.entry(self.id).or_default();
+        let conn = inner.conns.entry(self.id);
         if std::mem::replace(&mut conn.error_taken, true) {
             return Ok(None);
         }
@@ -297,7 +297,7 @@ impl TcpStream {
                 .engine
                 .tcp_connect(now, addr, None)
                 .map_err(tcp_error)?;
-            inner.conns.entry(id).or_default();
+            inner.conns.entry(id);
             id
         };
         shared.notify.notify_one();
@@ -309,12 +309,7 @@ impl TcpStream {
             }
             match inner.engine.tcp_state(id) {
                 Some(State::SynSent | State::SynReceived) => {
-                    inner
-                        .conns
-                        .entry(id)
-                        .or_default()
-                        .write
-                        .register(cx.waker());
+                    inner.conns.entry(id).write.register(cx.waker());
                     Poll::Pending
                 }
                 Some(_) => Poll::Ready(Ok(())),
@@ -457,7 +452,7 @@ impl TcpStream {
         let result = op(&mut inner.engine, now, self.id);
         match (&result, wait) {
             (Err(TcpError::WouldBlock), Some((waker, wait))) => {
-                let wakers = inner.conns.entry(self.id).or_default();
+                let wakers = inner.conns.entry(self.id);
                 let slot = match wait {
                     Wait::Read => &mut wakers.read,
                     Wait::Write => &mut wakers.write,
@@ -556,12 +551,7 @@ impl TcpStream {
         if peer_finished {
             return Poll::Ready(Ok(0));
         }
-        inner
-            .conns
-            .entry(self.id)
-            .or_default()
-            .read
-            .register(cx.waker());
+        inner.conns.entry(self.id).read.register(cx.waker());
         Poll::Pending
     }
 
@@ -830,7 +820,7 @@ impl Drop for TcpStream {
         let mut inner = shared.lock();
         let reset = inner
             .conns
-            .remove(&self.id)
+            .remove(self.id)
             .is_some_and(|c| c.reset_on_close);
         if reset {
             let _ = inner.engine.tcp_abort(now, self.id);

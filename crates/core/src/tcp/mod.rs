@@ -44,6 +44,15 @@ pub struct ConnectionId {
     generation: u32,
 }
 
+impl ConnectionId {
+    /// The connection's slot in the stack's table: small and dense, and reused once the
+    /// connection is gone (the id as a whole never is). For tables beside the engine's, so
+    /// they need not hash.
+    pub fn slot(self) -> usize {
+        self.index as usize
+    }
+}
+
 /// A listening socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerId(u32);
