@@ -254,6 +254,26 @@ pub struct TcpConfig {
     /// loss suspected, a probe segment goes out after 2·SRTT (or when the retransmission
     /// timer would fire, if sooner) instead of waiting for the timer's window collapse.
     pub tail_loss_probe: bool,
+    /// RFC 1337 ("TIME-WAIT assassination"): a RST received in TIME-WAIT is ignored, and the
+    /// 2·MSL wait runs out as usual. On by default (Linux's `tcp_rfc1337` defaults to 0: its
+    /// TIME-WAIT ends on an acceptable RST, as RFC 9293 §3.10.7.4 allows). `false` lets such a
+    /// RST end TIME-WAIT.
+    pub rfc1337: bool,
+    /// The least send MSS, whatever the peer offers or path MTU discovery finds (Linux's
+    /// `tcp_min_snd_mss`, 48): tiny segments cost a header each.
+    pub min_snd_mss: usize,
+    /// The least path MTU an ICMP fragmentation-needed may set (RFC 1191; Linux's
+    /// `net.ipv4.route.min_pmtu`, 552): an ICMP claiming a smaller next-hop MTU lowers the
+    /// path MTU to this, so a spoofed one cannot force tiny segments.
+    pub min_path_mtu: usize,
+    /// Challenge ACKs (RFC 5961 §3.2, §4.2, §5.2) the whole host sends per second at most,
+    /// beside the per-connection limit of one per 500 ms (Linux's `tcp_invalid_ratelimit`).
+    /// Each second's budget is drawn at random from `limit/2 .. limit/2 + limit`, as Linux
+    /// (4.7 to 5.19) does since CVE-2016-5696, so an off-path attacker cannot count the ACKs
+    /// left to learn which of its guesses hit a connection (Linux's
+    /// `tcp_challenge_ack_limit`, 1000 in those kernels; since 6.0 unlimited by default).
+    /// 0 means no host-wide limit.
+    pub challenge_ack_limit: u32,
 }
 
 impl Default for TcpConfig {
@@ -284,6 +304,10 @@ impl Default for TcpConfig {
             test_iss: None,
             congestion_control: crate::tcp::CongestionAlgorithm::Cubic,
             tail_loss_probe: true,
+            rfc1337: true,
+            min_snd_mss: 48,
+            min_path_mtu: 552,
+            challenge_ack_limit: 1000,
         }
     }
 }
@@ -313,6 +337,13 @@ pub struct Config {
     pub icmp_error_rate: u32,
     /// Burst of ICMP error messages allowed above the rate.
     pub icmp_error_burst: u32,
+    /// RSTs sent per second at most for segments that reach no connection or listener
+    /// (RFC 9293 §3.5.2, group 1): a flood of segments from spoofed sources must not turn
+    /// the host into a reflector. 0 sends none. A token bucket as for ICMP errors; Linux has
+    /// no such limit, FreeBSD counts these RSTs under `net.inet.icmp.icmplim` (200/s).
+    pub reset_rate: u32,
+    /// Burst of such RSTs allowed above the rate.
+    pub reset_burst: u32,
     /// TCP behaviour.
     pub tcp: TcpConfig,
     /// Events held for [`Stack::poll_event`](crate::Stack::poll_event) at most. Beyond it the
@@ -338,6 +369,8 @@ impl Config {
             reassembly: ReassemblyConfig::default(),
             icmp_error_rate: 100,
             icmp_error_burst: 10,
+            reset_rate: 1000,
+            reset_burst: 50,
             tcp: TcpConfig::default(),
             event_queue_limit: 65_536,
         }

@@ -118,7 +118,14 @@ impl Stack {
         // The probe delays draw from a stream of their own, so turning detection on or off
         // changes no other random choice (ISNs, ports) of the same seed.
         let detector_seed = Rng::new(config.seed ^ 0x5227_5227_5227_5227).next_u64();
-        let iface = Interface::new(&config, rng.next_u64() as u16, detector_seed);
+        // The challenge-ACK budget too: its draws depend on what arrives.
+        let challenge_seed = Rng::new(config.seed ^ 0x5961_5961_5961_5961).next_u64();
+        let iface = Interface::new(
+            &config,
+            rng.next_u64() as u16,
+            detector_seed,
+            challenge_seed,
+        );
         let tcp = Tcp::new(
             config.tcp.clone(),
             config.ipv4.address,
@@ -456,6 +463,16 @@ impl Stack {
     /// Shuts down the write side: a FIN follows the queued data; reading goes on.
     pub fn tcp_shutdown(&mut self, now: Instant, id: ConnectionId) -> Result<(), TcpError> {
         let result = self.tcp.with_conn(id, now, |conn| conn.shutdown());
+        self.collect_events();
+        result
+    }
+
+    /// Shuts down the read side (shutdown(SHUT_RD)): data already received may still be
+    /// read, but data that arrives from now on is answered with a reset and ends the
+    /// connection (RFC 1122 §4.2.2.13; Linux resets only once its FIN is out, and queues
+    /// such data in ESTABLISHED).
+    pub fn tcp_shutdown_read(&mut self, now: Instant, id: ConnectionId) -> Result<(), TcpError> {
+        let result = self.tcp.with_conn(id, now, |conn| conn.shutdown_read());
         self.collect_events();
         result
     }

@@ -7,6 +7,7 @@
 
 mod arp;
 pub(crate) mod conflict;
+pub(crate) mod ratelimit;
 mod reassembly;
 pub(crate) mod stats;
 
@@ -22,10 +23,11 @@ use rawtcp_wire::{Error as WireError, RxChecksum, SeqNum, TxChecksum};
 
 use crate::config::Config;
 use crate::sink::FrameSink;
-use crate::tcp::{IcmpErrorKind, Tcp};
+use crate::tcp::{IcmpErrorKind, IcmpOutcome, Tcp};
 use crate::{Event, Instant};
 use arp::{ArpTable, Queued};
 use conflict::{AddressState, Broadcast, Detector, Progress, Verdict};
+use ratelimit::{ChallengeAckBudget, TokenBucket};
 use reassembly::{Fragment, FragmentKey, Reassembly};
 use stats::{DropReason, InterfaceStats};
 
@@ -77,10 +79,12 @@ pub(crate) struct Interface {
     gateway: Option<Ipv4Addr>,
     mtu: usize,
     ttl: u8,
-    icmp_error_rate: u32,
-    icmp_error_burst: u32,
-    icmp_tokens: u32,
-    icmp_refilled_at: Instant,
+    /// ICMP errors we may send (RFC 1812 §4.3.2.8).
+    icmp_errors: TokenBucket,
+    /// RSTs we may send for segments that reach no connection.
+    resets: TokenBucket,
+    /// Challenge ACKs the host may send (RFC 5961 §7).
+    challenge_acks: ChallengeAckBudget,
     next_ident: u16,
     arp: ArpTable,
     arp_replies: VecDeque<ArpRepr>,
@@ -92,8 +96,14 @@ pub(crate) struct Interface {
 }
 
 impl Interface {
-    /// `detector_seed` drives the random delays of address probing.
-    pub(crate) fn new(config: &Config, ident_seed: u16, detector_seed: u64) -> Interface {
+    /// `detector_seed` drives the random delays of address probing, `challenge_seed` the
+    /// challenge-ACK budget.
+    pub(crate) fn new(
+        config: &Config,
+        ident_seed: u16,
+        detector_seed: u64,
+        challenge_seed: u64,
+    ) -> Interface {
         Interface {
             mac: config.mac,
             address: config.ipv4.address,
@@ -101,10 +111,9 @@ impl Interface {
             gateway: config.gateway,
             mtu: config.mtu,
             ttl: config.ttl,
-            icmp_error_rate: config.icmp_error_rate,
-            icmp_error_burst: config.icmp_error_burst,
-            icmp_tokens: config.icmp_error_burst,
-            icmp_refilled_at: Instant::ZERO,
+            icmp_errors: TokenBucket::new(config.icmp_error_rate, config.icmp_error_burst),
+            resets: TokenBucket::new(config.reset_rate, config.reset_burst),
+            challenge_acks: ChallengeAckBudget::new(config.tcp.challenge_ack_limit, challenge_seed),
             next_ident: ident_seed,
             arp: ArpTable::new(config.arp.clone()),
             arp_replies: VecDeque::new(),
@@ -356,9 +365,21 @@ impl Interface {
                 if to_broadcast {
                     return self.stats.drop(DropReason::TcpToBroadcast);
                 }
+                let suppressed = self.challenge_acks.suppressed;
+                let taken = tcp.handle_segment(
+                    now,
+                    header.src_addr,
+                    header.dst_addr,
+                    &repr,
+                    &mut self.challenge_acks,
+                );
+                self.stats.drop_n(
+                    DropReason::ChallengeAckRateLimited,
+                    self.challenge_acks.suppressed - suppressed,
+                );
                 // No connection and no listener takes the segment: RFC 9293 §3.5.2, group 1.
-                if !tcp.handle_segment(now, header.src_addr, header.dst_addr, &repr) {
-                    self.send_reset(header.src_addr, &repr);
+                if !taken {
+                    self.send_reset(now, header.src_addr, &repr);
                 }
             }
             IpProtocol::Udp => self.send_icmp_error(now, received, DstUnreachable::PortUnreachable),
@@ -464,17 +485,24 @@ impl Interface {
         let remote =
             std::net::SocketAddrV4::new(quoted.dst_addr, u16::from_be_bytes([data[2], data[3]]));
         let seq = SeqNum::new(u32::from_be_bytes([data[4], data[5], data[6], data[7]]));
-        if !tcp.handle_icmp_error(now, local, remote, seq, kind) {
-            self.stats.drop(DropReason::IcmpUnmatched);
+        match tcp.handle_icmp_error(now, local, remote, seq, kind) {
+            IcmpOutcome::Taken => {}
+            IcmpOutcome::Unmatched => self.stats.drop(DropReason::IcmpUnmatched),
+            IcmpOutcome::NotInFlight => self.stats.drop(DropReason::IcmpNotInFlight),
         }
     }
 
     /// RFC 9293 §3.5.2, reset generation when no connection exists: a segment with RST is
     /// dropped; one with ACK gets <SEQ=SEG.ACK><CTL=RST>; any other gets
     /// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-    fn send_reset(&mut self, peer: Ipv4Addr, segment: &TcpRepr<'_>) {
+    /// Within the host's RST rate limit: the source of such a segment may be spoofed, and
+    /// an unlimited answer would make us a reflector.
+    fn send_reset(&mut self, now: Instant, peer: Ipv4Addr, segment: &TcpRepr<'_>) {
         if segment.flags.rst() {
             return;
+        }
+        if !self.resets.take(now) {
+            return self.stats.drop(DropReason::ResetRateLimited);
         }
         let (seq_number, ack_number, flags) = if segment.flags.ack() {
             (segment.ack_number, SeqNum::new(0), TcpFlags::RST)
@@ -506,25 +534,6 @@ impl Interface {
                 TxChecksum::Full,
             );
         });
-    }
-
-    /// Takes an ICMP error token (RFC 1812 §4.3.2.8 rate limiting, a token bucket).
-    fn icmp_error_allowed(&mut self, now: Instant) -> bool {
-        if self.icmp_error_rate == 0 {
-            return false;
-        }
-        let elapsed = now.saturating_duration_since(self.icmp_refilled_at);
-        let per_token = 1_000_000 / u64::from(self.icmp_error_rate);
-        let earned = (elapsed.as_micros() as u64 / per_token.max(1)) as u32;
-        if earned > 0 {
-            self.icmp_tokens = (self.icmp_tokens + earned).min(self.icmp_error_burst);
-            self.icmp_refilled_at = now;
-        }
-        if self.icmp_tokens == 0 {
-            return false;
-        }
-        self.icmp_tokens -= 1;
-        true
     }
 
     /// Answers a datagram with destination unreachable, unless RFC 1122 §3.2.2 forbids it: not
@@ -562,7 +571,7 @@ impl Interface {
         dst: Ipv4Addr,
         build: impl FnOnce(Ipv4Repr<'q>, &'q [u8]) -> Icmpv4Repr<'q>,
     ) {
-        if !self.icmp_error_allowed(now) {
+        if !self.icmp_errors.take(now) {
             return self.stats.drop(DropReason::IcmpRateLimited);
         }
         let Ok((quoted, rest)) = Ipv4Repr::parse_quoted(raw) else {

@@ -63,6 +63,9 @@ drop_reasons! {
     IcmpUnsupported => "icmp-unsupported",
     /// An ICMP error quoting no connection of ours.
     IcmpUnmatched => "icmp-unmatched",
+    /// An ICMP error quoting a sequence number our connection does not have in flight
+    /// (RFC 5927 §4.1): forged, or about a segment long acknowledged.
+    IcmpNotInFlight => "icmp-not-in-flight",
     /// An echo request to a broadcast address (ignored, as Linux does by default).
     EchoToBroadcast => "echo-to-broadcast",
     /// An echo reply would not fit in one frame.
@@ -75,6 +78,12 @@ drop_reasons! {
     TcpToBroadcast => "tcp-to-broadcast",
     /// An ICMP error we would have sent, over the rate limit.
     IcmpRateLimited => "icmp-rate-limited",
+    /// A RST we would have sent for a segment that reached no connection, over the rate
+    /// limit ([`Config::reset_rate`](crate::Config::reset_rate)).
+    ResetRateLimited => "reset-rate-limited",
+    /// A challenge ACK (RFC 5961) we would have sent, over the host-wide budget
+    /// ([`TcpConfig::challenge_ack_limit`](crate::TcpConfig::challenge_ack_limit)).
+    ChallengeAckRateLimited => "challenge-ack-rate-limited",
     /// No route to the destination (off the subnet, no gateway).
     NoRoute => "no-route",
     /// Datagrams waiting for ARP dropped when the neighbour did not answer.

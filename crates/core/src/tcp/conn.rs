@@ -13,6 +13,7 @@ use rawtcp_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::congestion::{Acked, CongestionControl, initial_window};
+use super::paws::TsRecent;
 use super::recovery::{AckContext, CongestionState, LossRecovery, Retransmission};
 use super::rtt::RttEstimator;
 use super::state::State;
@@ -20,10 +21,8 @@ use super::timers::{Timer, TimerTable};
 use super::{Cause, ConnError, ConnEvent, ConnectionStats, ListenerId};
 use crate::Instant;
 use crate::config::{Keepalive, TcpConfig};
+use crate::iface::ratelimit::ChallengeAckBudget;
 
-/// The smallest MSS we accept from a peer (RFC 9293 §3.7.1: IPv4 default 536; Linux floors at
-/// 88; we floor at 64 to bound per-segment overhead).
-const MIN_MSS: usize = 64;
 /// RFC 9293 §3.7.1: the send MSS when the peer offers none.
 const DEFAULT_MSS: usize = 536;
 
@@ -125,6 +124,8 @@ pub(crate) struct Connection {
     pub(crate) app_owned: bool,
     /// The application closed the connection (no more reads or writes).
     pub(crate) app_closed: bool,
+    /// The application shut down its read side: new data is answered with a reset.
+    read_closed: bool,
     /// Opened by us (connect) rather than by a peer's SYN.
     pub(crate) active: bool,
 
@@ -167,7 +168,9 @@ pub(crate) struct Connection {
     snd_wscale: u8,
     rcv_wscale: u8,
     ts_enabled: bool,
-    ts_recent: u32,
+    ts_recent: TsRecent,
+    /// The acknowledgment number of our last ACK (RFC 7323 §4.3's Last.ACK.sent).
+    last_ack_sent: SeqNum,
     ts_offset: u32,
     sack_permitted: bool,
     offer_wscale: bool,
@@ -261,7 +264,7 @@ impl Connection {
         ts_offset: u32,
         now: Instant,
     ) -> Connection {
-        let our_mss = mtu.saturating_sub(40).max(MIN_MSS);
+        let our_mss = mtu.saturating_sub(40).max(config.min_snd_mss);
         Connection {
             local,
             remote,
@@ -269,6 +272,7 @@ impl Connection {
             listener: None,
             app_owned: false,
             app_closed: false,
+            read_closed: false,
             active: false,
             iss,
             syn_acked: false,
@@ -295,7 +299,8 @@ impl Connection {
             snd_wscale: 0,
             rcv_wscale: 0,
             ts_enabled: false,
-            ts_recent: 0,
+            ts_recent: TsRecent::new(0, now),
+            last_ack_sent: SeqNum::new(0),
             ts_offset,
             sack_permitted: false,
             offer_wscale: config.window_scaling,
@@ -371,7 +376,7 @@ impl Connection {
         conn.passive_syn_retries = true;
         conn.irs = syn.seq_number;
         conn.rcv_nxt = syn.seq_number + 1;
-        conn.take_syn_options(syn);
+        conn.take_syn_options(now, syn);
         // RFC 7323 §2.2: the window in a SYN is never scaled.
         conn.snd_wnd = u32::from(syn.window_len);
         conn.max_snd_wnd = conn.snd_wnd;
@@ -382,11 +387,13 @@ impl Connection {
     }
 
     /// Takes the options of the peer's SYN: MSS, window scale, timestamps, SACK-permitted.
-    fn take_syn_options(&mut self, syn: &TcpRepr<'_>) {
+    fn take_syn_options(&mut self, now: Instant, syn: &TcpRepr<'_>) {
         let options = &syn.options;
         // RFC 9293 §3.7.1: 536 when the peer sends no MSS; never more than we offer to send.
         let peer_mss = options.max_seg_size.map_or(DEFAULT_MSS, usize::from);
-        self.mss = peer_mss.min(self.our_mss).max(MIN_MSS);
+        self.mss = peer_mss.min(self.our_mss).max(self.config.min_snd_mss);
+        // The SYN is acknowledged by the next segment we send.
+        self.last_ack_sent = self.rcv_nxt;
         // RFC 7323 §2.2: scaling only when both SYNs carry the option; shifts above 14 are 14.
         match options.window_scale {
             Some(shift) if self.offer_wscale => {
@@ -402,7 +409,7 @@ impl Connection {
         match options.timestamps {
             Some(ts) if self.offer_ts => {
                 self.ts_enabled = true;
-                self.ts_recent = ts.tsval;
+                self.ts_recent = TsRecent::new(ts.tsval, now);
             }
             _ => {
                 self.ts_enabled = false;
@@ -478,7 +485,7 @@ impl Connection {
         }
         let newer = match seg.options.timestamps {
             Some(ts) if self.ts_enabled => {
-                let age = ts.tsval.wrapping_sub(self.ts_recent) as i32;
+                let age = ts.tsval.wrapping_sub(self.ts_recent.value()) as i32;
                 age > 0 || (age == 0 && seg.seq_number > self.rcv_nxt)
             }
             _ => seg.seq_number > self.rcv_nxt,
@@ -658,20 +665,62 @@ impl Connection {
     // ---- Segment arrival, RFC 9293 §3.10.7 ----
 
     /// Answers an unacceptable segment, or one acknowledging data never sent, with an ACK —
-    /// at most every 500 ms for segments without data (RFC 5961 §5, Linux's
+    /// at most every 500 ms for segments that carry no data or a SYN (RFC 5961 §5, Linux's
     /// tcp_oow_rate_limited): two confused peers would otherwise trade ACKs forever.
     fn out_of_window_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
-        let loop_prone = seg.payload.is_empty() && !seg.flags.syn() && !seg.flags.fin();
-        if loop_prone
-            && self
-                .last_oow_ack
-                .is_some_and(|last| now - last < Duration::from_millis(500))
-        {
-            self.stats.acks_rate_limited += 1;
+        let loop_prone = seg.segment_len() == 0 || seg.flags.syn();
+        if loop_prone && self.oow_rate_limited(now) {
             return;
         }
-        self.last_oow_ack = Some(now);
         self.ack_now = true;
+    }
+
+    /// The per-connection limit on ACKs to unacceptable segments: one per 500 ms (Linux's
+    /// tcp_invalid_ratelimit). Records the ACK when it may go.
+    fn oow_rate_limited(&mut self, now: Instant) -> bool {
+        if self
+            .last_oow_ack
+            .is_some_and(|last| now - last < Duration::from_millis(500))
+        {
+            self.stats.acks_rate_limited += 1;
+            return true;
+        }
+        self.last_oow_ack = Some(now);
+        false
+    }
+
+    /// A challenge ACK (RFC 5961 §3.2, §4.2, §5.2): <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>,
+    /// within the per-connection limit whatever the segment carries, then the host's budget
+    /// (§7; Linux's tcp_send_challenge_ack checks in the same order).
+    fn challenge_ack(&mut self, now: Instant, budget: &mut ChallengeAckBudget) {
+        if self.oow_rate_limited(now) || !budget.take(now) {
+            return;
+        }
+        self.stats.challenge_acks += 1;
+        self.ack_now = true;
+    }
+
+    /// RFC 7323 §3.2 and §5.3 R1, before the sequence number is looked at: once timestamps
+    /// are in use a segment without them is dropped silently, one whose TSval is older than
+    /// TS.Recent is dropped and answered with an ACK. A RST is exempt from both. True when
+    /// the segment was dropped.
+    fn timestamps_reject(&mut self, now: Instant, seg: &TcpRepr<'_>) -> bool {
+        if !self.ts_enabled || seg.flags.rst() {
+            return false;
+        }
+        match seg.options.timestamps {
+            None => {
+                self.stats.segments_dropped += 1;
+                true
+            }
+            Some(ts) if self.ts_recent.rejects(now, ts.tsval) => {
+                self.stats.paws_rejected += 1;
+                self.stats.segments_dropped += 1;
+                self.out_of_window_ack(now, seg);
+                true
+            }
+            Some(_) => false,
+        }
     }
 
     /// Processes a segment for this connection. Returns false when the segment completes a
@@ -682,6 +731,7 @@ impl Connection {
         now: Instant,
         seg: &TcpRepr<'_>,
         may_establish: bool,
+        challenge: &mut ChallengeAckBudget,
     ) -> bool {
         self.stats.segments_in += 1;
         self.stats.bytes_in += seg.payload.len() as u64;
@@ -706,7 +756,11 @@ impl Connection {
                 self.resend_syn = true;
             }
             return true;
-        } // TIME-WAIT (RFC 9293 §3.10.7.4, eighth step): a retransmitted FIN is acknowledged
+        }
+        if self.timestamps_reject(now, seg) {
+            return true;
+        }
+        // TIME-WAIT (RFC 9293 §3.10.7.4, eighth step): a retransmitted FIN is acknowledged
         // again and the 2·MSL wait restarts.
         if self.state == State::TimeWait
             && seg.flags.fin()
@@ -756,9 +810,13 @@ impl Connection {
         // Second: the RST bit (RFC 5961 §3.2: only an exact match resets; in-window ones get a
         // challenge ACK).
         if seg.flags.rst() {
+            if self.state == State::TimeWait && self.config.rfc1337 {
+                // RFC 1337 §3: a RST does not cut TIME-WAIT short ("TIME-WAIT assassination").
+                self.stats.segments_dropped += 1;
+                return true;
+            }
             if seg.seq_number != self.rcv_nxt {
-                self.out_of_window_ack(now, seg);
-                self.stats.challenge_acks += 1;
+                self.challenge_ack(now, challenge);
                 return true;
             }
             match self.state {
@@ -781,8 +839,7 @@ impl Connection {
                 self.enter_closed(Cause::SynReceived);
                 return true;
             }
-            self.out_of_window_ack(now, seg);
-            self.stats.challenge_acks += 1;
+            self.challenge_ack(now, challenge);
             return true;
         }
 
@@ -823,12 +880,25 @@ impl Connection {
                 self.set_state(State::FinWait1, Cause::AppClose);
             }
         }
+        // RFC 5961 §5.2: an ACK is acceptable only in SND.UNA − MAX.SND.WND ..= SND.NXT (SND.MAX
+        // here: after a go-back retransmission everything sent may be acknowledged). Any other
+        // segment is dropped, data and all.
+        if seg.ack_number > self.snd_max {
+            self.out_of_window_ack(now, seg);
+            self.stats.segments_dropped += 1;
+            return true;
+        }
+        if seg.ack_number < self.snd_una - self.max_snd_wnd {
+            self.challenge_ack(now, challenge);
+            self.stats.segments_dropped += 1;
+            return true;
+        }
         if let Some(ts) = seg.options.timestamps
             && self.ts_enabled
-            && seg.seq_number <= self.rcv_nxt
         {
-            // RFC 7323 §4.3: TS.Recent from segments that cover Last.ACK.sent.
-            self.ts_recent = ts.tsval;
+            // RFC 7323 §4.3 and §5.3 R3.
+            self.ts_recent
+                .update(now, ts.tsval, seg.seq_number, self.last_ack_sent);
         }
         self.process_ack(now, seg);
         if self.state == State::Closed {
@@ -848,6 +918,19 @@ impl Connection {
                 State::Established | State::FinWait1 | State::FinWait2
             )
         {
+            if (self.app_closed || self.read_closed)
+                && seg.seq_number + seg.payload.len() as u32 > self.rcv_nxt
+            {
+                // RFC 9293 §3.10.7.4 and RFC 1122 §4.2.2.13: new data nobody will read is
+                // lost; a RST tells the peer. Its SEQ is the peer's RCV.NXT as the segment
+                // acknowledges it, so that it is accepted (RFC 5961 §3.2), as Linux sends.
+                self.reset = Some(ResetPlan {
+                    seq: seg.ack_number,
+                    ack: None,
+                });
+                self.fail(ConnError::Reset, Cause::DataAfterClose);
+                return true;
+            }
             self.receive_data(now, seg);
             if self.take_pending_fin(now) {
                 return true;
@@ -897,7 +980,7 @@ impl Connection {
         }
         self.irs = seg.seq_number;
         self.rcv_nxt = seg.seq_number + 1;
-        self.take_syn_options(seg);
+        self.take_syn_options(now, seg);
         if ack_ok {
             // Our SYN is acknowledged: ESTABLISHED.
             self.syn_acked = true;
@@ -960,11 +1043,6 @@ impl Connection {
     /// RFC 9293 §3.10.7.4, fifth step, for synchronized states.
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
         let ack = seg.ack_number;
-        if ack > self.snd_max {
-            // Acknowledges something not yet sent: ACK and drop (RFC 9293 §3.10.7.4).
-            self.out_of_window_ack(now, seg);
-            return;
-        }
         let snd_una = self.snd_una;
         let flight = self.snd_max - self.snd_una;
         // The window limited sending: the flight filled it to within a segment.
@@ -1457,7 +1535,7 @@ impl Connection {
     fn ts_option(&self, now: Instant) -> Option<Timestamps> {
         self.ts_enabled.then(|| Timestamps {
             tsval: ts_clock(now).wrapping_add(self.ts_offset),
-            tsecr: self.ts_recent,
+            tsecr: self.ts_recent.value(),
         })
     }
 
@@ -1478,7 +1556,7 @@ impl Connection {
             timestamps: if self.offer_ts && (!answering || self.ts_enabled) {
                 Some(Timestamps {
                     tsval: ts_clock(now).wrapping_add(self.ts_offset),
-                    tsecr: if answering { self.ts_recent } else { 0 },
+                    tsecr: if answering { self.ts_recent.value() } else { 0 },
                 })
             } else {
                 None
@@ -1703,6 +1781,7 @@ impl Connection {
             PlanKind::Ack => {}
         }
         if plan.flags.ack() {
+            self.last_ack_sent = plan.ack;
             self.dsack = None;
             self.ack_now = false;
             self.timers.stop(Timer::DelayedAck);
@@ -1859,32 +1938,53 @@ impl Connection {
         self.recovery.counters
     }
 
-    /// Lowers the send MSS after an ICMP fragmentation-needed (RFC 1191).
-    pub(crate) fn lower_mtu(&mut self, mtu: usize) {
-        let mss = mtu.saturating_sub(40).max(MIN_MSS);
+    /// RFC 5927 §4.1: an ICMP error is believed only when the segment it quotes lies in
+    /// flight, SND.UNA <= SEG.SEQ < SND.NXT (SND.MAX here); a blind attacker must guess it.
+    pub(crate) fn quotes_in_flight(&self, quoted_seq: SeqNum) -> bool {
+        quoted_seq >= self.snd_una && quoted_seq < self.snd_max.max(self.snd_una + 1)
+    }
+
+    /// Lowers the send MSS after an ICMP fragmentation-needed (RFC 1191) quoting `quoted_seq`
+    /// (RFC 5927 §7: validated as any ICMP error). The MTU is taken as at least
+    /// [`TcpConfig::min_path_mtu`] and the MSS as at least [`TcpConfig::min_snd_mss`], as
+    /// Linux does, so a forged MTU cannot shrink segments to a few bytes. False when ignored.
+    pub(crate) fn lower_mtu(&mut self, mtu: usize, quoted_seq: SeqNum) -> bool {
+        if !self.quotes_in_flight(quoted_seq) {
+            return false;
+        }
+        let mtu = mtu.max(self.config.min_path_mtu);
+        let mss = mtu.saturating_sub(40).max(self.config.min_snd_mss);
         if mss < self.mss {
             self.mss = mss;
             // Resend what is in flight at the new size.
             self.snd_nxt = self.snd_una;
         }
+        true
     }
 
-    /// An ICMP error quoting this connection (RFC 9293 §3.10.7 and MUST-56).
+    /// An ICMP error quoting this connection (RFC 9293 §3.10.7 and MUST-56). False when
+    /// ignored.
     pub(crate) fn icmp_error(
         &mut self,
         error: ConnError,
         hard_in_syn_sent: bool,
         quoted_seq: SeqNum,
-    ) {
-        // RFC 5927: ignore errors quoting data not in flight.
-        if !(quoted_seq >= self.snd_una && quoted_seq < self.snd_max.max(self.snd_una + 1)) {
-            return;
+    ) -> bool {
+        if !self.quotes_in_flight(quoted_seq) {
+            return false;
         }
         if self.state == State::SynSent && hard_in_syn_sent {
             self.fail(error, Cause::IcmpError);
         } else {
             self.soft_error = Some(error);
         }
+        true
+    }
+
+    /// The application will read no more (shutdown(SHUT_RD)): data still queued may be read,
+    /// new data resets the connection (RFC 1122 §4.2.2.13).
+    pub(crate) fn shutdown_read(&mut self) {
+        self.read_closed = true;
     }
 }
 
@@ -1920,7 +2020,12 @@ mod tests {
         let syn = conn.plan().expect("the SYN");
         conn.commit(&syn, Instant::ZERO);
         let syn_ack = from_peer(PEER_ISS, iss + 1, TcpFlags::SYN | TcpFlags::ACK, &[]);
-        conn.handle_segment(Instant::from_millis(1), &syn_ack, true);
+        conn.handle_segment(
+            Instant::from_millis(1),
+            &syn_ack,
+            true,
+            &mut ChallengeAckBudget::new(0, 0),
+        );
         assert_eq!(conn.state, State::Established);
         conn
     }
@@ -1951,7 +2056,7 @@ mod tests {
         let plan = send(&mut conn, now);
         assert_eq!((plan.seq, plan.data_len), (iss, 100));
         let ack = from_peer(PEER_ISS + 1, iss + 100, TcpFlags::ACK, &[]);
-        conn.handle_segment(now, &ack, true);
+        conn.handle_segment(now, &ack, true, &mut ChallengeAckBudget::new(0, 0));
         assert_eq!(conn.stats.bytes_acked, 100, "all 100 bytes acknowledged");
         assert_eq!(conn.send_queue_len(), 0, "no acknowledged byte left behind");
         assert_eq!(conn.write(now, b"next"), 4);

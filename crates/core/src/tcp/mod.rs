@@ -11,6 +11,7 @@ mod buffer;
 mod congestion;
 pub(crate) mod conn;
 mod isn;
+mod paws;
 mod recovery;
 mod rtt;
 mod state;
@@ -32,6 +33,7 @@ pub use state::State;
 
 use crate::Instant;
 use crate::config::{Keepalive, TcpConfig};
+use crate::iface::ratelimit::ChallengeAckBudget;
 use crate::random::Rng;
 use conn::{Connection, Plan};
 use isn::{IsnGenerator, PortAllocator, siphash24};
@@ -82,6 +84,9 @@ pub enum Cause {
     AppClose,
     /// The application closed with unread data: reset (RFC 2525 §2.17).
     AppCloseWithUnreadData,
+    /// Data arrived after the application closed or shut down reading: reset (RFC 1122
+    /// §4.2.2.13).
+    DataAfterClose,
     /// The application aborted.
     AppAbort,
     /// A SYN arrived.
@@ -166,6 +171,8 @@ pub struct ConnectionStats {
     pub resets_out: u64,
     /// ACKs to out-of-window segments held back by the rate limit.
     pub acks_rate_limited: u64,
+    /// Segments dropped by PAWS (RFC 7323 §5.3): a timestamp older than TS.Recent.
+    pub paws_rejected: u64,
     /// Fast recoveries entered (three duplicate ACKs, or SACK showing SND.UNA lost).
     pub fast_recoveries: u64,
     /// RFC 6675 rescue retransmissions.
@@ -666,13 +673,15 @@ impl Tcp {
     // ---- Input ----
 
     /// A valid segment from `src` to us. Returns false when no connection or listener takes
-    /// it (the interface then answers with a reset).
+    /// it (the interface then answers with a reset). Challenge ACKs come out of `challenge`,
+    /// the host's budget.
     pub(crate) fn handle_segment(
         &mut self,
         now: Instant,
         src: Ipv4Addr,
         dst: Ipv4Addr,
         seg: &TcpRepr<'_>,
+        challenge: &mut ChallengeAckBudget,
     ) -> bool {
         let local = SocketAddrV4::new(dst, seg.dst_port);
         let remote = SocketAddrV4::new(src, seg.src_port);
@@ -701,7 +710,7 @@ impl Tcp {
                 None => true,
             };
             if let Some(conn) = self.conn_mut(id) {
-                conn.handle_segment(now, seg, may_establish);
+                conn.handle_segment(now, seg, may_establish, challenge);
             }
             self.settle(id, now);
             return true;
@@ -758,19 +767,24 @@ impl Tcp {
         remote: SocketAddrV4,
         seq: rawtcp_wire::SeqNum,
         error: IcmpErrorKind,
-    ) -> bool {
+    ) -> IcmpOutcome {
         let Some(&id) = self.table.get(&(local, remote)) else {
-            return false;
+            return IcmpOutcome::Unmatched;
         };
-        if let Some(conn) = self.conn_mut(id) {
-            match error {
-                IcmpErrorKind::FragmentationNeeded(mtu) => conn.lower_mtu(usize::from(mtu)),
-                IcmpErrorKind::Refused => conn.icmp_error(ConnError::Refused, true, seq),
-                IcmpErrorKind::Unreachable => conn.icmp_error(ConnError::Unreachable, false, seq),
-            }
-        }
+        let Some(conn) = self.conn_mut(id) else {
+            return IcmpOutcome::Unmatched;
+        };
+        let taken = match error {
+            IcmpErrorKind::FragmentationNeeded(mtu) => conn.lower_mtu(usize::from(mtu), seq),
+            IcmpErrorKind::Refused => conn.icmp_error(ConnError::Refused, true, seq),
+            IcmpErrorKind::Unreachable => conn.icmp_error(ConnError::Unreachable, false, seq),
+        };
         self.settle(id, now);
-        true
+        if taken {
+            IcmpOutcome::Taken
+        } else {
+            IcmpOutcome::NotInFlight
+        }
     }
 
     /// The neighbor `unreachable` never answered ARP: connections in SYN-SENT whose next hop
@@ -792,7 +806,8 @@ impl Tcp {
             if let Some(conn) = self.conn_mut(id)
                 && conn.state == State::SynSent
             {
-                conn.icmp_error(
+                // Always in flight: the quote is our own SND.UNA.
+                let _ = conn.icmp_error(
                     ConnError::NeighborUnreachable,
                     true,
                     conn.sequence_state().snd_una,
@@ -979,6 +994,17 @@ impl Tcp {
     ) -> Result<(), TcpError> {
         self.with_conn(id, now, |c| c.set_keepalive(keepalive, now))
     }
+}
+
+/// What became of an ICMP error handed to TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IcmpOutcome {
+    /// The connection acted on it.
+    Taken,
+    /// No connection has the quoted 4-tuple.
+    Unmatched,
+    /// The quoted sequence number is not in flight (RFC 5927 §4.1): ignored.
+    NotInFlight,
 }
 
 /// The ICMP errors TCP acts on.
