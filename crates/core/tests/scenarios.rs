@@ -980,8 +980,8 @@ fn time_wait_on_the_server_gives_way_to_a_newer_syn() {
 /// A SYN that is not newer than the TIME-WAIT incarnation (an old duplicate: the first
 /// SYN again, with its old timestamp and sequence number) does not open a connection: it is
 /// answered with an ACK for the old incarnation (RFC 9293 §3.10.7.4, RFC 5961 §4), which the
-/// client, having no such connection, resets; the reset ends TIME-WAIT as on Linux
-/// (tcp_rfc1337 = 0).
+/// client, having no such connection, resets; the reset does not end TIME-WAIT (RFC 1337,
+/// the engine's default; Linux's tcp_rfc1337 = 0 would let it).
 #[test]
 fn time_wait_keeps_an_old_duplicate_syn_out() {
     use rawtcp_wire::RxChecksum;
@@ -1010,6 +1010,13 @@ fn time_wait_keeps_an_old_duplicate_syn_out() {
         .collect();
     assert_eq!(answers, vec![(false, ACK), (true, RST)]);
     assert_eq!(sim.b.tcp_accept(listener).unwrap(), None);
+    assert!(
+        sim.b
+            .connections()
+            .iter()
+            .any(|c| c.state == rawtcp_core::State::TimeWait),
+        "the RST left TIME-WAIT running"
+    );
     assert!(
         changed(&sim.events_b, |_, _, cause| cause == Cause::TimeWaitReused).is_none(),
         "no new incarnation"

@@ -87,6 +87,8 @@ pub(crate) fn base_config(profile: Profile, addresses: &Addresses) -> Config {
     // One connection per script: no rate limit should hide an answer a script expects.
     config.icmp_error_rate = 1000;
     config.icmp_error_burst = 1000;
+    config.reset_rate = 1000;
+    config.reset_burst = 1000;
     if profile == Profile::Linux {
         let tcp = &mut config.tcp;
         tcp.rto_initial = Duration::from_secs(1);
@@ -98,6 +100,10 @@ pub(crate) fn base_config(profile: Profile, addresses: &Addresses) -> Config {
         tcp.delayed_ack = Duration::from_millis(40);
         tcp.fin_wait_2_timeout = Duration::from_secs(60);
         tcp.msl = Duration::from_secs(30);
+        // tcp_rfc1337 = 0: a RST ends TIME-WAIT.
+        tcp.rfc1337 = false;
+        // tcp_challenge_ack_limit: unlimited since Linux 6.0 (the per-socket limit stays).
+        tcp.challenge_ack_limit = 0;
         // Linux scales its window for its largest receive buffer: window scale 8 for the
         // 15 MiB tcp_rmem[2] the kernel's and Google's test setups use. The engine scales for
         // its buffer, so the buffer is that large (it is allocated as data arrives).
@@ -312,6 +318,18 @@ fn apply_sysctl(
         // Linux: 0 off, 1-2 early retransmit (not in the engine), 3-4 with the tail loss
         // probe (RFC 8985 §7).
         "net.ipv4.tcp_early_retrans" => tcp.tail_loss_probe = number(value)? >= 3,
+        "net.ipv4.tcp_rfc1337" => tcp.rfc1337 = flag(value)?,
+        "net.ipv4.tcp_min_snd_mss" => tcp.min_snd_mss = number(value)? as usize,
+        "net.ipv4.route.min_pmtu" => tcp.min_path_mtu = number(value)? as usize,
+        "net.ipv4.tcp_challenge_ack_limit" => {
+            // Linux's INT_MAX (its default since 6.0) is no limit.
+            let limit = number(value)?;
+            tcp.challenge_ack_limit = if limit >= i32::MAX as u64 {
+                0
+            } else {
+                limit as u32
+            };
+        }
         "net.ipv4.tcp_fin_timeout" => {
             tcp.fin_wait_2_timeout = Duration::from_secs(number(value)?);
         }

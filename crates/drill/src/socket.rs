@@ -484,14 +484,20 @@ pub(crate) fn attempt(
                 return Ok(Some(Err("ENOTCONN")));
             };
             let how = int(args.get(1)).unwrap_or(1);
+            let now = runner.now;
             if how == 0 || how == 2 {
                 // Linux: reads after SHUT_RD see the end of the stream.
                 set(runner, fd, |s| s.read_shut = true);
+                if let Err(error) = runner.stack().tcp_shutdown_read(now, id) {
+                    return Ok(Some(Err(match error {
+                        TcpError::InvalidHandle => "ENOTCONN",
+                        error => tcp_errno(error),
+                    })));
+                }
             }
             if how == 0 {
                 return Ok(Some(Ok(0)));
             }
-            let now = runner.now;
             match runner.stack().tcp_shutdown(now, id) {
                 Ok(()) => Ok(Some(Ok(0))),
                 Err(TcpError::InvalidHandle) => Ok(Some(Err("ENOTCONN"))),
