@@ -13,13 +13,13 @@ use rawtcp_core::{
     CongestionAlgorithm, ConnError, ConnectionId, Event, Instant, State, TcpError, VecSink,
 };
 use rawtcp_wire::RxChecksum;
+use rawtcp_wire::SeqNum;
 use rawtcp_wire::arp::{self, ArpRepr, Operation};
 use rawtcp_wire::dissect::{Network, Transport, dissect};
 use rawtcp_wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
 use rawtcp_wire::icmpv4::{self, DstUnreachable, Icmpv4Repr};
 use rawtcp_wire::ipv4::{self, IpProtocol, Ipv4Repr};
-use rawtcp_wire::tcp::{self, SackBlocks, TcpFlags, TcpOptions, TcpRepr};
-use rawtcp_wire::{SeqNum, TxChecksum};
+use rawtcp_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
@@ -333,6 +333,8 @@ proptest! {
 
 // ---- Hostile input ----
 
+/// A forged segment from B to A's port `dst_port`.
+#[allow(clippy::too_many_arguments)]
 fn segment_from_b(
     flags: u16,
     seq: u32,
@@ -341,6 +343,7 @@ fn segment_from_b(
     payload: &[u8],
     dst_port: u16,
     sack_blocks: SackBlocks,
+    timestamps: Option<Timestamps>,
 ) -> Vec<u8> {
     let tcp = TcpRepr {
         src_port: 80,
@@ -352,40 +355,12 @@ fn segment_from_b(
         urgent_pointer: 0,
         options: TcpOptions {
             sack_blocks,
+            timestamps,
             ..TcpOptions::default()
         },
         payload,
     };
-    let ip = Ipv4Repr {
-        src_addr: B_IP,
-        dst_addr: A_IP,
-        protocol: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
-    };
-    let mut frame = vec![0u8; 34 + tcp.buffer_len()];
-    EthernetRepr {
-        src_addr: B_MAC,
-        dst_addr: A_MAC,
-        vlan_tci: None,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut Frame::new_unchecked(&mut frame[..]));
-    ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
-    tcp.emit(
-        &mut tcp::Packet::new_unchecked(&mut frame[34..]),
-        B_IP,
-        A_IP,
-        TxChecksum::Full,
-    );
-    frame
+    tcp_frame(HOST_B, HOST_A, &tcp)
 }
 
 proptest! {
@@ -414,7 +389,15 @@ proptest! {
                 let at = |off: i32| SeqNum::new(info.snd_una.raw().wrapping_add((off % 10_000) as u32));
                 sack_blocks.push(at(left), at(right));
             }
-            let frame = segment_from_b(flags & 0x1ff, seq, ack, window, &payload, port, sack_blocks);
+            // Timestamps as B's clock has them (else PAWS and RFC 7323 §3.2 drop the segment
+            // before it can do harm), sometimes older or missing.
+            let tsval = sim.segments.iter().rev().find_map(|s| s.options.timestamps.filter(|_| !s.from_a)).map_or(0, |t| t.tsval);
+            let timestamps = match flags >> 9 & 3 {
+                0 => None,
+                1 => Some(Timestamps { tsval: tsval.wrapping_sub(1000), tsecr: 0 }),
+                _ => Some(Timestamps { tsval: tsval.wrapping_add(1), tsecr: 0 }),
+            };
+            let frame = segment_from_b(flags & 0x1ff, seq, ack, window, &payload, port, sack_blocks, timestamps);
             sim.a.handle_frame(sim.now, &frame, RxChecksum::Verify);
             sim.now += Duration::from_millis(1);
             sim.settle();

@@ -41,7 +41,7 @@ impl TokenBucket {
         if earned > 0 {
             self.tokens = (u64::from(self.tokens) + earned).min(u64::from(self.burst)) as u32;
             // Keep the remainder: a token earned over two calls is not lost.
-            self.refilled_at = self.refilled_at + Duration::from_micros(earned * per_token);
+            self.refilled_at += Duration::from_micros(earned * per_token);
         }
         if self.tokens == 0 {
             return false;

@@ -107,3 +107,102 @@ pub(crate) fn transfer(
     }
     received
 }
+
+/// A host's link and network addresses, for forged frames.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Host {
+    pub(crate) mac: EthernetAddress,
+    pub(crate) ip: Ipv4Addr,
+}
+
+pub(crate) const HOST_A: Host = Host {
+    mac: A_MAC,
+    ip: A_IP,
+};
+pub(crate) const HOST_B: Host = Host {
+    mac: B_MAC,
+    ip: B_IP,
+};
+
+/// An Ethernet frame carrying `payload` of `protocol` from `src` to `dst`.
+pub(crate) fn ipv4_frame(
+    src: Host,
+    dst: Host,
+    protocol: rawtcp_wire::ipv4::IpProtocol,
+    payload_len: usize,
+    write: impl FnOnce(&mut [u8]),
+) -> Vec<u8> {
+    use rawtcp_wire::ethernet::{EtherType, EthernetRepr, Frame};
+    use rawtcp_wire::ipv4::{self, Ipv4Repr};
+    let ip = Ipv4Repr {
+        src_addr: src.ip,
+        dst_addr: dst.ip,
+        protocol,
+        payload_len,
+        ttl: 64,
+        dscp: 0,
+        ecn: 0,
+        ident: 1,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        options: &[],
+    };
+    let mut frame = vec![0u8; 34 + payload_len];
+    EthernetRepr {
+        src_addr: src.mac,
+        dst_addr: dst.mac,
+        vlan_tci: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut Frame::new_unchecked(&mut frame[..]));
+    ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
+    write(&mut frame[34..]);
+    frame
+}
+
+/// A forged TCP segment from `src` to `dst`.
+pub(crate) fn tcp_frame(src: Host, dst: Host, segment: &rawtcp_wire::tcp::TcpRepr<'_>) -> Vec<u8> {
+    use rawtcp_wire::tcp;
+    ipv4_frame(
+        src,
+        dst,
+        rawtcp_wire::ipv4::IpProtocol::Tcp,
+        segment.buffer_len(),
+        |out| {
+            segment.emit(
+                &mut tcp::Packet::new_unchecked(out),
+                src.ip,
+                dst.ip,
+                rawtcp_wire::TxChecksum::Full,
+            )
+        },
+    )
+}
+
+/// An ICMP destination unreachable from `src` to `dst` quoting `quoted_datagram` (an IPv4
+/// datagram `dst` sent: its header and the first 8 bytes after it).
+pub(crate) fn icmp_unreachable_frame(
+    src: Host,
+    dst: Host,
+    reason: rawtcp_wire::icmpv4::DstUnreachable,
+    next_hop_mtu: u16,
+    quoted_datagram: &[u8],
+) -> Vec<u8> {
+    use rawtcp_wire::icmpv4::{self, Icmpv4Repr};
+    use rawtcp_wire::ipv4::Ipv4Repr;
+    let (header, rest) = Ipv4Repr::parse_quoted(quoted_datagram).expect("a datagram to quote");
+    let icmp = Icmpv4Repr::DstUnreachable {
+        reason,
+        next_hop_mtu,
+        header,
+        data: &rest[..8],
+    };
+    ipv4_frame(
+        src,
+        dst,
+        rawtcp_wire::ipv4::IpProtocol::Icmp,
+        icmp.buffer_len(),
+        |out| icmp.emit(&mut icmpv4::Packet::new_unchecked(out)),
+    )
+}
