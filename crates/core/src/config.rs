@@ -259,6 +259,11 @@ pub struct TcpConfig {
     /// TIME-WAIT ends on an acceptable RST, as RFC 9293 §3.10.7.4 allows). `false` lets such a
     /// RST end TIME-WAIT.
     pub rfc1337: bool,
+    /// RFC 7323 §3.2: once timestamps are negotiated, a segment other than a RST that arrives
+    /// without them is dropped silently (the RFC's SHOULD; the default). Linux takes such
+    /// segments; so do illumos and others since Windows sent keepalive probes without
+    /// timestamps: `false` does the same.
+    pub timestamps_required: bool,
     /// The least send MSS, whatever the peer offers or path MTU discovery finds (Linux's
     /// `tcp_min_snd_mss`, 48): tiny segments cost a header each.
     pub min_snd_mss: usize,
@@ -305,6 +310,7 @@ impl Default for TcpConfig {
             congestion_control: crate::tcp::CongestionAlgorithm::Cubic,
             tail_loss_probe: true,
             rfc1337: true,
+            timestamps_required: true,
             min_snd_mss: 48,
             min_path_mtu: 552,
             challenge_ack_limit: 1000,

@@ -569,3 +569,17 @@ fn fragmentation_needed_never_lowers_the_mss_below_the_floors() {
     frag_needed(&mut sim, 68, &datagram);
     assert_eq!(sim.a.tcp_info(client).unwrap().mss, 48);
 }
+
+#[test]
+fn segments_without_timestamps_are_taken_when_timestamps_are_not_required() {
+    let mut sim = sim_with(|c| c.tcp.timestamps_required = false);
+    let (_, server) = established(&mut sim);
+    let info = sim.b.tcp_info(server).unwrap();
+    let bare = forged(&info, PSH_ACK, info.rcv_nxt, info.snd_nxt, b"bare", None);
+    inject_to_b(&mut sim, &bare);
+    assert_eq!(
+        read_all(&mut sim, server).unwrap(),
+        b"bare",
+        "as Linux does"
+    );
+}

@@ -102,6 +102,8 @@ pub(crate) fn base_config(profile: Profile, addresses: &Addresses) -> Config {
         tcp.msl = Duration::from_secs(30);
         // tcp_rfc1337 = 0: a RST ends TIME-WAIT.
         tcp.rfc1337 = false;
+        // Linux takes segments without timestamps after negotiating them.
+        tcp.timestamps_required = false;
         // tcp_challenge_ack_limit: unlimited since Linux 6.0 (the per-socket limit stays).
         tcp.challenge_ack_limit = 0;
         // Linux scales its window for its largest receive buffer: window scale 8 for the

@@ -552,9 +552,20 @@ impl Connection {
         let n = self.recv.read(out);
         if n > 0 && self.state.is_synchronized() {
             let old = (self.rcv_right - self.rcv_nxt.min(self.rcv_right)) as usize;
-            let new = self.recv.window();
-            // Tell a stalled peer: a window that grew from under one MSS, or by two MSS.
-            if (old < self.mss && new >= self.mss) || new >= old + 2 * self.mss {
+            // What the window field can say: more than that is no news to the peer (RFC 5681
+            // §4.2: no ACK beyond one per segment but to update the window).
+            let new = self.recv.window().min(65535 << self.rcv_wscale);
+            // A read that empties the buffer sends the ACK waiting for small segments (Linux's
+            // tcp_cleanup_rbuf; full-sized ones are acknowledged every second one as they
+            // arrive). Otherwise tell a stalled peer: a window that grew from under one MSS,
+            // or by two MSS.
+            let drained_with_ack_due = self.recv.len() == 0
+                && self.segments_unacked == 0
+                && self.timers.is_running(Timer::DelayedAck);
+            if drained_with_ack_due
+                || (old < self.mss && new >= self.mss)
+                || new >= old + 2 * self.mss
+            {
                 self.ack_now = true;
             }
         }
@@ -701,18 +712,20 @@ impl Connection {
     }
 
     /// RFC 7323 §3.2 and §5.3 R1, before the sequence number is looked at: once timestamps
-    /// are in use a segment without them is dropped silently, one whose TSval is older than
-    /// TS.Recent is dropped and answered with an ACK. A RST is exempt from both. True when
-    /// the segment was dropped.
+    /// are in use a segment without them is dropped silently (unless
+    /// [`TcpConfig::timestamps_required`] is off), one whose TSval is older than TS.Recent is
+    /// dropped and answered with an ACK. A RST is exempt from both. True when the segment was
+    /// dropped.
     fn timestamps_reject(&mut self, now: Instant, seg: &TcpRepr<'_>) -> bool {
         if !self.ts_enabled || seg.flags.rst() {
             return false;
         }
         match seg.options.timestamps {
-            None => {
+            None if self.config.timestamps_required => {
                 self.stats.segments_dropped += 1;
                 true
             }
+            None => false,
             Some(ts) if self.ts_recent.rejects(now, ts.tsval) => {
                 self.stats.paws_rejected += 1;
                 self.stats.segments_dropped += 1;

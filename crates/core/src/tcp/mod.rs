@@ -701,7 +701,7 @@ impl Tcp {
             iss_floor = Some(floor);
         }
         if let Some(&id) = self.table.get(&(local, remote)) {
-            if self.conn(id).is_some_and(|c| c.state == State::Closed) {
+            if iss_floor.is_none() && self.conn(id).is_some_and(|c| c.state == State::Closed) {
                 // RFC 9293 §3.10.7.1: a connection that ended while the application still
                 // holds it is CLOSED, and answers as if no TCB existed (a reset, within the
                 // host's rate limit).
