@@ -440,18 +440,23 @@ async fn a_slow_reader_closes_the_window_and_the_writer_waits_with_bounded_memor
         stream.shutdown().await.unwrap();
         stream
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait (real time, no deadline but the harness's) until the window is closed at both
+    // ends: how long that takes depends on the machine, and the last few bytes of window
+    // are filled only after a persist timeout.
+    let (theirs, ours) = loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (theirs, ours) = (server.connections(), client.connections());
+        if theirs[0].rcv_wnd == 0 && ours[0].snd_wnd == 0 {
+            break (theirs, ours);
+        }
+    };
     assert!(!writing.is_finished(), "the writer waits for room");
-    let theirs = server.connections();
-    let ours = client.connections();
-    assert_eq!(theirs[0].rcv_wnd, 0, "the reader's window is closed");
     assert!(
         theirs[0].recv_queue <= 256 * 1024,
         "{}",
         theirs[0].recv_queue
     );
     assert!(ours[0].send_queue <= 256 * 1024, "{}", ours[0].send_queue);
-    assert_eq!(ours[0].snd_wnd, 0, "the writer sees the closed window");
     // Reading reopens the window; everything arrives in order.
     let mut got = Vec::new();
     accepted.read_to_end(&mut got).await.unwrap();
