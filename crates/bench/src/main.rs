@@ -9,6 +9,7 @@
 
 mod measure;
 mod net;
+mod proxy;
 mod report;
 mod run;
 mod scenario;
@@ -152,7 +153,15 @@ enum Scenario {
         #[arg(long, value_delimiter = ',', default_value = "1,16")]
         connections: Vec<usize>,
     },
-    /// Every scenario: bulk both ways, rr 1 B, crr at 1 and 16, 8000 conns, echo at 1 and 16.
+    /// Streams through a proxy on the --client side's TCP, to a kernel echo server; the
+    /// clients (the kernel's) read the echo back: goodput relayed both ways at once.
+    Proxy {
+        /// Connections at once; a comma-separated list runs one case each.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        connections: Vec<usize>,
+    },
+    /// Every scenario: bulk both ways, rr 1 B, crr at 1 and 16, 8000 conns, echo and proxy
+    /// at 1 and 16.
     All,
     /// One connection streams a verifiable pattern both ways at once; each receiver checks
     /// every byte. Exits non-zero, naming the first wrong byte's offset, when a stream
@@ -234,6 +243,10 @@ fn cases(scenario: &Scenario) -> Vec<Case> {
             .iter()
             .map(|&connections| Case::Echo { connections })
             .collect(),
+        Scenario::Proxy { connections } => connections
+            .iter()
+            .map(|&connections| Case::Proxy { connections })
+            .collect(),
         Scenario::Soak { .. } => Vec::new(), // not a timed case: see soak()
         Scenario::All => {
             let mut all = bulk(Dir::Both, 1);
@@ -245,6 +258,8 @@ fn cases(scenario: &Scenario) -> Vec<Case> {
             all.push(Case::Conns { count: 8_000 });
             all.push(Case::Echo { connections: 1 });
             all.push(Case::Echo { connections: 16 });
+            all.push(Case::Proxy { connections: 1 });
+            all.push(Case::Proxy { connections: 16 });
             all
         }
     }
@@ -307,6 +322,13 @@ fn bench(cli: &Cli) -> Result<(), String> {
     }
     if link == Link::Mem && cli.compare.is_some() {
         return Err("--compare kernel needs --link veth (the kernel cannot use a MemLink)".into());
+    }
+    if matches!(cli.scenario, Scenario::Proxy { .. } | Scenario::All) {
+        proxy::check(Pair {
+            client: cli.client,
+            server,
+            link,
+        })?;
     }
     if cli.repeat == 0 {
         return Err("--repeat must be at least 1".into());

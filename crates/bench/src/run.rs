@@ -128,6 +128,16 @@ impl Bed {
             server_ns,
         })
     }
+
+    /// The client side's namespace (`d0`, 10.9.0.2).
+    pub(crate) fn client_ns(&self) -> &str {
+        self.client_ns.name()
+    }
+
+    /// The server side's namespace (`p0`, 10.9.0.1).
+    pub(crate) fn server_ns(&self) -> &str {
+        self.server_ns.name()
+    }
 }
 
 /// A fresh server port for each run, so that a run never meets the TIME-WAIT connections
@@ -145,16 +155,20 @@ pub(crate) fn run_once(
     settings: &Settings,
 ) -> io::Result<Vec<Metric>> {
     let port = next_port(case);
-    match (pair.link, bed) {
-        (Link::Mem, _) => run_mem(case, settings, port),
-        (Link::Veth, Some(bed)) => run_veth(pair, bed, case, settings, port),
-        (Link::Veth, None) => Err(io::Error::other("a veth run needs its bed")),
+    match (pair.link, bed, case) {
+        (Link::Mem, _, Case::Proxy { .. }) => crate::proxy::run_mem(case, settings, port),
+        (Link::Veth, Some(bed), Case::Proxy { .. }) => {
+            crate::proxy::run_veth(pair, bed, case, settings, port)
+        }
+        (Link::Mem, _, _) => run_mem(case, settings, port),
+        (Link::Veth, Some(bed), _) => run_veth(pair, bed, case, settings, port),
+        (Link::Veth, None, _) => Err(io::Error::other("a veth run needs its bed")),
     }
 }
 
 /// Runs `body` on a new thread with a current-thread runtime, inside namespace `ns`, pinned
 /// to `cpu`.
-fn side<T, F, Fut>(
+pub(crate) fn side<T, F, Fut>(
     ns: Option<String>,
     cpu: Option<usize>,
     body: F,
@@ -179,7 +193,7 @@ where
     })
 }
 
-fn join<T>(handle: thread::JoinHandle<io::Result<T>>) -> io::Result<T> {
+pub(crate) fn join<T>(handle: thread::JoinHandle<io::Result<T>>) -> io::Result<T> {
     handle
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("a benchmark thread panicked")))
@@ -255,7 +269,7 @@ fn run_veth(
 /// What the rawtcp sides' drivers counted of their devices: frames the AF_PACKET socket
 /// dropped for a full receive buffer (each a retransmission for the peer), and lost
 /// wakeups (which must stay 0). The whole run's, warm-up included.
-fn device_metrics(
+pub(crate) fn device_metrics(
     client: Option<rawtcp::DriverStats>,
     server: Option<rawtcp::DriverStats>,
 ) -> Vec<Metric> {

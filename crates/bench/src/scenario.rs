@@ -58,6 +58,12 @@ pub(crate) enum Case {
     Echo {
         connections: usize,
     },
+    /// `connections` at once through a proxy: each client streams to the proxy, which
+    /// relays to the server and back; the server echoes every byte. The proxy (the side
+    /// measured) reads and writes two connections per client at once, both ways.
+    Proxy {
+        connections: usize,
+    },
 }
 
 impl Case {
@@ -78,6 +84,7 @@ impl Case {
             Case::Crr { concurrency } => format!("crr c={concurrency}"),
             Case::Conns { count } => format!("conns {count}"),
             Case::Echo { connections } => format!("echo c={connections}"),
+            Case::Proxy { connections } => format!("proxy c={connections}"),
         }
     }
 
@@ -104,7 +111,7 @@ impl Case {
                 roles.extend((0..count.div_ceil(CONNS_PER_PORT)).map(|_| Role::Hold));
                 roles
             }
-            Case::Echo { .. } => vec![Role::StreamEcho],
+            Case::Echo { .. } | Case::Proxy { .. } => vec![Role::StreamEcho],
         }
     }
 }
@@ -265,7 +272,9 @@ pub(crate) async fn client(
         Case::Rr { size } => rr(net, at, size, timing).await,
         Case::Crr { concurrency } => crr(net, at, concurrency, timing).await,
         Case::Conns { count } => conns(net, at, count, timing, ends).await,
-        Case::Echo { connections } => echo(net, at, connections, timing).await,
+        Case::Echo { connections } | Case::Proxy { connections } => {
+            echo(net, at, connections, timing).await
+        }
     }
 }
 

@@ -92,6 +92,14 @@ fn echo_over_a_memlink_reads_and_writes_at_once() {
 }
 
 #[test]
+fn proxy_over_a_memlink_relays_both_ways() {
+    let doc = json(&["proxy", "--connections", "1,4"]);
+    for case in ["proxy c=1", "proxy c=4"] {
+        assert!(median(&doc, case, "goodput", MEM) > 0.0, "{case}");
+    }
+}
+
+#[test]
 fn bulk_with_streams_and_jumbo_frames() {
     let doc = json(&[
         "bulk",
@@ -151,6 +159,10 @@ fn bad_arguments_get_a_clear_error() {
         stderr.contains("kernel runs only over --link veth"),
         "{stderr}"
     );
+    // The proxy's client and server are the kernel's, on the server side.
+    let (ok, _, stderr) = bench(&["proxy", "--link", "veth", "--server", "rawtcp"]);
+    assert!(!ok);
+    assert!(stderr.contains("--server must be kernel"), "{stderr}");
     let (ok, _, stderr) = bench(&["bulk", "--duration", "soon"]);
     assert!(!ok);
     assert!(stderr.contains("duration"), "{stderr}");
@@ -198,6 +210,8 @@ fn compare_kernel_runs_every_scenario_against_linux() {
         ("conns 8000", "held"),
         ("echo c=1", "goodput"),
         ("echo c=16", "goodput"),
+        ("proxy c=1", "goodput"),
+        ("proxy c=16", "goodput"),
     ] {
         for pair in pairs {
             assert!(median(&doc, case, metric, pair) > 0.0, "{case} {pair}");
@@ -216,6 +230,12 @@ fn compare_kernel_runs_every_scenario_against_linux() {
         assert!(median(&doc, "bulk recv", "kernel retransmits", pair) >= 0.0);
     }
     assert!(median(&doc, "bulk recv", "rawtcp rx drops", "rawtcp↔kernel") >= 0.0);
+    for case in ["proxy c=1", "proxy c=16"] {
+        assert!(median(&doc, case, "rawtcp rx drops", "rawtcp↔kernel") >= 0.0);
+        for pair in pairs {
+            assert!(median(&doc, case, "kernel retransmits", pair) >= 0.0);
+        }
+    }
     // Only rawtcp's memory is counted.
     let conns = doc["results"]
         .as_array()
