@@ -39,6 +39,38 @@ pub enum IoMethod {
     /// than `Batched` (measured by the `afpacket` bench): the kernel still builds and copies
     /// one socket buffer per frame, and the ring adds a copy of its own.
     TxRing,
+    /// Receive through a PACKET_RX_RING (TPACKET_V3, [`AfPacketConfig::rx_ring`]) shared with
+    /// the kernel: it fills blocks of frames and hands each over whole, and frames are read
+    /// without a syscall while blocks wait; send with sendmmsg. A partly filled block waits
+    /// for its retire timer, so a lone frame (a handshake, a request) waits up to
+    /// [`RxRingConfig::retire_timeout_ms`].
+    RxRing,
+}
+
+/// The TPACKET_V3 receive ring of [`IoMethod::RxRing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxRingConfig {
+    /// Bytes per block, a multiple of 4096. A frame must fit a block with its headers (a
+    /// longer one is cut and dropped as truncated), so with `vnet_hdr` (GRO frames up to
+    /// 64 KiB) it must exceed 64 KiB.
+    pub block_size: usize,
+    /// Blocks in the ring.
+    pub block_count: usize,
+    /// Milliseconds after which the kernel hands over a block that is not full yet (at
+    /// least 1).
+    pub retire_timeout_ms: u32,
+}
+
+impl Default for RxRingConfig {
+    /// 64 blocks of 128 KiB: 8 MiB, as [`DEFAULT_RECV_BUFFER`]; a block is retired after
+    /// 1 ms at the latest.
+    fn default() -> RxRingConfig {
+        RxRingConfig {
+            block_size: 128 << 10,
+            block_count: 64,
+            retire_timeout_ms: 1,
+        }
+    }
 }
 
 /// The receive buffer an [`AfPacket`] asks for by default, bytes.
@@ -68,8 +100,10 @@ pub struct AfPacketConfig {
     pub recv_buffer: Option<usize>,
     /// SO_SNDBUFFORCE, bytes.
     pub send_buffer: Option<usize>,
-    /// Batched or single-frame syscalls.
+    /// Batched or single-frame syscalls, or a ring.
     pub io: IoMethod,
+    /// The receive ring's shape, for [`IoMethod::RxRing`].
+    pub rx_ring: RxRingConfig,
     /// Send straight to the driver, skipping the interface's queueing discipline
     /// (PACKET_QDISC_BYPASS). Faster, but traffic shaping no longer applies and other packet
     /// sockets on the interface (tcpdump) no longer see what we send.
@@ -85,6 +119,7 @@ impl Default for AfPacketConfig {
             recv_buffer: Some(DEFAULT_RECV_BUFFER),
             send_buffer: None,
             io: IoMethod::default(),
+            rx_ring: RxRingConfig::default(),
             qdisc_bypass: false,
         }
     }
@@ -115,8 +150,12 @@ pub struct AfPacketStats {
     /// the dropped ones too), as of the last [`AfPacket::refresh_kernel_stats`].
     pub rx_kernel_packets: u64,
     /// Frames the kernel dropped before this socket could read them, its receive buffer
-    /// being full (PACKET_STATISTICS `tp_drops`): the losses no other counter shows.
+    /// being full (PACKET_STATISTICS `tp_drops`; with [`IoMethod::RxRing`], no block free):
+    /// the losses no other counter shows.
     pub rx_kernel_drops: u64,
+    /// Times the kernel found every block of the receive ring in our hands and froze it
+    /// (PACKET_STATISTICS `tp_freeze_q_cnt`, [`IoMethod::RxRing`] only).
+    pub rx_kernel_freezes: u64,
 }
 
 /// An AF_PACKET socket bound to one interface.
@@ -133,8 +172,9 @@ pub struct AfPacketStats {
 /// ```
 #[derive(Debug)]
 pub struct AfPacket {
-    // Declared first: the ring is unmapped before the socket closes.
+    // Declared first: the rings are unmapped before the socket closes.
     tx_ring: Option<sys::TxRing>,
+    rx_ring: Option<sys::RxRing>,
     io: FdIo<OwnedFd>,
     name: String,
     index: u32,
@@ -210,6 +250,16 @@ impl AfPacket {
             }
             _ => None,
         };
+        let rx_ring = match config.io {
+            IoMethod::RxRing => Some(sys::RxRing::new(
+                &fd,
+                config.rx_ring.block_size,
+                config.rx_ring.block_count,
+                config.rx_ring.retire_timeout_ms,
+                config.vnet_hdr,
+            )?),
+            _ => None,
+        };
         if config.qdisc_bypass {
             sys::set_int_option(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
         }
@@ -229,6 +279,7 @@ impl AfPacket {
         }
         Ok(AfPacket {
             tx_ring,
+            rx_ring,
             io: FdIo::new(fd),
             name: name.to_string(),
             index: interface.index,
@@ -267,7 +318,68 @@ impl AfPacket {
         let counted = sys::packet_statistics(self.io.get_ref())?;
         self.stats.rx_kernel_packets += u64::from(counted.tp_packets);
         self.stats.rx_kernel_drops += u64::from(counted.tp_drops);
+        self.stats.rx_kernel_freezes += u64::from(counted.tp_freeze_q_cnt);
         Ok(())
+    }
+
+    /// Copies the frames of the ring's blocks in our hands into the batch's free slots,
+    /// returning blocks to the kernel as they empty: the frames kept, or `None` when no
+    /// block was ready.
+    fn recv_ring(&mut self, batch: &mut FrameBatch) -> io::Result<Option<usize>> {
+        let Some(ring) = self.rx_ring.as_mut() else {
+            return Ok(None);
+        };
+        let vnet_hdr = self.config.vnet_hdr;
+        let stats = &mut self.stats;
+        let now = Instant::now();
+        let max_len = batch.max_frame_len();
+        let mut kept = 0;
+        let handed = self.io.read_with(|_| {
+            let handed = ring.drain(batch.free(), |frame| {
+                let ethertype = frame
+                    .data
+                    .get(ethernet::HEADER_LEN - 2..ethernet::HEADER_LEN);
+                if frame.pkttype == libc::PACKET_OUTGOING && ethertype != Some(&[0x08, 0x06][..]) {
+                    stats.rx_outgoing += 1;
+                    return;
+                }
+                if frame.data.len() < frame.len || frame.data.len() > max_len {
+                    stats.rx_truncated += 1;
+                    return;
+                }
+                let mut meta = FrameMeta::new(now);
+                meta.vlan_tci = frame.vlan_tci;
+                if vnet_hdr {
+                    let header = frame
+                        .vnet
+                        .and_then(|bytes| <&[u8; vnet::LEN]>::try_from(bytes).ok())
+                        .and_then(VnetHeader::parse);
+                    let Some(header) = header else {
+                        stats.rx_bad_vnet += 1;
+                        return;
+                    };
+                    meta.checksum = header.checksum;
+                    meta.gso = header.gso;
+                } else {
+                    meta.checksum = checksum_status(Some(frame.status));
+                }
+                let slot = batch.raw_slot_mut(batch.next_free());
+                let at = FrameBatch::HEADROOM;
+                slot[at..at + frame.data.len()].copy_from_slice(frame.data);
+                batch.commit(at, frame.data.len(), meta);
+                kept += 1;
+            });
+            if handed == 0 {
+                Err(io::Error::from(io::ErrorKind::WouldBlock))
+            } else {
+                Ok(handed)
+            }
+        })?;
+        if handed.is_none() {
+            return Ok(None);
+        }
+        stats.rx_frames += kept as u64;
+        Ok(Some(kept))
     }
 
     /// Where in a slot the kernel writes: the frame itself starts at the headroom's end.
@@ -283,7 +395,7 @@ impl AfPacket {
     /// or `None` when the socket was empty.
     fn recv_into(&mut self, batch: &mut FrameBatch) -> io::Result<Option<usize>> {
         let want = match self.config.io {
-            IoMethod::Batched | IoMethod::TxRing => batch.free().min(MAX_BATCH),
+            IoMethod::Batched | IoMethod::TxRing | IoMethod::RxRing => batch.free().min(MAX_BATCH),
             IoMethod::Single => batch.free().min(1),
         };
         debug_assert!(want > 0, "recv_into needs a free slot");
@@ -342,15 +454,7 @@ impl AfPacket {
                 meta.gso = header.gso;
                 (FrameBatch::HEADROOM, frame.len - vnet::LEN)
             } else {
-                meta.checksum = match frame.status {
-                    Some(status) if status & libc::TP_STATUS_CSUMNOTREADY != 0 => {
-                        ChecksumStatus::Partial
-                    }
-                    Some(status) if status & libc::TP_STATUS_CSUM_VALID != 0 => {
-                        ChecksumStatus::Valid
-                    }
-                    _ => ChecksumStatus::Unverified,
-                };
+                meta.checksum = checksum_status(frame.status);
                 (FrameBatch::HEADROOM, frame.len)
             };
             // A dropped frame leaves a hole: move later frames down so slots stay in order.
@@ -423,7 +527,7 @@ impl AfPacket {
             return self.send_ring(batch);
         }
         let count = match self.config.io {
-            IoMethod::Batched | IoMethod::TxRing => batch.len().min(MAX_BATCH),
+            IoMethod::Batched | IoMethod::TxRing | IoMethod::RxRing => batch.len().min(MAX_BATCH),
             IoMethod::Single => batch.len().min(1),
         };
         if count == 0 {
@@ -515,6 +619,16 @@ fn set_recv_buffer(fd: &OwnedFd, name: &str, bytes: usize) -> io::Result<()> {
     }
 }
 
+/// What the kernel's tp_status (PACKET_AUXDATA, or a ring frame's header) says of a
+/// received frame's checksum.
+fn checksum_status(status: Option<u32>) -> ChecksumStatus {
+    match status {
+        Some(status) if status & libc::TP_STATUS_CSUMNOTREADY != 0 => ChecksumStatus::Partial,
+        Some(status) if status & libc::TP_STATUS_CSUM_VALID != 0 => ChecksumStatus::Valid,
+        _ => ChecksumStatus::Unverified,
+    }
+}
+
 fn clamp(bytes: usize) -> libc::c_int {
     bytes.min(libc::c_int::MAX as usize) as libc::c_int
 }
@@ -550,6 +664,10 @@ impl Device for AfPacket {
     }
 
     fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
+        if self.rx_ring.is_some() {
+            // Until no block is in our hands or the batch is full; readiness as below.
+            return Ok(self.recv_ring(batch)?.unwrap_or(0));
+        }
         let mut total = 0;
         // Until the socket is empty or the batch is full. A full batch leaves the socket's
         // readiness as it is, so the driver's next poll_recv_ready is ready at once.
@@ -586,7 +704,10 @@ impl Device for AfPacket {
     }
 
     fn recv_pending(&self) -> Option<bool> {
-        sys::readable_now(self.io.get_ref()).ok()
+        match &self.rx_ring {
+            Some(ring) => Some(ring.has_frames()),
+            None => sys::readable_now(self.io.get_ref()).ok(),
+        }
     }
 
     fn rx_dropped(&mut self) -> Option<u64> {

@@ -34,7 +34,9 @@ mod tap;
 pub mod testbed;
 pub mod vnet;
 
-pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, DEFAULT_RECV_BUFFER, IoMethod};
+pub use afpacket::{
+    AfPacket, AfPacketConfig, AfPacketStats, DEFAULT_RECV_BUFFER, IoMethod, RxRingConfig,
+};
 pub use batch::{ChecksumStatus, FrameBatch, FrameMeta, Gso};
 pub use inspect::{Flow, Inspect};
 pub use memlink::{MemLink, MemLinkEnd};

@@ -88,21 +88,24 @@ pub(crate) fn get_int_option(
 }
 
 /// PACKET_STATISTICS: frames the socket received and dropped since the last call (reading
-/// resets the kernel's counters).
-pub(crate) fn packet_statistics(fd: &OwnedFd) -> io::Result<libc::tpacket_stats> {
-    let mut stats = libc::tpacket_stats {
+/// resets the kernel's counters), and with a TPACKET_V3 ring the times the ring froze
+/// (`tp_freeze_q_cnt`: every block was in our hands); 0 without one, as the kernel then
+/// writes only the first two fields.
+pub(crate) fn packet_statistics(fd: &OwnedFd) -> io::Result<libc::tpacket_stats_v3> {
+    let mut stats = libc::tpacket_stats_v3 {
         tp_packets: 0,
         tp_drops: 0,
+        tp_freeze_q_cnt: 0,
     };
-    let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
-    // SAFETY: `stats` is a live tpacket_stats and `len` its size; the kernel writes at most
-    // `len` bytes into it and updates `len`.
+    let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+    // SAFETY: `stats` is a live tpacket_stats_v3 and `len` its size; the kernel writes at
+    // most `len` bytes into it (fewer without a V3 ring) and updates `len`.
     check(unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
             libc::SOL_PACKET,
             libc::PACKET_STATISTICS,
-            (&mut stats as *mut libc::tpacket_stats).cast(),
+            (&mut stats as *mut libc::tpacket_stats_v3).cast(),
             &mut len,
         )
     })?;
@@ -555,5 +558,306 @@ impl Drop for TxRing {
     fn drop(&mut self) {
         // SAFETY: base/mapped_len describe the mapping made in new(), unmapped once here.
         unsafe { libc::munmap(self.base.cast(), self.mapped_len) };
+    }
+}
+
+/// One frame in a [`RxRing`] block, borrowed until the callback that sees it returns.
+#[derive(Debug)]
+pub(crate) struct RingFrame<'a> {
+    /// The frame from its Ethernet header on, as far as the kernel copied it.
+    pub(crate) data: &'a [u8],
+    /// The virtio-net header in front of the frame (the socket has PACKET_VNET_HDR).
+    pub(crate) vnet: Option<&'a [u8]>,
+    /// The frame's length on the wire (longer than `data` when the block cut it).
+    pub(crate) len: usize,
+    /// tp_status: TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID, TP_STATUS_VLAN_VALID, ...
+    pub(crate) status: u32,
+    /// sll_pkttype: PACKET_HOST, PACKET_OUTGOING, ...
+    pub(crate) pkttype: u8,
+    /// A VLAN tag the kernel stripped.
+    pub(crate) vlan_tci: Option<u16>,
+}
+
+/// Where a TPACKET_V3 frame's header keeps its fields, and the sockaddr_ll after it
+/// (`TPACKET_ALIGN(sizeof(struct tpacket3_hdr))`).
+const V3_NEXT_OFFSET: usize = 0;
+const V3_SNAPLEN: usize = 12;
+const V3_LEN: usize = 16;
+const V3_STATUS: usize = 20;
+const V3_MAC: usize = 24;
+const V3_VLAN_TCI: usize = 32;
+const V3_SOCKADDR: usize = 48;
+const SLL_PKTTYPE: usize = 10;
+/// The block descriptor: `tpacket_block_desc` with its `tpacket_hdr_v1`.
+const BLOCK_STATUS: usize = 8;
+const BLOCK_NUM_PKTS: usize = 12;
+const BLOCK_FIRST_PKT: usize = 16;
+/// struct virtio_net_hdr, which the kernel writes just before the frame.
+const VNET_LEN: usize = 10;
+
+/// A PACKET_RX_RING (TPACKET_V3) mapped into our memory: the kernel fills blocks of frames
+/// and hands each block over whole (full, or partly filled when its retire timer fires);
+/// we read its frames in place and return the block by writing its status back.
+pub(crate) struct RxRing {
+    base: *mut u8,
+    mapped_len: usize,
+    block_size: usize,
+    block_count: usize,
+    vnet: bool,
+    /// The block read next (or being read).
+    block: usize,
+    /// Within a block in our hands: where its next frame's header is, and how many are left.
+    cursor: Option<(usize, u32)>,
+}
+
+// SAFETY: the ring is plain memory shared only with the kernel; RxRing owns the mapping and
+// all access goes through &mut self.
+unsafe impl Send for RxRing {}
+
+impl std::fmt::Debug for RxRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxRing")
+            .field("block_size", &self.block_size)
+            .field("block_count", &self.block_count)
+            .field("block", &self.block)
+            .finish()
+    }
+}
+
+impl RxRing {
+    /// Sets TPACKET_V3 and maps a receive ring of `block_count` blocks of `block_size` bytes
+    /// (a multiple of the page size), each retired to us at the latest `retire_ms`
+    /// milliseconds after its first frame. `vnet` says the socket has PACKET_VNET_HDR (which
+    /// must be set before this). Call before the socket is bound.
+    pub(crate) fn new(
+        fd: &OwnedFd,
+        block_size: usize,
+        block_count: usize,
+        retire_ms: u32,
+        vnet: bool,
+    ) -> io::Result<RxRing> {
+        let page = 4096;
+        if block_size == 0 || !block_size.is_multiple_of(page) || block_count == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an RX ring needs at least one block, each a multiple of 4096 bytes",
+            ));
+        }
+        set_int_option(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            libc::tpacket_versions::TPACKET_V3 as libc::c_int,
+        )?;
+        // V3 frames are of any size within a block; the frame size only has to divide the
+        // block for the kernel's frame count check.
+        let frame_size = 2048;
+        let req = libc::tpacket_req3 {
+            tp_block_size: block_size as libc::c_uint,
+            tp_block_nr: block_count as libc::c_uint,
+            tp_frame_size: frame_size as libc::c_uint,
+            tp_frame_nr: (block_size / frame_size * block_count) as libc::c_uint,
+            tp_retire_blk_tov: retire_ms.max(1),
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        let mapped_len = block_size * block_count;
+        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket;
+        // the result is checked against MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RxRing {
+            base: base.cast(),
+            mapped_len,
+            block_size,
+            block_count,
+            vnet,
+            block: 0,
+            cursor: None,
+        })
+    }
+
+    fn block_status(&self, block: usize) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: block < block_count, so its descriptor lies inside the mapping; blocks start
+        // on page boundaries, so the word is 4-byte aligned, and the kernel accesses it with
+        // barriers of its own (smp_wmb / flush_dcache_page) around the store we load.
+        unsafe {
+            std::sync::atomic::AtomicU32::from_ptr(
+                self.base.add(block * self.block_size + BLOCK_STATUS).cast(),
+            )
+        }
+    }
+
+    /// The block's bytes. Only for a block in our hands (TP_STATUS_USER, loaded with
+    /// Acquire), which the kernel does not write until we give it back.
+    fn block_bytes(&self, block: usize) -> &[u8] {
+        // SAFETY: the range lies inside the mapping (block < block_count); the block is ours
+        // (see above), so nobody writes it while this shared borrow of self lives.
+        unsafe {
+            std::slice::from_raw_parts(self.base.add(block * self.block_size), self.block_size)
+        }
+    }
+
+    /// Whether a block waits in our hands (frames to read without a syscall).
+    pub(crate) fn has_frames(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.cursor.is_some()
+            || self.block_status(self.block).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
+    /// Hands up to `max` frames to `take`, in the order the kernel wrote them, returning each
+    /// block to the kernel once its last frame has been taken. Returns how many were handed
+    /// over; 0 when no block is in our hands.
+    pub(crate) fn drain(&mut self, max: usize, mut take: impl FnMut(RingFrame<'_>)) -> usize {
+        use std::sync::atomic::Ordering;
+        let mut handed = 0;
+        while handed < max {
+            let (offset, left) = match self.cursor {
+                Some(cursor) => cursor,
+                None => {
+                    if self.block_status(self.block).load(Ordering::Acquire) & libc::TP_STATUS_USER
+                        == 0
+                    {
+                        break;
+                    }
+                    let bytes = self.block_bytes(self.block);
+                    (
+                        read_u32(bytes, BLOCK_FIRST_PKT) as usize,
+                        read_u32(bytes, BLOCK_NUM_PKTS),
+                    )
+                }
+            };
+            let next = if left == 0 {
+                None
+            } else {
+                let bytes = self.block_bytes(self.block);
+                match frame_at(bytes, offset, self.vnet) {
+                    Some((frame, next_offset)) => {
+                        take(frame);
+                        handed += 1;
+                        (left > 1 && next_offset != 0).then(|| (offset + next_offset, left - 1))
+                    }
+                    // A header that does not fit the block: skip the rest of it.
+                    None => None,
+                }
+            };
+            self.cursor = next;
+            if next.is_none() {
+                // Every frame taken: the block goes back to the kernel, and we move on.
+                self.block_status(self.block)
+                    .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+                self.block = (self.block + 1) % self.block_count;
+            }
+        }
+        handed
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    bytes
+        .get(at..at + 4)
+        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> u16 {
+    bytes
+        .get(at..at + 2)
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]))
+}
+
+/// The frame whose tpacket3_hdr is at `offset` of `block`, and tp_next_offset; `None` when
+/// the header or the frame would reach past the block.
+fn frame_at(block: &[u8], offset: usize, vnet: bool) -> Option<(RingFrame<'_>, usize)> {
+    let header = block.get(offset..offset.checked_add(V3_SOCKADDR + SLL_PKTTYPE + 1)?)?;
+    let mac = usize::from(read_u16(header, V3_MAC));
+    let snaplen = read_u32(header, V3_SNAPLEN) as usize;
+    let status = read_u32(header, V3_STATUS);
+    // The frame (and its virtio-net header) come after the frame's header, never inside it.
+    let vnet_len = if vnet { VNET_LEN } else { 0 };
+    if mac < libc::TPACKET3_HDRLEN + vnet_len {
+        return None;
+    }
+    let start = offset.checked_add(mac)?;
+    let data = block.get(start..start.checked_add(snaplen)?)?;
+    let vnet = if vnet {
+        Some(block.get(start.checked_sub(VNET_LEN)?..start)?)
+    } else {
+        None
+    };
+    let frame = RingFrame {
+        data,
+        vnet,
+        len: read_u32(header, V3_LEN) as usize,
+        status,
+        pkttype: header[V3_SOCKADDR + SLL_PKTTYPE],
+        vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0)
+            .then(|| read_u32(header, V3_VLAN_TCI) as u16),
+    };
+    Some((frame, read_u32(header, V3_NEXT_OFFSET) as usize))
+}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // SAFETY: base/mapped_len describe the mapping made in new(), unmapped once here.
+        unsafe { libc::munmap(self.base.cast(), self.mapped_len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tpacket3_hdr at `offset` of `block` for a frame at `mac` (from the header) of
+    /// `snaplen` bytes.
+    fn header(block: &mut [u8], offset: usize, mac: u16, snaplen: u32, next: u32, pkttype: u8) {
+        block[offset + V3_NEXT_OFFSET..][..4].copy_from_slice(&next.to_ne_bytes());
+        block[offset + V3_SNAPLEN..][..4].copy_from_slice(&snaplen.to_ne_bytes());
+        block[offset + V3_LEN..][..4].copy_from_slice(&(snaplen + 4).to_ne_bytes());
+        block[offset + V3_STATUS..][..4].copy_from_slice(
+            &(libc::TP_STATUS_CSUMNOTREADY | libc::TP_STATUS_VLAN_VALID).to_ne_bytes(),
+        );
+        block[offset + V3_MAC..][..2].copy_from_slice(&mac.to_ne_bytes());
+        block[offset + V3_VLAN_TCI..][..4].copy_from_slice(&7u32.to_ne_bytes());
+        block[offset + V3_SOCKADDR + SLL_PKTTYPE] = pkttype;
+    }
+
+    #[test]
+    fn ring_frame_headers_are_read_within_their_block() {
+        let mut block = vec![0u8; 4096];
+        header(&mut block, 48, 82, 60, 256, libc::PACKET_OUTGOING);
+        block[48 + 82..48 + 82 + 60].fill(0xab);
+        block[48 + 82 - VNET_LEN..48 + 82].fill(0x01);
+        let (frame, next) = frame_at(&block, 48, true).expect("a frame within the block");
+        assert_eq!(frame.data, &[0xab; 60][..]);
+        assert_eq!(frame.vnet, Some(&[0x01; VNET_LEN][..]));
+        assert_eq!(
+            (frame.len, next, frame.pkttype),
+            (64, 256, libc::PACKET_OUTGOING)
+        );
+        assert_eq!(frame.vlan_tci, Some(7));
+        assert_ne!(frame.status & libc::TP_STATUS_CSUMNOTREADY, 0);
+        // A frame reaching past the block, or a header that does not fit, is not read.
+        header(&mut block, 1024, 82, 4000, 0, 0);
+        assert!(frame_at(&block, 1024, false).is_none());
+        assert!(frame_at(&block, 4090, false).is_none());
+        assert!(frame_at(&block, usize::MAX - 8, false).is_none());
+        // A frame inside its own header, or a virtio-net header that would be, is not read.
+        header(&mut block, 2048, 4, 10, 0, 0);
+        assert!(frame_at(&block, 2048, false).is_none());
+        header(&mut block, 2048, 70, 10, 0, 0);
+        assert!(frame_at(&block, 2048, true).is_none());
+        assert!(frame_at(&block, 2048, false).is_some());
     }
 }

@@ -81,6 +81,21 @@ fn kernel_pings_a_responder_on_afpacket_offloads_on() {
 }
 
 #[test]
+fn kernel_pings_a_responder_on_an_rx_ring_offloads_on() {
+    // Checksum status from the ring's frame headers: TP_STATUS_CSUMNOTREADY.
+    if have_root("kernel_pings_a_responder_on_an_rx_ring_offloads_on") {
+        ping_and_udp(true, IoMethod::RxRing);
+    }
+}
+
+#[test]
+fn kernel_pings_a_responder_on_an_rx_ring_offloads_off() {
+    if have_root("kernel_pings_a_responder_on_an_rx_ring_offloads_off") {
+        ping_and_udp(false, IoMethod::RxRing);
+    }
+}
+
+#[test]
 fn kernel_pings_a_responder_on_afpacket_single_frame_io() {
     if have_root("kernel_pings_a_responder_on_afpacket_single_frame_io") {
         ping_and_udp(true, IoMethod::Single);
@@ -114,6 +129,188 @@ fn tx_ring_moves_100k_frames_without_loss() {
     if have_root("tx_ring_moves_100k_frames_without_loss") {
         move_100k_frames(IoMethod::TxRing);
     }
+}
+
+/// Frame `seq`: [`numbered_frame`], 60 to 1514 bytes long, the rest a pattern of `seq`.
+fn patterned_frame(seq: u64) -> Vec<u8> {
+    let mut frame = vec![0u8; 60 + (seq as usize * 7919) % (1514 - 60 + 1)];
+    numbered_frame(&mut frame, seq);
+    for (i, byte) in frame.iter_mut().enumerate().skip(42) {
+        *byte = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
+    }
+    frame
+}
+
+/// The sequence number of a frame [`numbered_frame`] wrote; `None` for any other frame (the
+/// peer kernel's ARP).
+fn seq_of(frame: &[u8]) -> Option<u64> {
+    (frame.get(12..14) == Some(&[0x08, 0x00][..]) && frame.get(23) == Some(&253))
+        .then(|| u64::from_be_bytes(frame[34..42].try_into().unwrap()))
+}
+
+#[test]
+fn rx_ring_receives_100k_frames_byte_exact_once_each() {
+    if !have_root("rx_ring_receives_100k_frames_byte_exact_once_each") {
+        return;
+    }
+    const FRAMES: u64 = 100_000;
+    let bed = veth_bed();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let dut = bed.dut.name().to_string();
+    let receiver = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        let config = AfPacketConfig {
+            io: IoMethod::RxRing,
+            ..AfPacketConfig::default()
+        };
+        let mut device = AfPacket::open_with("d0", config).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut batch = FrameBatch::new(64, device.capabilities().max_frame_len);
+        let mut next = 0u64;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while next < FRAMES && std::time::Instant::now() < deadline {
+            batch.clear();
+            if device.recv(&mut batch).unwrap() == 0 {
+                thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            for (frame, _) in batch.iter() {
+                let Some(seq) = seq_of(frame) else { continue };
+                // Each frame once, in order: a block handed twice, or skipped, shows here.
+                assert_eq!(seq, next, "frames lost, repeated or reordered");
+                assert!(
+                    frame == patterned_frame(seq).as_slice(),
+                    "frame {seq} differs"
+                );
+                next += 1;
+            }
+        }
+        device.refresh_kernel_stats().unwrap();
+        (next, device.stats())
+    });
+    ready_rx.recv().unwrap();
+    let peer = bed.peer.name().to_string();
+    let sender = thread::spawn(move || {
+        netns::enter(&peer).unwrap();
+        let config = AfPacketConfig {
+            send_buffer: Some(8 << 20),
+            ..AfPacketConfig::default()
+        };
+        let mut device = AfPacket::open_with("p0", config).unwrap();
+        let mut batch = FrameBatch::new(64, 1514);
+        let mut seq = 0;
+        while seq < FRAMES {
+            while !batch.is_full() && seq < FRAMES {
+                assert!(batch.push_frame(&patterned_frame(seq)));
+                seq += 1;
+            }
+            while !batch.is_empty() {
+                if device.send(&mut batch).unwrap() == 0 {
+                    thread::sleep(Duration::from_micros(100));
+                }
+            }
+            // A modest rate: about 64 frames per millisecond, well inside the ring.
+            thread::sleep(Duration::from_millis(1));
+        }
+        device.stats()
+    });
+    let sent = sender.join().unwrap();
+    let (received, stats) = receiver.join().unwrap();
+    assert_eq!(sent.tx_frames, FRAMES);
+    assert_eq!(received, FRAMES, "receiver stats {stats:?}");
+    assert_eq!(stats.rx_kernel_drops, 0, "{stats:?}");
+    assert_eq!(stats.rx_truncated, 0, "{stats:?}");
+    // No receive syscalls at all: frames are read from the ring.
+    assert_eq!(stats.rx_syscalls, 0, "{stats:?}");
+}
+
+#[test]
+fn rx_ring_full_counts_drops_and_freezes_and_hands_the_rest_once() {
+    if !have_root("rx_ring_full_counts_drops_and_freezes_and_hands_the_rest_once") {
+        return;
+    }
+    const FRAMES: u64 = 2_000;
+    let bed = veth_bed();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (sent_tx, sent_rx) = mpsc::channel::<()>();
+    let dut = bed.dut.name().to_string();
+    let receiver = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        // Two pages of ring: a few dozen frames, then every block is ours and the rest drop.
+        let config = AfPacketConfig {
+            io: IoMethod::RxRing,
+            rx_ring: rawtcp_netio::RxRingConfig {
+                block_size: 4096,
+                block_count: 2,
+                retire_timeout_ms: 1,
+            },
+            ..AfPacketConfig::default()
+        };
+        let mut device = AfPacket::open_with("d0", config).unwrap();
+        ready_tx.send(()).unwrap();
+        sent_rx.recv().unwrap();
+        // Nothing read until the kernel has seen every frame (dropped ones included).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while device.stats().rx_kernel_packets < FRAMES && std::time::Instant::now() < deadline {
+            device.refresh_kernel_stats().unwrap();
+            thread::sleep(Duration::from_millis(1));
+        }
+        let mut batch = FrameBatch::new(64, device.capabilities().max_frame_len);
+        let mut seen = Vec::new();
+        let mut quiet_since = std::time::Instant::now();
+        while quiet_since.elapsed() < Duration::from_millis(200) {
+            batch.clear();
+            if device.recv(&mut batch).unwrap() == 0 {
+                thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            quiet_since = std::time::Instant::now();
+            for (frame, _) in batch.iter() {
+                if let Some(seq) = seq_of(frame) {
+                    assert!(
+                        frame == patterned_frame(seq).as_slice(),
+                        "frame {seq} differs"
+                    );
+                    seen.push(seq);
+                }
+            }
+        }
+        device.refresh_kernel_stats().unwrap();
+        (seen, device.stats())
+    });
+    ready_rx.recv().unwrap();
+    let peer = bed.peer.name().to_string();
+    thread::spawn(move || {
+        netns::enter(&peer).unwrap();
+        let mut device = AfPacket::open("p0").unwrap();
+        let mut batch = FrameBatch::new(64, 1514);
+        for seq in 0..FRAMES {
+            assert!(batch.push_frame(&patterned_frame(seq)));
+            while batch.is_full() || (seq + 1 == FRAMES && !batch.is_empty()) {
+                device.send(&mut batch).unwrap();
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    sent_tx.send(()).unwrap();
+    let (seen, stats) = receiver.join().unwrap();
+    assert!(
+        !seen.is_empty(),
+        "the ring's blocks were handed up: {stats:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "each frame once, in order: {seen:?}"
+    );
+    assert!(stats.rx_kernel_drops > 0, "{stats:?}");
+    assert!(stats.rx_kernel_freezes > 0, "{stats:?}");
+    // Every frame was either handed up or counted as dropped.
+    assert!(
+        seen.len() as u64 + stats.rx_kernel_drops >= FRAMES,
+        "{} seen, {stats:?}",
+        seen.len()
+    );
 }
 
 fn move_100k_frames(sender_io: IoMethod) {
@@ -240,14 +437,25 @@ fn without_cap_net_raw_open_is_permission_denied() {
 
 #[test]
 fn vnet_hdr_sends_a_gso_super_segment_with_checksum_offload() {
+    if have_root("vnet_hdr_sends_a_gso_super_segment_with_checksum_offload") {
+        gso_super_segment(IoMethod::Batched);
+    }
+}
+
+#[test]
+fn vnet_hdr_super_segment_reaches_an_rx_ring() {
+    // The virtio-net header in front of each ring frame: checksum status and GRO.
+    if have_root("vnet_hdr_super_segment_reaches_an_rx_ring") {
+        gso_super_segment(IoMethod::RxRing);
+    }
+}
+
+fn gso_super_segment(receiver_io: IoMethod) {
     use rawtcp_netio::{ChecksumStatus, Gso};
     use rawtcp_wire::ipv4::{self, Ipv4Repr};
     use rawtcp_wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr};
     use rawtcp_wire::{RxChecksum, SeqNum, TxChecksum, checksum};
 
-    if !have_root("vnet_hdr_sends_a_gso_super_segment_with_checksum_offload") {
-        return;
-    }
     const MSS: usize = 1448;
     let payload: Vec<u8> = (0..3 * MSS).map(|i| (i % 251) as u8).collect();
     let bed = veth_bed();
@@ -259,6 +467,7 @@ fn vnet_hdr_sends_a_gso_super_segment_with_checksum_offload() {
             "p0",
             AfPacketConfig {
                 vnet_hdr: true,
+                io: receiver_io,
                 ..AfPacketConfig::default()
             },
         )
