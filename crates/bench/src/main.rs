@@ -93,6 +93,11 @@ struct Cli {
     /// the kernel drop received frames; the run reports them as `rawtcp rx drops`).
     #[arg(long, global = true, default_value_t = net::PACKET_BUFFER)]
     packet_buffer: usize,
+
+    /// A rawtcp side's AF_PACKET device receives through a TPACKET_V3 ring of
+    /// --packet-buffer bytes instead of recvmmsg.
+    #[arg(long, global = true)]
+    rx_ring: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -291,6 +296,7 @@ fn raise_fd_limit(wanted: u64) -> u64 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    net::use_rx_ring(cli.rx_ring);
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

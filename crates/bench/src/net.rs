@@ -5,12 +5,12 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rawtcp::core::{Config, Ipv4Cidr};
-use rawtcp::netio::{AfPacket, AfPacketConfig, MemLinkEnd};
+use rawtcp::netio::{AfPacket, AfPacketConfig, IoMethod, MemLinkEnd, RxRingConfig};
 
 use crate::run::Backend;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -29,6 +29,16 @@ const BACKLOG: u32 = 4096;
 /// frames.
 pub(crate) const PACKET_BUFFER: usize = 8 << 20;
 
+/// Whether rawtcp sides receive through a TPACKET_V3 ring (`--rx-ring`) rather than
+/// recvmmsg; set once, before any run.
+static RX_RING: AtomicBool = AtomicBool::new(false);
+
+/// Makes every rawtcp side opened from now on receive through a TPACKET_V3 ring of
+/// `--packet-buffer` bytes.
+pub(crate) fn use_rx_ring(on: bool) {
+    RX_RING.store(on, Ordering::Relaxed);
+}
+
 impl Net {
     /// A rawtcp stack on AF_PACKET interface `iface` of the calling thread's namespace,
     /// owning `addr`/24, with `packet_buffer` bytes of socket buffer each way. Call inside
@@ -43,6 +53,7 @@ impl Net {
         seed: u64,
         packet_buffer: usize,
     ) -> io::Result<Net> {
+        let ring = RxRingConfig::default();
         let device = AfPacket::open_with(
             iface,
             AfPacketConfig {
@@ -51,6 +62,15 @@ impl Net {
                 // Checksum offload and super-segments the kernel cuts (TSO/GSO), as a
                 // kernel socket has them; the interface's own offload settings still apply.
                 vnet_hdr: true,
+                io: if RX_RING.load(Ordering::Relaxed) {
+                    IoMethod::RxRing
+                } else {
+                    IoMethod::default()
+                },
+                rx_ring: RxRingConfig {
+                    block_count: packet_buffer.div_ceil(ring.block_size).max(2),
+                    ..ring
+                },
                 ..AfPacketConfig::default()
             },
         )

@@ -1,9 +1,10 @@
 //! AF_PACKET throughput over a veth between two namespaces this bench creates (needs root):
 //! frames per second and nanoseconds per frame, sent and received, at 64 B, 1514 B and
-//! 64 KiB, for each I/O method (recvmmsg/sendmmsg, a PACKET_TX_RING, one frame per syscall); then a paced run at the target rate (0.85 Mpps of
-//! 1514-byte frames) to check that the receiver keeps up without drops.
+//! 64 KiB, for each I/O method (recvmmsg/sendmmsg, a TPACKET_V3 receive ring beside
+//! sendmmsg, a PACKET_TX_RING, one frame per syscall); then a paced run at the target
+//! rate (0.85 Mpps of 1514-byte frames) to check that the receiver keeps up without drops.
 //!
-//! `cargo bench -p rawtcp-netio --bench afpacket [-- SECONDS] [--size BYTES] [--method batched|txring|single]`
+//! `cargo bench -p rawtcp-netio --bench afpacket [-- SECONDS] [--size BYTES] [--method batched|rxring|txring|single]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +67,11 @@ fn run_with(
             let io = AfPacketConfig {
                 io: method,
                 recv_buffer: Some(64 << 20),
+                // As much ring as socket buffer.
+                rx_ring: rawtcp_netio::RxRingConfig {
+                    block_count: 512,
+                    ..Default::default()
+                },
                 ..AfPacketConfig::default()
             };
             let mut device = AfPacket::open_with("d0", io).unwrap();
@@ -198,7 +204,12 @@ fn main() {
         "ENOBUFS"
     );
     for steer in [false, true] {
-        for method in [IoMethod::Batched, IoMethod::TxRing, IoMethod::Single] {
+        for method in [
+            IoMethod::Batched,
+            IoMethod::RxRing,
+            IoMethod::TxRing,
+            IoMethod::Single,
+        ] {
             let name = format!("{method:?}").to_lowercase();
             if only_method.as_ref().is_some_and(|only| *only != name) {
                 continue;
@@ -250,11 +261,17 @@ fn main() {
     }
     QDISC_BYPASS.store(false, Ordering::Relaxed);
     let target = 850_000.0;
-    for steer in [false, true] {
-        let r = run(1514, IoMethod::Batched, duration, Some(target), steer);
+    for (method, steer) in [
+        (IoMethod::Batched, false),
+        (IoMethod::Batched, true),
+        (IoMethod::RxRing, false),
+        (IoMethod::RxRing, true),
+    ] {
+        let r = run(1514, method, duration, Some(target), steer);
         println!(
-            "paced at {:.2} Mpps, 1514 B, batched, rx work on the {}: sent {} ({:.3} Mpps), received {}, lost {}, ENOBUFS {}",
+            "paced at {:.2} Mpps, 1514 B, {}, rx work on the {}: sent {} ({:.3} Mpps), received {}, lost {}, ENOBUFS {}",
             target / 1e6,
+            format!("{method:?}").to_lowercase(),
             if steer {
                 "receiver's core"
             } else {
