@@ -6,7 +6,8 @@
 //! queued. The kernel never hands a packet socket the frames it sent itself; the ARP of other
 //! programs on the same interface (another rawtcp stack, the kernel) is what lets address
 //! conflict detection (RFC 5227) see them, since they share the interface's MAC and their
-//! frames never come back from the wire. Frames move in batches through recvmmsg/sendmmsg. Each
+//! frames never come back from the wire. Frames move in batches through recvmmsg/sendmmsg (or,
+//! on request, a TPACKET_V3 receive ring or a TPACKET_V2 transmit ring: [`IoMethod`]). Each
 //! received frame carries the kernel's checksum status from PACKET_AUXDATA: on a veth, frames
 //! the peer kernel built arrive with unfinished checksums (`TP_STATUS_CSUMNOTREADY`), which a
 //! stack must accept, not drop. With [`AfPacketConfig::vnet_hdr`] the socket speaks the
@@ -41,9 +42,14 @@ pub enum IoMethod {
     TxRing,
     /// Receive through a PACKET_RX_RING (TPACKET_V3, [`AfPacketConfig::rx_ring`]) shared with
     /// the kernel: it fills blocks of frames and hands each over whole, and frames are read
-    /// without a syscall while blocks wait; send with sendmmsg. A partly filled block waits
-    /// for its retire timer, so a lone frame (a handshake, a request) waits up to
-    /// [`RxRingConfig::retire_timeout_ms`].
+    /// without a syscall while blocks wait; send with sendmmsg.
+    ///
+    /// Not the default. It costs the receiving thread half or less of recvmmsg's CPU per
+    /// frame (the `afpacket` bench), but the kernel wakes the reader only when a block is
+    /// full or its retire timer fires, never per frame: a lone frame (a handshake, a
+    /// request, an ACK) waits up to [`RxRingConfig::retire_timeout_ms`], which turns a
+    /// 1-byte request/response from ~80 µs into ~1 ms. For a receive-mostly bulk load
+    /// (capture, a sink) it is the cheaper choice.
     RxRing,
 }
 
