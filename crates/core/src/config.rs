@@ -279,6 +279,11 @@ pub struct TcpConfig {
     /// `tcp_challenge_ack_limit`, 1000 in those kernels; since 6.0 unlimited by default).
     /// 0 means no host-wide limit.
     pub challenge_ack_limit: u32,
+    /// RACK (RFC 8985 §6, Linux's default `tcp_recovery = 1`): with SACK, losses are
+    /// detected from transmit times, a lost retransmission without the retransmission
+    /// timer, and reordering shorter than the reordering window costs no retransmission.
+    /// Off, RFC 6675's duplicate-ACK threshold and IsLost decide.
+    pub rack: bool,
 }
 
 impl Default for TcpConfig {
@@ -314,6 +319,7 @@ impl Default for TcpConfig {
             min_snd_mss: 48,
             min_path_mtu: 552,
             challenge_ack_limit: 1000,
+            rack: true,
         }
     }
 }

@@ -39,12 +39,7 @@ fn path_with(algorithm: CongestionAlgorithm, sack: bool, drop: &[u64], probe: bo
     let a_to_b = LinkConfig {
         delay: DELAY,
         rate: Some(1_250_000),
-        // A rule does not see what an earlier one dropped: the k-th rule counts k fewer.
-        rules: drop
-            .iter()
-            .enumerate()
-            .map(|(k, &nth)| Rule::new(nth - k as u64, matches::tcp_data(), Action::Drop))
-            .collect(),
+        rules: drops(drop),
         ..LinkConfig::default()
     };
     // ACKs cross without queueing: each arrives exactly DELAY after it left.
@@ -53,6 +48,15 @@ fn path_with(algorithm: CongestionAlgorithm, sack: bool, drop: &[u64], probe: bo
         ..LinkConfig::default()
     };
     Sim::with_links(a, b, a_to_b, b_to_a, 7)
+}
+
+/// Rules dropping A's `nth` data segments (1-based, ascending, retransmissions counted).
+fn drops(nth: &[u64]) -> Vec<Rule> {
+    // A rule does not see what an earlier one dropped: the k-th rule counts k fewer.
+    nth.iter()
+        .enumerate()
+        .map(|(k, &nth)| Rule::new(nth - k as u64, matches::tcp_data(), Action::Drop))
+        .collect()
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -244,8 +248,9 @@ fn without_sack_newreno_takes_a_round_trip_per_hole() {
 fn the_rescue_retransmission_recovers_a_lost_tail_without_a_timeout() {
     // Ten segments and no more data: the 4th and the last are lost. SACK shows the 4th lost;
     // nothing SACKed lies above the 10th, so only RFC 6675's rescue retransmission (NextSeg
-    // rule 4) sends it before the retransmission timer.
-    let mut sim = path(CongestionAlgorithm::Cubic, true, &[4, 10]);
+    // rule 4) sends it before the retransmission timer. (With RACK, on by default, the
+    // retransmission of the 4th, delivered, shows the 10th overdue instead.)
+    let mut sim = rack_path(false, drops(&[4, 10]));
     let (client, _) = send(&mut sim, 10 * SEG as usize);
     let fourth = sent_at(&sim, nth_seq(4));
     let tenth = sent_at(&sim, nth_seq(10));
@@ -455,4 +460,189 @@ fn the_congestion_control_chosen_before_the_handshake_is_kept() {
     assert_eq!(info.state, rawtcp_core::State::Established);
     assert_eq!(info.congestion_algorithm, CongestionAlgorithm::NewReno);
     assert_eq!(info.cwnd, 10 * SMSS);
+}
+
+/// CUBIC with SACK, RACK on or off, the loss probe on, and A's data shaped by `rules`.
+fn rack_path(rack: bool, rules: Vec<Rule>) -> Sim {
+    let mut a = config(A_MAC, A_IP, 7);
+    a.tcp.congestion_control = CongestionAlgorithm::Cubic;
+    a.tcp.rack = rack;
+    let b = config(B_MAC, B_IP, 8);
+    let a_to_b = LinkConfig {
+        delay: DELAY,
+        rate: Some(1_250_000),
+        rules,
+        ..LinkConfig::default()
+    };
+    let b_to_a = LinkConfig {
+        delay: DELAY,
+        ..LinkConfig::default()
+    };
+    Sim::with_links(a, b, a_to_b, b_to_a, 7)
+}
+
+/// Delays A's `nth` data segment (1-based) by `delay`.
+fn delay_nth(nth: u64, delay: Duration) -> Rule {
+    Rule::new(nth, matches::tcp_data(), Action::Delay(delay))
+}
+
+/// Drops the first `times` transmissions of A's `nth` data segment (1-based), recognised by
+/// its sequence number (the first data segment's plus (nth − 1)·SEG).
+fn drop_transmissions_of(nth: u32, times: u32) -> Rule {
+    use std::sync::{Arc, Mutex};
+    let is_data = matches::tcp_data();
+    let seen = Mutex::new((None::<u32>, 0u32));
+    Rule::every(
+        Arc::new(move |frame: &[u8]| {
+            if !is_data(frame) {
+                return false;
+            }
+            // Ethernet (14) + IPv4 without options (20): the sequence number at 4..8.
+            let seq = u32::from_be_bytes([frame[38], frame[39], frame[40], frame[41]]);
+            let mut seen = seen.lock().expect("the matcher's state");
+            let first = *seen.0.get_or_insert(seq);
+            if seq.wrapping_sub(first) != (nth - 1) * SEG {
+                return false;
+            }
+            seen.1 += 1;
+            seen.1 <= times
+        }),
+        Action::Drop,
+    )
+}
+
+#[test]
+fn a_rack_detected_loss_after_reordering_within_the_reordering_window_is_not_retransmitted() {
+    // The 3rd segment arrives 2 ms late, overtaken by the 4th: RACK sees reordering (a
+    // segment delivered below the highest delivered one, never retransmitted). Later the
+    // 20th is 4 ms late, overtaken by three: three SACKed above a hole, which RFC 6675's
+    // IsLost (and RACK before any reordering) calls a loss; but 4 ms is within RACK's
+    // reordering window (min RTT / 4, about 5 ms here), so RACK lets it arrive.
+    let rules = || {
+        vec![
+            delay_nth(3, Duration::from_millis(2)),
+            delay_nth(20, Duration::from_millis(4)),
+        ]
+    };
+    let mut sim = rack_path(true, rules());
+    let (client, _) = send(&mut sim, 40 * SEG as usize);
+    let rack = info(&sim, client);
+    assert!(rack.reordering_seen);
+    assert_eq!(sent_at(&sim, nth_seq(3)).len(), 1);
+    assert_eq!(sent_at(&sim, nth_seq(20)).len(), 1, "never retransmitted");
+    assert_eq!(rack.stats.fast_recoveries, 0);
+    assert_eq!(rack.stats.retransmitted_segments, 0);
+    assert_eq!(rack.reo_wnd, rack.min_rtt.expect("measured") / 4);
+
+    // The duplicate-ACK threshold alone retransmits the 20th.
+    let mut sim = rack_path(false, rules());
+    let (client, _) = send(&mut sim, 40 * SEG as usize);
+    assert_eq!(sent_at(&sim, nth_seq(20)).len(), 2);
+    assert_eq!(info(&sim, client).stats.fast_recoveries, 1);
+}
+
+#[test]
+fn a_lost_retransmission_is_recovered_by_rack_without_an_rto() {
+    // The 5th segment is lost, and so is its fast retransmission. New data sent after the
+    // retransmission is SACKed: RACK sees the retransmission overdue (RFC 8985 §6.2, its
+    // transmit time is the retransmission's) and sends it a third time. Without RACK
+    // nothing but the retransmission timer sends it again.
+    let mut sim = rack_path(true, vec![drop_transmissions_of(5, 2)]);
+    let (client, _) = send(&mut sim, 60 * SEG as usize);
+    assert_eq!(sent_at(&sim, nth_seq(5)).len(), 3);
+    let rack = info(&sim, client);
+    assert_eq!(rack.stats.retransmit_timeouts, 0);
+    assert_eq!(
+        rack.stats.fast_recoveries, 1,
+        "one recovery for both losses"
+    );
+
+    let mut sim = rack_path(false, vec![drop_transmissions_of(5, 2)]);
+    let (client, _) = send(&mut sim, 60 * SEG as usize);
+    assert_eq!(sent_at(&sim, nth_seq(5)).len(), 3);
+    assert_eq!(info(&sim, client).stats.retransmit_timeouts, 1);
+}
+
+#[test]
+fn the_rack_reorder_timer_finds_a_loss_too_few_sacks_show() {
+    // Ten segments, the 9th lost: only the 10th is SACKed above it, fewer than DupThresh, so
+    // the reordering window is min RTT / 4, and the 9th is not yet overdue when that SACK
+    // arrives. The reorder timer fires when it is, and it goes again — before the loss
+    // probe, which is what recovers it without RACK.
+    let mut sim = rack_path(true, vec![Rule::new(9, matches::tcp_data(), Action::Drop)]);
+    let (client, _) = send(&mut sim, 10 * SEG as usize);
+    let rack = info(&sim, client);
+    let by_timer = sent_at(&sim, nth_seq(9));
+    assert_eq!(by_timer.len(), 2);
+    assert_eq!(rack.stats.rack_reorder_timeouts, 1);
+    assert_eq!(rack.stats.loss_probes, 0);
+    assert_eq!(rack.stats.retransmit_timeouts, 0);
+    // The SACK of the 10th reached A before the retransmission.
+    let isn = isn_a(&sim);
+    let sack_of_tenth = segments_from(&sim, false)
+        .into_iter()
+        .find(|s| {
+            s.options
+                .sack_blocks
+                .as_slice()
+                .iter()
+                .any(|&(left, _)| left.raw().wrapping_sub(isn) == nth_seq(10))
+        })
+        .expect("the 10th SACKed");
+    assert!(sack_of_tenth.at + DELAY < by_timer[1]);
+
+    let mut sim = rack_path(false, vec![Rule::new(9, matches::tcp_data(), Action::Drop)]);
+    let (client, _) = send(&mut sim, 10 * SEG as usize);
+    assert_eq!(info(&sim, client).stats.loss_probes, 1);
+    assert!(by_timer[1] < sent_at(&sim, nth_seq(9))[1]);
+}
+
+#[test]
+fn the_rack_reordering_window_grows_after_a_dsack() {
+    // RFC 8985 §6.2 step 4: a D-SACK (the link delivers the 3rd segment twice) doubles the
+    // reordering window's multiplier for the next 16 recoveries.
+    let mut sim = rack_path(true, vec![delay_nth(3, Duration::from_millis(2))]);
+    let (client, _) = send(&mut sim, 20 * SEG as usize);
+    let plain = info(&sim, client);
+    assert_eq!(plain.reo_wnd, plain.min_rtt.expect("measured") / 4);
+
+    let mut sim = rack_path(
+        true,
+        vec![
+            delay_nth(3, Duration::from_millis(2)),
+            Rule::new(5, matches::tcp_data(), Action::Duplicate),
+        ],
+    );
+    let (client, _) = send(&mut sim, 20 * SEG as usize);
+    let grown = info(&sim, client);
+    assert_eq!(grown.stats.dsacks_received, 1);
+    assert_eq!(grown.reo_wnd, grown.min_rtt.expect("measured") / 4 * 2);
+}
+
+#[test]
+fn a_spurious_fast_retransmit_is_undone_by_its_dsack() {
+    // The 20th segment is 8 ms late, overtaken by six, before any reordering was seen: RACK
+    // (as the duplicate-ACK threshold) declares it lost and fast recovery halves the window.
+    // The original arrives, then the retransmission, which B reports as a D-SACK: every
+    // retransmission of the recovery came back twice, so the reduction was spurious and
+    // cwnd and ssthresh come back (RFC 2883 §5, Linux's undo).
+    let mut sim = rack_path(true, vec![]);
+    let (client, _) = send(&mut sim, 40 * SEG as usize);
+    let clean = info(&sim, client);
+
+    let mut sim = rack_path(true, vec![delay_nth(20, Duration::from_millis(8))]);
+    let (client, _) = send(&mut sim, 40 * SEG as usize);
+    // The retransmission queued behind the flight: B has everything before it arrives.
+    sim.run_for(Duration::from_secs(1));
+    let undone = info(&sim, client);
+    assert_eq!(sent_at(&sim, nth_seq(20)).len(), 2, "retransmitted once");
+    assert_eq!(undone.stats.fast_recoveries, 1);
+    assert_eq!(undone.stats.dsacks_received, 1);
+    assert_eq!(undone.stats.rescue_retransmits, 0);
+    assert_eq!(undone.stats.spurious_recoveries_undone, 1);
+    assert_eq!(
+        undone.ssthresh, clean.ssthresh,
+        "ssthresh as before the loss"
+    );
+    assert_eq!(undone.congestion_state, CongestionState::Open);
 }

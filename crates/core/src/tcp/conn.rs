@@ -326,7 +326,7 @@ impl Connection {
             last_oow_ack: None,
             nodelay: !config.nagle,
             cc: config.congestion_control.build(DEFAULT_MSS as u32),
-            recovery: LossRecovery::new(iss),
+            recovery: LossRecovery::new(iss, config.rack),
             last_data_sent: None,
             reset: None,
             error: None,
@@ -457,6 +457,7 @@ impl Connection {
                 Timer::Persist,
                 Timer::Keepalive,
                 Timer::LossProbe,
+                Timer::RackReorder,
             ] {
                 self.timers.stop(timer);
             }
@@ -1034,6 +1035,14 @@ impl Connection {
         }
     }
 
+    /// When the segment whose timestamp `seg` echoes was sent (RFC 7323 §3: TSecr is our
+    /// TSval), to millisecond precision.
+    fn echoed_sent_at(&self, now: Instant, seg: &TcpRepr<'_>) -> Option<Instant> {
+        let tsecr = seg.options.timestamps.filter(|_| self.ts_enabled)?.tsecr;
+        let elapsed = ts_clock(now).wrapping_sub(tsecr.wrapping_sub(self.ts_offset));
+        (tsecr != 0 && elapsed < 120_000).then(|| now - Duration::from_millis(u64::from(elapsed)))
+    }
+
     fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr<'_>) {
         if self.ts_enabled
             && let Some(Timestamps { tsecr, .. }) = seg.options.timestamps
@@ -1135,8 +1144,10 @@ impl Connection {
                 cwnd_limited,
                 srtt: self.rtt.srtt(),
             },
+            echoed: self.echoed_sent_at(now, seg),
         };
         self.recovery.on_ack(now, &context, self.cc.as_mut());
+        self.arm_reorder_timer();
         if last_ack_acked {
             self.enter_closed(Cause::AckReceived);
             return;
@@ -1290,6 +1301,13 @@ impl Connection {
                 self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
         }
+        if self.timers.expired(Timer::RackReorder, now) {
+            let (snd_una, snd_max, mss) = (self.snd_una, self.snd_max, self.smss());
+            self.recovery
+                .on_reorder_timer(now, snd_una, snd_max, mss, self.cc.as_mut());
+            self.arm_reorder_timer();
+            self.arm_loss_probe(now);
+        }
         if self.timers.expired(Timer::Retransmit, now) {
             self.timers.stop(Timer::LossProbe);
             self.on_retransmit_timeout(now);
@@ -1369,7 +1387,7 @@ impl Connection {
         self.stats.retransmit_timeouts += 1;
         // RFC 5681 §3.1 and RFC 6298 §5.4: one segment, and everything from SND.UNA again.
         self.cc.on_timeout(now, self.snd_max - self.snd_una);
-        self.recovery.on_timeout(self.snd_max);
+        self.recovery.on_timeout(now, self.snd_max);
         self.rtt.back_off();
         // Karn: no sample from a retransmitted segment.
         self.rtt_probe = None;
@@ -1432,6 +1450,10 @@ impl Connection {
 
     pub(crate) fn recovery_counters(&self) -> super::recovery::RecoveryCounters {
         self.recovery.counters
+    }
+
+    pub(crate) fn rack_info(&self) -> super::recovery::RackInfo {
+        self.recovery.rack_info()
     }
 
     /// RFC 5927 §4.1: an ICMP error is believed only when the segment it quotes lies in

@@ -183,6 +183,13 @@ pub struct ConnectionStats {
     pub dsacks_received: u64,
     /// Tail loss probes sent (RFC 8985 §7).
     pub loss_probes: u64,
+    /// Segments RACK marked lost (RFC 8985 §6.2), on an ACK or on the reorder timer.
+    pub rack_lost_segments: u64,
+    /// RACK reorder timer expirations that found a segment lost.
+    pub rack_reorder_timeouts: u64,
+    /// Fast recoveries undone because every retransmission they caused came back as a
+    /// D-SACK (RFC 2883 §5): the window and ssthresh were restored.
+    pub spurious_recoveries_undone: u64,
 }
 
 /// A snapshot of one connection, `netstat -napt`-style.
@@ -222,8 +229,18 @@ pub struct ConnectionInfo {
     pub in_flight: u32,
     /// Bytes the peer has SACKed above SND.UNA.
     pub sacked: u32,
-    /// Bytes deemed lost (RFC 6675 IsLost) and not yet acknowledged.
+    /// Bytes deemed lost (by RACK, RFC 8985 §6.2, with SACK; else RFC 6675 IsLost) and not
+    /// yet acknowledged.
     pub lost: u32,
+    /// RACK saw reordering: a segment delivered below the highest delivered one without a
+    /// retransmission (RFC 8985 §6.2 step 3).
+    pub reordering_seen: bool,
+    /// RACK's reordering window as last computed (RFC 8985 §6.2 step 4): zero until
+    /// reordering is seen once three segments are SACKed, min RTT / 4 times the D-SACK
+    /// multiplier after.
+    pub reo_wnd: Duration,
+    /// The smallest round trip RACK measured.
+    pub min_rtt: Option<Duration>,
     /// The send MSS.
     pub mss: usize,
     /// SND.UNA: the oldest unacknowledged sequence number.
@@ -936,6 +953,7 @@ impl Tcp {
             let sequence = c.sequence_state();
             let congestion = c.congestion_info();
             let recovery = c.recovery_counters();
+            let rack = c.rack_info();
             ConnectionInfo {
                 id,
                 local: c.local,
@@ -955,6 +973,9 @@ impl Tcp {
                 in_flight: congestion.in_flight,
                 sacked: congestion.sacked,
                 lost: congestion.lost,
+                reordering_seen: rack.reordering_seen,
+                reo_wnd: rack.reo_wnd,
+                min_rtt: rack.min_rtt,
                 mss: c.mss(),
                 snd_una: sequence.snd_una,
                 snd_nxt: sequence.snd_nxt,
@@ -965,6 +986,9 @@ impl Tcp {
                     sack_blocks_rejected: recovery.sack_blocks_rejected,
                     dsacks_received: recovery.dsacks_received,
                     loss_probes: recovery.loss_probes,
+                    rack_lost_segments: recovery.rack_lost_segments,
+                    rack_reorder_timeouts: recovery.rack_reorder_timeouts,
+                    spurious_recoveries_undone: recovery.spurious_recoveries_undone,
                     ..c.stats
                 },
             }

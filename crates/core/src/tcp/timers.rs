@@ -18,9 +18,11 @@ pub(crate) enum Timer {
     Close,
     /// RFC 8985 §7: the tail loss probe.
     LossProbe,
+    /// RFC 8985 §6.2: RACK's reorder timer, when a segment is not yet overdue.
+    RackReorder,
 }
 
-const TIMERS: usize = 6;
+const TIMERS: usize = 7;
 
 impl Timer {
     fn index(self) -> usize {
@@ -31,6 +33,7 @@ impl Timer {
             Timer::Keepalive => 3,
             Timer::Close => 4,
             Timer::LossProbe => 5,
+            Timer::RackReorder => 6,
         }
     }
 }

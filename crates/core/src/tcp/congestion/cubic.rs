@@ -149,6 +149,20 @@ impl CongestionControl for Cubic {
         self.cwnd = self.cwnd.min(window);
         self.epoch_start = None;
     }
+
+    fn undo(&mut self, cwnd: u32, ssthresh: u32) {
+        // As Linux's tcp_undo_cwnd_reduction with tcp_reno_undo_cwnd: the window and
+        // ssthresh come back; W_max stays (a new epoch starts from the restored window).
+        let mss = f64::from(self.mss);
+        self.cwnd = self.cwnd.max(f64::from(cwnd) / mss);
+        let ssthresh = if ssthresh == u32::MAX {
+            f64::INFINITY // none yet, as before the first loss
+        } else {
+            f64::from(ssthresh) / mss
+        };
+        self.ssthresh = self.ssthresh.max(ssthresh);
+        self.epoch_start = None;
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,10 @@ pub trait CongestionControl: Debug + Send {
     /// Caps the window at `window` bytes: the restart window after an idle period
     /// (RFC 5681 §4.1), or one segment after a lost SYN or SYN-ACK (RFC 6928 §2).
     fn limit_window(&mut self, window: u32);
+    /// The last reduction was spurious (every retransmission it caused was D-SACKed,
+    /// RFC 2883 §5 and Linux's undo): back to at least the window and slow-start threshold
+    /// from before it.
+    fn undo(&mut self, cwnd: u32, ssthresh: u32);
 }
 
 /// RFC 6928 §2: IW = min(10·MSS, max(2·MSS, 14 600)).

@@ -85,6 +85,12 @@ impl CongestionControl for NewReno {
     fn limit_window(&mut self, window: u32) {
         self.cwnd = self.cwnd.min(window.max(self.mss));
     }
+
+    fn undo(&mut self, cwnd: u32, ssthresh: u32) {
+        self.cwnd = self.cwnd.max(cwnd);
+        self.ssthresh = self.ssthresh.max(ssthresh);
+        self.bytes_acked = 0;
+    }
 }
 
 #[cfg(test)]

@@ -76,13 +76,9 @@ impl Connection {
         }
         let unsent = self.send.len().saturating_sub(offset);
         let in_flight = self.snd_nxt - self.snd_una;
-        let congestion_room = self.recovery.send_room(
-            self.cc.window(),
-            self.snd_una,
-            self.snd_nxt,
-            self.snd_max,
-            self.smss(),
-        );
+        let congestion_room =
+            self.recovery
+                .send_room(self.cc.window(), self.snd_una, self.snd_nxt, self.smss());
         let usable = self.snd_wnd.saturating_sub(in_flight).min(congestion_room) as usize;
         let mss = self.effective_mss();
         let mut len = unsent.min(usable).min(mss);
@@ -131,7 +127,6 @@ impl Connection {
         let new_data_waits = unsent && self.snd_wnd > in_flight;
         // Segments of what one carries beside its options, so that none leaves a runt.
         let wanted = self.recovery.next_retransmission(
-            self.cc.window(),
             self.snd_una,
             self.snd_max,
             self.effective_mss() as u32,
@@ -392,6 +387,7 @@ impl Connection {
                 self.stats.bytes_out += plan.data_len as u64;
                 self.last_data_sent = Some(now);
                 self.sent_maybe_probe(now);
+                self.recovery.on_transmit(now, plan.seq, end, self.smss());
                 self.snd_nxt = end;
                 // Going back after a timeout: what the peer SACKed since is not sent again.
                 if self.snd_nxt < self.snd_max
@@ -415,11 +411,14 @@ impl Connection {
                 if self.rtt_probe.is_some_and(|(end, _)| end > plan.seq) {
                     self.rtt_probe = None;
                 }
+                let len = plan.data_len as u32 + u32::from(plan.flags.fin());
                 self.recovery.on_retransmitted(Retransmission {
                     seq: plan.seq,
-                    len: plan.data_len as u32 + u32::from(plan.flags.fin()),
+                    len,
                     rescue,
                 });
+                self.recovery
+                    .on_transmit(now, plan.seq, plan.seq + len, self.smss());
                 self.timers.start(Timer::Retransmit, now + self.rtt.rto());
             }
             PlanKind::Probe => {
@@ -479,7 +478,10 @@ impl Connection {
                     | State::LastAck
             )
             && outstanding > 0
-            && self.recovery.loss_probe_allowed();
+            && self.recovery.loss_probe_allowed()
+            // As Linux (tcp_schedule_loss_probe): RACK's reorder timer, when running, comes
+            // first; the probe is armed again once it has fired.
+            && !self.timers.is_running(Timer::RackReorder);
         let (true, Some(srtt)) = (eligible, self.rtt.srtt()) else {
             self.timers.stop(Timer::LossProbe);
             return;
@@ -493,6 +495,14 @@ impl Connection {
             at = at.min(rto);
         }
         self.timers.set(Timer::LossProbe, at);
+    }
+
+    /// RFC 8985 §6.2: RACK's reorder timer runs while a segment awaits its verdict.
+    pub(super) fn arm_reorder_timer(&mut self) {
+        match self.recovery.reorder_deadline() {
+            Some(at) => self.timers.set(Timer::RackReorder, at),
+            None => self.timers.stop(Timer::RackReorder),
+        }
     }
 
     pub(super) fn arm_persist(&mut self, now: Instant) {

@@ -14,10 +14,16 @@
 //! (pipe, NextSeg, the rescue retransmission). After a retransmission timeout it is in loss
 //! until everything outstanding then is acknowledged.
 
+use core::time::Duration;
+
 use rawtcp_wire::SeqNum;
 
 use super::congestion::{Acked, CongestionControl};
 use crate::Instant;
+
+mod rack;
+
+use rack::{Rack, RackAck};
 
 /// RFC 5681 §3.2 and RFC 6675 §2: DupThresh.
 pub(crate) const DUP_THRESH: u32 = 3;
@@ -47,8 +53,9 @@ pub(crate) struct SackUpdate {
     pub(crate) newly_sacked: u32,
     /// Blocks rejected as invalid.
     pub(crate) rejected: u32,
-    /// The first block lies below SND.UNA: a D-SACK (RFC 2883 §4), a duplicate received.
-    pub(crate) dsack: bool,
+    /// The first block, when it lies below SND.UNA: a D-SACK (RFC 2883 §4), a duplicate
+    /// received.
+    pub(crate) dsack: Option<(SeqNum, SeqNum)>,
 }
 
 /// The ranges the peer has SACKed above SND.UNA: sorted, disjoint, not touching.
@@ -83,7 +90,7 @@ impl Scoreboard {
             let behind = snd_una.raw().wrapping_sub(left.raw());
             let len = right.raw().wrapping_sub(left.raw());
             if i == 0 && len > 0 && len <= behind && behind <= 1 << 30 {
-                update.dsack = true;
+                update.dsack = Some((left, right));
                 continue;
             }
             update.rejected += 1;
@@ -133,6 +140,11 @@ impl Scoreboard {
 
     pub(crate) fn sacked_bytes(&self) -> u32 {
         self.ranges.iter().map(|&(s, e)| e - s).sum()
+    }
+
+    /// The SACKed ranges, sorted.
+    pub(crate) fn ranges(&self) -> &[(SeqNum, SeqNum)] {
+        &self.ranges
     }
 
     /// The highest SACKed sequence number plus one.
@@ -203,6 +215,8 @@ pub(crate) struct AckContext<'a> {
     pub(crate) mss: u32,
     /// New data acknowledged, for the congestion controller.
     pub(crate) acked: Acked,
+    /// When the segment whose timestamp this ACK echoes was sent, if timestamps are on.
+    pub(crate) echoed: Option<Instant>,
 }
 
 /// Counters of the recovery, for the connection's statistics.
@@ -213,13 +227,66 @@ pub(crate) struct RecoveryCounters {
     pub(crate) sack_blocks_rejected: u64,
     pub(crate) dsacks_received: u64,
     pub(crate) loss_probes: u64,
+    /// Segments RACK marked lost (RFC 8985 §6.2), by an ACK or by the reorder timer.
+    pub(crate) rack_lost_segments: u64,
+    /// Reorder timer expirations that marked a segment lost.
+    pub(crate) rack_reorder_timeouts: u64,
+    /// Reductions undone because every retransmission they caused was D-SACKed.
+    pub(crate) spurious_recoveries_undone: u64,
+}
+
+/// RACK's state as TCP_INFO-style statistics show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RackInfo {
+    /// A segment was delivered below the highest delivered one without a retransmission.
+    pub(crate) reordering_seen: bool,
+    /// RACK.reo_wnd as last computed.
+    pub(crate) reo_wnd: Duration,
+    /// RACK.min_RTT.
+    pub(crate) min_rtt: Option<Duration>,
+}
+
+/// RFC 6937 Proportional Rate Reduction: how much may go out during fast recovery.
+#[derive(Debug, Clone, Copy, Default)]
+struct Prr {
+    /// RecoverFS: FlightSize when recovery began.
+    recover_fs: u32,
+    /// prr_delivered: bytes the peer received (cumulatively or by SACK) during recovery.
+    delivered: u64,
+    /// prr_out: bytes sent during recovery.
+    out: u64,
+    /// sndcnt as of the last ACK, less what was sent since.
+    allowance: u32,
+}
+
+/// The most retransmissions of one recovery tracked for an undo; a recovery with more is
+/// no spurious one worth undoing.
+const UNDO_MAX_RETRANSMISSIONS: usize = 16;
+
+/// What a reduction replaced, to restore if it proves spurious (RFC 2883 §5, Linux's
+/// undo_marker / undo_retrans).
+#[derive(Debug, Clone)]
+struct Undo {
+    prior_cwnd: u32,
+    prior_ssthresh: u32,
+    /// What the recovery retransmitted and no D-SACK has reported received twice yet.
+    /// Linux counts D-SACKs above its undo_marker instead; keeping the ranges means a
+    /// D-SACK for something else (a loss probe's duplicate) cannot undo a real reduction.
+    retransmitted: Vec<(SeqNum, SeqNum)>,
+    /// Something was retransmitted at all.
+    any: bool,
 }
 
 /// The congestion state machine and the choice of what to retransmit.
 #[derive(Debug, Clone)]
 pub(crate) struct LossRecovery {
     sack: bool,
+    /// RACK (RFC 8985 §6) is configured; it needs SACK too to see what arrived.
+    rack_enabled: bool,
     scoreboard: Scoreboard,
+    rack: Rack,
+    prr: Prr,
+    undo: Option<Undo>,
     state: CongestionState,
     dup_acks: u32,
     /// RFC 6582's `recover` and RFC 6675's RecoveryPoint: SND.MAX when recovery (or loss)
@@ -243,10 +310,14 @@ pub(crate) struct LossRecovery {
 }
 
 impl LossRecovery {
-    pub(crate) fn new(iss: SeqNum) -> LossRecovery {
+    pub(crate) fn new(iss: SeqNum, rack: bool) -> LossRecovery {
         LossRecovery {
             sack: false,
+            rack_enabled: rack,
             scoreboard: Scoreboard::default(),
+            rack: Rack::default(),
+            prr: Prr::default(),
+            undo: None,
             state: CongestionState::Open,
             dup_acks: 0,
             recovery_point: iss,
@@ -263,6 +334,11 @@ impl LossRecovery {
     /// Both SYNs carried SACK-permitted.
     pub(crate) fn set_sack(&mut self, sack: bool) {
         self.sack = sack;
+    }
+
+    /// RACK decides what is lost: SACK was negotiated and RACK is configured.
+    pub(crate) fn uses_rack(&self) -> bool {
+        self.sack && self.rack_enabled
     }
 
     pub(crate) fn state(&self) -> CongestionState {
@@ -286,12 +362,40 @@ impl LossRecovery {
         }
         // An old ACK overtaken by newer ones (reordering) moves nothing back.
         let snd_una = if new_data { ack.ack } else { ack.snd_una };
+        let sacked_before = self.scoreboard.sacked_bytes();
+        let mut dsack = None;
         if self.sack {
             let update = self
                 .scoreboard
                 .update(snd_una, ack.snd_max, ack.sack_blocks);
             self.counters.sack_blocks_rejected += u64::from(update.rejected);
-            self.counters.dsacks_received += u64::from(update.dsack);
+            self.counters.dsacks_received += u64::from(update.dsack.is_some());
+            dsack = update.dsack;
+        }
+        // RFC 6937 §3: DeliveredData = the change in SND.UNA plus the change in SACKed bytes.
+        let delivered = i64::from(snd_una - ack.snd_una)
+            + i64::from(self.scoreboard.sacked_bytes())
+            - i64::from(sacked_before);
+        if let Some(block) = dsack {
+            self.on_dsack(block, cc);
+        }
+        if self.uses_rack() {
+            let marked = self.rack.on_ack(
+                now,
+                &RackAck {
+                    snd_una,
+                    snd_max: ack.snd_max,
+                    sacked: self.scoreboard.ranges(),
+                    dsack: dsack.is_some(),
+                    in_recovery: matches!(
+                        self.state,
+                        CongestionState::Recovery | CongestionState::Loss
+                    ),
+                    srtt: ack.acked.srtt,
+                    echoed: ack.echoed,
+                },
+            );
+            self.counters.rack_lost_segments += u64::from(marked);
         }
         match self.state {
             CongestionState::Loss => {
@@ -301,6 +405,7 @@ impl LossRecovery {
                 if snd_una >= self.recovery_point {
                     self.state = CongestionState::Open;
                     self.dup_acks = 0;
+                    self.rack.on_recovery_end();
                 }
             }
             CongestionState::Recovery => {
@@ -310,7 +415,10 @@ impl LossRecovery {
                     self.state = CongestionState::Open;
                     self.dup_acks = 0;
                     self.head_due = false;
-                } else if new_data {
+                    self.rack.on_recovery_end();
+                    return;
+                }
+                if new_data {
                     self.high_rxt = self.high_rxt.max(ack.ack);
                     if !self.sack {
                         // RFC 6582 §3.2 step 5: a partial ACK retransmits the next hole;
@@ -325,6 +433,9 @@ impl LossRecovery {
                     // RFC 5681 §3.2 step 4: each further duplicate inflates by one SMSS.
                     self.inflated_window = self.inflated_window.saturating_add(ack.mss);
                 }
+                if self.sack {
+                    self.prr_on_ack(delivered, cc.ssthresh(), snd_una, ack.snd_max, ack.mss);
+                }
             }
             CongestionState::Open | CongestionState::Disorder => {
                 if new_data {
@@ -333,15 +444,28 @@ impl LossRecovery {
                 } else if ack.duplicate {
                     self.dup_acks += 1;
                 }
-                let lost = self.sack
-                    && ack.snd_max > snd_una
-                    && self
-                        .scoreboard
-                        .holes(snd_una, ack.snd_max)
-                        .next()
-                        .is_some_and(|(s, e)| s == snd_una && self.scoreboard.is_lost(e, ack.mss));
-                if self.dup_acks >= DUP_THRESH || lost {
-                    self.enter_recovery(now, snd_una, ack, cc);
+                // With RACK, RACK alone says what is lost (its window is zero from DupThresh
+                // SACKed segments until reordering is seen: see `rack`); without, RFC 6675's
+                // IsLost on the first hole, or DupThresh duplicate ACKs (RFC 5681 §3.2).
+                let lost = if self.uses_rack() {
+                    self.rack.has_lost()
+                } else {
+                    self.dup_acks >= DUP_THRESH
+                        || (self.sack
+                            && ack.snd_max > snd_una
+                            && self
+                                .scoreboard
+                                .holes(snd_una, ack.snd_max)
+                                .next()
+                                .is_some_and(|(s, e)| {
+                                    s == snd_una && self.scoreboard.is_lost(e, ack.mss)
+                                }))
+                };
+                if lost {
+                    self.enter_recovery(now, snd_una, ack.snd_max, ack.mss, cc);
+                    if self.sack {
+                        self.prr_on_ack(delivered, cc.ssthresh(), snd_una, ack.snd_max, ack.mss);
+                    }
                 } else if self.dup_acks > 0 || !self.scoreboard.is_empty() {
                     self.state = CongestionState::Disorder;
                 } else {
@@ -351,36 +475,171 @@ impl LossRecovery {
         }
     }
 
-    /// RFC 5681 §3.2 steps 2-3, RFC 6582 §3.2 step 3, RFC 6675 §5 step 4.
+    /// RFC 5681 §3.2 steps 2-3, RFC 6582 §3.2 step 3, RFC 6675 §5 step 4, RFC 6937 §3 (the
+    /// start of PRR).
     fn enter_recovery(
         &mut self,
         now: Instant,
         snd_una: SeqNum,
-        ack: &AckContext<'_>,
+        snd_max: SeqNum,
+        mss: u32,
         cc: &mut dyn CongestionControl,
     ) {
-        let flight = ack.snd_max - snd_una;
+        let flight = snd_max - snd_una;
+        self.undo = Some(Undo {
+            prior_cwnd: cc.window(),
+            prior_ssthresh: cc.ssthresh(),
+            retransmitted: Vec::new(),
+            any: false,
+        });
         cc.on_congestion_event(now, flight);
         self.state = CongestionState::Recovery;
-        self.recovery_point = ack.snd_max;
+        self.recovery_point = snd_max;
         self.high_rxt = snd_una;
         self.head_due = true;
         self.probe_due = false;
-        self.inflated_window = cc.window().saturating_add(DUP_THRESH * ack.mss);
+        self.inflated_window = cc.window().saturating_add(DUP_THRESH * mss);
+        self.prr = Prr {
+            recover_fs: flight,
+            ..Prr::default()
+        };
         self.counters.fast_recoveries += 1;
+    }
+
+    /// RFC 6937 §3, on every ACK in recovery: sndcnt, what may go out until the next ACK.
+    /// While the pipe exceeds ssthresh, in proportion to what the peer received (so that
+    /// the window comes down to ssthresh over one round trip, not in one step); below it,
+    /// PRR-SSRB: back up toward ssthresh at most one segment more than was delivered.
+    fn prr_on_ack(
+        &mut self,
+        delivered: i64,
+        ssthresh: u32,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+        mss: u32,
+    ) {
+        let pipe = u64::from(self.pipe(snd_una, snd_max, mss));
+        let ssthresh = u64::from(ssthresh);
+        let prr = &mut self.prr;
+        prr.delivered = prr.delivered.saturating_add_signed(delivered);
+        let sndcnt = if pipe > ssthresh {
+            (prr.delivered * ssthresh)
+                .div_ceil(u64::from(prr.recover_fs.max(1)))
+                .saturating_sub(prr.out)
+        } else {
+            let delivered = u64::try_from(delivered).unwrap_or(0);
+            let limit = prr.delivered.saturating_sub(prr.out).max(delivered) + u64::from(mss);
+            (ssthresh - pipe).min(limit)
+        };
+        prr.allowance = u32::try_from(sndcnt).unwrap_or(u32::MAX);
+    }
+
+    /// A D-SACK reported `block` received twice. When every byte this recovery
+    /// retransmitted has come back so, the reduction was spurious (the segments were
+    /// reordered or delayed, not lost): RFC 2883 §5's undo, as Linux's
+    /// tcp_try_undo_dsack, restores the window and ssthresh and leaves recovery.
+    fn on_dsack(&mut self, block: (SeqNum, SeqNum), cc: &mut dyn CongestionControl) {
+        let Some(undo) = self.undo.as_mut() else {
+            return;
+        };
+        let (left, right) = block;
+        let mut rest = Vec::with_capacity(undo.retransmitted.len());
+        for &(start, end) in &undo.retransmitted {
+            // What of [start, end) the block does not cover: up to a part on each side.
+            if left > start {
+                rest.push((start, end.min(left)));
+            }
+            if right < end {
+                rest.push((start.max(right), end));
+            }
+        }
+        rest.retain(|&(start, end)| start < end);
+        undo.retransmitted = rest;
+        if !undo.any || !undo.retransmitted.is_empty() {
+            return;
+        }
+        cc.undo(undo.prior_cwnd, undo.prior_ssthresh);
+        self.undo = None;
+        self.counters.spurious_recoveries_undone += 1;
+        if self.state == CongestionState::Recovery {
+            self.state = CongestionState::Disorder;
+            self.head_due = false;
+            self.dup_acks = 0;
+            self.rack.on_recovery_end();
+        }
     }
 
     /// The retransmission timer expired: loss until `snd_max` is acknowledged. RFC 2018 §8:
     /// after a timeout the SACK information gathered before it is not trusted (the receiver
     /// may have reneged); what arrives afterwards is.
-    pub(crate) fn on_timeout(&mut self, snd_max: SeqNum) {
+    pub(crate) fn on_timeout(&mut self, now: Instant, snd_max: SeqNum) {
         self.state = CongestionState::Loss;
         self.recovery_point = snd_max;
         self.scoreboard.clear();
+        self.rack.on_timeout(now);
+        self.undo = None;
         self.head_due = false;
         self.dup_acks = 0;
         self.probe_due = false;
         self.probe_out = false;
+    }
+
+    /// RACK's reorder timer fired (RFC 8985 §6.2): what is overdue now is lost, and a loss
+    /// starts recovery as one found by an ACK would.
+    pub(crate) fn on_reorder_timer(
+        &mut self,
+        now: Instant,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+        mss: u32,
+        cc: &mut dyn CongestionControl,
+    ) {
+        if !self.uses_rack() {
+            return;
+        }
+        let marked = self.rack.on_reorder_timeout(now);
+        if marked == 0 {
+            return;
+        }
+        self.counters.rack_lost_segments += u64::from(marked);
+        self.counters.rack_reorder_timeouts += 1;
+        if matches!(
+            self.state,
+            CongestionState::Open | CongestionState::Disorder
+        ) {
+            self.enter_recovery(now, snd_una, snd_max, mss, cc);
+            // RFC 6937: no ACK delivered anything yet; the fast retransmit goes regardless.
+            self.prr_on_ack(0, cc.ssthresh(), snd_una, snd_max, mss);
+        }
+    }
+
+    /// When RACK's reorder timer must fire, if it must.
+    pub(crate) fn reorder_deadline(&self) -> Option<Instant> {
+        self.uses_rack()
+            .then(|| self.rack.reorder_deadline())
+            .flatten()
+    }
+
+    /// RACK's view, for the connection's statistics.
+    pub(crate) fn rack_info(&self) -> RackInfo {
+        RackInfo {
+            reordering_seen: self.rack.reordering_seen(),
+            reo_wnd: self.rack.reo_wnd(),
+            min_rtt: self.rack.min_rtt(),
+        }
+    }
+
+    /// [start, end) went out at `now` (new data or again): RACK's transmit times, PRR's
+    /// prr_out.
+    pub(crate) fn on_transmit(&mut self, now: Instant, start: SeqNum, end: SeqNum, mss: u32) {
+        if self.uses_rack() {
+            self.rack.on_transmit(now, start, end, mss);
+        }
+        if self.state == CongestionState::Recovery && self.sack {
+            let len = end - start;
+            self.prr.out += u64::from(len);
+            self.prr.allowance = self.prr.allowance.saturating_sub(len);
+        }
     }
 
     /// RFC 8985 §7.2: a probe may be scheduled — no loss suspected, none out already.
@@ -412,8 +671,13 @@ impl LossRecovery {
         }
     }
 
-    /// RFC 6675 §4 SetPipe: the octets thought to be in the network.
+    /// RFC 6675 §4 SetPipe: the octets thought to be in the network. With RACK, what is
+    /// neither delivered nor marked lost (a retransmission counts once, as Linux's
+    /// packets_out − sacked_out − lost_out + retrans_out).
     pub(crate) fn pipe(&self, snd_una: SeqNum, snd_max: SeqNum, mss: u32) -> u32 {
+        if self.uses_rack() {
+            return self.rack.pipe();
+        }
         let mut pipe = 0u32;
         for (start, end) in self.scoreboard.holes(snd_una, snd_max) {
             if !self.scoreboard.is_lost(end, mss) {
@@ -441,8 +705,11 @@ impl LossRecovery {
         }
     }
 
-    /// Bytes of the holes deemed lost.
+    /// Bytes deemed lost: marked by RACK, else RFC 6675's IsLost holes.
     pub(crate) fn lost_bytes(&self, snd_una: SeqNum, snd_max: SeqNum, mss: u32) -> u32 {
+        if self.uses_rack() {
+            return self.rack.lost_bytes();
+        }
         self.scoreboard
             .holes(snd_una, snd_max)
             .filter(|&(_, end)| self.scoreboard.is_lost(end, mss))
@@ -451,25 +718,15 @@ impl LossRecovery {
     }
 
     /// How many bytes beyond SND.NXT congestion control lets go out now.
-    pub(crate) fn send_room(
-        &self,
-        cwnd: u32,
-        snd_una: SeqNum,
-        snd_nxt: SeqNum,
-        snd_max: SeqNum,
-        mss: u32,
-    ) -> u32 {
+    pub(crate) fn send_room(&self, cwnd: u32, snd_una: SeqNum, snd_nxt: SeqNum, mss: u32) -> u32 {
         let outstanding = snd_nxt - snd_una;
         if self.probe_due {
             // RFC 8985 §7.3: new data for the probe, whatever cwnd says.
             return mss;
         }
         match self.state {
-            CongestionState::Recovery if self.sack => {
-                // RFC 6675 §5 step (C): while cwnd − pipe ≥ 1 SMSS.
-                let room = cwnd.saturating_sub(self.pipe(snd_una, snd_max, mss));
-                if room >= mss { room } else { 0 }
-            }
+            // RFC 6937: PRR's sndcnt, in place of RFC 6675 §5 step (C)'s cwnd − pipe.
+            CongestionState::Recovery if self.sack => self.prr.allowance,
             CongestionState::Recovery => self.inflated_window.saturating_sub(outstanding),
             // RFC 3042 §2: on the first two duplicate ACKs, new data up to cwnd + 2·SMSS.
             CongestionState::Disorder => cwnd
@@ -483,7 +740,6 @@ impl LossRecovery {
     /// new data, is the caller's when `new_data_waits`).
     pub(crate) fn next_retransmission(
         &self,
-        cwnd: u32,
         snd_una: SeqNum,
         snd_max: SeqNum,
         mss: u32,
@@ -516,8 +772,16 @@ impl LossRecovery {
                 .next()
                 .map(|(start, end)| segment(start, end));
         }
-        if !self.sack || cwnd.saturating_sub(self.pipe(snd_una, snd_max, mss)) < mss {
+        if !self.sack || self.prr.allowance < mss {
             return None;
+        }
+        if self.uses_rack() {
+            // RFC 8985 §6.2: what RACK marked lost, lowest first, retransmissions that were
+            // lost again included (Linux's tcp_xmit_retransmit_queue). Unlike RFC 6675's
+            // rule 3, nothing merely unSACKed goes: it may be reordered, not lost.
+            if let Some((start, end)) = self.rack.first_lost() {
+                return Some(segment(start, end));
+            }
         }
         let high_sacked = board.high_sacked().unwrap_or(snd_una);
         let below_high_sacked = || {
@@ -527,18 +791,25 @@ impl LossRecovery {
                 .map(|(start, end)| (start.max(self.high_rxt), end))
         };
         // Rule 1: the first lost octet above HighRxt.
-        if let Some((start, end)) = below_high_sacked().find(|&(_, end)| board.is_lost(end, mss)) {
+        if !self.uses_rack()
+            && let Some((start, end)) =
+                below_high_sacked().find(|&(_, end)| board.is_lost(end, mss))
+        {
             return Some(segment(start, end));
         }
         if new_data_waits {
             return None;
         }
         // Rule 3: any unSACKed octet above HighRxt below the highest SACKed one.
-        if let Some((start, end)) = below_high_sacked().next() {
+        if !self.uses_rack()
+            && let Some((start, end)) = below_high_sacked().next()
+        {
             return Some(segment(start, end));
         }
-        // Rule 4: once per recovery, a segment holding the highest unSACKed octet.
-        if self.rescue_rxt.is_none_or(|rescue| snd_una > rescue) {
+        // Rule 4: once per recovery, a segment holding the highest unSACKed octet. Not with
+        // RACK (nor in Linux): there the loss probe and RACK cover a lost tail, and the
+        // rescue would mostly resend what is merely not yet acknowledged.
+        if !self.uses_rack() && self.rescue_rxt.is_none_or(|rescue| snd_una > rescue) {
             let (start, end) = board.holes(snd_una, snd_max).last()?;
             let start = start.max(end - mss.min(end - start));
             return Some(Retransmission {
@@ -560,6 +831,16 @@ impl LossRecovery {
         }
         self.head_due = false;
         self.high_rxt = self.high_rxt.max(retransmission.seq + retransmission.len);
+        if self.state == CongestionState::Recovery
+            && let Some(undo) = self.undo.as_mut()
+        {
+            undo.retransmitted
+                .push((retransmission.seq, retransmission.seq + retransmission.len));
+            undo.any = true;
+            if undo.retransmitted.len() > UNDO_MAX_RETRANSMISSIONS {
+                self.undo = None;
+            }
+        }
     }
 }
 
@@ -603,7 +884,7 @@ mod tests {
         // RFC 2883 §4: the receiver reports a duplicate of data already acknowledged.
         let mut board = Scoreboard::default();
         let update = board.update(seq(3 * MSS), seq(10 * MSS), &[(seq(MSS), seq(2 * MSS))]);
-        assert!(update.dsack);
+        assert_eq!(update.dsack, Some((seq(MSS), seq(2 * MSS))));
         assert_eq!(update.rejected, 0);
         assert!(board.is_empty());
     }
@@ -666,6 +947,7 @@ mod tests {
                 cwnd_limited: true,
                 srtt: None,
             },
+            echoed: None,
         }
     }
 
@@ -674,7 +956,7 @@ mod tests {
         // A lying (or reneging) peer SACKs everything above SND.UNA for ever and never moves
         // the cumulative ACK: the hole is retransmitted once in this recovery, the rescue
         // once, then nothing until the retransmission timer (whose limit ends it).
-        let mut recovery = LossRecovery::new(UNA);
+        let mut recovery = LossRecovery::new(UNA, false);
         recovery.set_sack(true);
         let mut cc = NewReno::new(MSS);
         let max = seq(20 * MSS);
@@ -682,8 +964,9 @@ mod tests {
         let mut sent = Vec::new();
         for _ in 0..1_000 {
             recovery.on_ack(Instant::ZERO, &duplicate(&blocks, max), &mut cc);
-            while let Some(r) = recovery.next_retransmission(cc.window(), UNA, max, MSS, false) {
+            while let Some(r) = recovery.next_retransmission(UNA, max, MSS, false) {
                 recovery.on_retransmitted(r);
+                recovery.on_transmit(Instant::ZERO, r.seq, r.seq + r.len, MSS);
                 sent.push(r);
                 assert!(sent.len() < 10, "retransmitting for ever: {sent:?}");
             }
@@ -711,7 +994,7 @@ mod tests {
     fn pipe_counts_what_is_in_the_network() {
         // RFC 6675 §4 SetPipe: ten segments out, the 1st and 3rd unSACKed below three SACKed
         // ones (lost), the last four above every SACK (not lost), the 1st retransmitted.
-        let mut recovery = LossRecovery::new(UNA);
+        let mut recovery = LossRecovery::new(UNA, false);
         recovery.set_sack(true);
         let mut cc = NewReno::new(MSS);
         let max = seq(10 * MSS);
@@ -722,17 +1005,104 @@ mod tests {
         assert_eq!(recovery.state(), CongestionState::Recovery);
         assert_eq!(recovery.pipe(UNA, max, MSS), 4 * MSS);
         assert_eq!(recovery.lost_bytes(UNA, max, MSS), 2 * MSS);
-        let first = recovery
-            .next_retransmission(cc.window(), UNA, max, MSS, false)
-            .unwrap();
+        let first = recovery.next_retransmission(UNA, max, MSS, false).unwrap();
         assert_eq!(first.seq, UNA);
         recovery.on_retransmitted(first);
+        recovery.on_transmit(Instant::ZERO, first.seq, first.seq + first.len, MSS);
         assert_eq!(recovery.pipe(UNA, max, MSS), 5 * MSS);
         // cwnd = ssthresh = FlightSize / 2 = 5 segments: no room for the second hole yet.
         assert_eq!(cc.window(), 5 * MSS);
-        assert_eq!(
-            recovery.next_retransmission(cc.window(), UNA, max, MSS, false),
-            None
+        assert_eq!(recovery.next_retransmission(UNA, max, MSS, false), None);
+    }
+
+    /// Twenty segments out at t = 0 with RACK, then ACKs at 20 ms each SACKing one more
+    /// segment above a lost first one.
+    fn sacks_of(count: u32) -> Vec<(SeqNum, SeqNum)> {
+        vec![(seq(MSS), seq((1 + count) * MSS))]
+    }
+
+    #[test]
+    fn prr_spreads_the_reduction_over_the_recovery() {
+        // RFC 6937 §3: while pipe > ssthresh, sndcnt = ⌈prr_delivered · ssthresh / RecoverFS⌉
+        // − prr_out: with ssthresh half the flight, one segment out per two delivered, not
+        // nothing until the pipe has drained by half (RFC 6675) nor a burst.
+        let mut recovery = LossRecovery::new(UNA, true);
+        recovery.set_sack(true);
+        let mut cc = NewReno::new(MSS);
+        let max = seq(20 * MSS);
+        recovery.on_transmit(Instant::ZERO, UNA, max, MSS);
+        let mut sent = 0u32;
+        let mut snd_nxt = max;
+        let mut delivered = 0u32;
+        for count in 1..=12 {
+            let blocks = sacks_of(count);
+            recovery.on_ack(
+                Instant::from_millis(20),
+                &duplicate(&blocks, snd_nxt),
+                &mut cc,
+            );
+            if recovery.state() != CongestionState::Recovery {
+                continue;
+            }
+            // prr_delivered counts from the ACK that starts the recovery.
+            delivered += MSS;
+            while let Some(r) = recovery.next_retransmission(UNA, snd_nxt, MSS, false) {
+                recovery.on_retransmitted(r);
+                recovery.on_transmit(Instant::from_millis(20), r.seq, r.seq + r.len, MSS);
+                sent += 1;
+            }
+            while recovery.send_room(cc.window(), UNA, snd_nxt, MSS) >= MSS {
+                recovery.on_transmit(Instant::from_millis(20), snd_nxt, snd_nxt + MSS, MSS);
+                snd_nxt += MSS;
+                sent += 1;
+            }
+            // The fast retransmit goes regardless; after it, PRR's proportion.
+            let allowed = (u64::from(delivered) * u64::from(cc.ssthresh()))
+                .div_ceil(20 * u64::from(MSS)) as u32;
+            assert_eq!(sent, (allowed / MSS).max(1), "after {count} SACKed");
+        }
+        assert_eq!(recovery.counters.fast_recoveries, 1);
+        assert_eq!(cc.ssthresh(), 10 * MSS);
+    }
+
+    #[test]
+    fn only_dsacks_of_its_own_retransmissions_undo_a_recovery() {
+        let mut recovery = LossRecovery::new(UNA, true);
+        recovery.set_sack(true);
+        let mut cc = NewReno::new(MSS);
+        let max = seq(20 * MSS);
+        recovery.on_transmit(Instant::ZERO, UNA, max, MSS);
+        recovery.on_ack(
+            Instant::from_millis(20),
+            &duplicate(&sacks_of(3), max),
+            &mut cc,
         );
+        assert_eq!(recovery.state(), CongestionState::Recovery);
+        let prior = (10 * MSS, u32::MAX);
+        assert_eq!(cc.ssthresh(), 10 * MSS, "half the flight of 20");
+        let r = recovery.next_retransmission(UNA, max, MSS, false).unwrap();
+        recovery.on_retransmitted(r);
+        recovery.on_transmit(Instant::from_millis(20), r.seq, r.seq + r.len, MSS);
+        // The original arrives: everything up to the 5th segment acknowledged.
+        let mut ack = duplicate(&[], max);
+        ack.ack = seq(4 * MSS);
+        ack.duplicate = false;
+        recovery.on_ack(Instant::from_millis(21), &ack, &mut cc);
+        // A D-SACK of something it did not retransmit changes nothing.
+        let other = [(seq(2 * MSS), seq(3 * MSS))];
+        let mut dsack = duplicate(&other, max);
+        dsack.snd_una = seq(4 * MSS);
+        dsack.ack = seq(4 * MSS);
+        recovery.on_ack(Instant::from_millis(22), &dsack, &mut cc);
+        assert_eq!(recovery.counters.spurious_recoveries_undone, 0);
+        // Its retransmission reported twice: undone.
+        let own = [(UNA, seq(MSS))];
+        let mut dsack = duplicate(&own, max);
+        dsack.snd_una = seq(4 * MSS);
+        dsack.ack = seq(4 * MSS);
+        recovery.on_ack(Instant::from_millis(40), &dsack, &mut cc);
+        assert_eq!(recovery.counters.spurious_recoveries_undone, 1);
+        assert_eq!((cc.window(), cc.ssthresh()), prior);
+        assert_ne!(recovery.state(), CongestionState::Recovery);
     }
 }

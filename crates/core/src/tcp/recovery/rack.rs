@@ -1,0 +1,522 @@
+//! RACK (RFC 8985 §6): time-based loss detection from per-segment transmit times.
+//!
+//! Every segment sent is kept with its transmit time (`xmit_ts`) until the cumulative ACK
+//! passes it. An ACK that delivers (acknowledges or SACKs) a segment tells the time the most
+//! recently sent delivered segment left (`RACK.xmit_ts`): any segment sent earlier and still
+//! undelivered one RTT plus a reordering window later is lost (§6.2 step 5). A retransmission
+//! gets a new `xmit_ts`, so a lost retransmission is detected the same way, without waiting
+//! for the retransmission timer. When a segment is not yet overdue, the reorder timer
+//! (§6.2, "RACK reordering timer") fires when it would be.
+//!
+//! **Against the duplicate-ACK threshold** (RFC 8985 §6.2 step 4, RFC 6675's IsLost):
+//! until reordering has been seen on the connection, the reordering window is zero once
+//! DupThresh (3) segments are SACKed or while in recovery — RACK then declares a hole lost
+//! exactly when three segments sent after it have been SACKed, as RFC 6675's IsLost would,
+//! or earlier, after min_RTT/4, with fewer SACKed (a short flight or a tail). Once reordering
+//! has been seen (a segment delivered below the highest delivered one without having been
+//! retransmitted) the window is min_RTT/4 whatever the SACK count, so reordering shorter than
+//! that costs no retransmission; each D-SACK round multiplies the window (up to SRTT), and 16
+//! recoveries without one bring it back (§6.2 step 4). That is Linux's behaviour too
+//! (`tcp_rack_reo_wnd`: without `rack.reord`, zero once `sacked_out >= tp->reordering` or in
+//! recovery; with RACK on, Linux's own dupthresh marking, `tcp_update_scoreboard`, is
+//! skipped). [`super::LossRecovery`] with RACK therefore starts recovery only on a RACK loss;
+//! the duplicate-ACK count remains the trigger without SACK (NewReno, RFC 6582), where RACK
+//! cannot see which segments arrived.
+//!
+//! The per-segment list is bounded by what the send buffer holds in flight, one entry per
+//! segment; SACK blocks never create entries (a misaligned block leaves a segment
+//! undelivered, never split), so a lying peer cannot grow it.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use rawtcp_wire::SeqNum;
+
+use super::DUP_THRESH;
+use crate::Instant;
+
+/// RFC 8985 §6.2 step 4: recoveries without a D-SACK before the multiplier returns to 1.
+const REO_WND_PERSIST: u32 = 16;
+
+/// One segment sent and not yet cumulatively acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SentSegment {
+    start: SeqNum,
+    end: SeqNum,
+    /// When it (last) went out.
+    xmit_ts: Instant,
+    retransmitted: bool,
+    /// The peer SACKed all of it.
+    sacked: bool,
+    /// RACK (or the retransmission timer) declared it lost; cleared when it goes again.
+    lost: bool,
+}
+
+/// What one ACK told RACK.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RackAck<'a> {
+    /// SND.UNA after this ACK.
+    pub(crate) snd_una: SeqNum,
+    /// SND.MAX (the RFC's SND.NXT: one past the highest sequence number sent).
+    pub(crate) snd_max: SeqNum,
+    /// The peer's SACKed ranges after this ACK, sorted.
+    pub(crate) sacked: &'a [(SeqNum, SeqNum)],
+    /// This ACK carried a D-SACK block.
+    pub(crate) dsack: bool,
+    /// Fast recovery or loss (after a timeout) is under way.
+    pub(crate) in_recovery: bool,
+    pub(crate) srtt: Option<Duration>,
+    /// When the segment whose timestamp this ACK echoes was sent (RFC 7323), if known.
+    pub(crate) echoed: Option<Instant>,
+}
+
+/// RACK's state (RFC 8985 §6.1).
+#[derive(Debug, Clone)]
+pub(crate) struct Rack {
+    segments: VecDeque<SentSegment>,
+    /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered.
+    latest: Option<(Instant, SeqNum)>,
+    /// RACK.rtt: the round trip of that segment.
+    rtt: Duration,
+    /// RACK.fack: the highest end of a delivered segment.
+    fack: Option<SeqNum>,
+    /// RACK.min_RTT: the smallest unambiguous round trip seen (Linux filters over five
+    /// minutes; a connection's lifetime minimum is the RFC's "recent minimum" taken widely).
+    min_rtt: Option<Duration>,
+    /// RACK.reordering_seen.
+    reordering_seen: bool,
+    /// RACK.reo_wnd_mult.
+    reo_wnd_mult: u32,
+    /// RACK.reo_wnd_persist.
+    reo_wnd_persist: u32,
+    /// RACK.dsack_round: the D-SACK round ends when SND.UNA passes it.
+    dsack_round: Option<SeqNum>,
+    /// RACK.reo_wnd as last computed.
+    reo_wnd: Duration,
+    /// When the reorder timer is due, if a segment awaits its verdict.
+    reorder_deadline: Option<Instant>,
+}
+
+impl Default for Rack {
+    fn default() -> Rack {
+        Rack {
+            segments: VecDeque::new(),
+            latest: None,
+            rtt: Duration::ZERO,
+            fack: None,
+            min_rtt: None,
+            reordering_seen: false,
+            reo_wnd_mult: 1,
+            reo_wnd_persist: REO_WND_PERSIST,
+            dsack_round: None,
+            reo_wnd: Duration::ZERO,
+            reorder_deadline: None,
+        }
+    }
+}
+
+/// RFC 8985 §6.2 RACK_sent_after: `t1` later than `t2`, or the same time and further on.
+fn sent_after(t1: Instant, end1: SeqNum, t2: Instant, end2: SeqNum) -> bool {
+    t1 > t2 || (t1 == t2 && end1 > end2)
+}
+
+impl Rack {
+    /// [start, end) went out at `now`, cut into segments of at most `mss`; what of it was
+    /// sent before is a retransmission.
+    pub(crate) fn on_transmit(&mut self, now: Instant, start: SeqNum, end: SeqNum, mss: u32) {
+        if start >= end {
+            return;
+        }
+        let sent_end = self.segments.back().map_or(start, |s| s.end);
+        if start < sent_end {
+            self.split_at(start);
+            self.split_at(end.min(sent_end));
+            for segment in self.segments.iter_mut() {
+                if segment.start >= start && segment.end <= end {
+                    segment.xmit_ts = now;
+                    segment.retransmitted = true;
+                    segment.lost = false;
+                    segment.sacked = false;
+                }
+            }
+        }
+        let mut at = start.max(sent_end);
+        while at < end {
+            let next = if end - at > mss { at + mss } else { end };
+            self.segments.push_back(SentSegment {
+                start: at,
+                end: next,
+                xmit_ts: now,
+                retransmitted: false,
+                sacked: false,
+                lost: false,
+            });
+            at = next;
+        }
+    }
+
+    /// Cuts the segment holding `seq` in two there (a retransmission of part of it).
+    fn split_at(&mut self, seq: SeqNum) {
+        let i = self.segments.partition_point(|s| s.end <= seq);
+        if let Some(&segment) = self.segments.get(i)
+            && segment.start < seq
+        {
+            self.segments[i].end = seq;
+            self.segments.insert(
+                i + 1,
+                SentSegment {
+                    start: seq,
+                    ..segment
+                },
+            );
+        }
+    }
+
+    /// RFC 8985 §6.2 steps 1-5 for one ACK. Returns how many segments were newly marked lost.
+    pub(crate) fn on_ack(&mut self, now: Instant, ack: &RackAck<'_>) -> u32 {
+        let mut delivered: Vec<SentSegment> = Vec::new();
+        while let Some(&front) = self.segments.front() {
+            if front.end > ack.snd_una {
+                if front.start < ack.snd_una {
+                    self.segments[0].start = ack.snd_una;
+                }
+                break;
+            }
+            self.segments.pop_front();
+            if !front.sacked {
+                delivered.push(front);
+            }
+        }
+        // Newly SACKed: a merge walk of the segments against the sorted ranges.
+        let mut ranges = ack.sacked.iter().peekable();
+        for segment in self.segments.iter_mut() {
+            while ranges.next_if(|&&(_, end)| end <= segment.start).is_some() {}
+            let Some(&&(start, end)) = ranges.peek() else {
+                break;
+            };
+            if !segment.sacked && start <= segment.start && segment.end <= end {
+                segment.sacked = true;
+                delivered.push(*segment);
+            }
+        }
+        for segment in delivered {
+            self.on_delivered(now, segment, ack.echoed);
+        }
+        // Step 4: the reordering window, adapted by D-SACK rounds.
+        if self.dsack_round.is_some_and(|round| ack.snd_una >= round) {
+            self.dsack_round = None;
+        }
+        if ack.dsack && self.dsack_round.is_none() {
+            self.reo_wnd_mult = self.reo_wnd_mult.saturating_add(1);
+            self.dsack_round = Some(ack.snd_max);
+            self.reo_wnd_persist = REO_WND_PERSIST;
+        }
+        self.update_reo_wnd(ack.in_recovery, ack.srtt);
+        self.detect_loss(now)
+    }
+
+    /// Steps 1-3 for one newly delivered segment.
+    fn on_delivered(&mut self, now: Instant, segment: SentSegment, echoed: Option<Instant>) {
+        let rtt = now - segment.xmit_ts;
+        if segment.retransmitted {
+            // Step 2: which copy was delivered is ambiguous; only a timestamp echoing the
+            // retransmission (millisecond clock: one tick of slack), or an RTT no shorter
+            // than the minimum, says it was the retransmission.
+            let echoes_original =
+                echoed.is_some_and(|e| e + Duration::from_millis(1) < segment.xmit_ts);
+            if echoes_original || self.min_rtt.is_some_and(|min| rtt < min) {
+                return;
+            }
+        } else {
+            // Step 1.
+            self.min_rtt = Some(self.min_rtt.map_or(rtt, |min| min.min(rtt)));
+        }
+        self.rtt = rtt;
+        if self
+            .latest
+            .is_none_or(|(ts, end)| sent_after(segment.xmit_ts, segment.end, ts, end))
+        {
+            self.latest = Some((segment.xmit_ts, segment.end));
+        }
+        // Step 3: delivered below the highest delivered, never retransmitted: reordering.
+        match self.fack {
+            Some(fack) if segment.end <= fack => {
+                if segment.end < fack && !segment.retransmitted {
+                    self.reordering_seen = true;
+                }
+            }
+            _ => self.fack = Some(segment.end),
+        }
+    }
+
+    /// RFC 8985 §6.2 step 4, RACK_update_reo_wnd.
+    fn update_reo_wnd(&mut self, in_recovery: bool, srtt: Option<Duration>) {
+        let sacked = self.segments.iter().filter(|s| s.sacked).count() as u32;
+        self.reo_wnd = if !self.reordering_seen && (in_recovery || sacked >= DUP_THRESH) {
+            Duration::ZERO
+        } else {
+            let window = self.min_rtt.unwrap_or_default() / 4 * self.reo_wnd_mult;
+            srtt.map_or(window, |srtt| window.min(srtt))
+        };
+    }
+
+    /// RFC 8985 §6.2 step 5, RACK_detect_loss: marks what is overdue and sets the reorder
+    /// timer for what is not yet. Returns how many segments were newly marked lost.
+    fn detect_loss(&mut self, now: Instant) -> u32 {
+        self.reorder_deadline = None;
+        let Some((latest_ts, latest_end)) = self.latest else {
+            return 0;
+        };
+        let mut marked = 0;
+        let mut deadline: Option<Instant> = None;
+        for segment in self.segments.iter_mut() {
+            if segment.sacked
+                || segment.lost
+                || !sent_after(latest_ts, latest_end, segment.xmit_ts, segment.end)
+            {
+                continue;
+            }
+            let due = segment.xmit_ts + self.rtt + self.reo_wnd;
+            if due <= now {
+                segment.lost = true;
+                marked += 1;
+            } else {
+                deadline = Some(deadline.map_or(due, |d| d.max(due)));
+            }
+        }
+        self.reorder_deadline = deadline;
+        marked
+    }
+
+    /// When the reorder timer must fire (RFC 8985 §6.2: the largest remaining wait).
+    pub(crate) fn reorder_deadline(&self) -> Option<Instant> {
+        self.reorder_deadline
+    }
+
+    /// The reorder timer fired: RACK_detect_loss again. Returns how many segments were newly
+    /// marked lost.
+    pub(crate) fn on_reorder_timeout(&mut self, now: Instant) -> u32 {
+        self.detect_loss(now)
+    }
+
+    /// RFC 8985 §6.3 on a retransmission timeout: the first segment and everything sent more
+    /// than RACK.rtt + reo_wnd ago are lost. RFC 2018 §8: SACK information is not trusted
+    /// after a timeout.
+    pub(crate) fn on_timeout(&mut self, now: Instant) {
+        let (rtt, reo_wnd) = (self.rtt, self.reo_wnd);
+        for (i, segment) in self.segments.iter_mut().enumerate() {
+            segment.sacked = false;
+            if i == 0 || segment.xmit_ts + rtt + reo_wnd <= now {
+                segment.lost = true;
+            }
+        }
+        self.reorder_deadline = None;
+    }
+
+    /// RFC 8985 §6.2 step 4: fast or RTO recovery ended.
+    pub(crate) fn on_recovery_end(&mut self) {
+        self.reo_wnd_persist = self.reo_wnd_persist.saturating_sub(1);
+        if self.reo_wnd_persist == 0 {
+            self.reo_wnd_mult = 1;
+        }
+    }
+
+    /// Whether any undelivered segment is marked lost (and not yet sent again).
+    pub(crate) fn has_lost(&self) -> bool {
+        self.segments.iter().any(|s| s.lost && !s.sacked)
+    }
+
+    /// The lowest undelivered segment marked lost, as (start, end).
+    pub(crate) fn first_lost(&self) -> Option<(SeqNum, SeqNum)> {
+        self.segments
+            .iter()
+            .find(|s| s.lost && !s.sacked)
+            .map(|s| (s.start, s.end))
+    }
+
+    /// Bytes marked lost and not delivered.
+    pub(crate) fn lost_bytes(&self) -> u32 {
+        self.bytes(|s| s.lost && !s.sacked)
+    }
+
+    /// Bytes in the network as Linux counts them (packets_out − sacked_out − lost_out +
+    /// retrans_out): sent, not delivered, not lost; a retransmission is in flight again.
+    pub(crate) fn pipe(&self) -> u32 {
+        self.bytes(|s| !s.lost && !s.sacked)
+    }
+
+    fn bytes(&self, which: impl Fn(&SentSegment) -> bool) -> u32 {
+        self.segments
+            .iter()
+            .filter(|s| which(s))
+            .map(|s| s.end - s.start)
+            .sum()
+    }
+
+    pub(crate) fn reordering_seen(&self) -> bool {
+        self.reordering_seen
+    }
+
+    pub(crate) fn reo_wnd(&self) -> Duration {
+        self.reo_wnd
+    }
+
+    pub(crate) fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: u32 = 1000;
+    /// Near the 2³² wrap, so that every comparison is tested across it.
+    const BASE: SeqNum = SeqNum::new(u32::MAX - 2_500);
+
+    fn seq(segment: u32) -> SeqNum {
+        BASE + segment * MSS
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    /// Ten segments sent 1 ms apart from t = 0; the round trip is 20 ms.
+    fn ten_sent() -> Rack {
+        let mut rack = Rack::default();
+        for i in 0..10 {
+            rack.on_transmit(ms(u64::from(i)), seq(i), seq(i + 1), MSS);
+        }
+        rack
+    }
+
+    fn ack<'a>(snd_una: SeqNum, sacked: &'a [(SeqNum, SeqNum)]) -> RackAck<'a> {
+        RackAck {
+            snd_una,
+            snd_max: seq(10),
+            sacked,
+            dsack: false,
+            in_recovery: false,
+            srtt: Some(Duration::from_millis(20)),
+            echoed: None,
+        }
+    }
+
+    #[test]
+    fn three_segments_sacked_above_a_hole_mark_it_lost_at_once() {
+        // No reordering seen: the window is zero from DupThresh SACKed segments on, as
+        // RFC 6675's IsLost (RFC 8985 §6.2 step 4).
+        let mut rack = ten_sent();
+        assert_eq!(rack.on_ack(ms(20), &ack(seq(1), &[])), 0);
+        assert_eq!(rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))])), 0);
+        assert_eq!(rack.on_ack(ms(23), &ack(seq(1), &[(seq(2), seq(4))])), 0);
+        assert_eq!(rack.reo_wnd(), Duration::from_millis(5), "min_RTT / 4");
+        assert!(rack.on_ack(ms(24), &ack(seq(1), &[(seq(2), seq(5))])) > 0);
+        assert_eq!(rack.reo_wnd(), Duration::ZERO);
+        assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
+        assert_eq!(rack.lost_bytes(), MSS);
+        // Sent 10, delivered 4, lost 1: five in the network.
+        assert_eq!(rack.pipe(), 5 * MSS);
+    }
+
+    #[test]
+    fn the_reorder_timer_marks_a_hole_lost_when_fewer_than_three_are_sacked() {
+        let mut rack = ten_sent();
+        rack.on_ack(ms(20), &ack(seq(1), &[]));
+        // Segment 2 (sent at 2 ms) SACKed at 22 ms: the hole (sent at 1 ms) is overdue at
+        // 1 + RACK.rtt (20) + reo_wnd (5) = 26 ms.
+        assert_eq!(rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))])), 0);
+        assert_eq!(rack.reorder_deadline(), Some(ms(26)));
+        assert!(rack.on_reorder_timeout(ms(26)) > 0);
+        assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
+        assert_eq!(rack.reorder_deadline(), None);
+    }
+
+    #[test]
+    fn reordering_within_the_window_marks_nothing_once_seen() {
+        let mut rack = ten_sent();
+        rack.on_ack(ms(20), &ack(seq(1), &[]));
+        // Segment 2 overtakes segment 1, which arrives 1 ms later: reordering seen.
+        rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))]));
+        rack.on_ack(ms(22), &ack(seq(3), &[]));
+        assert!(rack.reordering_seen());
+        // Now three SACKed above a hole no longer zero the window.
+        let sacked = [(seq(4), seq(7))];
+        assert_eq!(rack.on_ack(ms(26), &ack(seq(3), &sacked)), 0);
+        assert_eq!(rack.reo_wnd(), Duration::from_millis(5));
+        assert!(!rack.has_lost());
+        // Segment 3 is late by less than the window: delivered, never marked.
+        rack.on_ack(ms(27), &ack(seq(7), &[]));
+        assert!(!rack.has_lost());
+        assert_eq!(rack.reorder_deadline(), None);
+    }
+
+    #[test]
+    fn reo_wnd_grows_after_a_dsack_and_shrinks_after_sixteen_recoveries() {
+        let mut rack = ten_sent();
+        rack.on_ack(ms(20), &ack(seq(1), &[]));
+        rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))]));
+        assert_eq!(rack.reo_wnd(), Duration::from_millis(5));
+        let second = [(seq(2), seq(3))];
+        let mut dsack = ack(seq(1), &second);
+        dsack.dsack = true;
+        rack.on_ack(ms(22), &dsack);
+        assert_eq!(rack.reo_wnd(), Duration::from_millis(10), "2 · min_RTT / 4");
+        // A second D-SACK in the same round (SND.UNA below the round's end) adds nothing.
+        rack.on_ack(ms(22), &dsack);
+        assert_eq!(rack.reo_wnd(), Duration::from_millis(10));
+        // Bounded by SRTT.
+        for _ in 0..10 {
+            rack.dsack_round = None;
+            rack.on_ack(ms(22), &dsack);
+        }
+        assert_eq!(rack.reo_wnd(), Duration::from_millis(20));
+        for _ in 0..REO_WND_PERSIST {
+            rack.on_recovery_end();
+        }
+        rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))]));
+        assert_eq!(rack.reo_wnd(), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_lost_retransmission_is_detected_by_a_later_delivery() {
+        let mut rack = ten_sent();
+        rack.on_ack(ms(20), &ack(seq(1), &[]));
+        let sacked = [(seq(2), seq(5))];
+        assert!(rack.on_ack(ms(24), &ack(seq(1), &sacked)) > 0);
+        // The hole goes again at 24 ms, then new data at 25 ms.
+        rack.on_transmit(ms(24), seq(1), seq(2), MSS);
+        assert!(!rack.has_lost());
+        rack.on_transmit(ms(25), seq(10), seq(11), MSS);
+        // The retransmission is lost too; the segment after it arrives at 45 ms.
+        let sacked = [(seq(2), seq(5)), (seq(10), seq(11))];
+        let mut later = ack(seq(1), &sacked);
+        later.snd_max = seq(11);
+        later.in_recovery = true;
+        assert!(rack.on_ack(ms(45), &later) > 0);
+        assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
+    }
+
+    #[test]
+    fn a_retransmission_of_part_of_a_segment_splits_it() {
+        let mut rack = Rack::default();
+        rack.on_transmit(ms(0), seq(0), seq(4), 4 * MSS);
+        rack.on_transmit(ms(5), seq(1), seq(2), MSS);
+        let spans: Vec<_> = rack.segments.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(
+            spans,
+            vec![(seq(0), seq(1)), (seq(1), seq(2)), (seq(2), seq(4))]
+        );
+        assert!(rack.segments[1].retransmitted && !rack.segments[2].retransmitted);
+    }
+
+    #[test]
+    fn a_misaligned_sack_block_neither_splits_nor_delivers() {
+        let mut rack = ten_sent();
+        let sacked = [(seq(2) + 1, seq(4))];
+        rack.on_ack(ms(22), &ack(seq(0), &sacked));
+        assert_eq!(rack.segments.len(), 10);
+        assert_eq!(rack.segments.iter().filter(|s| s.sacked).count(), 1);
+    }
+}
