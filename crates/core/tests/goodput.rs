@@ -1,7 +1,8 @@
 //! Goodput over the simulated link, fixed seed, virtual time: loss × round-trip time ×
-//! {NewReno without SACK, NewReno + SACK, CUBIC + SACK}, kept as a snapshot
-//! (`tests/goodput.snapshot`) so that a change in loss recovery or congestion control shows
-//! as a diff. Regenerate after an intended change with
+//! {NewReno without SACK, NewReno + SACK, CUBIC + SACK, CUBIC + SACK + RACK} (RACK off in
+//! the first three: RFC 6675's duplicate-ACK threshold and IsLost, with PRR), kept as a
+//! snapshot (`tests/goodput.snapshot`) so that a change in loss recovery or congestion
+//! control shows as a diff. Regenerate after an intended change with
 //! `RAWTCP_BLESS=1 cargo test -p rawtcp-core --test goodput` and commit the file.
 
 mod common;
@@ -27,23 +28,34 @@ struct Flavour {
     name: &'static str,
     algorithm: CongestionAlgorithm,
     sack: bool,
+    /// RACK-TLP's loss detection (RFC 8985 §6); the probe is on in every flavour.
+    rack: bool,
 }
 
-const FLAVOURS: [Flavour; 3] = [
+const FLAVOURS: [Flavour; 4] = [
     Flavour {
         name: "newreno",
         algorithm: CongestionAlgorithm::NewReno,
         sack: false,
+        rack: false,
     },
     Flavour {
         name: "newreno+sack",
         algorithm: CongestionAlgorithm::NewReno,
         sack: true,
+        rack: false,
     },
     Flavour {
         name: "cubic+sack",
         algorithm: CongestionAlgorithm::Cubic,
         sack: true,
+        rack: false,
+    },
+    Flavour {
+        name: "cubic+sack+rack",
+        algorithm: CongestionAlgorithm::Cubic,
+        sack: true,
+        rack: true,
     },
 ];
 
@@ -53,6 +65,7 @@ fn goodput(flavour: Flavour, loss: f64, rtt_ms: u64) -> u64 {
     let mut a = config(A_MAC, A_IP, SEED);
     a.tcp.congestion_control = flavour.algorithm;
     a.tcp.sack = flavour.sack;
+    a.tcp.rack = flavour.rack;
     let mut b = config(B_MAC, B_IP, SEED + 1);
     b.tcp.sack = flavour.sack;
     let mut sim = Sim::with_links(a, b, LinkConfig::default(), LinkConfig::default(), SEED);
@@ -111,14 +124,14 @@ fn table() -> String {
     .unwrap();
     write!(out, "{:>6} {:>6}", "loss%", "rtt_ms").unwrap();
     for flavour in FLAVOURS {
-        write!(out, " {:>13}", flavour.name).unwrap();
+        write!(out, " {:>15}", flavour.name).unwrap();
     }
     out.push('\n');
     for loss in LOSS {
         for rtt in RTT_MS {
             write!(out, "{:>6} {rtt:>6}", format!("{}", loss * 100.0)).unwrap();
             for flavour in FLAVOURS {
-                write!(out, " {:>13}", goodput(flavour, loss, rtt)).unwrap();
+                write!(out, " {:>15}", goodput(flavour, loss, rtt)).unwrap();
             }
             out.push('\n');
         }
