@@ -31,7 +31,8 @@
 //!   `tcpi_bytes_acked/received/sent/retrans`, `tcpi_snd_wnd`, `tcpi_notsent_bytes`.
 //! - Commands `sysctl`, `echo N > /proc/sys/...` and `set_sysctls.py` for the sysctls
 //!   `net.ipv4.tcp_timestamps`, `tcp_sack`, `tcp_window_scaling`, `tcp_syn_retries`,
-//!   `tcp_synack_retries`, `tcp_retries2`, `tcp_fin_timeout`, `tcp_rto_min_us`,
+//!   `tcp_synack_retries`, `tcp_retries2`, `tcp_early_retrans`, `tcp_recovery` (bit 1:
+//!   RACK), `tcp_fin_timeout`, `tcp_rto_min_us`,
 //!   `tcp_keepalive_time`/`_intvl`/`_probes`, `tcp_rmem`, `tcp_wmem`; `tcp_ecn`,
 //!   `tcp_syncookies`, `tcp_fastopen`, `tcp_autocorking`, `tcp_mtu_probing`, `tcp_tw_reuse`
 //!   and `tcp_moderate_rcvbuf` when set to 0 (the engine has none of them); and the setup and

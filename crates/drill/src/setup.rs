@@ -332,6 +332,8 @@ fn apply_sysctl(
                 limit as u32
             };
         }
+        // Linux: bit 0x1 is RACK loss detection (RFC 8985 §6); the others tune it.
+        "net.ipv4.tcp_recovery" => tcp.rack = number(value)? & 1 == 1,
         "net.ipv4.tcp_fin_timeout" => {
             tcp.fin_wait_2_timeout = Duration::from_secs(number(value)?);
         }
