@@ -284,6 +284,9 @@ pub struct TcpConfig {
     /// timer, and reordering shorter than the reordering window costs no retransmission.
     /// Off, RFC 6675's duplicate-ACK threshold and IsLost decide.
     pub rack: bool,
+    /// F-RTO (RFC 5682, Linux's `tcp_frto`): a retransmission timeout followed by two
+    /// ACKs of new data was spurious, and its window reduction is undone.
+    pub frto: bool,
 }
 
 impl Default for TcpConfig {
@@ -320,6 +323,7 @@ impl Default for TcpConfig {
             min_path_mtu: 552,
             challenge_ack_limit: 1000,
             rack: true,
+            frto: true,
         }
     }
 }

@@ -646,3 +646,94 @@ fn a_spurious_fast_retransmit_is_undone_by_its_dsack() {
     );
     assert_eq!(undone.congestion_state, CongestionState::Open);
 }
+
+/// Sends `data` from A and reads it at B until `until` (or until all of it arrived).
+fn pump(
+    sim: &mut Sim,
+    (client, server): (ConnectionId, ConnectionId),
+    data: &[u8],
+    (sent, received): (&mut usize, &mut Vec<u8>),
+    until: Instant,
+) {
+    let mut buf = vec![0u8; 256 * 1024];
+    while received.len() < data.len() && sim.now < until {
+        while *sent < data.len() {
+            match sim.a.tcp_send(sim.now, client, &data[*sent..]) {
+                Ok(n) => *sent += n,
+                Err(TcpError::WouldBlock) => break,
+                Err(error) => panic!("send: {error:?}"),
+            }
+        }
+        loop {
+            match sim.b.tcp_recv(sim.now, server, &mut buf) {
+                Ok(0) | Err(TcpError::WouldBlock) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(error) => panic!("recv: {error:?}"),
+            }
+        }
+        let next = sim.next_deadline().unwrap_or(until);
+        sim.run_until(next.max(sim.now + Duration::from_micros(1)).min(until));
+    }
+}
+
+/// A transfer whose ACKs are all held up 300 ms for a while (a delay spike on the way
+/// back), longer than the retransmission timeout: the timer fires though nothing is lost.
+fn ack_delay_spike(frto: bool) -> ConnectionInfo {
+    let mut a = config(A_MAC, A_IP, 7);
+    a.tcp.frto = frto;
+    let b = config(B_MAC, B_IP, 8);
+    let a_to_b = LinkConfig {
+        delay: DELAY,
+        rate: Some(1_250_000),
+        ..LinkConfig::default()
+    };
+    let b_to_a = LinkConfig {
+        delay: DELAY,
+        ..LinkConfig::default()
+    };
+    let mut sim = Sim::with_links(a, b, a_to_b, b_to_a, 7);
+    let ends = connected_on(&mut sim, b_addr(80));
+    let data = pattern(400 * SEG as usize);
+    let (mut sent, mut received) = (0, Vec::new());
+    let start = sim.now;
+    pump(
+        &mut sim,
+        ends,
+        &data,
+        (&mut sent, &mut received),
+        start + Duration::from_millis(150),
+    );
+    sim.link_b_to_a_mut().config_mut().rules = vec![Rule::every(
+        matches::tcp(),
+        Action::Delay(Duration::from_millis(300)),
+    )];
+    let spike_end = sim.now + Duration::from_millis(400);
+    pump(&mut sim, ends, &data, (&mut sent, &mut received), spike_end);
+    sim.link_b_to_a_mut().config_mut().rules.clear();
+    let limit = sim.now + Duration::from_secs(30);
+    pump(&mut sim, ends, &data, (&mut sent, &mut received), limit);
+    assert!(received == data, "the bytes arrived intact and in order");
+    info(&sim, ends.0)
+}
+
+#[test]
+fn a_spurious_retransmission_timeout_is_found_by_frto_and_undone() {
+    // RFC 5682 §2.1: after the timeout one segment goes again; the delayed ACKs then
+    // acknowledge new data twice (the second time data the timeout never resent): the
+    // timeout was spurious, and cwnd and ssthresh come back. Without F-RTO the sender goes
+    // back to SND.UNA and sends again everything the peer already has.
+    let frto = ack_delay_spike(true);
+    assert_eq!(frto.stats.retransmit_timeouts, 1);
+    assert_eq!(frto.stats.spurious_timeouts_undone, 1);
+    assert_eq!(
+        frto.stats.retransmitted_segments, 1,
+        "only the timeout's own"
+    );
+    assert_eq!(frto.stats.fast_recoveries, 0);
+
+    let plain = ack_delay_spike(false);
+    assert_eq!(plain.stats.retransmit_timeouts, 1);
+    assert_eq!(plain.stats.spurious_timeouts_undone, 0);
+    assert!(plain.stats.retransmitted_segments > frto.stats.retransmitted_segments);
+    assert!(plain.ssthresh < frto.ssthresh, "the reduction stayed");
+}

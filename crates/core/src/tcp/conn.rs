@@ -14,7 +14,7 @@ use rawtcp_wire::tcp::{TcpFlags, TcpRepr, Timestamps};
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::congestion::{Acked, CongestionControl, initial_window};
 use super::paws::TsRecent;
-use super::recovery::{AckContext, CongestionState, LossRecovery, Retransmission};
+use super::recovery::{AckContext, CongestionState, FrtoAction, LossRecovery, Retransmission};
 use super::rtt::RttEstimator;
 use super::state::State;
 use super::timers::{Timer, TimerTable};
@@ -326,7 +326,7 @@ impl Connection {
             last_oow_ack: None,
             nodelay: !config.nagle,
             cc: config.congestion_control.build(DEFAULT_MSS as u32),
-            recovery: LossRecovery::new(iss, config.rack),
+            recovery: LossRecovery::new(iss, config.rack, config.frto),
             last_data_sent: None,
             reset: None,
             error: None,
@@ -1145,9 +1145,16 @@ impl Connection {
                 srtt: self.rtt.srtt(),
             },
             echoed: self.echoed_sent_at(now, seg),
+            new_data_waits: self.send.len() > (self.snd_max - self.snd_una) as usize,
         };
         self.recovery.on_ack(now, &context, self.cc.as_mut());
         self.arm_reorder_timer();
+        // RFC 5682 §2.1: F-RTO sends new data instead of going back, or goes back after all.
+        match self.recovery.take_frto_action() {
+            Some(FrtoAction::SendNewData) => self.snd_nxt = self.snd_max,
+            Some(FrtoAction::GoBack) => self.snd_nxt = self.snd_una,
+            None => {}
+        }
         if last_ack_acked {
             self.enter_closed(Cause::AckReceived);
             return;
@@ -1385,9 +1392,9 @@ impl Connection {
         }
         self.retransmits += 1;
         self.stats.retransmit_timeouts += 1;
-        // RFC 5681 §3.1 and RFC 6298 §5.4: one segment, and everything from SND.UNA again.
-        self.cc.on_timeout(now, self.snd_max - self.snd_una);
-        self.recovery.on_timeout(now, self.snd_max);
+        let first = self.retransmits == 1 && self.syn_acked;
+        self.recovery
+            .on_timeout(now, self.snd_una, self.snd_max, first, self.cc.as_mut());
         self.rtt.back_off();
         // Karn: no sample from a retransmitted segment.
         self.rtt_probe = None;

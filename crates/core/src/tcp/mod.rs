@@ -190,6 +190,8 @@ pub struct ConnectionStats {
     /// Fast recoveries undone because every retransmission they caused came back as a
     /// D-SACK (RFC 2883 §5): the window and ssthresh were restored.
     pub spurious_recoveries_undone: u64,
+    /// Retransmission timeouts F-RTO (RFC 5682) found spurious; the reduction was undone.
+    pub spurious_timeouts_undone: u64,
 }
 
 /// A snapshot of one connection, `netstat -napt`-style.
@@ -989,6 +991,7 @@ impl Tcp {
                     rack_lost_segments: recovery.rack_lost_segments,
                     rack_reorder_timeouts: recovery.rack_reorder_timeouts,
                     spurious_recoveries_undone: recovery.spurious_recoveries_undone,
+                    spurious_timeouts_undone: recovery.spurious_timeouts_undone,
                     ..c.stats
                 },
             }

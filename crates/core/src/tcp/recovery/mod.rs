@@ -21,8 +21,11 @@ use rawtcp_wire::SeqNum;
 use super::congestion::{Acked, CongestionControl};
 use crate::Instant;
 
+mod frto;
 mod rack;
 
+pub(crate) use frto::FrtoAction;
+use frto::{Frto, FrtoOutcome};
 use rack::{Rack, RackAck};
 
 /// RFC 5681 §3.2 and RFC 6675 §2: DupThresh.
@@ -217,6 +220,8 @@ pub(crate) struct AckContext<'a> {
     pub(crate) acked: Acked,
     /// When the segment whose timestamp this ACK echoes was sent, if timestamps are on.
     pub(crate) echoed: Option<Instant>,
+    /// Data never sent is queued (F-RTO step 2b sends it).
+    pub(crate) new_data_waits: bool,
 }
 
 /// Counters of the recovery, for the connection's statistics.
@@ -233,6 +238,8 @@ pub(crate) struct RecoveryCounters {
     pub(crate) rack_reorder_timeouts: u64,
     /// Reductions undone because every retransmission they caused was D-SACKed.
     pub(crate) spurious_recoveries_undone: u64,
+    /// Retransmission timeouts F-RTO found spurious, their reduction undone.
+    pub(crate) spurious_timeouts_undone: u64,
 }
 
 /// RACK's state as TCP_INFO-style statistics show it.
@@ -287,6 +294,11 @@ pub(crate) struct LossRecovery {
     rack: Rack,
     prr: Prr,
     undo: Option<Undo>,
+    /// F-RTO (RFC 5682) is configured.
+    frto_enabled: bool,
+    frto: Option<Frto>,
+    /// What the last ACK's F-RTO step asks of SND.NXT, for the connection to take.
+    frto_action: Option<FrtoAction>,
     state: CongestionState,
     dup_acks: u32,
     /// RFC 6582's `recover` and RFC 6675's RecoveryPoint: SND.MAX when recovery (or loss)
@@ -310,7 +322,7 @@ pub(crate) struct LossRecovery {
 }
 
 impl LossRecovery {
-    pub(crate) fn new(iss: SeqNum, rack: bool) -> LossRecovery {
+    pub(crate) fn new(iss: SeqNum, rack: bool, frto: bool) -> LossRecovery {
         LossRecovery {
             sack: false,
             rack_enabled: rack,
@@ -318,6 +330,9 @@ impl LossRecovery {
             rack: Rack::default(),
             prr: Prr::default(),
             undo: None,
+            frto_enabled: frto,
+            frto: None,
+            frto_action: None,
             state: CongestionState::Open,
             dup_acks: 0,
             recovery_point: iss,
@@ -402,6 +417,9 @@ impl LossRecovery {
                 if new_data {
                     cc.on_ack(now, ack.acked);
                 }
+                if self.on_ack_frto(new_data, snd_una, ack, cc) {
+                    return;
+                }
                 if snd_una >= self.recovery_point {
                     self.state = CongestionState::Open;
                     self.dup_acks = 0;
@@ -473,6 +491,57 @@ impl LossRecovery {
                 }
             }
         }
+    }
+
+    /// F-RTO's step for an ACK in loss; true when the timeout proved spurious and loss is
+    /// over.
+    fn on_ack_frto(
+        &mut self,
+        new_data: bool,
+        snd_una: SeqNum,
+        ack: &AckContext<'_>,
+        cc: &mut dyn CongestionControl,
+    ) -> bool {
+        let Some(frto) = self.frto.as_mut() else {
+            return false;
+        };
+        let covers_recover = snd_una >= self.recovery_point;
+        match frto.on_ack(
+            new_data,
+            ack.duplicate,
+            covers_recover,
+            ack.new_data_waits,
+            ack.mss,
+        ) {
+            FrtoOutcome::Wait => {}
+            FrtoOutcome::SendNewData => self.frto_action = Some(FrtoAction::SendNewData),
+            FrtoOutcome::Conventional => self.frto = None,
+            FrtoOutcome::GoBack => {
+                // RFC 5682 §2.1 step 3a: cwnd at most three segments, from SND.UNA.
+                cc.limit_window(3 * ack.mss);
+                self.frto = None;
+                self.frto_action = Some(FrtoAction::GoBack);
+            }
+            FrtoOutcome::Spurious {
+                prior_cwnd,
+                prior_ssthresh,
+            } => {
+                cc.undo(prior_cwnd, prior_ssthresh);
+                self.frto = None;
+                self.state = CongestionState::Open;
+                self.dup_acks = 0;
+                // What the timeout marked lost was in flight after all.
+                self.rack.clear_lost();
+                self.counters.spurious_timeouts_undone += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// What F-RTO asks of SND.NXT after the last ACK, once.
+    pub(crate) fn take_frto_action(&mut self) -> Option<FrtoAction> {
+        self.frto_action.take()
     }
 
     /// RFC 5681 §3.2 steps 2-3, RFC 6582 §3.2 step 3, RFC 6675 §5 step 4, RFC 6937 §3 (the
@@ -572,7 +641,27 @@ impl LossRecovery {
     /// The retransmission timer expired: loss until `snd_max` is acknowledged. RFC 2018 §8:
     /// after a timeout the SACK information gathered before it is not trusted (the receiver
     /// may have reneged); what arrives afterwards is.
-    pub(crate) fn on_timeout(&mut self, now: Instant, snd_max: SeqNum) {
+    ///
+    /// RFC 5682 §2.1 step 1: F-RTO watches a first timeout (`first`: not a backed-off one)
+    /// outside fast recovery.
+    pub(crate) fn on_timeout(
+        &mut self,
+        now: Instant,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+        first: bool,
+        cc: &mut dyn CongestionControl,
+    ) {
+        self.frto = (self.frto_enabled
+            && first
+            && matches!(
+                self.state,
+                CongestionState::Open | CongestionState::Disorder
+            ))
+        .then(|| Frto::start(cc.window(), cc.ssthresh()));
+        self.frto_action = None;
+        // RFC 5681 §3.1 and RFC 6298 §5.4: one segment, and everything from SND.UNA again.
+        cc.on_timeout(now, snd_max - snd_una);
         self.state = CongestionState::Loss;
         self.recovery_point = snd_max;
         self.scoreboard.clear();
@@ -635,10 +724,13 @@ impl LossRecovery {
         if self.uses_rack() {
             self.rack.on_transmit(now, start, end, mss);
         }
+        let len = end - start;
         if self.state == CongestionState::Recovery && self.sack {
-            let len = end - start;
             self.prr.out += u64::from(len);
             self.prr.allowance = self.prr.allowance.saturating_sub(len);
+        }
+        if let Some(frto) = self.frto.as_mut() {
+            frto.on_transmit(len);
         }
     }
 
@@ -732,6 +824,10 @@ impl LossRecovery {
             CongestionState::Disorder => cwnd
                 .saturating_add(self.dup_acks.min(DUP_THRESH - 1) * mss)
                 .saturating_sub(outstanding),
+            // RFC 5682 §2.1 step 2b: two new segments, whatever cwnd says.
+            CongestionState::Loss if self.frto.is_some_and(|f| f.allowance() > 0) => {
+                self.frto.map_or(0, |f| f.allowance())
+            }
             CongestionState::Open | CongestionState::Loss => cwnd.saturating_sub(outstanding),
         }
     }
@@ -948,6 +1044,7 @@ mod tests {
                 srtt: None,
             },
             echoed: None,
+            new_data_waits: false,
         }
     }
 
@@ -956,7 +1053,7 @@ mod tests {
         // A lying (or reneging) peer SACKs everything above SND.UNA for ever and never moves
         // the cumulative ACK: the hole is retransmitted once in this recovery, the rescue
         // once, then nothing until the retransmission timer (whose limit ends it).
-        let mut recovery = LossRecovery::new(UNA, false);
+        let mut recovery = LossRecovery::new(UNA, false, false);
         recovery.set_sack(true);
         let mut cc = NewReno::new(MSS);
         let max = seq(20 * MSS);
@@ -994,7 +1091,7 @@ mod tests {
     fn pipe_counts_what_is_in_the_network() {
         // RFC 6675 §4 SetPipe: ten segments out, the 1st and 3rd unSACKed below three SACKed
         // ones (lost), the last four above every SACK (not lost), the 1st retransmitted.
-        let mut recovery = LossRecovery::new(UNA, false);
+        let mut recovery = LossRecovery::new(UNA, false, false);
         recovery.set_sack(true);
         let mut cc = NewReno::new(MSS);
         let max = seq(10 * MSS);
@@ -1026,7 +1123,7 @@ mod tests {
         // RFC 6937 §3: while pipe > ssthresh, sndcnt = ⌈prr_delivered · ssthresh / RecoverFS⌉
         // − prr_out: with ssthresh half the flight, one segment out per two delivered, not
         // nothing until the pipe has drained by half (RFC 6675) nor a burst.
-        let mut recovery = LossRecovery::new(UNA, true);
+        let mut recovery = LossRecovery::new(UNA, true, false);
         recovery.set_sack(true);
         let mut cc = NewReno::new(MSS);
         let max = seq(20 * MSS);
@@ -1067,7 +1164,7 @@ mod tests {
 
     #[test]
     fn only_dsacks_of_its_own_retransmissions_undo_a_recovery() {
-        let mut recovery = LossRecovery::new(UNA, true);
+        let mut recovery = LossRecovery::new(UNA, true, false);
         recovery.set_sack(true);
         let mut cc = NewReno::new(MSS);
         let max = seq(20 * MSS);

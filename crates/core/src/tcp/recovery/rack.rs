@@ -313,6 +313,13 @@ impl Rack {
         self.reorder_deadline = None;
     }
 
+    /// The timeout proved spurious (F-RTO): nothing it marked was lost.
+    pub(crate) fn clear_lost(&mut self) {
+        for segment in self.segments.iter_mut() {
+            segment.lost = false;
+        }
+    }
+
     /// RFC 8985 §6.2 step 4: fast or RTO recovery ended.
     pub(crate) fn on_recovery_end(&mut self) {
         self.reo_wnd_persist = self.reo_wnd_persist.saturating_sub(1);
