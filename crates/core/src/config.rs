@@ -197,8 +197,13 @@ impl Default for Keepalive {
 pub struct TcpConfig {
     /// Send buffer per connection, bytes.
     pub send_buffer: usize,
-    /// Receive buffer per connection, bytes (the most we advertise).
+    /// Receive buffer per connection, bytes (the most we advertise), to begin with.
     pub recv_buffer: usize,
+    /// Receive-buffer autotuning (Linux's `tcp_moderate_rcvbuf` with `tcp_rmem[2]`): the
+    /// buffer grows, once a round trip, to twice what the application read in it, up to
+    /// this many bytes; the window scale offered in the SYN is chosen for it. No larger than
+    /// `recv_buffer` (the default): off, and the window scale stays that of `recv_buffer`.
+    pub recv_buffer_max: usize,
     /// Out-of-order ranges held per connection.
     pub max_out_of_order: usize,
     /// Initial retransmission timeout (RFC 6298 §2.1: 1 s).
@@ -294,6 +299,7 @@ impl Default for TcpConfig {
         TcpConfig {
             send_buffer: 256 * 1024,
             recv_buffer: 256 * 1024,
+            recv_buffer_max: 256 * 1024,
             max_out_of_order: 64,
             rto_initial: Duration::from_secs(1),
             rto_min: Duration::from_millis(200),

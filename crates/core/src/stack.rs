@@ -431,7 +431,7 @@ impl Stack {
         out: &mut [u8],
     ) -> Result<usize, TcpError> {
         let result = self.tcp.with_conn(id, now, |conn| {
-            let n = conn.read(out);
+            let n = conn.read(now, out);
             if n > 0 || out.is_empty() {
                 return Ok(n);
             }

@@ -104,6 +104,11 @@ impl RecvBuffer {
         self.capacity
     }
 
+    /// Raises the capacity (autotuning); it never shrinks, so nothing held is lost.
+    pub(crate) fn grow(&mut self, capacity: usize) {
+        self.capacity = self.capacity.max(capacity);
+    }
+
     /// Readable bytes.
     pub(crate) fn len(&self) -> usize {
         self.ready.len()

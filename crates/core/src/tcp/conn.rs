@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rawtcp_wire::SeqNum;
 use rawtcp_wire::tcp::{TcpFlags, TcpRepr, Timestamps};
 
+use super::autotune::RecvAutotune;
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::congestion::{Acked, CongestionControl, initial_window};
 use super::paws::TsRecent;
@@ -156,6 +157,7 @@ pub(crate) struct Connection {
     /// The right edge of the window we last advertised; it never moves left.
     rcv_right: SeqNum,
     recv: RecvBuffer,
+    autotune: RecvAutotune,
     fin_received: bool,
     /// A FIN that arrived beyond RCV.NXT, to take when the data before it does.
     pending_fin: Option<SeqNum>,
@@ -293,6 +295,7 @@ impl Connection {
             rcv_nxt: SeqNum::new(0),
             rcv_right: SeqNum::new(0),
             recv: RecvBuffer::new(config.recv_buffer, config.max_out_of_order),
+            autotune: RecvAutotune::new(config.recv_buffer, config.recv_buffer_max, our_mss),
             fin_received: false,
             pending_fin: None,
             dsack: None,
@@ -400,7 +403,7 @@ impl Connection {
         match options.window_scale {
             Some(shift) if self.offer_wscale => {
                 self.snd_wscale = shift.min(14);
-                self.rcv_wscale = window_shift(self.recv.capacity());
+                self.rcv_wscale = window_shift(self.autotune.max());
             }
             _ => {
                 self.snd_wscale = 0;
@@ -551,8 +554,12 @@ impl Connection {
     }
 
     /// Reads in-order data; a window update follows if the window opened enough.
-    pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
+    pub(crate) fn read(&mut self, now: Instant, out: &mut [u8]) -> usize {
         let n = self.recv.read(out);
+        let (capacity, srtt) = (self.recv.capacity(), self.rtt.srtt());
+        if let Some(size) = self.autotune.on_read(now, n, capacity, srtt, self.mss) {
+            self.recv.grow(size);
+        }
         if n > 0 && self.state.is_synchronized() {
             let old = (self.rcv_right - self.rcv_nxt.min(self.rcv_right)) as usize;
             // What the window field can say: more than that is no news to the peer (RFC 5681
@@ -1420,6 +1427,10 @@ impl Connection {
 
     pub(crate) fn snd_wnd(&self) -> u32 {
         self.snd_wnd
+    }
+
+    pub(crate) fn recv_buffer_size(&self) -> usize {
+        self.recv.capacity()
     }
 
     pub(crate) fn rcv_wnd(&self) -> u32 {

@@ -7,6 +7,7 @@
 //! entry of a timer wheel, refiled in place when it moves; connections with something to send are kept in a list,
 //! so a transmit visits only those.
 
+mod autotune;
 mod buffer;
 mod congestion;
 pub(crate) mod conn;
@@ -243,6 +244,9 @@ pub struct ConnectionInfo {
     pub reo_wnd: Duration,
     /// The smallest round trip RACK measured.
     pub min_rtt: Option<Duration>,
+    /// The receive buffer's size, bytes: the most it holds and the largest window we
+    /// advertise; grown by autotuning up to `TcpConfig::recv_buffer_max`.
+    pub rcv_buffer: usize,
     /// The send MSS.
     pub mss: usize,
     /// SND.UNA: the oldest unacknowledged sequence number.
@@ -978,6 +982,7 @@ impl Tcp {
                 reordering_seen: rack.reordering_seen,
                 reo_wnd: rack.reo_wnd,
                 min_rtt: rack.min_rtt,
+                rcv_buffer: c.recv_buffer_size(),
                 mss: c.mss(),
                 snd_una: sequence.snd_una,
                 snd_nxt: sequence.snd_nxt,

@@ -190,7 +190,7 @@ impl Connection {
                 if answering {
                     self.rcv_wscale
                 } else {
-                    window_shift(self.recv.capacity())
+                    window_shift(self.autotune.max())
                 }
             }),
             sack_permitted: self.offer_sack && (!answering || self.sack_permitted),
