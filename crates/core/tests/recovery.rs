@@ -464,9 +464,15 @@ fn the_congestion_control_chosen_before_the_handshake_is_kept() {
 
 /// CUBIC with SACK, RACK on or off, the loss probe on, and A's data shaped by `rules`.
 fn rack_path(rack: bool, rules: Vec<Rule>) -> Sim {
+    rack_path_with(rack, rules, true)
+}
+
+/// [`rack_path`], with timestamps on or off.
+fn rack_path_with(rack: bool, rules: Vec<Rule>, timestamps: bool) -> Sim {
     let mut a = config(A_MAC, A_IP, 7);
     a.tcp.congestion_control = CongestionAlgorithm::Cubic;
     a.tcp.rack = rack;
+    a.tcp.timestamps = timestamps;
     let b = config(B_MAC, B_IP, 8);
     let a_to_b = LinkConfig {
         delay: DELAY,
@@ -736,4 +742,43 @@ fn a_spurious_retransmission_timeout_is_found_by_frto_and_undone() {
     assert_eq!(plain.stats.spurious_timeouts_undone, 0);
     assert!(plain.stats.retransmitted_segments > frto.stats.retransmitted_segments);
     assert!(plain.ssthresh < frto.ssthresh, "the reduction stayed");
+}
+
+#[test]
+fn a_loss_repaired_by_the_loss_probe_still_reduces_the_window() {
+    // RFC 8985 §7.4: the last of ten segments is lost and the probe's retransmission of it
+    // arrives alone — no duplicate, so no D-SACK. When later data is acknowledged beyond
+    // it, the sender knows the probe repaired a loss, and answers it as a one-loss recovery.
+    // When nothing was lost (the tenth only late, so the probe arrives as a duplicate and is
+    // D-SACKed), nothing is reduced. (That case runs without timestamps: with them, the
+    // late original, older than the probe, fails PAWS and is dropped without the D-SACK
+    // Linux sends for it in tcp_send_dupack.)
+    let run = |rule: Rule, timestamps: bool| {
+        let mut sim = rack_path_with(true, vec![rule], timestamps);
+        let (client, server) = connected_on(&mut sim, b_addr(80));
+        let first = pattern(10 * SEG as usize);
+        assert!(transfer(&mut sim, client, server, &first, Duration::from_secs(10)) == first);
+        sim.run_for(Duration::from_secs(1));
+        let second = pattern(10 * SEG as usize);
+        assert!(transfer(&mut sim, client, server, &second, Duration::from_secs(10)) == second);
+        info(&sim, client)
+    };
+    let repaired = run(Rule::new(10, matches::tcp_data(), Action::Drop), true);
+    assert_eq!(repaired.stats.loss_probes, 1);
+    assert_eq!(repaired.stats.retransmit_timeouts, 0);
+    assert_eq!(repaired.stats.fast_recoveries, 0);
+    assert_eq!(repaired.stats.loss_probe_repairs, 1);
+    assert!(repaired.ssthresh < u32::MAX, "a reduction: {repaired:?}");
+
+    let late = run(
+        Rule::new(
+            10,
+            matches::tcp_data(),
+            Action::Delay(Duration::from_millis(300)),
+        ),
+        false,
+    );
+    assert_eq!(late.stats.loss_probes, 1);
+    assert_eq!(late.stats.loss_probe_repairs, 0);
+    assert_eq!(late.ssthresh, u32::MAX, "no reduction: {late:?}");
 }

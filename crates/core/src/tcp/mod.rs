@@ -193,6 +193,9 @@ pub struct ConnectionStats {
     pub spurious_recoveries_undone: u64,
     /// Retransmission timeouts F-RTO (RFC 5682) found spurious; the reduction was undone.
     pub spurious_timeouts_undone: u64,
+    /// Losses repaired by a loss probe's retransmission and answered by a window reduction
+    /// (RFC 8985 §7.4).
+    pub loss_probe_repairs: u64,
 }
 
 /// A snapshot of one connection, `netstat -napt`-style.
@@ -997,6 +1000,7 @@ impl Tcp {
                     rack_reorder_timeouts: recovery.rack_reorder_timeouts,
                     spurious_recoveries_undone: recovery.spurious_recoveries_undone,
                     spurious_timeouts_undone: recovery.spurious_timeouts_undone,
+                    loss_probe_repairs: recovery.loss_probe_repairs,
                     ..c.stats
                 },
             }

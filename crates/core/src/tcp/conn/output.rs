@@ -386,7 +386,7 @@ impl Connection {
                 }
                 self.stats.bytes_out += plan.data_len as u64;
                 self.last_data_sent = Some(now);
-                self.sent_maybe_probe(now);
+                self.sent_maybe_probe(now, end, plan.seq < self.snd_max);
                 self.recovery.on_transmit(now, plan.seq, end, self.smss());
                 self.snd_nxt = end;
                 // Going back after a timeout: what the peer SACKed since is not sent again.
@@ -406,7 +406,8 @@ impl Connection {
                 self.stats.bytes_retransmitted += plan.data_len as u64;
                 self.stats.bytes_out += plan.data_len as u64;
                 self.last_data_sent = Some(now);
-                self.sent_maybe_probe(now);
+                let end = plan.seq + plan.data_len as u32 + u32::from(plan.flags.fin());
+                self.sent_maybe_probe(now, end, true);
                 // Karn: a segment timed without timestamps may now be acknowledged twice.
                 if self.rtt_probe.is_some_and(|(end, _)| end > plan.seq) {
                     self.rtt_probe = None;
@@ -454,9 +455,10 @@ impl Connection {
 
     /// A data segment went out: if it was the tail loss probe, the retransmission timer
     /// starts again from it (RFC 8985 §7.3).
-    fn sent_maybe_probe(&mut self, now: Instant) {
+    fn sent_maybe_probe(&mut self, now: Instant, end: SeqNum, retransmission: bool) {
         if self.recovery.probe_due() {
-            self.recovery.on_sent();
+            self.recovery
+                .on_probe_sent(self.snd_max.max(end), retransmission);
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }
     }

@@ -240,6 +240,9 @@ pub(crate) struct RecoveryCounters {
     pub(crate) spurious_recoveries_undone: u64,
     /// Retransmission timeouts F-RTO found spurious, their reduction undone.
     pub(crate) spurious_timeouts_undone: u64,
+    /// Losses the loss probe's retransmission repaired (RFC 8985 §7.4), each answered by a
+    /// window reduction.
+    pub(crate) loss_probe_repairs: u64,
 }
 
 /// RACK's state as TCP_INFO-style statistics show it.
@@ -318,6 +321,8 @@ pub(crate) struct LossRecovery {
     probe_due: bool,
     /// A probe went out and nothing new has been acknowledged since: one per tail.
     probe_out: bool,
+    /// RFC 8985 §7.4: TLP.end_seq and TLP.is_retrans of the probe whose fate is open.
+    tlp_episode: Option<(SeqNum, bool)>,
     pub(crate) counters: RecoveryCounters,
 }
 
@@ -342,6 +347,7 @@ impl LossRecovery {
             head_due: false,
             probe_due: false,
             probe_out: false,
+            tlp_episode: None,
             counters: RecoveryCounters::default(),
         }
     }
@@ -394,6 +400,7 @@ impl LossRecovery {
         if let Some(block) = dsack {
             self.on_dsack(block, cc);
         }
+        self.on_ack_tlp(now, snd_una, ack, dsack, cc);
         if self.uses_rack() {
             let marked = self.rack.on_ack(
                 now,
@@ -562,6 +569,8 @@ impl LossRecovery {
             any: false,
         });
         cc.on_congestion_event(now, flight);
+        // This reduction answers whatever the probe may have repaired.
+        self.tlp_episode = None;
         self.state = CongestionState::Recovery;
         self.recovery_point = snd_max;
         self.high_rxt = snd_una;
@@ -660,6 +669,8 @@ impl LossRecovery {
             ))
         .then(|| Frto::start(cc.window(), cc.ssthresh()));
         self.frto_action = None;
+        // The timeout's reduction answers whatever the probe may have repaired.
+        self.tlp_episode = None;
         // RFC 5681 §3.1 and RFC 6298 §5.4: one segment, and everything from SND.UNA again.
         cc.on_timeout(now, snd_max - snd_una);
         self.state = CongestionState::Loss;
@@ -755,11 +766,43 @@ impl LossRecovery {
         self.probe_due
     }
 
-    /// A segment went out; if it was the probe, the probe is out.
-    pub(crate) fn on_sent(&mut self) {
+    /// The probe went out: SND.NXT is now `end` (RFC 8985 §7.3: TLP.end_seq), and it
+    /// was a `retransmission` of the last segment or new data (TLP.is_retrans).
+    pub(crate) fn on_probe_sent(&mut self, end: SeqNum, retransmission: bool) {
         if self.probe_due {
             self.probe_due = false;
             self.probe_out = true;
+            self.tlp_episode = Some((end, retransmission));
+        }
+    }
+
+    /// RFC 8985 §7.4.2: did the probe's retransmission repair a loss? The sequence it ended
+    /// at acknowledged, without a D-SACK saying it arrived twice, and more acknowledged
+    /// beyond it (or a duplicate ACK without SACK): a loss nothing else would have noticed,
+    /// so the window is reduced for it as for a one-loss recovery. A D-SACK of it, or a
+    /// probe of new data, closes the episode without one.
+    fn on_ack_tlp(
+        &mut self,
+        now: Instant,
+        snd_una: SeqNum,
+        ack: &AckContext<'_>,
+        dsack: Option<(SeqNum, SeqNum)>,
+        cc: &mut dyn CongestionControl,
+    ) {
+        let Some((end, retransmission)) = self.tlp_episode else {
+            return;
+        };
+        if snd_una < end {
+            return;
+        }
+        if !retransmission || dsack.is_some_and(|(_, right)| right == end) {
+            self.tlp_episode = None;
+        } else if snd_una > end || (ack.duplicate && ack.sack_blocks.is_empty()) {
+            self.tlp_episode = None;
+            let flight = ack.snd_max - snd_una;
+            cc.on_congestion_event(now, flight);
+            cc.on_recovery_end(flight);
+            self.counters.loss_probe_repairs += 1;
         }
     }
 
