@@ -292,6 +292,35 @@ fn paws_drops_a_segment_with_an_old_timestamp_and_answers_with_an_ack() {
 }
 
 #[test]
+fn a_paws_rejected_duplicate_is_reported_by_a_dsack() {
+    let mut sim = sim();
+    let (client, server) = established(&mut sim);
+    let info = sim.b.tcp_info(server).unwrap();
+    sim.a.tcp_send(sim.now, client, b"hello").unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(read_all(&mut sim, server).unwrap(), b"hello");
+    // The same bytes again, as a late copy of the original with its older timestamp.
+    let recent = last_tsval_from_a(&sim);
+    let late = forged(
+        &info,
+        PSH_ACK,
+        info.rcv_nxt,
+        info.snd_nxt,
+        b"hello",
+        Some(recent - 1000),
+    );
+    let answers = inject_to_b(&mut sim, &late);
+    assert_eq!(sim.b.tcp_info(server).unwrap().stats.paws_rejected, 1);
+    assert_eq!(answers.len(), 1, "answered at once");
+    assert_eq!(
+        answers[0].options.sack_blocks.as_slice().first(),
+        Some(&(info.rcv_nxt, info.rcv_nxt + 5)),
+        "its first SACK block is the duplicate (RFC 2883 §4)"
+    );
+    assert_eq!(read_all(&mut sim, server), Err(TcpError::WouldBlock));
+}
+
+#[test]
 fn ts_recent_is_taken_only_from_segments_at_or_before_last_ack_sent() {
     let mut sim = sim();
     let (_, server) = established(&mut sim);

@@ -739,6 +739,21 @@ impl Connection {
             Some(ts) if self.ts_recent.rejects(now, ts.tsval) => {
                 self.stats.paws_rejected += 1;
                 self.stats.segments_dropped += 1;
+                // What of it lies below RCV.NXT was received before: report it as a D-SACK
+                // (RFC 2883 §4; Linux's tcp_send_dupack does the same for a PAWS drop), or
+                // the sender cannot tell that its retransmission was spurious.
+                let start = seg.seq_number;
+                let end = start + seg.payload.len() as u32;
+                if !seg.payload.is_empty() && start < self.rcv_nxt {
+                    self.note_dsack(
+                        start,
+                        if end < self.rcv_nxt {
+                            end
+                        } else {
+                            self.rcv_nxt
+                        },
+                    );
+                }
                 self.out_of_window_ack(now, seg);
                 true
             }
