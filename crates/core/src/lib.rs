@@ -21,6 +21,8 @@
 #![deny(unsafe_code)]
 
 mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod iface;
 pub mod link;
 mod random;

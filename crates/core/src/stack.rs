@@ -553,6 +553,16 @@ impl Stack {
     pub fn listeners(&self) -> Vec<(ListenerId, SocketAddrV4)> {
         self.tcp.listeners()
     }
+
+    /// Checks the engine's internal invariants: the connection table and slab agree, each
+    /// connection's deadline is filed, listeners' queues match their connections, and every
+    /// control block has SND.UNA ≤ SND.NXT ≤ SND.MAX, buffers within their limits and RCV.NXT
+    /// consistent with the bytes delivered. For the fuzz harness (feature `fuzzing`); a
+    /// description of the first broken invariant otherwise.
+    #[cfg(feature = "fuzzing")]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.tcp.check_invariants()
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ impl SendBuffer {
         self.bytes.drain(..n.min(self.bytes.len()));
     }
 
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Copies `out.len()` bytes starting `offset` bytes after SND.UNA into `out`.
     pub(crate) fn copy_to(&self, offset: usize, out: &mut [u8]) {
         let (a, b) = self.bytes.as_slices();
@@ -245,6 +250,48 @@ impl RecvBuffer {
                 (s - self.next_offset, end - self.next_offset)
             })
             .collect()
+    }
+
+    /// The fuzz harness's check: the buffer within its capacity, the out-of-order store
+    /// within its range limit, its ranges beyond RCV.NXT, sorted, apart and no larger than the
+    /// buffer. Returns the stream offset of RCV.NXT (every byte made readable so far).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn check_invariants(&self) -> Result<u64, String> {
+        if self.ready.len() > self.capacity {
+            return Err(format!(
+                "{} readable bytes in a {}-byte buffer",
+                self.ready.len(),
+                self.capacity
+            ));
+        }
+        if self.out_of_order.len() > self.max_ranges {
+            return Err(format!(
+                "{} out-of-order ranges, limit {}",
+                self.out_of_order.len(),
+                self.max_ranges
+            ));
+        }
+        let mut end_before = self.next_offset;
+        let mut stored = 0;
+        for (&start, bytes) in &self.out_of_order {
+            // A range at or before RCV.NXT would have been pulled in; touching ranges merge.
+            if start <= end_before || bytes.is_empty() {
+                return Err(format!(
+                    "out-of-order range at {start} (+{}) after {end_before}, RCV.NXT offset {}",
+                    bytes.len(),
+                    self.next_offset
+                ));
+            }
+            end_before = start + bytes.len() as u64;
+            stored += bytes.len();
+        }
+        if stored > self.capacity {
+            return Err(format!(
+                "{stored} out-of-order bytes in a {}-byte buffer",
+                self.capacity
+            ));
+        }
+        Ok(self.next_offset)
     }
 
     /// Stored out-of-order ranges as offsets from RCV.NXT, for SACK blocks.

@@ -1537,6 +1537,51 @@ impl Connection {
     pub(crate) fn shutdown_read(&mut self) {
         self.read_closed = true;
     }
+
+    /// The fuzz harness's check of the control block: SND.UNA ≤ SND.NXT ≤ SND.MAX in
+    /// sequence space (RFC 9293 §3.4: within 2³¹ of each other), what is in flight is held in
+    /// the send buffer, both buffers within their limits, and RCV.NXT one past the peer's SYN,
+    /// every byte delivered and its FIN.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        let (una, nxt, max) = (self.snd_una, self.snd_nxt, self.snd_max);
+        if !(una <= nxt && nxt <= max) || max - una >= 1 << 31 {
+            return Err(format!("SND.UNA {una:?} SND.NXT {nxt:?} SND.MAX {max:?}"));
+        }
+        let syn_in_flight = u32::from(!self.syn_acked && max != una);
+        let fin_in_flight = u32::from(self.fin_seq.is_some() && !self.fin_acked);
+        let data_in_flight = (max - una).saturating_sub(syn_in_flight + fin_in_flight);
+        if data_in_flight as usize > self.send.len() || self.send.len() > self.send.capacity() {
+            return Err(format!(
+                "{data_in_flight} bytes in flight, {} in a {}-byte send buffer",
+                self.send.len(),
+                self.send.capacity()
+            ));
+        }
+        if let Some(fin) = self.fin_seq
+            && !self.fin_acked
+            && fin + 1 != max
+        {
+            return Err(format!("our FIN at {fin:?} but SND.MAX {max:?}"));
+        }
+        let delivered = self.recv.check_invariants()?;
+        if delivered != self.stats.bytes_delivered {
+            return Err(format!(
+                "RCV.NXT is {delivered} bytes into the stream, {} delivered",
+                self.stats.bytes_delivered
+            ));
+        }
+        if self.state.is_synchronized() || self.state == State::SynReceived {
+            let expected = self.irs + 1 + delivered as u32 + u32::from(self.fin_received);
+            if self.rcv_nxt != expected {
+                return Err(format!(
+                    "RCV.NXT {:?}, IRS {:?} + 1 + {delivered} delivered + FIN {} = {expected:?}",
+                    self.rcv_nxt, self.irs, self.fin_received
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1036,6 +1036,86 @@ impl Tcp {
     ) -> Result<(), TcpError> {
         self.with_conn(id, now, |c| c.set_keepalive(keepalive, now))
     }
+
+    /// The fuzz harness's check of the connection set: the 4-tuple table and the slab agree,
+    /// the free list holds exactly the empty slots, each connection's deadline is the one
+    /// filed in the wheel, each listener's queues match the connections that name it, and
+    /// every control block passes its own check.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        for (&(local, remote), &id) in &self.table {
+            let conn = self
+                .conn(id)
+                .ok_or_else(|| format!("{local} {remote}: the table names the dead {id:?}"))?;
+            if (conn.local, conn.remote) != (local, remote) {
+                return Err(format!(
+                    "{id:?} filed under {local} {remote} is {} {}",
+                    conn.local, conn.remote
+                ));
+            }
+        }
+        let live = self.slots.iter().filter(|s| s.conn.is_some()).count();
+        if live != self.table.len() {
+            return Err(format!(
+                "{live} connections, {} in the table",
+                self.table.len()
+            ));
+        }
+        let mut free = self.free.clone();
+        free.sort_unstable();
+        free.dedup();
+        if free.len() != self.free.len()
+            || free.len() + live != self.slots.len()
+            || free.iter().any(|&i| self.slots[i as usize].conn.is_some())
+        {
+            return Err(format!(
+                "free list {:?} over {} slots, {live} live",
+                self.free,
+                self.slots.len()
+            ));
+        }
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(conn) = slot.conn.as_deref() else {
+                continue;
+            };
+            conn.check_invariants()
+                .map_err(|e| format!("{} {} {}: {e}", conn.local, conn.remote, conn.state))?;
+            if slot.timer.map(|(_, at)| at) != conn.next_deadline() {
+                return Err(format!(
+                    "connection {index}: deadline {:?} filed as {:?}",
+                    conn.next_deadline(),
+                    slot.timer.map(|(_, at)| at)
+                ));
+            }
+        }
+        for (index, listener) in self.listeners.iter().enumerate() {
+            let Some(listener) = listener else { continue };
+            let id = ListenerId(index as u32);
+            let named = self
+                .slots
+                .iter()
+                .filter_map(|s| s.conn.as_deref())
+                .filter(|c| c.listener == Some(id))
+                .count();
+            let queued_ok = listener
+                .accept_queue
+                .iter()
+                .all(|&c| self.conn(c).is_some_and(|c| c.listener == Some(id)));
+            if !queued_ok
+                || listener.accept_queue.len() > listener.backlog
+                || named != listener.half_open + listener.accept_queue.len()
+            {
+                return Err(format!(
+                    "listener {}: {named} connections, {} half-open + {} queued (backlog {})",
+                    listener.local,
+                    listener.half_open,
+                    listener.accept_queue.len(),
+                    listener.backlog
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What became of an ICMP error handed to TCP.
