@@ -109,6 +109,11 @@ fuzz_target!(|input: &[u8]| {
 });
 
 fn check(sim: &Sim, client: rawtcp_core::ConnectionId, before: Option<rawtcp_core::ConnectionInfo>) {
+    for stack in [&sim.a, &sim.b] {
+        if let Err(broken) = stack.check_invariants() {
+            panic!("{broken}");
+        }
+    }
     let (Some(before), Some(after)) = (before, sim.a.tcp_info(client)) else { return };
     assert!(after.snd_una <= after.snd_nxt, "SND.UNA {:?} > SND.NXT {:?}", after.snd_una, after.snd_nxt);
     assert!(after.recv_queue <= 256 * 1024 && after.send_queue <= 256 * 1024);

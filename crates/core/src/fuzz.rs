@@ -146,7 +146,7 @@ pub struct Report {
     pub forged: bool,
     /// An application closed or aborted before the end.
     pub closed_early: bool,
-    /// Frames put on the link, and of those mutated.
+    /// Frames put on the link.
     pub frames: u64,
     /// Frames whose bytes were mutated.
     pub mutated: u64,
