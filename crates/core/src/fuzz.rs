@@ -278,11 +278,12 @@ impl TwoEngines<'_> {
         }
     }
 
-    /// Everything `from` wrote was read and then EOF; or the reader closed; or the writer
+    /// Everything `from` wrote was read and then EOF (after a forged frame, an EOF anywhere:
+    /// a FIN forged in sequence ends the stream there); or the reader closed; or the writer
     /// gave up before the reader ever had the connection (a connect shut down in SYN-SENT).
     fn direction_done(&self, from: usize) -> bool {
         let (writer, reader) = (&self.sides[from], &self.sides[1 - from]);
-        (reader.eof && reader.read == writer.written)
+        (reader.eof && (reader.read == writer.written || self.report.forged))
             || reader.closed
             || (writer.closed && reader.conn.is_none())
     }
@@ -316,7 +317,10 @@ impl TwoEngines<'_> {
                 ));
             }
         }
-        self.report.complete = complete && !self.sides.iter().any(|s| s.closed);
+        self.report.complete = (0..2).all(|from| {
+            let reader = &self.sides[1 - from];
+            reader.eof && reader.read == self.sides[from].written
+        });
         for (i, side) in self.sides.iter().enumerate() {
             self.report.written[i] = side.written;
             self.report.read[i] = side.read;
