@@ -33,7 +33,10 @@
 //! poisoned TS.Recent that PAWS turns into a timeout, an ACK for data the peer never got);
 //! with only drops, duplicates, reordering, delays and checksum-caught corruption, only a
 //! timeout ([`ConnError::TimedOut`], [`ConnError::NeighborUnreachable`]) — faults that last
-//! longer than the retransmission budget.
+//! longer than the retransmission budget — or a reset of a connection B never accepted: the
+//! handshake's last ACK and every SYN-ACK retransmission lost, B's half-open connection
+//! expires silently (Linux's tcp_synack_retries does the same) while A, established, later
+//! meets a RST.
 
 use core::time::Duration;
 use std::cmp::Reverse;
@@ -290,8 +293,13 @@ impl TwoEngines<'_> {
 
     fn allowed_errors(&self) -> bool {
         let lax = self.report.forged || self.report.closed_early;
+        // A reset B never accepted the connection for: the handshake's last ACK and B's
+        // SYN-ACK retransmissions were lost, B dropped the half-open connection without a
+        // word (as Linux does after tcp_synack_retries), and A's next segment met a RST.
+        let half_open_expired = self.sides[1].conn.is_none();
         self.sides.iter().any(|s| match s.error {
             Some(ConnError::TimedOut | ConnError::NeighborUnreachable) => true,
+            Some(ConnError::Reset) if half_open_expired => true,
             Some(_) => lax,
             None => false,
         })

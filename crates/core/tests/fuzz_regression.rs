@@ -96,7 +96,9 @@ fn inputs_in(dir: &str) -> Vec<(String, Vec<u8>)> {
 /// The inputs the fuzzer once failed on, replayed. `forged-fin-early-eof-then-close`: a FIN
 /// forged in sequence ended A's stream early and B closed; both ends finished without an
 /// error, which the harness first called a stall (the rule is now: after a forged frame an
-/// EOF anywhere ends the direction).
+/// EOF anywhere ends the direction). `half-open-expired-then-reset`: the handshake's last
+/// ACK and all SYN-ACK retransmissions lost, B dropped its half-open connection and A's data
+/// met a RST, which the harness first called an unexplained error.
 #[test]
 fn inputs_the_fuzzer_found_replay_cleanly() {
     let found = inputs_in("two_engines");
