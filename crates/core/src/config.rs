@@ -66,6 +66,13 @@ pub struct ArpConfig {
     pub max_requests: u8,
     /// Datagrams held per unresolved address.
     pub queue_per_neighbor: usize,
+    /// Addresses being resolved at once (each with its queue). A datagram for one more
+    /// unresolved address is dropped ([`DropReason::NeighborResolutionLimit`]), so a flood
+    /// of packets from (or to) random on-link addresses cannot grow the table without bound.
+    /// Linux bounds its neighbour table with `gc_thresh3` (1024 entries); 256 by default.
+    ///
+    /// [`DropReason::NeighborResolutionLimit`]: crate::DropReason::NeighborResolutionLimit
+    pub max_resolving: usize,
 }
 
 impl Default for ArpConfig {
@@ -76,6 +83,7 @@ impl Default for ArpConfig {
             request_interval: Duration::from_secs(1),
             max_requests: 3,
             queue_per_neighbor: 8,
+            max_resolving: 256,
         }
     }
 }
@@ -204,8 +212,15 @@ pub struct TcpConfig {
     /// this many bytes; the window scale offered in the SYN is chosen for it. No larger than
     /// `recv_buffer` (the default): off, and the window scale stays that of `recv_buffer`.
     pub recv_buffer_max: usize,
-    /// Out-of-order ranges held per connection.
+    /// Out-of-order ranges held per connection (a segment that would open one more hole is
+    /// dropped; the sender retransmits it).
     pub max_out_of_order: usize,
+    /// Out-of-order bytes held per connection, 4 MiB by default (the receive window bounds
+    /// them too: with the default 256 KiB buffer the window binds first). A segment that
+    /// would take the store above it is dropped and counted in
+    /// [`ConnectionStats::out_of_order_dropped`](crate::ConnectionStats::out_of_order_dropped)
+    /// and [`DropReason::OutOfOrderLimit`](crate::DropReason::OutOfOrderLimit).
+    pub max_out_of_order_bytes: usize,
     /// Initial retransmission timeout (RFC 6298 §2.1: 1 s).
     pub rto_initial: Duration,
     /// Lower bound of the RTO.
@@ -236,8 +251,35 @@ pub struct TcpConfig {
     pub sack: bool,
     /// Default accept queue length of a listener.
     pub backlog: usize,
-    /// Half-open connections held per listener.
+    /// Half-open connections held per listener (Linux's `tcp_max_syn_backlog`). Beyond it a
+    /// SYN is answered with a SYN cookie, or dropped when cookies are off.
     pub syn_backlog: usize,
+    /// Half-open connections held across every listener, 4096 by default. Beyond it a SYN
+    /// is answered as beyond `syn_backlog`. (Linux has no host-wide limit of its own.)
+    pub max_half_open: usize,
+    /// Answer SYNs with SYN cookies (RFC 4987 §3.6) when the SYN queue is full, instead of
+    /// dropping them. On by default, as Linux's `tcp_syncookies = 1`.
+    pub syn_cookies: bool,
+    /// How long each SYN-cookie secret is used; a cookie is accepted in its epoch and the
+    /// next one, so it lives one to two rotations. 60 s by default (Linux's cookie counter
+    /// ticks once a minute and accepts two minutes' worth).
+    pub syn_cookie_rotation: Duration,
+    /// Connections held at most, every state but LISTEN counted (TIME-WAIT too), 262 144 by
+    /// default. At the limit `tcp_connect` fails with [`TcpError::LimitReached`] and a SYN
+    /// (or a cookie's ACK) is dropped ([`DropReason::ConnectionLimit`]).
+    ///
+    /// [`TcpError::LimitReached`]: crate::TcpError::LimitReached
+    /// [`DropReason::ConnectionLimit`]: crate::DropReason::ConnectionLimit
+    pub max_connections: usize,
+    /// Bytes held in every connection's buffers together (send queue, receive queue,
+    /// out-of-order store), 1 GiB by default; Linux's `tcp_mem` hard limit plays this part.
+    /// At the limit new connections are refused as at `max_connections`, `tcp_send` takes
+    /// no more bytes (`WouldBlock`), and a received segment whose payload would go above it
+    /// is dropped before it is processed ([`DropReason::MemoryLimit`]); the peer retransmits
+    /// it once the application has read. Established connections keep their state.
+    ///
+    /// [`DropReason::MemoryLimit`]: crate::DropReason::MemoryLimit
+    pub max_buffer_memory: usize,
     /// Give up when data stays unacknowledged this long (RFC 5482 semantics), if set.
     pub user_timeout: Option<Duration>,
     /// Ephemeral ports (Linux's default range).
@@ -301,6 +343,7 @@ impl Default for TcpConfig {
             recv_buffer: 256 * 1024,
             recv_buffer_max: 256 * 1024,
             max_out_of_order: 64,
+            max_out_of_order_bytes: 4 * 1024 * 1024,
             rto_initial: Duration::from_secs(1),
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),
@@ -317,6 +360,11 @@ impl Default for TcpConfig {
             sack: true,
             backlog: 128,
             syn_backlog: 256,
+            max_half_open: 4096,
+            syn_cookies: true,
+            syn_cookie_rotation: Duration::from_secs(60),
+            max_connections: 262_144,
+            max_buffer_memory: 1 << 30,
             user_timeout: None,
             ephemeral_ports: 32768..=60999,
             segmentation_offload: false,

@@ -41,6 +41,7 @@ pub use sink::{FrameSink, VecSink};
 pub use stack::{Event, Stack};
 pub use tcp::{
     Acked, Cause, CongestionAlgorithm, CongestionControl, CongestionState, ConnError, ConnectionId,
-    ConnectionInfo, ConnectionStats, ListenerId, State, TcpError,
+    ConnectionInfo, ConnectionStats, LIMIT_LOG_INTERVAL, ListenOptions, ListenerId, State,
+    TcpError, TcpMemory,
 };
 pub use time::Instant;

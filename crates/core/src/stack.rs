@@ -16,7 +16,8 @@ use crate::random::Rng;
 use crate::sink::FrameSink;
 use crate::tcp::conn::PlanKind;
 use crate::tcp::{
-    Cause, ConnError, ConnEvent, ConnectionId, ConnectionInfo, ListenerId, State, Tcp, TcpError,
+    Cause, ConnError, ConnEvent, ConnectionId, ConnectionInfo, ListenOptions, ListenerId, State,
+    Tcp, TcpError, TcpMemory,
 };
 use crate::{Instant, Ipv4Cidr};
 
@@ -297,7 +298,14 @@ impl Stack {
         &self.iface.stats
     }
 
+    /// What TCP holds: buffered bytes (and their peak), connections, half-open ones, to
+    /// compare with [`TcpConfig`](crate::TcpConfig)'s limits.
+    pub fn tcp_memory(&self) -> TcpMemory {
+        self.tcp.memory()
+    }
+
     fn collect_events(&mut self) {
+        self.iface.stats.absorb(&mut self.tcp.stats);
         while let Some((id, listener, event, (local, remote))) = self.tcp.events.pop_front() {
             let Some(id) = id else { continue };
             self.events.push_back(match event {
@@ -339,8 +347,41 @@ impl Stack {
         local: SocketAddrV4,
         backlog: Option<usize>,
     ) -> Result<ListenerId, TcpError> {
+        self.tcp_listen_with(
+            local,
+            ListenOptions {
+                backlog,
+                ..ListenOptions::default()
+            },
+        )
+    }
+
+    /// Listens as [`tcp_listen`](Self::tcp_listen) does, with `options`: with
+    /// [`ListenOptions::reuse_port`] set on each, several listeners share a port and new
+    /// connections are spread across them.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_core::{Config, Ipv4Cidr, ListenOptions, Stack};
+    /// use rawtcp_wire::ethernet::EthernetAddress;
+    /// use std::net::{Ipv4Addr, SocketAddrV4};
+    ///
+    /// let address = Ipv4Addr::new(10, 9, 0, 2);
+    /// let mut stack = Stack::new(Config::new(EthernetAddress([2, 0, 0, 0, 0, 2]), Ipv4Cidr::new(address, 24)));
+    /// let shared = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+    /// let port = SocketAddrV4::new(address, 80);
+    /// let a = stack.tcp_listen_with(port, shared).unwrap();
+    /// let b = stack.tcp_listen_with(port, shared).unwrap();
+    /// assert_ne!(a, b);
+    /// assert!(stack.tcp_listen(port, None).is_err()); // this one did not ask to share
+    /// ```
+    pub fn tcp_listen_with(
+        &mut self,
+        local: SocketAddrV4,
+        options: ListenOptions,
+    ) -> Result<ListenerId, TcpError> {
         self.check_address()?;
-        self.tcp.listen(local, backlog)
+        self.tcp.listen(local, options)
     }
 
     /// The next established connection of a listener, if any.
@@ -389,6 +430,8 @@ impl Stack {
         id: ConnectionId,
         data: &[u8],
     ) -> Result<usize, TcpError> {
+        // TcpConfig::max_buffer_memory: no more than the stack may still hold.
+        let room = self.tcp.send_room();
         let result = self.tcp.with_conn(id, now, |conn| {
             if let Some(error) = Self::conn_error(conn.state, conn.error) {
                 return Err(error);
@@ -399,11 +442,14 @@ impl Stack {
             if data.is_empty() {
                 return Ok(0);
             }
-            match conn.write(now, data) {
+            match conn.write(now, &data[..data.len().min(room)]) {
                 0 => Err(TcpError::WouldBlock),
                 n => Ok(n),
             }
         });
+        if room == 0 && result == Err(TcpError::WouldBlock) {
+            self.tcp.memory_blocked(id);
+        }
         self.collect_events();
         result?
     }

@@ -37,6 +37,9 @@ pub(crate) enum Queued {
     Waiting,
     /// The address's queue was full: the datagram was dropped.
     QueueFull,
+    /// [`ArpConfig::max_resolving`] addresses were being resolved already: the datagram was
+    /// dropped and no resolution started.
+    ResolutionLimit,
 }
 
 /// The cache and the addresses being resolved. Ordered maps keep every walk deterministic.
@@ -108,6 +111,11 @@ impl ArpTable {
     /// Queues a datagram for `address`, starting its resolution if none is under way.
     pub(crate) fn wait(&mut self, now: Instant, address: Ipv4Addr, datagram: Vec<u8>) -> Queued {
         let limit = self.config.queue_per_neighbor;
+        if !self.resolving.contains_key(&address)
+            && self.resolving.len() >= self.config.max_resolving
+        {
+            return Queued::ResolutionLimit;
+        }
         let resolution = self.resolving.entry(address).or_insert_with(|| Resolution {
             requests_sent: 0,
             deadline: now,
@@ -234,6 +242,26 @@ mod tests {
         // Unanswered: the entry goes.
         assert!(!table.knows(ADDRESS));
         assert_eq!(table.lookup(now, ADDRESS), None);
+    }
+
+    #[test]
+    fn resolutions_beyond_the_limit_are_refused_until_one_ends() {
+        let mut table = ArpTable::new(ArpConfig {
+            max_resolving: 2,
+            ..ArpConfig::default()
+        });
+        let t0 = Instant::ZERO;
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let b = Ipv4Addr::new(10, 0, 0, 2);
+        let c = Ipv4Addr::new(10, 0, 0, 3);
+        assert_eq!(table.wait(t0, a, vec![1]), Queued::Waiting);
+        assert_eq!(table.wait(t0, b, vec![2]), Queued::Waiting);
+        assert_eq!(table.wait(t0, c, vec![3]), Queued::ResolutionLimit);
+        // An address already being resolved still queues.
+        assert_eq!(table.wait(t0, a, vec![4]), Queued::Waiting);
+        assert_eq!(table.take_due_requests(t0), vec![a, b]);
+        table.learn(t0, a, MAC);
+        assert_eq!(table.wait(t0, c, vec![3]), Queued::Waiting);
     }
 
     #[test]

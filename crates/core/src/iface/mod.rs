@@ -381,6 +381,10 @@ impl Interface {
                 if !taken {
                     self.send_reset(now, header.src_addr, &repr);
                 }
+                // Segments TCP answers without a connection (SYN cookies' SYN-ACKs).
+                while let Some(reply) = tcp.take_reply() {
+                    self.queue_tcp(reply.dst, &reply.repr);
+                }
             }
             IpProtocol::Udp => self.send_icmp_error(now, received, DstUnreachable::PortUnreachable),
             IpProtocol::Unknown(_) => {
@@ -525,9 +529,14 @@ impl Interface {
             payload: &[],
         };
         self.stats.resets += 1;
+        self.queue_tcp(peer, &reset);
+    }
+
+    /// Queues a TCP segment from us to `peer`.
+    fn queue_tcp(&mut self, peer: Ipv4Addr, segment: &TcpRepr<'_>) {
         let (src, dst) = (self.address, peer);
-        self.queue_datagram(peer, IpProtocol::Tcp, reset.buffer_len(), |out| {
-            reset.emit(
+        self.queue_datagram(peer, IpProtocol::Tcp, segment.buffer_len(), |out| {
+            segment.emit(
                 &mut tcp::Packet::new_unchecked(out),
                 src,
                 dst,
@@ -681,11 +690,12 @@ impl Interface {
         };
         let Some(mac) = self.arp.lookup(now, next_hop) else {
             let datagram = self.build_datagram(dst, protocol, payload_len, write);
-            if self.arp.wait(now, next_hop, datagram) == Queued::QueueFull {
-                self.stats.drop(DropReason::NeighborQueueFull);
-                return Sent::Dropped;
+            match self.arp.wait(now, next_hop, datagram) {
+                Queued::Waiting => return Sent::Queued,
+                Queued::QueueFull => self.stats.drop(DropReason::NeighborQueueFull),
+                Queued::ResolutionLimit => self.stats.drop(DropReason::NeighborResolutionLimit),
             }
-            return Sent::Queued;
+            return Sent::Dropped;
         };
         let len = ethernet::HEADER_LEN + ipv4::HEADER_LEN + payload_len;
         let out = match gso {
@@ -760,12 +770,11 @@ impl Interface {
                     out[ethernet::HEADER_LEN..].copy_from_slice(&outgoing.datagram);
                     written += 1;
                 }
-                None => {
-                    if self.arp.wait(now, outgoing.next_hop, outgoing.datagram) == Queued::QueueFull
-                    {
-                        self.stats.drop(DropReason::NeighborQueueFull);
-                    }
-                }
+                None => match self.arp.wait(now, outgoing.next_hop, outgoing.datagram) {
+                    Queued::Waiting => {}
+                    Queued::QueueFull => self.stats.drop(DropReason::NeighborQueueFull),
+                    Queued::ResolutionLimit => self.stats.drop(DropReason::NeighborResolutionLimit),
+                },
             }
         }
         for target in self.arp.take_due_requests(now) {

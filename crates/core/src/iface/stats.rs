@@ -92,6 +92,24 @@ drop_reasons! {
     NeighborQueueFull => "neighbor-queue-full",
     /// The queue of datagrams to send was full.
     TransmitQueueFull => "transmit-queue-full",
+    /// [`ArpConfig::max_resolving`](crate::ArpConfig::max_resolving) addresses were being
+    /// resolved already: a datagram for another one was dropped.
+    NeighborResolutionLimit => "neighbor-resolution-limit",
+    /// A SYN dropped: the listener's SYN queue (or the host's half-open limit) was full and
+    /// SYN cookies are off.
+    SynQueueFull => "syn-queue-full",
+    /// A SYN or a SYN cookie's ACK dropped: the listener's accept queue was full.
+    AcceptQueueFull => "accept-queue-full",
+    /// A SYN, a SYN cookie's ACK or a connect refused at
+    /// [`TcpConfig::max_connections`](crate::TcpConfig::max_connections).
+    ConnectionLimit => "connection-limit",
+    /// A SYN, a connect, or a segment's payload refused at
+    /// [`TcpConfig::max_buffer_memory`](crate::TcpConfig::max_buffer_memory).
+    MemoryLimit => "memory-limit",
+    /// An out-of-order segment dropped at a connection's range or byte limit.
+    OutOfOrderLimit => "out-of-order-limit",
+    /// An ACK to a listener that echoed no valid SYN cookie (answered with a reset).
+    SynCookieInvalid => "syn-cookie-invalid",
 }
 
 impl fmt::Display for DropReason {
@@ -101,7 +119,7 @@ impl fmt::Display for DropReason {
 }
 
 /// Interface counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceStats {
     /// Frames handed to the engine.
     pub rx_frames: u64,
@@ -124,10 +142,34 @@ pub struct InterfaceStats {
     pub resets: u64,
     /// Datagrams reassembled from fragments.
     pub reassembled: u64,
+    /// SYN-ACKs sent with a SYN cookie (RFC 4987 §3.6) because a SYN queue was full.
+    pub syn_cookies_sent: u64,
+    /// Connections created from the ACK of a SYN cookie.
+    pub syn_cookies_accepted: u64,
     drops: [u64; DROP_REASONS],
 }
 
 const DROP_REASONS: usize = DropReason::ALL.len();
+
+impl Default for InterfaceStats {
+    fn default() -> InterfaceStats {
+        InterfaceStats {
+            rx_frames: 0,
+            tx_frames: 0,
+            arp_requests: 0,
+            arp_probes: 0,
+            arp_announcements: 0,
+            address_conflicts: 0,
+            echo_replies: 0,
+            icmp_errors: 0,
+            resets: 0,
+            reassembled: 0,
+            syn_cookies_sent: 0,
+            syn_cookies_accepted: 0,
+            drops: [0; DROP_REASONS],
+        }
+    }
+}
 
 impl InterfaceStats {
     /// Drops for `reason`.
@@ -141,6 +183,17 @@ impl InterfaceStats {
             .iter()
             .map(|&r| (r, self.drops(r)))
             .filter(|&(_, n)| n > 0)
+    }
+
+    /// Adds the counters another part of the stack kept (TCP's) and clears them there.
+    pub(crate) fn absorb(&mut self, other: &mut InterfaceStats) {
+        let other = std::mem::take(other);
+        for (mine, theirs) in self.drops.iter_mut().zip(other.drops) {
+            *mine += theirs;
+        }
+        self.resets += other.resets;
+        self.syn_cookies_sent += other.syn_cookies_sent;
+        self.syn_cookies_accepted += other.syn_cookies_accepted;
     }
 
     pub(crate) fn drop(&mut self, reason: DropReason) {

@@ -74,6 +74,11 @@ pub(crate) struct RecvBuffer {
     next_offset: u64,
     out_of_order: BTreeMap<u64, Vec<u8>>,
     max_ranges: usize,
+    /// Bytes held in `out_of_order`, and the most it may hold.
+    out_of_order_bytes: usize,
+    max_out_of_order_bytes: usize,
+    /// Segments dropped at `max_ranges` or `max_out_of_order_bytes`.
+    out_of_order_dropped: u64,
     /// Stream offsets of the latest out-of-order segments, most recent first: the SACK
     /// blocks that hold them go first (RFC 2018 §4).
     recent: VecDeque<u64>,
@@ -94,13 +99,16 @@ pub(crate) struct Inserted {
 }
 
 impl RecvBuffer {
-    pub(crate) fn new(capacity: usize, max_ranges: usize) -> RecvBuffer {
+    pub(crate) fn new(capacity: usize, max_ranges: usize, max_bytes: usize) -> RecvBuffer {
         RecvBuffer {
             ready: VecDeque::new(),
             capacity,
             next_offset: 0,
             out_of_order: BTreeMap::new(),
             max_ranges,
+            out_of_order_bytes: 0,
+            max_out_of_order_bytes: max_bytes,
+            out_of_order_dropped: 0,
             recent: VecDeque::new(),
         }
     }
@@ -122,6 +130,16 @@ impl RecvBuffer {
     /// Room for bytes not yet read: the receive window.
     pub(crate) fn window(&self) -> usize {
         self.capacity.saturating_sub(self.ready.len())
+    }
+
+    /// Bytes held out of order.
+    pub(crate) fn out_of_order_bytes(&self) -> usize {
+        self.out_of_order_bytes
+    }
+
+    /// Out-of-order segments dropped at the range or byte limit.
+    pub(crate) fn out_of_order_dropped(&self) -> u64 {
+        self.out_of_order_dropped
     }
 
     pub(crate) fn has_out_of_order(&self) -> bool {
@@ -159,6 +177,7 @@ impl RecvBuffer {
                 break;
             }
             let (start, bytes) = self.out_of_order.pop_first().expect("just looked");
+            self.out_of_order_bytes -= bytes.len();
             let end = start + bytes.len() as u64;
             if end > self.next_offset {
                 let skip = (self.next_offset - start) as usize;
@@ -184,13 +203,23 @@ impl RecvBuffer {
             .collect();
         if touching.is_empty() && self.out_of_order.len() >= self.max_ranges {
             // No room for another hole: drop the segment; the sender will retransmit.
+            self.out_of_order_dropped += 1;
             return;
         }
+        let mut replaced = 0;
         for &s in &touching {
             let bytes = &self.out_of_order[&s];
             merged_start = merged_start.min(s);
             merged_end = merged_end.max(s + bytes.len() as u64);
+            replaced += bytes.len();
         }
+        let held = self.out_of_order_bytes - replaced + (merged_end - merged_start) as usize;
+        if held > self.max_out_of_order_bytes {
+            // Past the byte limit: dropped as above.
+            self.out_of_order_dropped += 1;
+            return;
+        }
+        self.out_of_order_bytes = held;
         let mut merged = vec![0u8; (merged_end - merged_start) as usize];
         for s in touching {
             let bytes = self.out_of_order.remove(&s).expect("listed above");
@@ -320,7 +349,7 @@ mod tests {
 
     #[test]
     fn out_of_order_segments_join_when_the_gap_fills() {
-        let mut buffer = RecvBuffer::new(100, 8);
+        let mut buffer = RecvBuffer::new(100, 8, usize::MAX);
         assert!(buffer.insert(5, b"fgh").out_of_order);
         assert!(buffer.insert(10, b"klm").out_of_order);
         assert_eq!(
@@ -338,8 +367,27 @@ mod tests {
     }
 
     #[test]
+    fn out_of_order_bytes_are_bounded() {
+        let mut buffer = RecvBuffer::new(1000, 64, 10);
+        buffer.insert(10, b"abcdef");
+        assert_eq!(buffer.out_of_order_bytes(), 6);
+        // Five more would make eleven: dropped and counted.
+        buffer.insert(30, b"ghijk");
+        assert_eq!(buffer.out_of_order_bytes(), 6);
+        assert_eq!(buffer.out_of_order_dropped(), 1);
+        // Four fit, and an overlap with a stored range counts the union once.
+        buffer.insert(30, b"ghij");
+        buffer.insert(14, b"ef");
+        assert_eq!(buffer.out_of_order_bytes(), 10);
+        assert_eq!(buffer.out_of_order_ranges().count(), 2);
+        // In-order data pulls the store in and frees it.
+        assert_eq!(buffer.insert(0, b"0123456789").advanced, 16);
+        assert_eq!(buffer.out_of_order_bytes(), 4);
+    }
+
+    #[test]
     fn out_of_order_ranges_are_bounded() {
-        let mut buffer = RecvBuffer::new(1000, 2);
+        let mut buffer = RecvBuffer::new(1000, 2, usize::MAX);
         buffer.insert(10, b"a");
         buffer.insert(20, b"b");
         // A third hole does not fit: dropped (the sender retransmits it).
@@ -373,7 +421,7 @@ mod tests {
             }
             let dup = segments.clone();
             segments.extend(dup.iter().take(3));
-            let mut buffer = RecvBuffer::new(len, 4096);
+            let mut buffer = RecvBuffer::new(len, 4096, usize::MAX);
             let mut next = 0usize;
             for (start, end) in segments {
                 if end <= next { continue; }

@@ -244,13 +244,13 @@ impl From<Keepalive> for CompactKeepalive {
 }
 
 /// Milliseconds of our timestamp clock at `now`.
-fn ts_clock(now: Instant) -> u32 {
+pub(crate) fn ts_clock(now: Instant) -> u32 {
     (now.as_micros() / 1000) as u32
 }
 
 /// The smallest shift that lets `buffer` bytes be advertised in 16 bits (RFC 7323 §2.3: at
 /// most 14).
-fn window_shift(buffer: usize) -> u8 {
+pub(crate) fn window_shift(buffer: usize) -> u8 {
     let mut shift = 0;
     while shift < 14 && (buffer >> shift) > 65535 {
         shift += 1;
@@ -294,7 +294,11 @@ impl Connection {
             irs: SeqNum::new(0),
             rcv_nxt: SeqNum::new(0),
             rcv_right: SeqNum::new(0),
-            recv: RecvBuffer::new(config.recv_buffer, config.max_out_of_order),
+            recv: RecvBuffer::new(
+                config.recv_buffer,
+                config.max_out_of_order,
+                config.max_out_of_order_bytes,
+            ),
             autotune: RecvAutotune::new(config.recv_buffer, config.recv_buffer_max, our_mss),
             fin_received: false,
             pending_fin: None,
@@ -389,6 +393,26 @@ impl Connection {
         conn.stats.segments_in += 1;
         conn.set_state(State::SynReceived, Cause::SynReceived);
         conn
+    }
+
+    /// A passive open rebuilt from a SYN cookie's ACK (RFC 4987 §3.6): the SYN-ACK went out
+    /// statelessly with `window`, so it is marked sent and is never retransmitted; the ACK
+    /// then completes the handshake as any other.
+    pub(crate) fn cookie_syn_ack_sent(&mut self, now: Instant, window: u16) {
+        self.last_syn_sent = Some(now);
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_nxt;
+        self.rcv_right = self.rcv_nxt + u32::from(window);
+    }
+
+    /// Bytes held in the buffers: send queue, readable data, out-of-order store.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.send.len() + self.recv.len() + self.recv.out_of_order_bytes()
+    }
+
+    /// Out-of-order segments dropped at the range or byte limit.
+    pub(crate) fn out_of_order_dropped(&self) -> u64 {
+        self.recv.out_of_order_dropped()
     }
 
     /// Takes the options of the peer's SYN: MSS, window scale, timestamps, SACK-permitted.

@@ -61,7 +61,7 @@ pub(crate) struct IsnGenerator {
     key: [u64; 2],
 }
 
-fn tuple_bytes(local: SocketAddrV4, remote: SocketAddrV4) -> [u8; 12] {
+pub(crate) fn tuple_bytes(local: SocketAddrV4, remote: SocketAddrV4) -> [u8; 12] {
     let mut bytes = [0u8; 12];
     bytes[0..4].copy_from_slice(&local.ip().octets());
     bytes[4..6].copy_from_slice(&local.port().to_be_bytes());

@@ -6,11 +6,21 @@
 //! found by (address, port), the wildcard address last. Each connection's next deadline is one
 //! entry of a timer wheel, refiled in place when it moves; connections with something to send are kept in a list,
 //! so a transmit visits only those.
+//!
+//! Nothing grows without bound (each limit a [`TcpConfig`] field): connections, half-open
+//! connections per listener and host-wide, the bytes held in every buffer together, and each
+//! connection's out-of-order store. A SYN beyond the SYN queue is answered with a SYN cookie
+//! ([`cookie`]) and costs no memory. What a limit refuses is counted in the interface's
+//! drop counters and logged (`tracing`, at most once per [`LIMIT_LOG_INTERVAL`] per limit).
+//!
+//! Several listeners may share a port when each asked for it ([`ListenOptions::reuse_port`],
+//! SO_REUSEPORT): a new connection goes to the one a keyed hash of its 4-tuple picks.
 
 mod autotune;
 mod buffer;
 mod congestion;
 pub(crate) mod conn;
+mod cookie;
 mod isn;
 mod paws;
 mod recovery;
@@ -35,9 +45,12 @@ pub use state::State;
 use crate::Instant;
 use crate::config::{Keepalive, TcpConfig};
 use crate::iface::ratelimit::ChallengeAckBudget;
+use crate::iface::stats::{DropReason, InterfaceStats};
 use crate::random::Rng;
 use conn::{Connection, Plan};
+use cookie::{CookieJar, CookieOptions};
 use isn::{IsnGenerator, PortAllocator, siphash24};
+use rawtcp_wire::tcp::{TcpFlags, TcpOptions, Timestamps};
 use wheel::{TimerKey, TimerWheel};
 
 /// A connection, as the application holds it.
@@ -196,6 +209,9 @@ pub struct ConnectionStats {
     /// Losses repaired by a loss probe's retransmission and answered by a window reduction
     /// (RFC 8985 §7.4).
     pub loss_probe_repairs: u64,
+    /// Out-of-order segments dropped at
+    /// [`TcpConfig::max_out_of_order`] or [`TcpConfig::max_out_of_order_bytes`].
+    pub out_of_order_dropped: u64,
 }
 
 /// A snapshot of one connection, `netstat -napt`-style.
@@ -269,6 +285,70 @@ struct Listener {
     syn_backlog: usize,
     half_open: usize,
     accept_queue: VecDeque<ConnectionId>,
+    /// Shares its port with other listeners that asked for it too.
+    reuse_port: bool,
+    /// When this listener last answered with a SYN cookie: only then is an ACK checked for
+    /// one (as Linux's `tcp_synq_no_recent_overflow`), which keeps blind ACK guessing off
+    /// listeners that never overflowed.
+    last_cookie_sent: Option<Instant>,
+}
+
+/// How to listen: [`Stack::tcp_listen_with`](crate::Stack::tcp_listen_with).
+///
+/// # Examples
+/// ```
+/// use rawtcp_core::ListenOptions;
+///
+/// let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+/// assert_eq!(options.backlog, None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// The accept queue's length; `None` takes [`TcpConfig::backlog`].
+    pub backlog: Option<usize>,
+    /// SO_REUSEPORT: the port may be shared with other listeners that set this too. New
+    /// connections are spread across them by a keyed hash of the 4-tuple (Linux's
+    /// `reuseport_select_sock`); closing one resets only the connections queued on it.
+    pub reuse_port: bool,
+}
+
+/// The TCP side's use of memory: [`Stack::tcp_memory`](crate::Stack::tcp_memory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpMemory {
+    /// Bytes held in every connection's buffers now (send queue, readable data,
+    /// out-of-order store).
+    pub buffered: usize,
+    /// The most `buffered` has been.
+    pub buffered_peak: usize,
+    /// Connections held now, every state counted.
+    pub connections: usize,
+    /// The most connections held at once.
+    pub connections_peak: usize,
+    /// Half-open (SYN-RECEIVED) connections of every listener now.
+    pub half_open: usize,
+}
+
+/// A segment TCP answers with no connection behind it (a SYN cookie's SYN-ACK), for the
+/// interface to send.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) dst: Ipv4Addr,
+    pub(crate) repr: TcpRepr<'static>,
+}
+
+/// Most replies held between two calls of the interface (it takes them after every segment).
+const REPLIES_LIMIT: usize = 64;
+
+/// A limit is logged at most once per this interval (each limit on its own clock).
+pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The limits that log when they refuse work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    SynQueue,
+    AcceptQueue,
+    Connections,
+    Memory,
 }
 
 /// A BuildHasher keyed from the seed: deterministic per seed, unpredictable without it.
@@ -322,6 +402,10 @@ struct Slot {
     timer: Option<(TimerKey, Instant)>,
     /// In the list of connections with output pending.
     dirty: bool,
+    /// The connection's buffered bytes as last counted into the stack's total.
+    held: usize,
+    /// Its out-of-order drops as last counted into the stack's counters.
+    out_of_order_dropped: u64,
 }
 
 /// The slot `id` names, if it still holds that generation. A function of the slab rather than
@@ -351,6 +435,9 @@ pub enum TcpError {
     BrokenPipe,
     /// The connection failed.
     Connection(ConnError),
+    /// A resource limit was reached: [`TcpConfig::max_connections`] or
+    /// [`TcpConfig::max_buffer_memory`] (ENOBUFS).
+    LimitReached,
 }
 
 pub(crate) struct Tcp {
@@ -365,6 +452,20 @@ pub(crate) struct Tcp {
     dirty: VecDeque<ConnectionId>,
     isn: IsnGenerator,
     ports: PortAllocator,
+    cookies: CookieJar,
+    /// Key of the hash that picks one of several listeners on a port.
+    reuse_key: [u64; 2],
+    replies: VecDeque<Reply>,
+    /// Bytes held in every connection's buffers (the sum of the slots' `held`).
+    buffered: usize,
+    buffered_peak: usize,
+    connections_peak: usize,
+    /// Connections whose write found no room under the memory limit: told when there is.
+    memory_blocked: Vec<ConnectionId>,
+    /// When each [`Limit`] was last logged.
+    limit_logged: [Option<Instant>; 4],
+    /// Drops and counters of the TCP side, moved into the interface's after every call.
+    pub(crate) stats: InterfaceStats,
     /// Events with the connection's (local, remote) addresses, which outlive the connection.
     #[allow(clippy::type_complexity)]
     pub(crate) events: VecDeque<(
@@ -390,6 +491,9 @@ impl Tcp {
         let table_key = [rng.next_u64(), rng.next_u64()];
         let isn = IsnGenerator::new(rng);
         let ports = PortAllocator::new(rng, config.ephemeral_ports.clone());
+        // Drawn last, so every earlier choice of a seed stays what it was.
+        let cookies = CookieJar::new(rng, config.syn_cookie_rotation);
+        let reuse_key = [rng.next_u64(), rng.next_u64()];
         Tcp {
             config: Arc::new(config),
             address,
@@ -402,6 +506,15 @@ impl Tcp {
             dirty: VecDeque::new(),
             isn,
             ports,
+            cookies,
+            reuse_key,
+            replies: VecDeque::new(),
+            buffered: 0,
+            buffered_peak: 0,
+            connections_peak: 0,
+            memory_blocked: Vec::new(),
+            limit_logged: [None; 4],
+            stats: InterfaceStats::default(),
             events: VecDeque::new(),
         }
     }
@@ -427,6 +540,8 @@ impl Tcp {
                     conn: None,
                     timer: None,
                     dirty: false,
+                    held: 0,
+                    out_of_order_dropped: 0,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -438,6 +553,7 @@ impl Tcp {
             generation: slot.generation,
         };
         self.table.insert(key, id);
+        self.connections_peak = self.connections_peak.max(self.table.len());
         id
     }
 
@@ -451,6 +567,8 @@ impl Tcp {
         }
         slot.generation = slot.generation.wrapping_add(1);
         slot.dirty = false;
+        self.buffered -= std::mem::take(&mut slot.held);
+        slot.out_of_order_dropped = 0;
         self.free.push(id.index);
         self.table.remove(&(conn.local, conn.remote));
         if let Some(listener) = conn
@@ -490,6 +608,18 @@ impl Tcp {
         let wants_output = conn.wants_output();
         let closed = conn.state == State::Closed;
         let released = !conn.app_owned;
+        let held = conn.buffered_bytes();
+        let out_of_order_dropped = conn.out_of_order_dropped();
+        self.buffered = self.buffered - slot.held + held;
+        self.buffered_peak = self.buffered_peak.max(self.buffered);
+        slot.held = held;
+        if out_of_order_dropped > slot.out_of_order_dropped {
+            self.stats.drop_n(
+                DropReason::OutOfOrderLimit,
+                out_of_order_dropped - slot.out_of_order_dropped,
+            );
+            slot.out_of_order_dropped = out_of_order_dropped;
+        }
         if slot.timer.map(|(_, filed)| filed) != deadline {
             if let Some((key, _)) = slot.timer.take() {
                 self.timers.cancel(key);
@@ -519,6 +649,95 @@ impl Tcp {
         if closed && released && !wants_output {
             self.remove(id);
         }
+        if !self.memory_blocked.is_empty() && self.buffered < self.config.max_buffer_memory {
+            self.wake_memory_blocked();
+        }
+    }
+
+    // ---- Limits ----
+
+    /// Logs that `limit` refused something, at most once per [`LIMIT_LOG_INTERVAL`].
+    fn log_limit(&mut self, now: Instant, limit: Limit, port: u16) {
+        let last = &mut self.limit_logged[limit as usize];
+        if last.is_some_and(|at| now - at < LIMIT_LOG_INTERVAL) {
+            return;
+        }
+        *last = Some(now);
+        match limit {
+            Limit::SynQueue if self.config.syn_cookies => {
+                tracing::warn!(
+                    port,
+                    "SYN queue full (possible SYN flood): sending SYN cookies"
+                )
+            }
+            Limit::SynQueue => tracing::warn!(port, "SYN queue full: dropping SYNs"),
+            Limit::AcceptQueue => tracing::warn!(port, "accept queue full: dropping SYNs"),
+            Limit::Connections => tracing::warn!(
+                limit = self.config.max_connections,
+                "connection limit reached: refusing new connections"
+            ),
+            Limit::Memory => tracing::warn!(
+                limit = self.config.max_buffer_memory,
+                "buffer memory limit reached: refusing new connections and data"
+            ),
+        }
+    }
+
+    /// Whether one more connection may be created; counts and logs the refusal if not.
+    fn admit(&mut self, now: Instant, port: u16) -> Result<(), TcpError> {
+        if self.table.len() >= self.config.max_connections {
+            self.stats.drop(DropReason::ConnectionLimit);
+            self.log_limit(now, Limit::Connections, port);
+            return Err(TcpError::LimitReached);
+        }
+        if self.buffered >= self.config.max_buffer_memory {
+            self.stats.drop(DropReason::MemoryLimit);
+            self.log_limit(now, Limit::Memory, port);
+            return Err(TcpError::LimitReached);
+        }
+        Ok(())
+    }
+
+    /// Bytes the application may still queue under [`TcpConfig::max_buffer_memory`].
+    pub(crate) fn send_room(&self) -> usize {
+        self.config.max_buffer_memory.saturating_sub(self.buffered)
+    }
+
+    /// `id` found no room under the memory limit: it hears `Writable` when there is.
+    pub(crate) fn memory_blocked(&mut self, id: ConnectionId) {
+        if !self.memory_blocked.contains(&id) {
+            self.memory_blocked.push(id);
+        }
+    }
+
+    fn wake_memory_blocked(&mut self) {
+        for id in std::mem::take(&mut self.memory_blocked) {
+            if let Some(conn) = self.conn(id) {
+                let endpoints = (conn.local, conn.remote);
+                self.events
+                    .push_back((Some(id), None, ConnEvent::Writable, endpoints));
+            }
+        }
+    }
+
+    /// What TCP holds now.
+    pub(crate) fn memory(&self) -> TcpMemory {
+        TcpMemory {
+            buffered: self.buffered,
+            buffered_peak: self.buffered_peak,
+            connections: self.table.len(),
+            connections_peak: self.connections_peak,
+            half_open: self.half_open(),
+        }
+    }
+
+    fn half_open(&self) -> usize {
+        self.listeners.iter().flatten().map(|l| l.half_open).sum()
+    }
+
+    /// The next stateless reply to send.
+    pub(crate) fn take_reply(&mut self) -> Option<Reply> {
+        self.replies.pop_front()
     }
 
     // ---- Listening ----
@@ -526,7 +745,7 @@ impl Tcp {
     pub(crate) fn listen(
         &mut self,
         local: SocketAddrV4,
-        backlog: Option<usize>,
+        options: ListenOptions,
     ) -> Result<ListenerId, TcpError> {
         if !local.ip().is_unspecified() && *local.ip() != self.address {
             return Err(TcpError::AddrNotAvailable);
@@ -551,22 +770,30 @@ impl Tcp {
         } else {
             local
         };
-        // A port is listened on once: 0.0.0.0 covers our address too (no SO_REUSEPORT).
+        // A port is listened on once (0.0.0.0 covers our address too), unless every listener
+        // on it asked to share it (SO_REUSEPORT, as Linux requires of all of them).
         let overlaps = |other: &SocketAddrV4| {
             other.port() == local.port()
                 && (other.ip() == local.ip()
                     || other.ip().is_unspecified()
                     || local.ip().is_unspecified())
         };
-        if self.listeners.iter().flatten().any(|l| overlaps(&l.local)) {
+        if self
+            .listeners
+            .iter()
+            .flatten()
+            .any(|l| overlaps(&l.local) && !(l.reuse_port && options.reuse_port))
+        {
             return Err(TcpError::AddrInUse);
         }
         let listener = Listener {
             local,
-            backlog: backlog.unwrap_or(self.config.backlog).max(1),
+            backlog: options.backlog.unwrap_or(self.config.backlog).max(1),
             syn_backlog: self.config.syn_backlog,
             half_open: 0,
             accept_queue: VecDeque::new(),
+            reuse_port: options.reuse_port,
+            last_cookie_sent: None,
         };
         let index = match self.listeners.iter().position(Option::is_none) {
             Some(index) => {
@@ -630,19 +857,32 @@ impl Tcp {
         Ok(())
     }
 
-    fn find_listener(&self, local: SocketAddrV4) -> Option<ListenerId> {
-        let exact = self
-            .listeners
-            .iter()
-            .position(|l| l.as_ref().is_some_and(|l| l.local == local));
-        let wildcard = || {
-            self.listeners.iter().position(|l| {
-                l.as_ref().is_some_and(|l| {
-                    l.local.ip().is_unspecified() && l.local.port() == local.port()
-                })
-            })
+    /// The listener a segment from `remote` to `local` goes to: one bound to `local`
+    /// exactly, else one bound to 0.0.0.0 on its port; of several sharing it
+    /// (SO_REUSEPORT), the one a keyed hash of the 4-tuple picks, scaled onto their number as
+    /// Linux's `reciprocal_scale` does, so a flow always lands on the same one while the
+    /// group is unchanged.
+    fn find_listener(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<ListenerId> {
+        let pick = |takes: &dyn Fn(&Listener) -> bool| {
+            let takers = || {
+                self.listeners
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.as_ref().is_some_and(takes))
+            };
+            let count = takers().count();
+            let nth = match count {
+                0 => return None,
+                1 => 0,
+                _ => {
+                    let hash = siphash24(self.reuse_key, &isn::tuple_bytes(local, remote)) as u32;
+                    ((u64::from(hash) * count as u64) >> 32) as usize
+                }
+            };
+            takers().nth(nth).map(|(i, _)| ListenerId(i as u32))
         };
-        exact.or_else(wildcard).map(|i| ListenerId(i as u32))
+        pick(&|l| l.local == local)
+            .or_else(|| pick(&|l| l.local.ip().is_unspecified() && l.local.port() == local.port()))
     }
 
     /// The initial send sequence number of a new connection: RFC 6528's, unless a test
@@ -688,6 +928,7 @@ impl Tcp {
             }
         };
         let local = SocketAddrV4::new(address, port);
+        self.admit(now, port)?;
         let iss = self.iss(now, local, remote);
         let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
         let conn = Connection::connect(&self.config, local, remote, iss, self.mtu, ts_offset, now);
@@ -714,7 +955,7 @@ impl Tcp {
         let mut iss_floor = None;
         if let Some(&id) = self.table.get(&(local, remote))
             && let Some(floor) = self.conn(id).and_then(|c| c.time_wait_takes_syn(seg))
-            && self.find_listener(local).is_some()
+            && self.find_listener(local, remote).is_some()
         {
             // RFC 6191 §2 (and RFC 9293 §3.10.7.4's reference to it): a SYN that is
             // demonstrably newer than the old incarnation ends TIME-WAIT and is handed to
@@ -741,32 +982,78 @@ impl Tcp {
                     .is_some_and(|l| l.accept_queue.len() < l.backlog),
                 None => true,
             };
+            if !seg.payload.is_empty()
+                && self.buffered + seg.payload.len() > self.config.max_buffer_memory
+            {
+                // Over the memory limit: dropped before it is processed, as Linux drops what
+                // it cannot charge to tcp_mem; the peer retransmits.
+                self.stats.drop(DropReason::MemoryLimit);
+                self.log_limit(now, Limit::Memory, local.port());
+                return true;
+            }
             if let Some(conn) = self.conn_mut(id) {
                 conn.handle_segment(now, seg, may_establish, challenge);
             }
             self.settle(id, now);
             return true;
         }
-        let Some(listener_id) = self.find_listener(local) else {
+        let Some(listener_id) = self.find_listener(local, remote) else {
             return false;
         };
-        // RFC 9293 §3.10.7.2, LISTEN.
+        // RFC 9293 §3.10.7.2, LISTEN: a RST is dropped, an ACK may be a SYN cookie's (else it
+        // is answered with a reset), a SYN opens a connection.
         if seg.flags.rst() {
             return true;
         }
-        if seg.flags.ack() || !seg.flags.syn() {
-            return false; // an ACK to a listener is answered with a reset
+        if seg.flags.ack() && !seg.flags.syn() {
+            return self.cookie_ack(now, listener_id, (local, remote), seg, challenge);
         }
-        let listener = self.listeners[listener_id.0 as usize]
-            .as_mut()
-            .expect("found above");
-        if listener.half_open >= listener.syn_backlog
-            || listener.accept_queue.len() >= listener.backlog
-        {
-            // No room: drop the SYN; the peer retries. (SYN cookies come with the hardening issue.)
-            return true;
+        if !seg.flags.syn() || seg.flags.ack() {
+            return false;
         }
-        listener.half_open += 1;
+        self.listen_syn(now, listener_id, local, remote, seg, iss_floor);
+        true
+    }
+
+    /// A SYN for a listener: a half-open connection, a SYN cookie when the SYN queue is
+    /// full, or nothing when a limit says no.
+    fn listen_syn(
+        &mut self,
+        now: Instant,
+        listener_id: ListenerId,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpRepr<'_>,
+        iss_floor: Option<SeqNum>,
+    ) {
+        let half_open = self.half_open();
+        let Some(listener) = self.listeners[listener_id.0 as usize].as_ref() else {
+            return;
+        };
+        if listener.accept_queue.len() >= listener.backlog {
+            // Linux drops a SYN while the accept queue is full, cookies or not: a cookie's
+            // connection would have nowhere to go.
+            self.stats.drop(DropReason::AcceptQueueFull);
+            self.log_limit(now, Limit::AcceptQueue, local.port());
+            return;
+        }
+        let queue_full =
+            listener.half_open >= listener.syn_backlog || half_open >= self.config.max_half_open;
+        if self.admit(now, local.port()).is_err() {
+            return;
+        }
+        if queue_full {
+            self.log_limit(now, Limit::SynQueue, local.port());
+            if self.config.syn_cookies {
+                self.send_cookie(now, listener_id, local, remote, seg);
+            } else {
+                self.stats.drop(DropReason::SynQueueFull);
+            }
+            return;
+        }
+        if let Some(listener) = self.listeners[listener_id.0 as usize].as_mut() {
+            listener.half_open += 1;
+        }
         let mut iss = self.iss(now, local, remote);
         // RFC 1122 §4.2.2.13 (1): above every sequence number of the old incarnation.
         if let Some(floor) = iss_floor
@@ -787,6 +1074,185 @@ impl Tcp {
             listener_id,
         );
         let id = self.insert(conn);
+        self.settle(id, now);
+    }
+
+    /// Our MSS offer (the link's MTU less the IPv4 and TCP headers).
+    fn our_mss(&self) -> u16 {
+        self.mtu.saturating_sub(40).clamp(64, 65535) as u16
+    }
+
+    /// The window of a SYN-ACK, unscaled (RFC 7323 §2.2).
+    fn syn_ack_window(&self) -> u16 {
+        self.config.recv_buffer.min(65535) as u16
+    }
+
+    /// RFC 4987 §3.6: answers `syn` with a SYN-ACK whose sequence number is a cookie, and
+    /// keeps nothing. The SYN-ACK is never retransmitted (nothing remembers it); a lost one
+    /// is recovered by the peer's SYN retransmission.
+    fn send_cookie(
+        &mut self,
+        now: Instant,
+        listener_id: ListenerId,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        syn: &TcpRepr<'_>,
+    ) {
+        if self.replies.len() >= REPLIES_LIMIT {
+            self.stats.drop(DropReason::TransmitQueueFull);
+            return;
+        }
+        let offered = &syn.options;
+        let config = &self.config;
+        // Window scale and SACK are remembered only in the timestamp (see `cookie`): without
+        // timestamps the SYN-ACK offers neither, as Linux's does.
+        let timestamps = config.timestamps && offered.timestamps.is_some();
+        let window_scale = offered
+            .window_scale
+            .filter(|_| config.window_scaling && timestamps);
+        let sack_permitted = offered.sack_permitted && config.sack && timestamps;
+        let options = CookieOptions {
+            mss: offered.max_seg_size.unwrap_or(536),
+            window_scale,
+            sack_permitted,
+            timestamps,
+        };
+        let ts_now =
+            conn::ts_clock(now).wrapping_add(self.isn.ts_offset(*local.ip(), *remote.ip()));
+        let (cookie, tsval) =
+            self.cookies
+                .encode(now, local, remote, syn.seq_number, options, ts_now);
+        let repr = TcpRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq_number: cookie,
+            ack_number: syn.seq_number + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window_len: self.syn_ack_window(),
+            urgent_pointer: 0,
+            options: TcpOptions {
+                max_seg_size: Some(self.our_mss()),
+                // The shift the connection will use: for the largest the buffer may grow to.
+                window_scale: window_scale.map(|_| {
+                    conn::window_shift(self.config.recv_buffer.max(self.config.recv_buffer_max))
+                }),
+                sack_permitted,
+                timestamps: tsval
+                    .zip(offered.timestamps)
+                    .map(|(tsval, theirs)| Timestamps {
+                        tsval,
+                        tsecr: theirs.tsval,
+                    }),
+                ..TcpOptions::default()
+            },
+            payload: &[],
+        };
+        self.replies.push_back(Reply {
+            dst: *remote.ip(),
+            repr,
+        });
+        self.stats.syn_cookies_sent += 1;
+        if let Some(listener) = self.listeners[listener_id.0 as usize].as_mut() {
+            listener.last_cookie_sent = Some(now);
+        }
+    }
+
+    /// An ACK for a listener: if it echoes a valid SYN cookie, the connection is created
+    /// from it and the ACK (with any data or FIN it carries) processed as the handshake's
+    /// third segment. Returns false for an ACK that carries no valid cookie (a reset
+    /// answers it, RFC 9293 §3.10.7.2).
+    fn cookie_ack(
+        &mut self,
+        now: Instant,
+        listener_id: ListenerId,
+        (local, remote): (SocketAddrV4, SocketAddrV4),
+        seg: &TcpRepr<'_>,
+        challenge: &mut ChallengeAckBudget,
+    ) -> bool {
+        let Some(listener) = self.listeners[listener_id.0 as usize].as_ref() else {
+            return false;
+        };
+        let lifetime = self.config.syn_cookie_rotation * 2;
+        if !listener
+            .last_cookie_sent
+            .is_some_and(|sent| now - sent < lifetime)
+        {
+            return false;
+        }
+        let tsecr = seg
+            .options
+            .timestamps
+            .filter(|_| self.config.timestamps)
+            .map(|ts| ts.tsecr);
+        let peer_isn = seg.seq_number - 1;
+        let Some(options) =
+            self.cookies
+                .decode(now, local, remote, peer_isn, seg.ack_number - 1, tsecr)
+        else {
+            self.stats.drop(DropReason::SynCookieInvalid);
+            return false;
+        };
+        if listener.accept_queue.len() >= listener.backlog {
+            self.stats.drop(DropReason::AcceptQueueFull);
+            self.log_limit(now, Limit::AcceptQueue, local.port());
+            return true;
+        }
+        if self.admit(now, local.port()).is_err() {
+            return true;
+        }
+        // The SYN as the cookie remembers it.
+        let syn = TcpRepr {
+            src_port: remote.port(),
+            dst_port: local.port(),
+            seq_number: peer_isn,
+            ack_number: SeqNum::new(0),
+            flags: TcpFlags::SYN,
+            window_len: seg.window_len,
+            urgent_pointer: 0,
+            options: TcpOptions {
+                max_seg_size: Some(options.mss),
+                window_scale: options.window_scale,
+                sack_permitted: options.sack_permitted,
+                timestamps: seg
+                    .options
+                    .timestamps
+                    .filter(|_| options.timestamps)
+                    .map(|ts| Timestamps {
+                        tsval: ts.tsval,
+                        tsecr: 0,
+                    }),
+                ..TcpOptions::default()
+            },
+            payload: &[],
+        };
+        let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
+        let mut conn = Connection::accept_syn(
+            &self.config,
+            local,
+            remote,
+            seg.ack_number - 1,
+            self.mtu,
+            ts_offset,
+            now,
+            &syn,
+            listener_id,
+        );
+        conn.cookie_syn_ack_sent(now, self.syn_ack_window());
+        if let Some(listener) = self.listeners[listener_id.0 as usize].as_mut() {
+            listener.half_open += 1;
+        }
+        self.stats.syn_cookies_accepted += 1;
+        let id = self.insert(conn);
+        // The TSecr's low bits are the cookie's options, not our clock: no RTT sample from
+        // it (Linux takes none from a cookie handshake either). A zero TSecr is one the
+        // connection never samples.
+        let mut ack = *seg;
+        if let Some(ts) = ack.options.timestamps.as_mut() {
+            ts.tsecr = 0;
+        }
+        if let Some(conn) = self.conn_mut(id) {
+            conn.handle_segment(now, &ack, true, challenge);
+        }
         self.settle(id, now);
         true
     }
@@ -1001,6 +1467,7 @@ impl Tcp {
                     spurious_recoveries_undone: recovery.spurious_recoveries_undone,
                     spurious_timeouts_undone: recovery.spurious_timeouts_undone,
                     loss_probe_repairs: recovery.loss_probe_repairs,
+                    out_of_order_dropped: c.out_of_order_dropped(),
                     ..c.stats
                 },
             }

@@ -206,3 +206,100 @@ pub(crate) fn icmp_unreachable_frame(
         |out| icmp.emit(&mut icmpv4::Packet::new_unchecked(out)),
     )
 }
+
+// ---- Playing a peer by hand (or a crowd of spoofed ones): ARP, and reading back ----
+
+use rawtcp_core::{Instant, Stack, VecSink};
+use rawtcp_wire::arp::{self, ArpRepr, Operation};
+use rawtcp_wire::dissect::{Network, Transport, dissect};
+use rawtcp_wire::ethernet::{EtherType, EthernetRepr, Frame};
+use rawtcp_wire::tcp::{TcpFlags, TcpOptions, TcpRepr};
+use rawtcp_wire::{RxChecksum, SeqNum};
+
+/// An ARP request from `src` for `target`: the stack learns the sender from it.
+pub(crate) fn arp_request(src: Host, target: Ipv4Addr) -> Vec<u8> {
+    let repr = ArpRepr {
+        operation: Operation::Request,
+        source_hardware_addr: src.mac,
+        source_protocol_addr: src.ip,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    };
+    let mut frame = vec![0u8; 14 + 28];
+    EthernetRepr {
+        src_addr: src.mac,
+        dst_addr: EthernetAddress::BROADCAST,
+        vlan_tci: None,
+        ethertype: EtherType::Arp,
+    }
+    .emit(&mut Frame::new_unchecked(&mut frame[..]));
+    repr.emit(&mut arp::Packet::new_unchecked(&mut frame[14..]));
+    frame
+}
+
+/// A segment as a test reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub(crate) dst: Ipv4Addr,
+    pub(crate) src_port: u16,
+    pub(crate) dst_port: u16,
+    pub(crate) flags: TcpFlags,
+    pub(crate) seq: SeqNum,
+    pub(crate) ack: SeqNum,
+    pub(crate) window: u16,
+    pub(crate) options: TcpOptions<'static>,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// The TCP segments `stack` sends now.
+pub(crate) fn sent_segments(stack: &mut Stack, now: Instant) -> Vec<Sent> {
+    let mut sink = VecSink::new();
+    let _ = stack.poll_transmit(now, &mut sink);
+    sink.frames
+        .iter()
+        .filter_map(
+            |frame| match dissect(frame, RxChecksum::Verify).ok()?.network {
+                Network::Ipv4 {
+                    header,
+                    transport: Transport::Tcp(seg),
+                } => Some(Sent {
+                    dst: header.dst_addr,
+                    src_port: seg.src_port,
+                    dst_port: seg.dst_port,
+                    flags: seg.flags,
+                    seq: seg.seq_number,
+                    ack: seg.ack_number,
+                    window: seg.window_len,
+                    options: TcpOptions {
+                        tfo_cookie: None,
+                        ..seg.options
+                    },
+                    payload: seg.payload.to_vec(),
+                }),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// A segment from `src_port` to `dst_port` with these fields and no options.
+pub(crate) fn segment<'a>(
+    src_port: u16,
+    dst_port: u16,
+    flags: TcpFlags,
+    seq: SeqNum,
+    ack: SeqNum,
+    payload: &'a [u8],
+) -> TcpRepr<'a> {
+    TcpRepr {
+        src_port,
+        dst_port,
+        seq_number: seq,
+        ack_number: ack,
+        flags,
+        window_len: 65535,
+        urgent_pointer: 0,
+        options: TcpOptions::default(),
+        payload,
+    }
+}
