@@ -30,5 +30,10 @@ pub(crate) fn tcp_error(error: TcpError) -> io::Error {
         TcpError::WouldBlock => io::Error::from(io::ErrorKind::WouldBlock),
         TcpError::NotConnected => io::Error::new(io::ErrorKind::NotConnected, "not connected"),
         TcpError::BrokenPipe => io::Error::new(io::ErrorKind::BrokenPipe, "writing after shutdown"),
+        // ENOBUFS: Linux's answer when socket memory or the connection table is exhausted.
+        TcpError::LimitReached => io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            "no buffer space: a connection or memory limit of the stack is reached",
+        ),
     }
 }

@@ -42,4 +42,6 @@ mod stack;
 mod tcp;
 
 pub use stack::{Builder, DeviceMac, DriverStats, Stack, StateChange, StateChanges};
-pub use tcp::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, TcpListener, TcpStream, WriteHalf};
+pub use tcp::{
+    BindOptions, OwnedReadHalf, OwnedWriteHalf, ReadHalf, TcpListener, TcpStream, WriteHalf,
+};

@@ -430,6 +430,20 @@ impl Stack {
         self.shared.lock().engine.stats().clone()
     }
 
+    /// What the engine's TCP holds now and at most (buffered bytes, connections), to compare
+    /// with the limits of [`TcpConfig`](rawtcp_core::TcpConfig).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) {
+    /// let memory = stack.tcp_memory();
+    /// println!("{} bytes buffered in {} connections", memory.buffered, memory.connections);
+    /// # }
+    /// ```
+    pub fn tcp_memory(&self) -> rawtcp_core::TcpMemory {
+        self.shared.lock().engine.tcp_memory()
+    }
+
     /// What the driver task has counted of its device: receive and send errors, and lost
     /// wakeups (frames left waiting in the device while the driver slept), which must never
     /// happen.

@@ -6,7 +6,9 @@ use std::net::SocketAddrV4;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
-use rawtcp_core::{ConnectionId, Instant, ListenerId, Stack as Engine, State, TcpError};
+use rawtcp_core::{
+    ConnectionId, Instant, ListenOptions, ListenerId, Stack as Engine, State, TcpError,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{conn_error, tcp_error};
@@ -17,6 +19,22 @@ use crate::stack::Stack;
 enum Wait {
     Read,
     Write,
+}
+
+/// How [`TcpListener::bind_with`] listens.
+///
+/// # Examples
+/// ```
+/// let options = rawtcp::BindOptions { reuse_port: true, backlog: Some(1024) };
+/// assert!(!rawtcp::BindOptions::default().reuse_port);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BindOptions {
+    /// SO_REUSEPORT: share the port with other listeners that set it too.
+    pub reuse_port: bool,
+    /// The accept queue's length (0 is taken as 1); `None` takes the configured backlog.
+    pub backlog: Option<u32>,
 }
 
 /// A listening socket.
@@ -74,14 +92,66 @@ impl TcpListener {
         TcpListener::listen(stack, addr, Some(backlog.max(1) as usize))
     }
 
+    /// Like [`bind`](TcpListener::bind), with [`BindOptions`]: a backlog, and
+    /// `reuse_port` (SO_REUSEPORT) to share the port with other listeners that set it too.
+    /// New connections are then spread across them by a keyed hash of their 4-tuple, and
+    /// dropping one listener resets only the connections queued on it.
+    ///
+    /// Fails with `AddrInUse` when a listener on the port did not ask to share it (or this
+    /// one does not).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stack: rawtcp::Stack) -> std::io::Result<()> {
+    /// use rawtcp::{BindOptions, TcpListener};
+    /// use std::net::{Ipv4Addr, SocketAddrV4};
+    /// let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080);
+    /// let options = BindOptions { reuse_port: true, ..BindOptions::default() };
+    /// let first = TcpListener::bind_with(&stack, addr, options).await?;
+    /// let second = TcpListener::bind_with(&stack, addr, options).await?;
+    /// # let _ = (first, second); Ok(()) }
+    /// ```
+    pub async fn bind_with(
+        stack: &Stack,
+        addr: SocketAddrV4,
+        options: BindOptions,
+    ) -> io::Result<TcpListener> {
+        TcpListener::listen_with(
+            stack,
+            addr,
+            ListenOptions {
+                backlog: options.backlog.map(|b| b.max(1) as usize),
+                reuse_port: options.reuse_port,
+            },
+        )
+    }
+
     fn listen(
         stack: &Stack,
         addr: SocketAddrV4,
         backlog: Option<usize>,
     ) -> io::Result<TcpListener> {
+        TcpListener::listen_with(
+            stack,
+            addr,
+            ListenOptions {
+                backlog,
+                reuse_port: false,
+            },
+        )
+    }
+
+    fn listen_with(
+        stack: &Stack,
+        addr: SocketAddrV4,
+        options: ListenOptions,
+    ) -> io::Result<TcpListener> {
         let mut inner = stack.shared.lock();
         inner.check_open()?;
-        let id = inner.engine.tcp_listen(addr, backlog).map_err(tcp_error)?;
+        let id = inner
+            .engine
+            .tcp_listen_with(addr, options)
+            .map_err(tcp_error)?;
         Ok(TcpListener {
             stack: stack.clone(),
             id,

@@ -66,3 +66,61 @@ pub(crate) fn in_namespace<T: Send + 'static, F: std::future::Future<Output = T>
         })
     })
 }
+
+/// A SYN to `dst` from a spoofed `src`, as an Ethernet frame to `dst_mac` (for flood tests).
+pub(crate) fn spoofed_syn(
+    dst_mac: rawtcp::wire::ethernet::EthernetAddress,
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    isn: u32,
+) -> Vec<u8> {
+    use rawtcp::wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
+    use rawtcp::wire::ipv4::{self, IpProtocol, Ipv4Repr};
+    use rawtcp::wire::tcp::{self, TcpFlags, TcpOptions, TcpRepr};
+    use rawtcp::wire::{SeqNum, TxChecksum};
+    let syn = TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        seq_number: SeqNum::new(isn),
+        ack_number: SeqNum::new(0),
+        flags: TcpFlags::SYN,
+        window_len: 65535,
+        urgent_pointer: 0,
+        options: TcpOptions {
+            max_seg_size: Some(1460),
+            ..TcpOptions::default()
+        },
+        payload: &[],
+    };
+    let len = syn.buffer_len();
+    let mut frame = vec![0u8; 14 + 20 + len];
+    EthernetRepr {
+        src_addr: EthernetAddress([2, 0xee, 0, 0, 0, 1]),
+        dst_addr: dst_mac,
+        vlan_tci: None,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut Frame::new_unchecked(&mut frame[..]));
+    Ipv4Repr {
+        src_addr: *src.ip(),
+        dst_addr: *dst.ip(),
+        protocol: IpProtocol::Tcp,
+        payload_len: len,
+        ttl: 64,
+        dscp: 0,
+        ecn: 0,
+        ident: 1,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        options: &[],
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
+    syn.emit(
+        &mut tcp::Packet::new_unchecked(&mut frame[34..]),
+        *src.ip(),
+        *dst.ip(),
+        TxChecksum::Full,
+    );
+    frame
+}

@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use core::time::Duration;
 
-use rawtcp_core::{ConnError, ConnectionId, Keepalive, ListenerId, State, TcpError};
+use rawtcp_core::{ConnError, ConnectionId, Keepalive, ListenOptions, ListenerId, State, TcpError};
 
 use crate::run::{Flow, Runner, Step};
 use crate::script::{Expr, Syscall};
@@ -384,14 +384,11 @@ pub(crate) fn attempt(
                     .get("SOL_SOCKET:SO_REUSEPORT")
                     .is_some_and(|v| *v != 0)
             };
-            match runner.stack().tcp_listen(local, Some(backlog)) {
-                Err(TcpError::AddrInUse) if reuse_port(&socket) => runner.skip(
-                    line,
-                    format!(
-                        "a second listener on port {} with SO_REUSEPORT: the engine has no SO_REUSEPORT",
-                        local.port()
-                    ),
-                ),
+            let options = ListenOptions {
+                backlog: Some(backlog),
+                reuse_port: reuse_port(&socket),
+            };
+            match runner.stack().tcp_listen_with(local, options) {
                 Ok(listener) => {
                     set(runner, fd, |s| s.kind = Kind::Listener(listener));
                     runner.flow = Some(Flow {
@@ -575,6 +572,7 @@ fn tcp_errno(error: TcpError) -> &'static str {
         TcpError::WouldBlock => "EAGAIN",
         TcpError::NotConnected => "ENOTCONN",
         TcpError::BrokenPipe => "EPIPE",
+        TcpError::LimitReached => "ENOBUFS",
         TcpError::Connection(error) => errno_of(error),
     }
 }

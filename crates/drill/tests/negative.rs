@@ -388,18 +388,7 @@ fn the_linux_profile_takes_linuxs_choices() {
 
 #[test]
 fn what_the_engine_cannot_do_skips_with_a_reason() {
-    let two_listeners = "\
-0  socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
-+0 setsockopt(3, SOL_SOCKET, SO_REUSEPORT, [1], 4) = 0
-+0 bind(3, ..., ...) = 0
-+0 listen(3, 1) = 0
-+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
-+0 setsockopt(4, SOL_SOCKET, SO_REUSEPORT, [1], 4) = 0
-+0 bind(4, ..., ...) = 0
-+0 listen(4, 1) = 0
-";
     for (script, reason) in [
-        (two_listeners, "the engine has no SO_REUSEPORT"),
         (
             "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 setsockopt(3, SOL_TCP, TCP_MAXSEG, [1000], 4) = 0\n",
             "setsockopt TCP_MAXSEG is not supported by the engine",
