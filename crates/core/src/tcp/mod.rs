@@ -690,7 +690,8 @@ impl Tcp {
             self.log_limit(now, Limit::Connections, port);
             return Err(TcpError::LimitReached);
         }
-        if self.buffered >= self.config.max_buffer_memory {
+        // A connection that could not hold one segment would only stall.
+        if self.buffered + usize::from(self.our_mss()) > self.config.max_buffer_memory {
             self.stats.drop(DropReason::MemoryLimit);
             self.log_limit(now, Limit::Memory, port);
             return Err(TcpError::LimitReached);
