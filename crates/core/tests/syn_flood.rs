@@ -37,7 +37,7 @@ impl Rng {
 /// timestamps.
 fn spoofed_syn(rng: &mut Rng) -> Vec<u8> {
     let r = rng.next();
-    let src = if r % 10 == 0 {
+    let src = if r.is_multiple_of(10) {
         Ipv4Addr::new(10, 9, 0, 3 + (r >> 8) as u8 % 250)
     } else {
         Ipv4Addr::from(0x0b00_0000 | (r >> 8) as u32 & 0x00ff_ffff)

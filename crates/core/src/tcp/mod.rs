@@ -1174,9 +1174,9 @@ impl Tcp {
             return false;
         };
         let lifetime = self.config.syn_cookie_rotation * 2;
-        if !listener
+        if listener
             .last_cookie_sent
-            .is_some_and(|sent| now - sent < lifetime)
+            .is_none_or(|sent| now - sent >= lifetime)
         {
             return false;
         }
