@@ -17,7 +17,8 @@
 //!
 //! Built: the interface layer (ARP, IPv4 validation and reassembly, ICMP echo and errors,
 //! resets for segments that reach no connection) and TCP connections (RFC 9293) with their
-//! timers.
+//! timers; SYN cookies (RFC 4987) when a SYN queue is full, a limit on everything that could
+//! grow (see [`TcpConfig`] and [`ArpConfig`]), and listeners sharing a port (SO_REUSEPORT).
 #![deny(unsafe_code)]
 
 mod config;
