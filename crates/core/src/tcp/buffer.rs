@@ -393,6 +393,7 @@ mod tests {
         // A third hole does not fit: dropped (the sender retransmits it).
         buffer.insert(30, b"c");
         assert_eq!(buffer.out_of_order_ranges().count(), 2);
+        assert_eq!(buffer.out_of_order_dropped(), 1);
         // Data touching a stored range still merges.
         buffer.insert(11, b"x");
         assert_eq!(
