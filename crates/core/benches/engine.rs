@@ -5,6 +5,9 @@
 //! * `idle`: time to advance the clock by one second over 1 000 and over 100 000 idle
 //!   ESTABLISHED connections with keepalive armed — equal if idle connections cost nothing
 //!   per tick.
+//! * `syn_cookies`: a server whose SYN queue is full answering SYNs with SYN cookies (RFC
+//!   4987 §3.6): SYNs per second, each one parsed, a cookie computed (three SipHash-2-4) and
+//!   its SYN-ACK written out.
 //! * Memory of one idle ESTABLISHED connection besides its buffers, counted by a global
 //!   allocator, printed before the benches run.
 
@@ -88,6 +91,7 @@ fn host(last: u8, seed: u64) -> Config {
     config.tcp.timestamps = false;
     // The idle bench opens tens of thousands of connections in one instant.
     config.tcp.syn_backlog = 1 << 20;
+    config.tcp.max_half_open = 1 << 20;
     config
 }
 
@@ -131,9 +135,14 @@ impl Pair {
     /// Two stacks that have resolved each other (one connection made and aborted), so that
     /// a burst of SYNs does not wait in the ARP queue.
     fn new() -> Pair {
+        Pair::with_server(host(2, 2))
+    }
+
+    /// As [`Pair::new`], B configured as `server`.
+    fn with_server(server: Config) -> Pair {
         let mut pair = Pair {
             a: Stack::new(host(1, 1)),
-            b: Stack::new(host(2, 2)),
+            b: Stack::new(server),
             now: Instant::ZERO,
             frames: Frames::new(),
         };
@@ -284,10 +293,47 @@ fn memory_per_connection() {
     );
 }
 
+fn syn_cookies(c: &mut Criterion) {
+    const SYNS: usize = 1024;
+    let mut server = host(2, 2);
+    server.tcp.syn_backlog = 0;
+    let mut pair = Pair::with_server(server);
+    let listen = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 443);
+    pair.b.tcp_listen(listen, None).unwrap();
+    // A's SYNs, kept to be offered again and again: B keeps nothing of one, so each offer
+    // costs what a new SYN costs.
+    for _ in 0..SYNS {
+        pair.a.tcp_connect(pair.now, listen, None).unwrap();
+    }
+    pair.frames.clear();
+    let _ = pair.a.poll_transmit(pair.now, &mut pair.frames);
+    let syns: Vec<Vec<u8>> = (0..pair.frames.used)
+        .map(|i| pair.frames.buffers[i][..pair.frames.lens[i]].to_vec())
+        .collect();
+    assert_eq!(syns.len(), SYNS);
+    let mut out = Frames::new();
+    let mut group = c.benchmark_group("syn_cookies");
+    group.throughput(Throughput::Elements(SYNS as u64));
+    group.bench_function("answer_1024_syns", |b| {
+        b.iter(|| {
+            out.clear();
+            for syn in &syns {
+                pair.b.handle_frame(pair.now, syn, RxChecksum::Trusted);
+                let _ = pair.b.poll_transmit(pair.now, &mut out);
+            }
+            black_box(out.used)
+        })
+    });
+    group.finish();
+    assert_eq!(pair.b.tcp_memory().connections, 0, "no state kept");
+    assert!(pair.b.stats().syn_cookies_sent >= SYNS as u64);
+}
+
 fn benches(c: &mut Criterion) {
     memory_per_connection();
     bulk(c);
     idle(c);
+    syn_cookies(c);
 }
 
 // The macro generates an undocumented `pub fn group`.
