@@ -75,6 +75,11 @@ impl ArpTable {
         Some(neighbor.mac)
     }
 
+    /// Addresses being resolved now.
+    pub(crate) fn resolving(&self) -> usize {
+        self.resolving.len()
+    }
+
     /// Whether `address` is already in the cache (RFC 826's merge test).
     pub(crate) fn knows(&self, address: Ipv4Addr) -> bool {
         self.cache.contains_key(&address)

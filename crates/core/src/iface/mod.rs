@@ -92,6 +92,8 @@ pub(crate) struct Interface {
     detector: Detector,
     reassembly: Reassembly,
     outbox: VecDeque<Outgoing>,
+    /// When the ARP resolution limit was last logged.
+    resolution_limit_logged: Option<Instant>,
     pub(crate) stats: InterfaceStats,
 }
 
@@ -120,6 +122,7 @@ impl Interface {
             detector: Detector::new(config.conflict_detection.clone(), detector_seed),
             reassembly: Reassembly::new(config.reassembly.clone()),
             outbox: VecDeque::new(),
+            resolution_limit_logged: None,
             stats: InterfaceStats::default(),
         }
     }
@@ -532,6 +535,22 @@ impl Interface {
         self.queue_tcp(peer, &reset);
     }
 
+    /// A datagram dropped at [`ArpConfig::max_resolving`](crate::ArpConfig::max_resolving):
+    /// counted, and logged at most once per [`LIMIT_LOG_INTERVAL`](crate::LIMIT_LOG_INTERVAL).
+    fn resolution_limit(&mut self, now: Instant) {
+        self.stats.drop(DropReason::NeighborResolutionLimit);
+        if self
+            .resolution_limit_logged
+            .is_none_or(|at| now - at >= crate::LIMIT_LOG_INTERVAL)
+        {
+            self.resolution_limit_logged = Some(now);
+            tracing::warn!(
+                resolving = self.arp.resolving(),
+                "ARP resolution limit reached: dropping datagrams for unresolved addresses"
+            );
+        }
+    }
+
     /// Queues a TCP segment from us to `peer`.
     fn queue_tcp(&mut self, peer: Ipv4Addr, segment: &TcpRepr<'_>) {
         let (src, dst) = (self.address, peer);
@@ -693,7 +712,7 @@ impl Interface {
             match self.arp.wait(now, next_hop, datagram) {
                 Queued::Waiting => return Sent::Queued,
                 Queued::QueueFull => self.stats.drop(DropReason::NeighborQueueFull),
-                Queued::ResolutionLimit => self.stats.drop(DropReason::NeighborResolutionLimit),
+                Queued::ResolutionLimit => self.resolution_limit(now),
             }
             return Sent::Dropped;
         };
@@ -773,7 +792,7 @@ impl Interface {
                 None => match self.arp.wait(now, outgoing.next_hop, outgoing.datagram) {
                     Queued::Waiting => {}
                     Queued::QueueFull => self.stats.drop(DropReason::NeighborQueueFull),
-                    Queued::ResolutionLimit => self.stats.drop(DropReason::NeighborResolutionLimit),
+                    Queued::ResolutionLimit => self.resolution_limit(now),
                 },
             }
         }

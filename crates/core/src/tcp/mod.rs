@@ -349,6 +349,7 @@ enum Limit {
     AcceptQueue,
     Connections,
     Memory,
+    OutOfOrder,
 }
 
 /// A BuildHasher keyed from the seed: deterministic per seed, unpredictable without it.
@@ -463,7 +464,7 @@ pub(crate) struct Tcp {
     /// Connections whose write found no room under the memory limit: told when there is.
     memory_blocked: Vec<ConnectionId>,
     /// When each [`Limit`] was last logged.
-    limit_logged: [Option<Instant>; 4],
+    limit_logged: [Option<Instant>; 5],
     /// Drops and counters of the TCP side, moved into the interface's after every call.
     pub(crate) stats: InterfaceStats,
     /// Events with the connection's (local, remote) addresses, which outlive the connection.
@@ -513,7 +514,7 @@ impl Tcp {
             buffered_peak: 0,
             connections_peak: 0,
             memory_blocked: Vec::new(),
-            limit_logged: [None; 4],
+            limit_logged: [None; 5],
             stats: InterfaceStats::default(),
             events: VecDeque::new(),
         }
@@ -613,7 +614,8 @@ impl Tcp {
         self.buffered = self.buffered - slot.held + held;
         self.buffered_peak = self.buffered_peak.max(self.buffered);
         slot.held = held;
-        if out_of_order_dropped > slot.out_of_order_dropped {
+        let out_of_order_limited = out_of_order_dropped > slot.out_of_order_dropped;
+        if out_of_order_limited {
             self.stats.drop_n(
                 DropReason::OutOfOrderLimit,
                 out_of_order_dropped - slot.out_of_order_dropped,
@@ -645,6 +647,9 @@ impl Tcp {
         {
             listener.half_open = listener.half_open.saturating_sub(1);
             listener.accept_queue.push_back(id);
+        }
+        if out_of_order_limited {
+            self.log_limit(now, Limit::OutOfOrder, endpoints.0.port());
         }
         if closed && released && !wants_output {
             self.remove(id);
@@ -679,6 +684,12 @@ impl Tcp {
             Limit::Memory => tracing::warn!(
                 limit = self.config.max_buffer_memory,
                 "buffer memory limit reached: refusing new connections and data"
+            ),
+            Limit::OutOfOrder => tracing::warn!(
+                port,
+                ranges = self.config.max_out_of_order,
+                bytes = self.config.max_out_of_order_bytes,
+                "out-of-order limit reached: dropping segments beyond it"
             ),
         }
     }
