@@ -405,8 +405,9 @@ struct Slot {
     dirty: bool,
     /// The connection's buffered bytes as last counted into the stack's total.
     held: usize,
-    /// Its out-of-order drops as last counted into the stack's counters.
-    out_of_order_dropped: u64,
+    /// Its out-of-order drops as last counted into the stack's counters (modulo 2³²: four
+    /// bytes, which pack beside `generation`).
+    out_of_order_dropped: u32,
 }
 
 /// The slot `id` names, if it still holds that generation. A function of the slab rather than
@@ -610,15 +611,15 @@ impl Tcp {
         let closed = conn.state == State::Closed;
         let released = !conn.app_owned;
         let held = conn.buffered_bytes();
-        let out_of_order_dropped = conn.out_of_order_dropped();
+        let out_of_order_dropped = conn.out_of_order_dropped() as u32;
         self.buffered = self.buffered - slot.held + held;
         self.buffered_peak = self.buffered_peak.max(self.buffered);
         slot.held = held;
-        let out_of_order_limited = out_of_order_dropped > slot.out_of_order_dropped;
+        let out_of_order_limited = out_of_order_dropped != slot.out_of_order_dropped;
         if out_of_order_limited {
             self.stats.drop_n(
                 DropReason::OutOfOrderLimit,
-                out_of_order_dropped - slot.out_of_order_dropped,
+                u64::from(out_of_order_dropped.wrapping_sub(slot.out_of_order_dropped)),
             );
             slot.out_of_order_dropped = out_of_order_dropped;
         }
