@@ -74,11 +74,12 @@ pub(crate) struct RecvBuffer {
     next_offset: u64,
     out_of_order: BTreeMap<u64, Vec<u8>>,
     max_ranges: usize,
-    /// Bytes held in `out_of_order`, and the most it may hold.
-    out_of_order_bytes: usize,
-    max_out_of_order_bytes: usize,
-    /// Segments dropped at `max_ranges` or `max_out_of_order_bytes`.
-    out_of_order_dropped: u64,
+    /// Bytes held in `out_of_order`, and the most it may hold (four bytes each: the store
+    /// lies within the receive window, below 2³⁰ bytes, RFC 7323 §2.3).
+    out_of_order_bytes: u32,
+    max_out_of_order_bytes: u32,
+    /// Segments dropped at `max_ranges` or `max_out_of_order_bytes` (modulo 2³²).
+    out_of_order_dropped: u32,
     /// Stream offsets of the latest out-of-order segments, most recent first: the SACK
     /// blocks that hold them go first (RFC 2018 §4).
     recent: VecDeque<u64>,
@@ -107,7 +108,7 @@ impl RecvBuffer {
             out_of_order: BTreeMap::new(),
             max_ranges,
             out_of_order_bytes: 0,
-            max_out_of_order_bytes: max_bytes,
+            max_out_of_order_bytes: u32::try_from(max_bytes).unwrap_or(u32::MAX),
             out_of_order_dropped: 0,
             recent: VecDeque::new(),
         }
@@ -134,11 +135,11 @@ impl RecvBuffer {
 
     /// Bytes held out of order.
     pub(crate) fn out_of_order_bytes(&self) -> usize {
-        self.out_of_order_bytes
+        self.out_of_order_bytes as usize
     }
 
     /// Out-of-order segments dropped at the range or byte limit.
-    pub(crate) fn out_of_order_dropped(&self) -> u64 {
+    pub(crate) fn out_of_order_dropped(&self) -> u32 {
         self.out_of_order_dropped
     }
 
@@ -177,7 +178,7 @@ impl RecvBuffer {
                 break;
             }
             let (start, bytes) = self.out_of_order.pop_first().expect("just looked");
-            self.out_of_order_bytes -= bytes.len();
+            self.out_of_order_bytes -= bytes.len() as u32;
             let end = start + bytes.len() as u64;
             if end > self.next_offset {
                 let skip = (self.next_offset - start) as usize;
@@ -203,7 +204,7 @@ impl RecvBuffer {
             .collect();
         if touching.is_empty() && self.out_of_order.len() >= self.max_ranges {
             // No room for another hole: drop the segment; the sender will retransmit.
-            self.out_of_order_dropped += 1;
+            self.out_of_order_dropped = self.out_of_order_dropped.wrapping_add(1);
             return;
         }
         let mut replaced = 0;
@@ -211,15 +212,15 @@ impl RecvBuffer {
             let bytes = &self.out_of_order[&s];
             merged_start = merged_start.min(s);
             merged_end = merged_end.max(s + bytes.len() as u64);
-            replaced += bytes.len();
+            replaced += bytes.len() as u64;
         }
-        let held = self.out_of_order_bytes - replaced + (merged_end - merged_start) as usize;
-        if held > self.max_out_of_order_bytes {
+        let held = self.out_of_order_bytes as u64 - replaced + (merged_end - merged_start);
+        if held > u64::from(self.max_out_of_order_bytes) {
             // Past the byte limit: dropped as above.
-            self.out_of_order_dropped += 1;
+            self.out_of_order_dropped = self.out_of_order_dropped.wrapping_add(1);
             return;
         }
-        self.out_of_order_bytes = held;
+        self.out_of_order_bytes = held as u32;
         let mut merged = vec![0u8; (merged_end - merged_start) as usize];
         for s in touching {
             let bytes = self.out_of_order.remove(&s).expect("listed above");

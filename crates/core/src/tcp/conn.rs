@@ -410,8 +410,8 @@ impl Connection {
         self.send.len() + self.recv.len() + self.recv.out_of_order_bytes()
     }
 
-    /// Out-of-order segments dropped at the range or byte limit.
-    pub(crate) fn out_of_order_dropped(&self) -> u64 {
+    /// Out-of-order segments dropped at the range or byte limit (modulo 2³²).
+    pub(crate) fn out_of_order_dropped(&self) -> u32 {
         self.recv.out_of_order_dropped()
     }
 

@@ -611,7 +611,7 @@ impl Tcp {
         let closed = conn.state == State::Closed;
         let released = !conn.app_owned;
         let held = conn.buffered_bytes();
-        let out_of_order_dropped = conn.out_of_order_dropped() as u32;
+        let out_of_order_dropped = conn.out_of_order_dropped();
         self.buffered = self.buffered - slot.held + held;
         self.buffered_peak = self.buffered_peak.max(self.buffered);
         slot.held = held;
@@ -1480,7 +1480,7 @@ impl Tcp {
                     spurious_recoveries_undone: recovery.spurious_recoveries_undone,
                     spurious_timeouts_undone: recovery.spurious_timeouts_undone,
                     loss_probe_repairs: recovery.loss_probe_repairs,
-                    out_of_order_dropped: c.out_of_order_dropped(),
+                    out_of_order_dropped: u64::from(c.out_of_order_dropped()),
                     ..c.stats
                 },
             }
