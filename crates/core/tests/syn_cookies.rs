@@ -315,3 +315,26 @@ fn a_stack_connects_through_a_cookie_and_moves_data() {
     let info = sim.b.tcp_info(server).unwrap();
     assert!(info.snd_wnd > 65535, "scaled window");
 }
+
+#[test]
+fn a_cookie_offers_the_shift_of_the_largest_buffer_autotuning_may_reach() {
+    let (mut b, _) = server(0, |c| c.tcp.recv_buffer_max = 4 * 1024 * 1024);
+    let syn_ack = only(deliver(&mut b, Instant::ZERO, &linux_syn(PEER_PORT)));
+    assert_eq!(
+        syn_ack.options.window_scale,
+        Some(7),
+        "4 MiB needs a shift of 7"
+    );
+    // A stack through such a cookie: the shift both sides use agrees, or the transfer stalls.
+    let mut sim = sim();
+    sim.b = Stack::new({
+        let mut c = config(B_MAC, B_IP, 2);
+        c.tcp.syn_backlog = 0;
+        c.tcp.recv_buffer_max = 4 * 1024 * 1024;
+        c
+    });
+    let (client, server) = connected_on(&mut sim, b_addr(PORT));
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
+    let got = transfer(&mut sim, client, server, &data, Duration::from_secs(60));
+    assert!(got == data, "byte-exact");
+}
