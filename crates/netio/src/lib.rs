@@ -12,6 +12,8 @@
 //! * [`Tap`]: a TAP device (IFF_TAP | IFF_NO_PI).
 //! * [`MemLink`]: two connected in-memory ends with seeded fault injection (rawtcp-core's
 //!   [`link`](rawtcp_core::link) model, the same the engine's simulation uses); no privileges.
+//! * [`forward::Forwarder`]: not a device but a bridge between two interfaces with the
+//!   same fault model, for a lossy path between real hosts (`tc netem` in userspace).
 //! * [`Pcap`]: wraps any device and writes a libpcap capture, or keeps a flight recorder.
 //!
 //! Readiness comes from tokio (`AsyncFd`, timers): call [`Device::poll_recv_ready`] and
@@ -24,6 +26,7 @@ use std::task::{Context, Poll};
 
 mod afpacket;
 mod batch;
+pub mod forward;
 mod inspect;
 mod memlink;
 pub mod netns;

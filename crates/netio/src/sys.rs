@@ -411,6 +411,50 @@ pub(crate) fn readable_now(fd: &impl AsRawFd) -> io::Result<bool> {
     Ok(ready == 1 && entry.revents & libc::POLLIN != 0)
 }
 
+/// A non-blocking CLOCK_MONOTONIC timerfd: readable once the time it is armed for has
+/// come, with the kernel's high-resolution timers (tokio's own timers tick in milliseconds).
+pub(crate) fn timerfd() -> io::Result<OwnedFd> {
+    // SAFETY: timerfd_create takes no pointers; a non-negative result is a new descriptor.
+    let fd = check(unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    })?;
+    // SAFETY: fd was just returned by timerfd_create and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Arms `timer` to fire once, `after` from now (at least a nanosecond: zero would disarm it).
+pub(crate) fn arm_timerfd(timer: &OwnedFd, after: std::time::Duration) -> io::Result<()> {
+    let after = after.max(std::time::Duration::from_nanos(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: after.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(after.subsec_nanos() as i32),
+        },
+    };
+    // SAFETY: `spec` is a live itimerspec for the duration of the call; the old value is not
+    // asked for (null).
+    check(unsafe { libc::timerfd_settime(timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
+/// Reads a timerfd's expiry count (clearing it); `WouldBlock` when it has not fired.
+pub(crate) fn read_timerfd(timer: &OwnedFd) -> io::Result<u64> {
+    let mut count = [0u8; 8];
+    // SAFETY: `count` is 8 writable bytes, the size a timerfd read needs.
+    let read = unsafe { libc::read(timer.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+    if read < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from_ne_bytes(count))
+}
+
 /// Pins the calling thread to one CPU (sched_setaffinity).
 pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rawtcp_wire::ethernet::EthernetAddress;
 
+use crate::forward::{ForwarderConfig, LossyPath};
+
 /// Whether this process runs as root (user id 0).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -115,21 +117,27 @@ impl Drop for Netns {
 /// namespaces (the root namespace never sees it, and parallel tests cannot clash on names).
 /// Both ends stay down, without addresses.
 pub fn veth_pair(dut: &Netns, peer: &Netns) -> io::Result<()> {
+    veth_between(dut, "d0", peer, "p0")
+}
+
+/// Creates a veth pair with `a_name` in `a` and `b_name` in `b`, made directly inside the
+/// namespaces. Both ends stay down, without addresses.
+pub fn veth_between(a: &Netns, a_name: &str, b: &Netns, b_name: &str) -> io::Result<()> {
     run(
         "ip",
         &[
             "link",
             "add",
-            "d0",
+            a_name,
             "netns",
-            dut.name(),
+            a.name(),
             "type",
             "veth",
             "peer",
             "name",
-            "p0",
+            b_name,
             "netns",
-            peer.name(),
+            b.name(),
         ],
     )
     .map(drop)
@@ -179,6 +187,24 @@ impl VethBed {
         let dut = Netns::new("dut")?;
         let peer = Netns::new("peer")?;
         veth_pair(&dut, &peer)?;
+        Self::configure(dut, peer, config)
+    }
+
+    /// Builds the bed with a lossy path in place of the direct veth: `d0` and `p0` are
+    /// bridged through a third namespace by a [`Forwarder`](crate::forward::Forwarder)
+    /// applying `faults` (see [`LossyPath`] for the offloads it turns off). Drop the path
+    /// before the bed, or together with it.
+    pub fn through(
+        config: VethConfig,
+        faults: ForwarderConfig,
+    ) -> io::Result<(VethBed, LossyPath)> {
+        let dut = Netns::new("dut")?;
+        let peer = Netns::new("peer")?;
+        let path = LossyPath::new(&dut, &peer, config.mtu, faults)?;
+        Ok((Self::configure(dut, peer, config)?, path))
+    }
+
+    fn configure(dut: Netns, peer: Netns, config: VethConfig) -> io::Result<VethBed> {
         let mtu = config.mtu.to_string();
         dut.ip(&[
             "link",
