@@ -7,6 +7,7 @@
 //!
 //! See `--help` and README's "Load testing".
 
+mod forward;
 mod measure;
 mod net;
 mod proxy;
@@ -35,13 +36,20 @@ static ALLOCATOR: measure::Counting = measure::Counting;
 /// of its own, joined by a veth pair the harness creates and deletes (root); there a side
 /// may be the kernel. `--compare kernel` runs kernel↔kernel and the chosen pair in turn,
 /// repetition by repetition, and prints their ratios.
+///
+/// A lossy path: `--loss 1% --delay 10ms` (and `--jitter`, `--reorder`, `--duplicate`,
+/// `--rate`) put a userspace forwarder between the two namespaces (`--link fwd`, implied by
+/// any fault option over veth), so that kernel↔kernel and the pair under test cross the same
+/// impaired path; the faults apply to each direction on its own, and `--delay` is the round
+/// trip added (half each way). Over `--link mem` the MemLink applies them.
 #[derive(Debug, Parser)]
 #[command(name = "rawtcp-bench", version)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
 
-    /// What joins the two sides [default: mem, or veth with --compare or a kernel side].
+    /// What joins the two sides [default: mem, or veth with --compare or a kernel side; fwd
+    /// in place of veth when a fault option is given].
     #[arg(long, global = true, value_enum)]
     link: Option<Link>,
 
@@ -98,6 +106,9 @@ struct Cli {
     /// --packet-buffer bytes instead of recvmmsg.
     #[arg(long, global = true)]
     rx_ring: bool,
+
+    #[command(flatten)]
+    faults: forward::FaultArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -175,15 +186,6 @@ enum Scenario {
         /// Bytes each way (suffixes K, M, G for powers of 1024, e.g. 16G).
         #[arg(long, default_value = "16G", value_parser = parse_bytes)]
         bytes: u64,
-        /// Probability a frame is lost, each way (MemLink only).
-        #[arg(long, default_value_t = 0.0)]
-        loss: f64,
-        /// Probability a frame is delivered twice (MemLink only).
-        #[arg(long, default_value_t = 0.0)]
-        duplicate: f64,
-        /// Probability a frame is held back and overtaken (MemLink only).
-        #[arg(long, default_value_t = 0.0)]
-        reorder: f64,
         /// Flip the client's byte at this offset before sending it: checks the checker.
         #[arg(long)]
         flip_at: Option<u64>,
@@ -316,13 +318,24 @@ fn bench(cli: &Cli) -> Result<(), String> {
     let veth = cli.compare.is_some()
         || cli.client == Backend::Kernel
         || cli.server == Some(Backend::Kernel);
-    let link = cli
-        .link
-        .unwrap_or(if veth { Link::Veth } else { Link::Mem });
+    let link = match cli.link {
+        None if veth && cli.faults.any() => Link::Fwd,
+        None if veth => Link::Veth,
+        None => Link::Mem,
+        Some(Link::Veth) if cli.faults.any() => Link::Fwd,
+        Some(link) => link,
+    };
     let server = cli.server.unwrap_or(match link {
         Link::Mem => Backend::Rawtcp,
-        Link::Veth => Backend::Kernel,
+        Link::Veth | Link::Fwd => Backend::Kernel,
     });
+    if link == Link::Fwd && cli.offloads == OnOff::On {
+        return Err(
+            "--offloads on does not combine with the forwarder (--link fwd, or a fault \
+                    option): it bridges whole frames of at most the MTU"
+                .into(),
+        );
+    }
     if link == Link::Mem && (cli.client == Backend::Kernel || server == Backend::Kernel) {
         return Err("the kernel runs only over --link veth".into());
     }
@@ -347,7 +360,7 @@ fn bench(cli: &Cli) -> Result<(), String> {
     if !(576..=mtu_max).contains(&cli.mtu) {
         return Err(format!("--mtu must be within 576..={mtu_max}"));
     }
-    if link == Link::Veth && !rawtcp::netio::testbed::is_root() {
+    if link != Link::Mem && !rawtcp::netio::testbed::is_root() {
         return Err(
             "--link veth (used by --compare and by kernel sides) needs root: it creates \
              network namespaces and a veth pair, and opens AF_PACKET sockets. Run it as root \
@@ -371,25 +384,10 @@ fn bench(cli: &Cli) -> Result<(), String> {
         seed,
         pin: !cli.no_pin,
         packet_buffer: cli.packet_buffer,
+        faults: cli.faults,
     };
-    if let Scenario::Soak {
-        bytes,
-        loss,
-        duplicate,
-        reorder,
-        flip_at,
-    } = cli.scenario
-    {
-        let faults = rawtcp::core::link::LinkConfig {
-            loss,
-            duplicate,
-            reorder,
-            ..rawtcp::core::link::LinkConfig::default()
-        };
-        let faulty = loss > 0.0 || duplicate > 0.0 || reorder > 0.0;
-        if faulty && link == Link::Veth {
-            return Err("--loss, --duplicate and --reorder apply to --link mem only".into());
-        }
+    if let Scenario::Soak { bytes, flip_at } = cli.scenario {
+        let faults = cli.faults.link_config(cli.mtu);
         let pair = Pair {
             client: cli.client,
             server,
@@ -417,7 +415,7 @@ fn bench(cli: &Cli) -> Result<(), String> {
         pairs.push(Pair {
             client: Backend::Kernel,
             server: Backend::Kernel,
-            link: Link::Veth,
+            link,
         });
     }
     pairs.push(tested);
@@ -446,7 +444,7 @@ fn bench(cli: &Cli) -> Result<(), String> {
     let beds = pairs
         .iter()
         .map(|&pair| match pair.link {
-            Link::Veth => Bed::new(pair, &settings)
+            Link::Veth | Link::Fwd => Bed::new(pair, &settings)
                 .map(Some)
                 .map_err(|error| format!("setting up namespaces for {}: {error}", pair.label())),
             Link::Mem => Ok(None),
@@ -515,7 +513,7 @@ fn soak(
     faults: &rawtcp::core::link::LinkConfig,
 ) -> Result<(), String> {
     let bed = match pair.link {
-        Link::Veth => Some(
+        Link::Veth | Link::Fwd => Some(
             Bed::new(pair, settings)
                 .map_err(|error| format!("setting up namespaces for {}: {error}", pair.label()))?,
         ),

@@ -197,6 +197,8 @@ static KERNEL_RETRANSMITS: AtomicU64 = AtomicU64::new(0);
 /// Starts counting [`KERNEL_RETRANSMITS`] anew, for a run.
 pub(crate) fn reset_kernel_retransmits() {
     KERNEL_RETRANSMITS.store(0, Ordering::Relaxed);
+    BYTES_RETRANSMITTED.store(0, Ordering::Relaxed);
+    BYTES_ACKED.store(0, Ordering::Relaxed);
 }
 
 /// The kernel streams' retransmitted segments since the reset; read once both sides of the
@@ -205,8 +207,34 @@ pub(crate) fn kernel_retransmits() -> u64 {
     KERNEL_RETRANSMITS.load(Ordering::Relaxed)
 }
 
-/// TCP_INFO's count of segments `stream` retransmitted in its life.
-fn total_retransmits(stream: &tokio::net::TcpStream) -> io::Result<u32> {
+/// Bytes the run's streams (both implementations, both sides) retransmitted, and bytes their
+/// peers acknowledged, added as each stream is dropped: kernel streams from TCP_INFO
+/// (`tcpi_bytes_retrans`, `tcpi_bytes_acked`), rawtcp's from `TcpStream::info()`. A
+/// receiver adds next to nothing to either, so the quotient is the senders'.
+static BYTES_RETRANSMITTED: AtomicU64 = AtomicU64::new(0);
+static BYTES_ACKED: AtomicU64 = AtomicU64::new(0);
+
+/// Retransmitted bytes per acknowledged byte, in percent, of the run's streams since the
+/// reset; nothing when no byte was acknowledged.
+pub(crate) fn retransmitted_share() -> Option<crate::measure::Metric> {
+    let acked = BYTES_ACKED.load(Ordering::Relaxed);
+    let retransmitted = BYTES_RETRANSMITTED.load(Ordering::Relaxed);
+    (acked > 0).then(|| {
+        crate::measure::Metric::lower(
+            "retransmitted",
+            "% of acked",
+            retransmitted as f64 * 100.0 / acked as f64,
+        )
+    })
+}
+
+fn count_retransmitted(retransmitted: u64, acked: u64) {
+    BYTES_RETRANSMITTED.fetch_add(retransmitted, Ordering::Relaxed);
+    BYTES_ACKED.fetch_add(acked, Ordering::Relaxed);
+}
+
+/// TCP_INFO of `stream`.
+fn tcp_info(stream: &tokio::net::TcpStream) -> io::Result<libc::tcp_info> {
     // SAFETY: tcp_info is plain data; all-zero is a valid value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -224,15 +252,24 @@ fn total_retransmits(stream: &tokio::net::TcpStream) -> io::Result<u32> {
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(info.tcpi_total_retrans)
+    Ok(info)
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        if let Stream::Kernel(stream) = self
-            && let Ok(retransmits) = total_retransmits(stream)
-        {
-            KERNEL_RETRANSMITS.fetch_add(u64::from(retransmits), Ordering::Relaxed);
+        match self {
+            Stream::Kernel(stream) => {
+                if let Ok(info) = tcp_info(stream) {
+                    KERNEL_RETRANSMITS
+                        .fetch_add(u64::from(info.tcpi_total_retrans), Ordering::Relaxed);
+                    count_retransmitted(info.tcpi_bytes_retrans, info.tcpi_bytes_acked);
+                }
+            }
+            Stream::Rawtcp(stream) => {
+                if let Ok(info) = stream.info() {
+                    count_retransmitted(info.stats.bytes_retransmitted, info.stats.bytes_acked);
+                }
+            }
         }
     }
 }

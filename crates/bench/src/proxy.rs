@@ -88,7 +88,7 @@ async fn pump(
 /// The proxy's TCP in `pair`: the bed's client side. Its client and server are the
 /// kernel's, on the server side, which must therefore be the kernel.
 pub(crate) fn check(pair: Pair) -> Result<(), String> {
-    if pair.link == run::Link::Veth && pair.server != Backend::Kernel {
+    if pair.link != run::Link::Mem && pair.server != Backend::Kernel {
         return Err(
             "proxy: the proxy runs on the --client side's TCP; its client and its server run \
              on the kernel in the other namespace, so --server must be kernel"

@@ -128,6 +128,9 @@ impl Results {
             settings.timing.warmup,
             settings.timing.duration
         );
+        if settings.faults.any() {
+            let _ = writeln!(out, "{}", settings.faults.describe());
+        }
         if self.compared() {
             let _ = writeln!(
                 out,
@@ -204,6 +207,7 @@ impl Results {
                 "duration_s": settings.timing.duration.as_secs_f64(),
                 "seed": settings.seed,
                 "pinned": settings.pin,
+                "path": settings.faults.any().then(|| settings.faults.describe()),
             },
             "pairs": self.pairs,
             "results": results,

@@ -10,6 +10,7 @@ use std::thread;
 
 use rawtcp::core::link::LinkConfig;
 use rawtcp::netio::MemLink;
+use rawtcp::netio::forward::LossyPath;
 use rawtcp::netio::testbed::{Netns, pin_current_thread, veth_pair};
 
 use crate::measure::Metric;
@@ -47,6 +48,9 @@ pub(crate) enum Link {
     Mem,
     /// A veth pair between two network namespaces the harness creates (root).
     Veth,
+    /// Two veth pairs bridged by a userspace forwarder in a third namespace, which applies
+    /// the fault options (`tc netem` in userspace; root).
+    Fwd,
 }
 
 /// Which implementation runs each side, over which link.
@@ -62,6 +66,7 @@ impl Pair {
         let link = match self.link {
             Link::Mem => " (mem)",
             Link::Veth => "",
+            Link::Fwd => " (fwd)",
         };
         format!("{}↔{}{link}", self.client.name(), self.server.name())
     }
@@ -79,6 +84,8 @@ pub(crate) struct Settings {
     pub(crate) pin: bool,
     /// Socket buffer bytes, each way, of a rawtcp side's AF_PACKET device.
     pub(crate) packet_buffer: usize,
+    /// The path's faults (the forwarder's, or the MemLink's).
+    pub(crate) faults: crate::forward::FaultArgs,
 }
 
 /// Two namespaces and a veth for one [`Pair`], kept for all of its runs and deleted on drop.
@@ -86,6 +93,8 @@ pub(crate) struct Settings {
 /// so that the kernel there neither answers ARP for rawtcp's address nor resets rawtcp's
 /// connections.
 pub(crate) struct Bed {
+    // Declared first: the forwarder stops before the namespaces go.
+    path: Option<LossyPath>,
     client_ns: Netns,
     server_ns: Netns,
 }
@@ -94,7 +103,16 @@ impl Bed {
     pub(crate) fn new(pair: Pair, settings: &Settings) -> io::Result<Bed> {
         let client_ns = Netns::new("bench-c")?;
         let server_ns = Netns::new("bench-s")?;
-        veth_pair(&client_ns, &server_ns)?;
+        let path = match pair.link {
+            Link::Fwd => Some(crate::forward::path(
+                &client_ns,
+                &server_ns,
+                settings.mtu,
+                &settings.faults,
+                settings.seed,
+            )?),
+            _ => veth_pair(&client_ns, &server_ns).map(|()| None)?,
+        };
         let mtu = settings.mtu.to_string();
         for (ns, dev, backend, addr, mac) in [
             (&client_ns, "d0", pair.client, CLIENT, "02:00:00:00:0d:01"),
@@ -124,6 +142,7 @@ impl Bed {
             })?;
         }
         Ok(Bed {
+            path,
             client_ns,
             server_ns,
         })
@@ -157,12 +176,12 @@ pub(crate) fn run_once(
     let port = next_port(case);
     match (pair.link, bed, case) {
         (Link::Mem, _, Case::Proxy { .. }) => crate::proxy::run_mem(case, settings, port),
-        (Link::Veth, Some(bed), Case::Proxy { .. }) => {
+        (Link::Veth | Link::Fwd, Some(bed), Case::Proxy { .. }) => {
             crate::proxy::run_veth(pair, bed, case, settings, port)
         }
         (Link::Mem, _, _) => run_mem(case, settings, port),
-        (Link::Veth, Some(bed), _) => run_veth(pair, bed, case, settings, port),
-        (Link::Veth, None, _) => Err(io::Error::other("a veth run needs its bed")),
+        (Link::Veth | Link::Fwd, Some(bed), _) => run_veth(pair, bed, case, settings, port),
+        (Link::Veth | Link::Fwd, None, _) => Err(io::Error::other("a veth run needs its bed")),
     }
 }
 
@@ -211,6 +230,7 @@ fn run_veth(
     let seed = settings.seed;
     let buffer = settings.packet_buffer;
     crate::net::reset_kernel_retransmits();
+    let path_before = bed.path.as_ref().map(LossyPath::stats);
     let server = side(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
@@ -263,6 +283,10 @@ fn run_veth(
             crate::net::kernel_retransmits() as f64,
         ));
     }
+    metrics.extend(crate::net::retransmitted_share());
+    if let (Some(path), Some(before)) = (&bed.path, path_before) {
+        metrics.extend(crate::forward::metrics(before, path.stats()));
+    }
     Ok(metrics)
 }
 
@@ -290,10 +314,7 @@ pub(crate) fn device_metrics(
 fn run_mem(case: Case, settings: &Settings, port: u16) -> io::Result<Vec<Metric>> {
     let settings = *settings;
     join(side(None, settings.pin.then_some(0), move || async move {
-        let link = LinkConfig {
-            mtu: settings.mtu,
-            ..LinkConfig::default()
-        };
+        let link = settings.faults.link_config(settings.mtu);
         let (a, b) = MemLink::with_faults(link.clone(), link, settings.seed);
         let client = Net::rawtcp_mem(a, CLIENT, settings.seed).await?;
         let server = Net::rawtcp_mem(b, SERVER, settings.seed).await?;
@@ -326,8 +347,8 @@ pub(crate) fn run_soak(
 ) -> io::Result<soak::Outcome> {
     match (pair.link, bed) {
         (Link::Mem, _) => soak_mem(spec, settings, faults.clone()),
-        (Link::Veth, Some(bed)) => soak_veth(pair, bed, spec, settings),
-        (Link::Veth, None) => Err(io::Error::other("a veth run needs its bed")),
+        (Link::Veth | Link::Fwd, Some(bed)) => soak_veth(pair, bed, spec, settings),
+        (Link::Veth | Link::Fwd, None) => Err(io::Error::other("a veth run needs its bed")),
     }
 }
 

@@ -335,3 +335,59 @@ fn soak_names_the_first_wrong_byte_and_fails() {
         "{stdout}"
     );
 }
+
+/// Issue 12: `--loss` puts the forwarder between the namespaces; kernel↔kernel and the pair
+/// under test both cross it, it drops what the model asks, and nothing of its own. At 5 %
+/// loss even the slowest run's few hundred frames meet a loss (0.95^300 ≈ 2·10⁻⁷).
+#[test]
+fn a_lossy_path_carries_both_pairs_through_the_forwarder() {
+    if !rawtcp::netio::testbed::have_root("a_lossy_path_carries_both_pairs_through_the_forwarder") {
+        return;
+    }
+    let doc = json(&[
+        "bulk",
+        "--compare",
+        "kernel",
+        "--loss",
+        "5%",
+        "--delay",
+        "2ms",
+        "--seed",
+        "3",
+    ]);
+    assert!(
+        doc["settings"]["path"]
+            .as_str()
+            .unwrap()
+            .contains("loss 5%"),
+        "{doc}"
+    );
+    for pair in ["kernel↔kernel (fwd)", "rawtcp↔kernel (fwd)"] {
+        for case in ["bulk send", "bulk recv"] {
+            assert!(median(&doc, case, "goodput", pair) > 0.0, "{pair} {case}");
+            assert!(
+                median(&doc, case, "fwd model drops", pair) > 0.0,
+                "{pair} {case}"
+            );
+            assert_eq!(
+                median(&doc, case, "fwd own drops", pair),
+                0.0,
+                "{pair} {case}"
+            );
+            assert!(
+                median(&doc, case, "retransmitted", pair) > 0.0,
+                "{pair} {case}"
+            );
+        }
+    }
+}
+
+#[test]
+fn offloads_on_are_refused_with_the_forwarder() {
+    let (ok, _, stderr) = bench(&["bulk", "--link", "fwd", "--offloads", "on"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("does not combine with the forwarder"),
+        "{stderr}"
+    );
+}
