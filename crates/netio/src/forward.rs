@@ -274,6 +274,7 @@ struct Lane {
     passthrough: VecDeque<Vec<u8>>,
     /// Frames due that the egress socket has not taken yet.
     out: FrameBatch,
+    scratch: Vec<u8>,
     stats: DirectionStats,
 }
 
@@ -283,6 +284,8 @@ impl Lane {
             model: LinkModel::new(config, seed),
             passthrough: VecDeque::new(),
             out: FrameBatch::new(crate::sys::MAX_BATCH * 4, max_frame_len),
+            // One byte more than a slot: a frame that long does not fit and is counted.
+            scratch: vec![0; max_frame_len + 1],
             stats: DirectionStats::default(),
         }
     }
@@ -322,10 +325,12 @@ impl Lane {
                 if let Some(frame) = self.passthrough.pop_front() {
                     self.out.push_frame(&frame);
                     self.stats.passed += 1;
-                } else if let Some(frame) = self.model.recv(now) {
-                    // The model's MTU check let it in, and the batch's slots are the MTU's
-                    // (or a config with a larger MTU than the interface: then it is cut).
-                    if !self.out.push_frame(&frame) {
+                } else if let Some(len) = self.model.recv_into(now, &mut self.scratch) {
+                    // Through a scratch buffer, which hands the model its frame's buffer
+                    // back for reuse: no allocation per frame. The model's MTU check let the
+                    // frame in, and the batch's slots hold the MTU, unless the config's MTU
+                    // is larger than the interface's: such a frame cannot be sent.
+                    if !self.out.push_frame(&self.scratch[..len]) {
                         self.stats.tx_dropped += 1;
                     }
                 } else {

@@ -111,3 +111,39 @@ fn kernel_tcp_recovers_from_the_forwarders_loss_delay_and_duplicates() {
         "{stats:?}"
     );
 }
+
+/// The delay is the model's: no echo comes back sooner than the two one-way delays (a
+/// lower bound only; how much later depends on the machine).
+#[test]
+fn the_forwarders_delay_holds_each_frame_back() {
+    if !have_root("the_forwarders_delay_holds_each_frame_back") {
+        return;
+    }
+    require_tool("ping");
+    let one_way = Duration::from_millis(5);
+    let (bed, path) = kernel_bed(LinkConfig {
+        delay: one_way,
+        ..LinkConfig::default()
+    });
+    let output = bed
+        .dut
+        .exec_checked(&["ping", "-c", "5", "-i", "0.2", "-n", &PEER_IP.to_string()])
+        .expect("ping across the forwarder");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rtts: Vec<f64> = text
+        .lines()
+        .filter_map(|line| line.split("time=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(rtts.len(), 5, "every echo came back: {text}");
+    let floor = 2.0 * one_way.as_secs_f64() * 1000.0;
+    for rtt in &rtts {
+        assert!(
+            *rtt >= floor,
+            "an echo in {rtt} ms, under the {floor} ms of delay: {text}"
+        );
+    }
+    println!("round trips across 2 × {one_way:?}: {rtts:?} ms");
+    let stats = path.stop().unwrap();
+    assert_eq!(stats.own_drops(), 0, "{stats:?}");
+}
