@@ -8,6 +8,7 @@
 //! See `--help` and README's "Load testing".
 
 mod forward;
+mod kernel_cc;
 mod measure;
 mod net;
 mod proxy;
@@ -109,6 +110,11 @@ struct Cli {
 
     #[command(flatten)]
     faults: forward::FaultArgs,
+
+    /// Congestion control of the kernel's sides (TCP_CONGESTION on each socket): Linux's
+    /// default CUBIC, which issue 12 compares with, whatever this machine's default is.
+    #[arg(long, global = true, value_enum, default_value = "cubic")]
+    kernel_cc: kernel_cc::KernelCc,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -385,7 +391,9 @@ fn bench(cli: &Cli) -> Result<(), String> {
         pin: !cli.no_pin,
         packet_buffer: cli.packet_buffer,
         faults: cli.faults,
+        kernel_cc: cli.kernel_cc,
     };
+    cli.kernel_cc.choose();
     if let Scenario::Soak { bytes, flip_at } = cli.scenario {
         let faults = cli.faults.link_config(cli.mtu);
         let pair = Pair {

@@ -126,7 +126,11 @@ impl Net {
 
     pub(crate) async fn connect(&self, addr: SocketAddrV4) -> io::Result<Stream> {
         match self {
-            Net::Kernel => Ok(Stream::Kernel(tokio::net::TcpStream::connect(addr).await?)),
+            Net::Kernel => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                crate::kernel_cc::apply(&socket)?;
+                Ok(Stream::Kernel(socket.connect(addr.into()).await?))
+            }
             Net::Rawtcp(stack) => Ok(Stream::Rawtcp(
                 rawtcp::TcpStream::connect(stack, addr).await?,
             )),
@@ -139,6 +143,7 @@ impl Net {
                 let socket = tokio::net::TcpSocket::new_v4()?;
                 // A previous run's TIME-WAIT connections on this port must not stop the bind.
                 socket.set_reuseaddr(true)?;
+                crate::kernel_cc::apply(&socket)?;
                 socket.bind(addr.into())?;
                 Ok(Listener::Kernel(socket.listen(BACKLOG)?))
             }

@@ -131,6 +131,11 @@ impl Results {
         if settings.faults.any() {
             let _ = writeln!(out, "{}", settings.faults.describe());
         }
+        let _ = writeln!(
+            out,
+            "kernel congestion control: {}",
+            settings.kernel_cc.describe()
+        );
         if self.compared() {
             let _ = writeln!(
                 out,
@@ -208,6 +213,7 @@ impl Results {
                 "seed": settings.seed,
                 "pinned": settings.pin,
                 "path": settings.faults.any().then(|| settings.faults.describe()),
+                "kernel_cc": settings.kernel_cc.describe(),
             },
             "pairs": self.pairs,
             "results": results,

@@ -86,6 +86,8 @@ pub(crate) struct Settings {
     pub(crate) packet_buffer: usize,
     /// The path's faults (the forwarder's, or the MemLink's).
     pub(crate) faults: crate::forward::FaultArgs,
+    /// Congestion control of the kernel's sides.
+    pub(crate) kernel_cc: crate::kernel_cc::KernelCc,
 }
 
 /// Two namespaces and a veth for one [`Pair`], kept for all of its runs and deleted on drop.

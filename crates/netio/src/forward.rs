@@ -50,6 +50,11 @@ pub struct ForwarderConfig {
     pub seed: u64,
     /// Receive and send buffer of each AF_PACKET socket, bytes (SO_RCVBUFFORCE).
     pub socket_buffer: usize,
+    /// Run the bridge's thread at a real-time priority (SCHED_FIFO 10, as a softirq runs
+    /// ahead of applications), so that on a busy machine it keeps to the model's timing;
+    /// without CAP_SYS_NICE it runs as an ordinary thread, with a warning. Its lateness is
+    /// counted either way ([`DirectionStats::late`]).
+    pub realtime: bool,
 }
 
 impl Default for ForwarderConfig {
@@ -60,6 +65,7 @@ impl Default for ForwarderConfig {
             b_to_a: LinkConfig::default(),
             seed: 0,
             socket_buffer: 32 << 20,
+            realtime: false,
         }
     }
 }
@@ -98,6 +104,11 @@ pub struct DirectionStats {
     pub tx_dropped: u64,
     /// Frames other than IPv4 dropped because too many were waiting to be sent.
     pub passthrough_dropped: u64,
+    /// Frames handed to the egress socket more than [`LATE`] after the model let them out:
+    /// delay the bridge added itself (it was busy, or not scheduled).
+    pub late: u64,
+    /// The most any frame was handed on after the model let it out, microseconds.
+    pub max_lateness_us: u64,
 }
 
 impl DirectionStats {
@@ -117,6 +128,10 @@ impl DirectionStats {
     }
 }
 
+/// How much later than the model's time a frame may be handed on before it counts as
+/// [`late`](DirectionStats::late).
+pub const LATE: Duration = Duration::from_millis(1);
+
 /// Both directions' counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ForwarderStats {
@@ -130,6 +145,11 @@ impl ForwarderStats {
     /// Frames the bridge itself lost, both ways.
     pub fn own_drops(&self) -> u64 {
         self.a_to_b.own_drops() + self.b_to_a.own_drops()
+    }
+
+    /// Frames the bridge handed on late, both ways.
+    pub fn late(&self) -> u64 {
+        self.a_to_b.late + self.b_to_a.late
     }
 }
 
@@ -177,6 +197,11 @@ impl Forwarder {
                 let opened = (|| {
                     if let Some(netns) = &netns {
                         crate::netns::enter(netns)?;
+                    }
+                    if config.realtime
+                        && let Err(error) = sys::set_realtime(10)
+                    {
+                        tracing::warn!(%error, "the forwarder runs without real-time priority");
                     }
                     let open = |name: &str| {
                         AfPacket::open_with(
@@ -325,7 +350,13 @@ impl Lane {
                 if let Some(frame) = self.passthrough.pop_front() {
                     self.out.push_frame(&frame);
                     self.stats.passed += 1;
-                } else if let Some(len) = self.model.recv_into(now, &mut self.scratch) {
+                } else if let Some(due) = self.model.next_delivery().filter(|&due| due <= now)
+                    && let Some(len) = self.model.recv_into(now, &mut self.scratch)
+                {
+                    let lateness = now.saturating_duration_since(due);
+                    self.stats.late += u64::from(lateness > LATE);
+                    self.stats.max_lateness_us =
+                        self.stats.max_lateness_us.max(lateness.as_micros() as u64);
                     // Through a scratch buffer, which hands the model its frame's buffer
                     // back for reuse: no allocation per frame. The model's MTU check let the
                     // frame in, and the batch's slots hold the MTU, unless the config's MTU

@@ -472,6 +472,19 @@ pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Gives the calling thread the real-time policy SCHED_FIFO at `priority` (1..=99): it then
+/// runs whenever it is ready, ahead of every ordinary thread, as the kernel's softirq work
+/// does (within the kernel's real-time throttling). Needs CAP_SYS_NICE.
+pub(crate) fn set_realtime(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a live sched_param for the duration of the call; pid 0 is the
+    // calling thread.
+    check(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) })?;
+    Ok(())
+}
+
 /// Header of a TPACKET_V2 frame: the status word sits at offset 0; for transmit, the frame
 /// data starts at `TPACKET_ALIGN(sizeof(struct tpacket2_hdr))` (32 bytes).
 const TX_DATA_OFFSET: usize = 32;
