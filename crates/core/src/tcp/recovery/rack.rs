@@ -187,6 +187,12 @@ impl Rack {
                 delivered.push(front);
             }
         }
+        if self.segments.is_empty() && self.segments.capacity() > 0 {
+            // Everything sent is acknowledged: the list's memory (96 B at its first
+            // growth) goes back, since most connections then sit idle; the next send
+            // allocates it again.
+            self.segments = VecDeque::new();
+        }
         // Newly SACKed: a merge walk of the segments against the sorted ranges.
         let mut ranges = ack.sacked.iter().peekable();
         for segment in self.segments.iter_mut() {
