@@ -174,7 +174,6 @@ impl Rack {
 
     /// RFC 8985 §6.2 steps 1-5 for one ACK. Returns how many segments were newly marked lost.
     pub(crate) fn on_ack(&mut self, now: Instant, ack: &RackAck<'_>) -> u32 {
-        let mut delivered: Vec<SentSegment> = Vec::new();
         while let Some(&front) = self.segments.front() {
             if front.end > ack.snd_una {
                 if front.start < ack.snd_una {
@@ -184,9 +183,13 @@ impl Rack {
             }
             self.segments.pop_front();
             if !front.sacked {
-                delivered.push(front);
+                // Steps 1-3 at once: no list to allocate on every cumulative ACK.
+                self.on_delivered(now, front, ack.echoed);
             }
         }
+        // Newly SACKed segments are collected first (the walk borrows the list); a Vec
+        // allocates only when one is found.
+        let mut delivered: Vec<SentSegment> = Vec::new();
         if self.segments.is_empty() && self.segments.capacity() > 0 {
             // Everything sent is acknowledged: the list's memory (96 B at its first
             // growth) goes back, since most connections then sit idle; the next send
