@@ -255,8 +255,10 @@ fn the_rescue_retransmission_recovers_a_lost_tail_without_a_timeout() {
     let fourth = sent_at(&sim, nth_seq(4));
     let tenth = sent_at(&sim, nth_seq(10));
     assert_eq!((fourth.len(), tenth.len()), (2, 2));
-    // The rescue waits only until cwnd − pipe leaves room for a segment: the next SACK.
-    assert!(tenth[1] > fourth[1] && tenth[1] - fourth[1] < 2 * DELAY);
+    // The rescue waits only until cwnd − pipe leaves room for a segment: at the latest the
+    // next SACK. (Here at once, beside the fast retransmit: CUBIC's ssthresh is β_cubic of
+    // the window, which the first ACKs grew past the ten segments in flight.)
+    assert!(tenth[1] >= fourth[1] && tenth[1] - fourth[1] < 2 * DELAY);
     let info = info(&sim, client);
     assert_eq!(info.stats.retransmit_timeouts, 0);
     assert_eq!(info.stats.rescue_retransmits, 1);
@@ -781,4 +783,65 @@ fn a_loss_repaired_by_the_loss_probe_still_reduces_the_window() {
     assert_eq!(late.stats.loss_probes, 1);
     assert_eq!(late.stats.loss_probe_repairs, 0);
     assert_eq!(late.ssthresh, u32::MAX, "no reduction: {late:?}");
+}
+
+#[test]
+fn cubic_reduces_the_window_it_had_when_the_loss_is_found_in_a_batch_of_acks() {
+    // No rate limit either way: a window's segments reach B in the same instant, B's
+    // answers (the cumulative ACK of what came before the hole, then a duplicate per
+    // segment after it) reach A in the same instant, and A takes them all in before it
+    // transmits, as a driver does with a receive batch. The loss is found with the
+    // cumulative ACK not yet answered, so FlightSize is short of cwnd; RFC 9438 §4.6's
+    // ssthresh is then β_cubic·cwnd (cwnd grows only while it is the limit, §5.8), as in
+    // Linux, not β_cubic·FlightSize, which had taken the window to about half per loss
+    // (7095 bytes from 18 824 here).
+    let mut a = config(A_MAC, A_IP, 7);
+    a.tcp.congestion_control = CongestionAlgorithm::Cubic;
+    let b = config(B_MAC, B_IP, 8);
+    let link = |rules| LinkConfig {
+        delay: DELAY,
+        rules,
+        ..LinkConfig::default()
+    };
+    let mut sim = Sim::with_links(a, b, link(drops(&[40])), link(Vec::new()), 7);
+    let (client, server) = connected_on(&mut sim, b_addr(80));
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut before = info(&sim, client);
+    let deadline = sim.now + Duration::from_secs(10);
+    let entered = loop {
+        assert!(sim.now < deadline, "a fast recovery");
+        while let Ok(n) = sim.a.tcp_send(sim.now, client, &chunk) {
+            if n == 0 {
+                break;
+            }
+        }
+        while let Ok(n) = sim.b.tcp_recv(sim.now, server, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        let next = sim
+            .next_deadline()
+            .unwrap_or(sim.now + Duration::from_millis(1));
+        sim.run_until(next.max(sim.now + Duration::from_micros(1)));
+        let now = info(&sim, client);
+        if now.congestion_state == CongestionState::Recovery {
+            break now;
+        }
+        before = now;
+    };
+    assert_eq!(entered.stats.fast_recoveries, 1);
+    assert_eq!(entered.stats.retransmit_timeouts, 0);
+    // The batch's cumulative ACK may have grown cwnd before the loss was found, never
+    // shrunk it: ssthresh is at least β_cubic of the window before the batch.
+    let floor = f64::from(before.cwnd) * 0.7;
+    assert!(
+        f64::from(entered.ssthresh) >= floor - 1.0,
+        "ssthresh {} below 0.7 · cwnd {} (in flight before the batch: {})",
+        entered.ssthresh,
+        before.cwnd,
+        before.in_flight
+    );
+    assert_eq!(entered.cwnd, entered.ssthresh);
 }

@@ -56,7 +56,7 @@ impl Cubic {
         C * (t - self.k).powi(3) + self.w_max
     }
 
-    /// RFC 9438 §4.6 and §4.7: W_max with fast convergence, ssthresh = FlightSize·β_cubic
+    /// RFC 9438 §4.6 and §4.7: W_max with fast convergence, ssthresh = `flight`·β_cubic
     /// (at least 2 segments); a new congestion avoidance stage starts with the next ACK.
     fn reduce(&mut self, flight: u32) {
         self.epoch_start = None;
@@ -132,7 +132,15 @@ impl CongestionControl for Cubic {
     }
 
     fn on_congestion_event(&mut self, _now: Instant, flight: u32) {
-        self.reduce(flight);
+        // RFC 9438 §4.6: ssthresh = flight_size·β_cubic, where cwnd may stand for
+        // flight_size since cwnd grows only while it is the limit (§5.8, `cwnd_limited`);
+        // Linux's bictcp_recalc_ssthresh uses cwnd. The larger of the two: the flight at
+        // the detecting ACK falls short of the window when that ACK came in one receive
+        // batch behind a cumulative ACK the sender had no chance to answer yet (a
+        // delayed-ACK receiver acks its in-order data the moment a segment after a hole
+        // arrives, then sends a duplicate per segment), and FlightSize·β alone then took
+        // the window to about half of itself per loss.
+        self.reduce(flight.max(self.window()));
         self.cwnd = self.ssthresh;
     }
 
