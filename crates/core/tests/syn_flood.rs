@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use rawtcp_core::{DropReason, Event, State, TcpError};
+use rawtcp_core::{DropReason, Event, State};
 use rawtcp_wire::ethernet::EthernetAddress;
 use rawtcp_wire::tcp::{TcpFlags, TcpOptions, TcpRepr, Timestamps};
 use rawtcp_wire::{RxChecksum, SeqNum};
@@ -132,20 +132,15 @@ fn a_legitimate_client_moves_one_megabyte_through_a_flood_of_spoofed_syns() {
             accepted = sim.b.tcp_accept(listener).unwrap();
         }
         if let (Some(client), Some(server)) = (client, accepted) {
-            while sent < data.len() {
-                match sim.a.tcp_send(sim.now, client, &data[sent..]) {
-                    Ok(n) => sent += n,
-                    Err(TcpError::WouldBlock) => break,
-                    Err(error) => panic!("send: {error:?}"),
-                }
-            }
-            loop {
-                match sim.b.tcp_recv(sim.now, server, &mut buf) {
-                    Ok(0) | Err(TcpError::WouldBlock) => break,
-                    Ok(n) => received.extend_from_slice(&buf[..n]),
-                    Err(error) => panic!("recv: {error:?}"),
-                }
-            }
+            pump(
+                &mut sim,
+                client,
+                server,
+                &data,
+                &mut sent,
+                &mut received,
+                &mut buf,
+            );
         }
         let memory = sim.b.tcp_memory();
         memory_peak = memory_peak.max(memory.buffered);

@@ -86,26 +86,48 @@ pub(crate) fn transfer(
     let mut buf = vec![0u8; 256 * 1024];
     let deadline = sim.now + limit;
     while received.len() < data.len() && sim.now < deadline {
-        while sent < data.len() {
-            match sim.a.tcp_send(sim.now, client, &data[sent..]) {
-                Ok(n) => sent += n,
-                Err(TcpError::WouldBlock) => break,
-                Err(error) => panic!("send: {error:?}"),
-            }
-        }
-        loop {
-            match sim.b.tcp_recv(sim.now, server, &mut buf) {
-                Ok(0) | Err(TcpError::WouldBlock) => break,
-                Ok(n) => received.extend_from_slice(&buf[..n]),
-                Err(error) => panic!("recv: {error:?}"),
-            }
-        }
+        pump(
+            sim,
+            client,
+            server,
+            data,
+            &mut sent,
+            &mut received,
+            &mut buf,
+        );
         let next = sim
             .next_deadline()
             .unwrap_or(sim.now + Duration::from_millis(1));
         sim.run_until(next.max(sim.now + Duration::from_micros(1)).min(deadline));
     }
     received
+}
+
+/// One step of a transfer from A to B at the current instant: A writes as much of
+/// `data[*sent..]` as fits, B reads everything readable into `received` (through `buf`).
+pub(crate) fn pump(
+    sim: &mut Sim,
+    client: ConnectionId,
+    server: ConnectionId,
+    data: &[u8],
+    sent: &mut usize,
+    received: &mut Vec<u8>,
+    buf: &mut [u8],
+) {
+    while *sent < data.len() {
+        match sim.a.tcp_send(sim.now, client, &data[*sent..]) {
+            Ok(n) => *sent += n,
+            Err(TcpError::WouldBlock) => break,
+            Err(error) => panic!("send: {error:?}"),
+        }
+    }
+    loop {
+        match sim.b.tcp_recv(sim.now, server, buf) {
+            Ok(0) | Err(TcpError::WouldBlock) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(error) => panic!("recv: {error:?}"),
+        }
+    }
 }
 
 /// A host's link and network addresses, for forged frames.
