@@ -11,10 +11,11 @@
 //! * Memory of one idle ESTABLISHED connection besides its buffers, counted by a global
 //!   allocator, printed before the benches run.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "../tests/counting/mod.rs"]
+mod counting;
+
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
@@ -22,28 +23,9 @@ use rawtcp_core::{Config, ConnectionId, FrameSink, Instant, Ipv4Cidr, Keepalive,
 use rawtcp_wire::RxChecksum;
 use rawtcp_wire::ethernet::EthernetAddress;
 
-/// Counts live heap bytes.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only adds bookkeeping.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Counts the process's live heap bytes.
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// Reusable frame buffers: no allocation per frame once warm.
 struct Frames {
@@ -274,16 +256,16 @@ fn idle(c: &mut Criterion) {
 
 fn memory_per_connection() {
     let mut pair = Pair::new();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     // In batches of 100, as connections arrive at a server, so that queues which only live
     // during a burst (events, transmit lists) do not count as connection memory.
     let n = 10_000;
     let mut conns = Vec::with_capacity(n);
-    let baseline = LIVE.load(Ordering::Relaxed) - before;
+    let baseline = counting::live() - before;
     for port in 0..(n / 100) as u16 {
         conns.extend(pair.connect(1000 + port, 100));
     }
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = counting::live();
     let handles = (conns.capacity() * std::mem::size_of::<(ConnectionId, ConnectionId)>()) as isize;
     // Both ends live in this process: half the growth is one side's.
     let per_connection = (after - before - baseline - handles) as f64 / n as f64 / 2.0;

@@ -3,10 +3,9 @@
 //! holds no more than its limits, and the transfer arrives byte-exact.
 
 mod common;
+mod counting;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -21,29 +20,9 @@ const MEMORY_LIMIT: usize = 4 * 1024 * 1024;
 const SYN_BACKLOG: usize = 256;
 const MAX_RESOLVING: usize = 32;
 
-/// Counts the process's live heap bytes, to measure what the flood costs beyond the
-/// engine's own accounting (as the engine bench counts memory per connection).
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only adds bookkeeping.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Counts the process's live heap bytes.
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// splitmix64: the flood's addresses, ports and ISNs, the same every run.
 struct Rng(u64);
@@ -114,7 +93,7 @@ fn a_legitimate_client_moves_one_megabyte_through_a_flood_of_spoofed_syns() {
     let mut injected = 0;
     let mut memory_peak = 0;
     // Everything above this is what the flood and the transfer cost the process.
-    let heap_before = LIVE.load(Ordering::Relaxed);
+    let heap_before = counting::live();
     let mut heap_peak = 0;
     let deadline = sim.now + Duration::from_secs(300);
     while received.len() < data.len() {
@@ -144,7 +123,7 @@ fn a_legitimate_client_moves_one_megabyte_through_a_flood_of_spoofed_syns() {
         }
         let memory = sim.b.tcp_memory();
         memory_peak = memory_peak.max(memory.buffered);
-        heap_peak = heap_peak.max(LIVE.load(Ordering::Relaxed) - heap_before);
+        heap_peak = heap_peak.max(counting::live() - heap_before);
         assert!(memory.half_open <= SYN_BACKLOG);
         sim.events_a.clear();
         sim.events_b
@@ -158,7 +137,7 @@ fn a_legitimate_client_moves_one_megabyte_through_a_flood_of_spoofed_syns() {
                 .handle_frame(sim.now, &spoofed_syn(&mut rng), RxChecksum::Verify);
             injected += 1;
         }
-        heap_peak = heap_peak.max(LIVE.load(Ordering::Relaxed) - heap_before);
+        heap_peak = heap_peak.max(counting::live() - heap_before);
         sim.run_for(Duration::from_millis(1));
     }
 
