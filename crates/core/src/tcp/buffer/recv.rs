@@ -1,68 +1,6 @@
-//! The send and receive buffers of a connection.
-//!
-//! The send buffer holds every byte from SND.UNA on: sent and unacknowledged, then unsent.
-//! The receive buffer holds in-order bytes the application has not read, and an out-of-order
-//! store of segments beyond RCV.NXT, bounded in ranges and limited to the window.
+//! The receive buffer: in-order unread bytes and the out-of-order store.
 
 use std::collections::{BTreeMap, VecDeque};
-
-/// Bytes from SND.UNA on, bounded.
-#[derive(Debug)]
-pub(crate) struct SendBuffer {
-    bytes: VecDeque<u8>,
-    capacity: usize,
-}
-
-impl SendBuffer {
-    pub(crate) fn new(capacity: usize) -> SendBuffer {
-        SendBuffer {
-            bytes: VecDeque::new(),
-            capacity,
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub(crate) fn free(&self) -> usize {
-        self.capacity - self.bytes.len()
-    }
-
-    /// Appends as much of `data` as fits; returns how much.
-    pub(crate) fn write(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.free());
-        self.bytes.extend(&data[..n]);
-        n
-    }
-
-    /// Drops `n` acknowledged bytes from the front.
-    pub(crate) fn ack(&mut self, n: usize) {
-        self.bytes.drain(..n.min(self.bytes.len()));
-    }
-
-    #[cfg(feature = "fuzzing")]
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Copies `out.len()` bytes starting `offset` bytes after SND.UNA into `out`.
-    pub(crate) fn copy_to(&self, offset: usize, out: &mut [u8]) {
-        let (a, b) = self.bytes.as_slices();
-        let end = offset + out.len();
-        let mut written = 0;
-        if offset < a.len() {
-            let take = &a[offset..end.min(a.len())];
-            out[..take.len()].copy_from_slice(take);
-            written = take.len();
-        }
-        let rest = out.len() - written;
-        if rest > 0 {
-            let start = offset + written - a.len();
-            out[written..].copy_from_slice(&b[start..start + rest]);
-        }
-    }
-}
 
 /// In-order unread bytes plus out-of-order segments, addressed by stream offset (bytes since
 /// the first data byte, as a u64 so that sequence wrap does not matter).
@@ -336,17 +274,6 @@ impl RecvBuffer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn send_buffer_copies_across_the_wrap() {
-        let mut buffer = SendBuffer::new(8);
-        assert_eq!(buffer.write(b"abcdef"), 6);
-        buffer.ack(4);
-        assert_eq!(buffer.write(b"ghijklmn"), 6);
-        let mut out = [0u8; 5];
-        buffer.copy_to(1, &mut out);
-        assert_eq!(&out, b"fghij");
-    }
 
     #[test]
     fn out_of_order_segments_join_when_the_gap_fills() {
