@@ -181,6 +181,12 @@ impl Stack {
         self.collect_events();
     }
 
+    /// As [`handle_frame`](Self::handle_frame), for a frame the caller can share: the engine
+    /// may keep slices of it (received TCP payload) instead of copying them.
+    pub fn handle_frame_bytes(&mut self, now: Instant, frame: bytes::Bytes, checksum: RxChecksum) {
+        self.handle_frame(now, &frame, checksum);
+    }
+
     /// Writes the frames due now into `sink`; returns how many. Call it after
     /// `handle_frame`, `handle_timeout` or an application call, until it writes nothing or
     /// the sink is full.
