@@ -450,6 +450,18 @@ fn a_tail_loss_is_recovered_by_the_loss_probe_without_a_timeout() {
 }
 
 #[test]
+fn without_sack_there_is_no_loss_probe() {
+    // RFC 8985 §4: RACK-TLP requires SACK. The same tail loss as above with SACK off is
+    // left to the retransmission timer, the probe configured on or not.
+    let mut sim = path_with(CongestionAlgorithm::Cubic, false, &[10], true);
+    let (client, _) = send(&mut sim, 10 * SEG as usize);
+    let info = info(&sim, client);
+    assert_eq!(info.stats.loss_probes, 0);
+    assert_eq!(info.stats.retransmit_timeouts, 1);
+    assert_eq!(sent_at(&sim, nth_seq(10)).len(), 2);
+}
+
+#[test]
 fn the_congestion_control_chosen_before_the_handshake_is_kept() {
     let mut sim = path(CongestionAlgorithm::Cubic, true, &[]);
     sim.b.tcp_listen(b_addr(80), None).unwrap();

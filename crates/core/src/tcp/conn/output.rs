@@ -467,9 +467,15 @@ impl Connection {
     /// 2·SRTT, plus the peer's worst-case delayed ACK (200 ms) when one segment is out, and
     /// never later than the retransmission timer: a tail loss is probed before the timer
     /// collapses the window.
+    ///
+    /// Only with SACK: RFC 8985 §4 makes it a requirement of RACK-TLP ("The connection MUST
+    /// use selective acknowledgment (SACK) options"), since without SACK the probe's ACK cannot
+    /// tell which segment was lost; Linux's `tcp_schedule_loss_probe` checks `tcp_is_sack`
+    /// too.
     pub(super) fn arm_loss_probe(&mut self, now: Instant) {
         let outstanding = self.snd_max - self.snd_una;
         let eligible = self.config.tail_loss_probe
+            && self.sack_permitted
             && self.syn_acked
             && matches!(
                 self.state,
