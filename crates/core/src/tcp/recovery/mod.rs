@@ -56,8 +56,8 @@ pub(crate) struct SackUpdate {
     pub(crate) newly_sacked: u32,
     /// Blocks rejected as invalid.
     pub(crate) rejected: u32,
-    /// The first block, when it lies below SND.UNA: a D-SACK (RFC 2883 §4), a duplicate
-    /// received.
+    /// The first block, when it lies below the ACK's cumulative acknowledgment or within the
+    /// second block: a D-SACK (RFC 2883 §4), a duplicate received.
     pub(crate) dsack: Option<(SeqNum, SeqNum)>,
 }
 
@@ -68,17 +68,43 @@ pub(crate) struct Scoreboard {
 }
 
 impl Scoreboard {
-    /// Takes the blocks of an ACK whose cumulative acknowledgment is `snd_una`.
+    /// Takes the blocks of an ACK whose cumulative acknowledgment field is `cumulative`, with
+    /// SND.UNA now at `snd_una` (later than `cumulative` when the ACK was overtaken by newer
+    /// ones on the way).
     pub(crate) fn update(
         &mut self,
         snd_una: SeqNum,
+        cumulative: SeqNum,
         snd_max: SeqNum,
         blocks: &[(SeqNum, SeqNum)],
     ) -> SackUpdate {
         self.trim(snd_una);
         let mut update = SackUpdate::default();
         let window = snd_max - snd_una;
+        // Within a quarter of the sequence space behind: anything further is no recent data.
+        let recent = |distance: u32| distance <= 1 << 30;
         for (i, &(left, right)) in blocks.iter().enumerate() {
+            let len = right.raw().wrapping_sub(left.raw());
+            // RFC 2883 §4: a first block below the ACK's own cumulative acknowledgment, or
+            // covered by the second block, reports a duplicate. Below the ACK's field, not
+            // below SND.UNA: an ACK overtaken by newer ones carries SACK blocks that SND.UNA
+            // has passed since, and they are no duplicates (Linux's tcp_check_dsack compares
+            // with the ACK's ack_seq too).
+            if i == 0 && len > 0 && recent(len) {
+                let below = recent(cumulative.raw().wrapping_sub(left.raw()))
+                    && left.raw() != cumulative.raw();
+                let covered = blocks.get(1).is_some_and(|&(l2, r2)| {
+                    let (from, to) = (
+                        left.raw().wrapping_sub(l2.raw()),
+                        right.raw().wrapping_sub(l2.raw()),
+                    );
+                    from < to && to <= r2.raw().wrapping_sub(l2.raw())
+                });
+                if below || covered {
+                    update.dsack = Some((left, right));
+                    continue;
+                }
+            }
             // Offsets from SND.UNA, so that a block is judged the same across the wrap.
             let (from, to) = (
                 left.raw().wrapping_sub(snd_una.raw()),
@@ -88,12 +114,12 @@ impl Scoreboard {
                 update.newly_sacked += self.insert(left, right);
                 continue;
             }
-            // RFC 2883 §4: a first block at or below the cumulative ACK reports a duplicate
-            // (within a quarter of the sequence space: anything further is no recent data).
-            let behind = snd_una.raw().wrapping_sub(left.raw());
-            let len = right.raw().wrapping_sub(left.raw());
-            if i == 0 && len > 0 && len <= behind && behind <= 1 << 30 {
-                update.dsack = Some((left, right));
+            if len > 0 && recent(len) && recent(snd_una.raw().wrapping_sub(left.raw())) {
+                // Starts behind SND.UNA: from an ACK that newer ones overtook. What SND.UNA has
+                // passed is known; the rest, if any, is SACKed.
+                if to > 0 && to <= window && to < len {
+                    update.newly_sacked += self.insert(snd_una, right);
+                }
                 continue;
             }
             update.rejected += 1;
@@ -388,7 +414,7 @@ impl LossRecovery {
         if self.sack {
             let update = self
                 .scoreboard
-                .update(snd_una, ack.snd_max, ack.sack_blocks);
+                .update(snd_una, ack.ack, ack.snd_max, ack.sack_blocks);
             self.counters.sack_blocks_rejected += u64::from(update.rejected);
             self.counters.dsacks_received += u64::from(update.dsack.is_some());
             dsack = update.dsack;
@@ -1001,6 +1027,7 @@ mod tests {
         let max = seq(10 * MSS);
         let update = board.update(
             UNA,
+            UNA,
             max,
             &[
                 (seq(2 * MSS), seq(3 * MSS)),  // valid, across the 2³² wrap
@@ -1013,7 +1040,7 @@ mod tests {
         assert_eq!(update.rejected, 3);
         assert_eq!(board.ranges, vec![(seq(2 * MSS), seq(3 * MSS))]);
         // Far away (a lie, or another incarnation): rejected, nothing stored.
-        let update = board.update(UNA, max, &[(UNA + 0x8000_0000, UNA + 0x8000_1000)]);
+        let update = board.update(UNA, UNA, max, &[(UNA + 0x8000_0000, UNA + 0x8000_1000)]);
         assert_eq!(update.rejected, 1);
         assert_eq!(board.sacked_bytes(), MSS);
     }
@@ -1022,25 +1049,66 @@ mod tests {
     fn a_first_block_below_the_cumulative_ack_is_a_dsack() {
         // RFC 2883 §4: the receiver reports a duplicate of data already acknowledged.
         let mut board = Scoreboard::default();
-        let update = board.update(seq(3 * MSS), seq(10 * MSS), &[(seq(MSS), seq(2 * MSS))]);
+        let update = board.update(
+            seq(3 * MSS),
+            seq(3 * MSS),
+            seq(10 * MSS),
+            &[(seq(MSS), seq(2 * MSS))],
+        );
         assert_eq!(update.dsack, Some((seq(MSS), seq(2 * MSS))));
         assert_eq!(update.rejected, 0);
         assert!(board.is_empty());
     }
 
     #[test]
+    fn a_first_block_within_the_second_is_a_dsack() {
+        // RFC 2883 §4.2: a duplicate of data above the cumulative ACK, already SACKed.
+        let mut board = Scoreboard::default();
+        let max = seq(10 * MSS);
+        board.update(UNA, UNA, max, &[(seq(2 * MSS), seq(5 * MSS))]);
+        let update = board.update(
+            UNA,
+            UNA,
+            max,
+            &[(seq(3 * MSS), seq(4 * MSS)), (seq(2 * MSS), seq(5 * MSS))],
+        );
+        assert_eq!(update.dsack, Some((seq(3 * MSS), seq(4 * MSS))));
+        assert_eq!((update.newly_sacked, update.rejected), (0, 0));
+        assert_eq!(board.ranges, vec![(seq(2 * MSS), seq(5 * MSS))]);
+    }
+
+    #[test]
+    fn the_blocks_of_an_overtaken_ack_are_no_dsack() {
+        // An ACK of 1·MSS SACKing 2..3·MSS and 4..6·MSS arrives after newer ACKs moved SND.UNA
+        // to 5·MSS: its blocks are old news, not duplicates; what lies above SND.UNA counts.
+        let mut board = Scoreboard::default();
+        let update = board.update(
+            seq(5 * MSS),
+            seq(MSS),
+            seq(10 * MSS),
+            &[(seq(2 * MSS), seq(3 * MSS)), (seq(4 * MSS), seq(6 * MSS))],
+        );
+        assert_eq!(update.dsack, None);
+        assert_eq!((update.newly_sacked, update.rejected), (MSS, 0));
+        assert_eq!(board.ranges, vec![(seq(5 * MSS), seq(6 * MSS))]);
+        // Its first block below its own cumulative ACK is still a D-SACK.
+        let update = board.update(seq(5 * MSS), seq(MSS), seq(10 * MSS), &[(seq(0), seq(MSS))]);
+        assert_eq!(update.dsack, Some((seq(0), seq(MSS))));
+    }
+
+    #[test]
     fn blocks_merge_and_the_scoreboard_stays_bounded() {
         let mut board = Scoreboard::default();
         let max = seq(1_000 * MSS);
-        board.update(UNA, max, &[(seq(2 * MSS), seq(3 * MSS))]);
-        board.update(UNA, max, &[(seq(4 * MSS), seq(5 * MSS))]);
+        board.update(UNA, UNA, max, &[(seq(2 * MSS), seq(3 * MSS))]);
+        board.update(UNA, UNA, max, &[(seq(4 * MSS), seq(5 * MSS))]);
         // Bridges the two: one range.
-        board.update(UNA, max, &[(seq(3 * MSS), seq(4 * MSS))]);
+        board.update(UNA, UNA, max, &[(seq(3 * MSS), seq(4 * MSS))]);
         assert_eq!(board.ranges, vec![(seq(2 * MSS), seq(5 * MSS))]);
         // A peer SACKing a thousand disjoint single bytes costs no more than the bound.
         for i in 0..1_000 {
             let at = seq(6 * MSS + 2 * i);
-            board.update(UNA, max, &[(at, at + 1)]);
+            board.update(UNA, UNA, max, &[(at, at + 1)]);
         }
         assert_eq!(board.ranges.len(), MAX_SACKED_RANGES);
         // The cumulative ACK passing a range forgets it.
@@ -1053,6 +1121,7 @@ mod tests {
         let mut board = Scoreboard::default();
         let max = seq(10 * MSS);
         board.update(
+            UNA,
             UNA,
             max,
             &[(seq(MSS), seq(2 * MSS)), (seq(3 * MSS), seq(6 * MSS))],
