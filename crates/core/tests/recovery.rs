@@ -476,6 +476,43 @@ fn the_congestion_control_chosen_before_the_handshake_is_kept() {
     assert_eq!(info.cwnd, 10 * SMSS);
 }
 
+#[test]
+fn acks_reordered_on_the_way_back_bring_no_false_dsacks() {
+    // Data is lost now and then, so ACKs carry SACK blocks; a fifth of the ACKs are held
+    // back and overtaken. An overtaken ACK's blocks lie behind SND.UNA by the time it
+    // arrives: old news, not duplicates. Every D-SACK must stand for a segment B received
+    // twice, which only a retransmission can make here.
+    // Without timestamps: with them, PAWS drops an overtaken ACK before its blocks are read.
+    let mut a = config(A_MAC, A_IP, 7);
+    a.tcp.congestion_control = CongestionAlgorithm::Cubic;
+    a.tcp.timestamps = false;
+    let mut b = config(B_MAC, B_IP, 8);
+    b.tcp.timestamps = false;
+    let a_to_b = LinkConfig {
+        delay: DELAY,
+        rate: Some(1_250_000),
+        loss: 0.01,
+        ..LinkConfig::default()
+    };
+    let b_to_a = LinkConfig {
+        delay: DELAY,
+        reorder: 0.2,
+        reorder_hold: Duration::from_millis(50),
+        ..LinkConfig::default()
+    };
+    let mut sim = Sim::with_links(a, b, a_to_b, b_to_a, 7);
+    let (client, _) = send(&mut sim, 2_000_000);
+    let info = info(&sim, client);
+    assert!(sim.link_b_to_a().stats().reordered > 100);
+    assert!(info.stats.retransmitted_segments > 0);
+    assert!(
+        info.stats.dsacks_received <= info.stats.retransmitted_segments,
+        "{} D-SACKs for {} retransmitted segments",
+        info.stats.dsacks_received,
+        info.stats.retransmitted_segments
+    );
+}
+
 /// CUBIC with SACK, RACK on or off, the loss probe on, and A's data shaped by `rules`.
 fn rack_path(rack: bool, rules: Vec<Rule>) -> Sim {
     rack_path_with(rack, rules, true)
