@@ -5,61 +5,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::in_namespace;
+use common::{KERNEL_ECHO_CLIENTS, in_namespace, python_in, serve_echo};
 use rawtcp::core::{Config, ConflictDetection, Ipv4Cidr};
 use rawtcp::netio::AfPacket;
 use rawtcp::netio::testbed::{VethBed, VethConfig, have_root};
 use rawtcp::{Stack, TcpListener};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OURS: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const CLIENTS: usize = 20;
 const SIZE: usize = 256 * 1024;
-
-/// `n` kernel clients to 10.9.0.2:7, each sending `size` bytes of a pattern and reading them
-/// back. Prints `OK <tcpi_options> <tcpi_snd_wscale> <tcpi_snd_mss>` when every echo matched
-/// and every connection negotiated the same, else `BAD ...`.
-const KERNEL_CLIENTS: &str = r#"
-import socket, sys, threading
-n, size = int(sys.argv[1]), int(sys.argv[2])
-pattern = (bytes(range(251)) * (size // 251 + 1))[:size]
-results = [None] * n
-def run(i):
-    s = socket.create_connection(("10.9.0.2", 7), timeout=20)
-    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    negotiated = (info[5] & 7, info[6] & 15, int.from_bytes(info[16:20], "little"))
-    def send():
-        s.sendall(pattern)
-        s.shutdown(socket.SHUT_WR)
-    writer = threading.Thread(target=send)
-    writer.start()
-    got = bytearray()
-    while True:
-        chunk = s.recv(1 << 16)
-        if not chunk:
-            break
-        got += chunk
-    writer.join()
-    s.close()
-    results[i] = (got == pattern, negotiated)
-threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-ok = all(r is not None and r[0] for r in results)
-kinds = set(r[1] for r in results if r is not None)
-if ok and len(kinds) == 1:
-    o, w, m = kinds.pop()
-    print("OK %d %d %d" % (o, w, m), flush=True)
-else:
-    print("BAD %r" % (results,), flush=True)
-"#;
 
 /// Runs an echo server whose every SYN gets a cookie, `CLIENTS` kernel clients against it,
 /// and returns the clients' verdict line and how many cookies our side accepted.
@@ -91,44 +48,16 @@ fn kernel_clients_through_cookies(kernel_timestamps: bool) -> (String, u64) {
             .await
             .unwrap();
         ready_tx.send(()).unwrap();
-        let accept_loop = async {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let (mut reader, mut writer) = tokio::io::split(&mut stream);
-                    tokio::io::copy(&mut reader, &mut writer).await.unwrap();
-                    writer.shutdown().await.unwrap();
-                    let mut end = [0u8; 1];
-                    let _ = reader.read(&mut end).await;
-                });
-            }
-        };
-        tokio::select! {
-            _ = accept_loop => {}
-            _ = stop_rx => {}
-        }
+        serve_echo(listener, stop_rx).await;
         stack.stats().syn_cookies_accepted
     });
     ready_rx.recv().unwrap();
-    let mut child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            bed.peer.name(),
-            "python3",
-            "-c",
-            KERNEL_CLIENTS,
-        ])
-        .args([CLIENTS.to_string(), SIZE.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 in the peer namespace");
-    let verdict = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let _ = child.wait();
+    let (_clients, mut lines) = python_in(
+        bed.peer.name(),
+        KERNEL_ECHO_CLIENTS,
+        &[&CLIENTS.to_string(), &SIZE.to_string()],
+    );
+    let verdict = lines.next().and_then(Result::ok).unwrap_or_default();
     let _ = stop_tx.send(());
     let accepted = server.join().expect("server thread");
     (verdict, accepted)

@@ -2,7 +2,9 @@
 //! stacks; for those in network namespaces a stack on AF_PACKET and a thread in a namespace.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rawtcp::Stack;
@@ -123,4 +125,119 @@ pub(crate) fn spoofed_syn(
         TxChecksum::Full,
     );
     frame
+}
+
+/// Kernel clients: `argv[1]` concurrent connections to 10.9.0.2:7, each sending `argv[2]` bytes
+/// of a pattern and reading them back. Prints `OK <tcpi_options> <tcpi_snd_wscale>
+/// <tcpi_snd_mss>` (from TCP_INFO: what the handshake negotiated, as the kernel saw it) when
+/// every echo matched and every connection negotiated the same, else `BAD ...`.
+pub(crate) const KERNEL_ECHO_CLIENTS: &str = r#"
+import socket, sys, threading
+n, size = int(sys.argv[1]), int(sys.argv[2])
+pattern = (bytes(range(251)) * (size // 251 + 1))[:size]
+results = [None] * n
+def run(i):
+    s = socket.create_connection(("10.9.0.2", 7), timeout=60)
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    negotiated = (info[5] & 7, info[6] & 15, int.from_bytes(info[16:20], "little"))
+    def send():
+        s.sendall(pattern)
+        s.shutdown(socket.SHUT_WR)
+    writer = threading.Thread(target=send)
+    writer.start()
+    got = bytearray()
+    while True:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        got += chunk
+    writer.join()
+    s.close()
+    results[i] = (got == pattern, negotiated)
+threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+ok = all(r is not None and r[0] for r in results)
+kinds = set(r[1] for r in results if r is not None)
+if ok and len(kinds) == 1:
+    o, w, m = kinds.pop()
+    print("OK %d %d %d" % (o, w, m), flush=True)
+else:
+    print("BAD %r" % (results,), flush=True)
+"#;
+
+/// Kills the kernel-side program if the test fails before it ends.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+/// A program's stdout, a line at a time as it comes.
+pub(crate) type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// `program` in namespace `ns`. `ip netns exec` execs it, so the child's pid is the
+/// program's own.
+pub(crate) fn command_in(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns]).arg(program);
+    command
+}
+
+impl KillOnDrop {
+    /// Starts `command` with its stdout piped.
+    pub(crate) fn spawn(command: &mut Command) -> (KillOnDrop, Lines) {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (KillOnDrop(child), lines)
+    }
+
+    /// Ctrl-C, then its exit status.
+    pub(crate) fn interrupt(&mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        self.0.wait().expect("the program exits")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `script` with python3 in `ns` and returns its stdout lines as they come.
+pub(crate) fn python_in(ns: &str, script: &str, args: &[&str]) -> (KillOnDrop, Lines) {
+    KillOnDrop::spawn(command_in(ns, "python3").args(["-c", script]).args(args))
+}
+
+/// Echoes every connection `listener` accepts, each in its own task, until `stop` fires;
+/// returns how many it accepted. Each echo passes the client's half-close on and lingers
+/// until the client has read everything and closed.
+pub(crate) async fn serve_echo(
+    listener: rawtcp::TcpListener,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut served = 0usize;
+    let accept_loop = async {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            served += 1;
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = tokio::io::split(&mut stream);
+                tokio::io::copy(&mut reader, &mut writer).await.unwrap();
+                writer.shutdown().await.unwrap();
+                let mut end = [0u8; 1];
+                let _ = reader.read(&mut end).await;
+            });
+        }
+    };
+    tokio::select! {
+        _ = accept_loop => {}
+        _ = stop => {}
+    }
+    served
 }
