@@ -30,6 +30,7 @@ mod timers;
 mod wheel;
 
 use core::time::Duration;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -365,14 +366,16 @@ struct KeyedHasher {
 }
 
 impl Hasher for KeyedHasher {
-    fn write(&mut self, data: &[u8]) {
-        for &byte in data {
+    fn write(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
             if self.len == self.bytes.len() {
                 self.state ^= siphash24(self.key, &self.bytes);
                 self.len = 0;
             }
-            self.bytes[self.len] = byte;
-            self.len += 1;
+            let take = data.len().min(self.bytes.len() - self.len);
+            self.bytes[self.len..self.len + take].copy_from_slice(&data[..take]);
+            self.len += take;
+            data = &data[take..];
         }
     }
 
@@ -449,6 +452,10 @@ pub(crate) struct Tcp {
     slots: Vec<Slot>,
     free: Vec<u32>,
     table: HashMap<(SocketAddrV4, SocketAddrV4), ConnectionId, KeyedState>,
+    /// The last 4-tuple found in `table`: a bulk transfer's segments all go to one
+    /// connection, and this spares each the keyed hash. Cleared when that tuple is inserted
+    /// or removed.
+    last_found: Cell<Option<((SocketAddrV4, SocketAddrV4), ConnectionId)>>,
     listeners: Vec<Option<Listener>>,
     timers: TimerWheel<ConnectionId>,
     dirty: VecDeque<ConnectionId>,
@@ -503,6 +510,7 @@ impl Tcp {
             slots: Vec::new(),
             free: Vec::new(),
             table: HashMap::with_hasher(KeyedState(table_key)),
+            last_found: Cell::new(None),
             listeners: Vec::new(),
             timers: TimerWheel::new(),
             dirty: VecDeque::new(),
@@ -554,9 +562,29 @@ impl Tcp {
             index,
             generation: slot.generation,
         };
+        self.forget_found(key);
         self.table.insert(key, id);
         self.connections_peak = self.connections_peak.max(self.table.len());
         id
+    }
+
+    /// The connection of a 4-tuple.
+    fn find(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<ConnectionId> {
+        let key = (local, remote);
+        if let Some((last, id)) = self.last_found.get()
+            && last == key
+        {
+            return Some(id);
+        }
+        let id = *self.table.get(&key)?;
+        self.last_found.set(Some((key, id)));
+        Some(id)
+    }
+
+    fn forget_found(&self, key: (SocketAddrV4, SocketAddrV4)) {
+        if self.last_found.get().is_some_and(|(last, _)| last == key) {
+            self.last_found.set(None);
+        }
     }
 
     fn remove(&mut self, id: ConnectionId) {
@@ -572,6 +600,7 @@ impl Tcp {
         self.buffered -= std::mem::take(&mut slot.held);
         slot.out_of_order_dropped = 0;
         self.free.push(id.index);
+        self.forget_found((conn.local, conn.remote));
         self.table.remove(&(conn.local, conn.remote));
         if let Some(listener) = conn
             .listener
@@ -966,7 +995,8 @@ impl Tcp {
         let local = SocketAddrV4::new(dst, seg.dst_port);
         let remote = SocketAddrV4::new(src, seg.src_port);
         let mut iss_floor = None;
-        if let Some(&id) = self.table.get(&(local, remote))
+        let mut found = self.find(local, remote);
+        if let Some(id) = found
             && let Some(floor) = self.conn(id).and_then(|c| c.time_wait_takes_syn(seg))
             && self.find_listener(local, remote).is_some()
         {
@@ -979,8 +1009,10 @@ impl Tcp {
             }
             self.settle(id, now);
             iss_floor = Some(floor);
+            // Settling may have dropped it.
+            found = self.find(local, remote);
         }
-        if let Some(&id) = self.table.get(&(local, remote)) {
+        if let Some(id) = found {
             if iss_floor.is_none() && self.conn(id).is_some_and(|c| c.state == State::Closed) {
                 // RFC 9293 §3.10.7.1: a connection that ended while the application still
                 // holds it is CLOSED, and answers as if no TCB existed (a reset, within the
@@ -1279,7 +1311,7 @@ impl Tcp {
         seq: rawtcp_wire::SeqNum,
         error: IcmpErrorKind,
     ) -> IcmpOutcome {
-        let Some(&id) = self.table.get(&(local, remote)) else {
+        let Some(id) = self.find(local, remote) else {
             return IcmpOutcome::Unmatched;
         };
         let Some(conn) = self.conn_mut(id) else {
