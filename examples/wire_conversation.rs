@@ -187,18 +187,8 @@ fn build(segment: &Segment, ident: u16) -> Vec<u8> {
         payload: segment.payload,
     };
     let ip = Ipv4Repr {
-        src_addr: src.0,
-        dst_addr: dst.0,
-        protocol: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
         ident,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
+        ..Ipv4Repr::new(src.0, dst.0, IpProtocol::Tcp, tcp.buffer_len())
     };
     let ethernet = EthernetRepr {
         src_addr: src_mac,

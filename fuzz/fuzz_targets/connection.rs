@@ -32,20 +32,7 @@ fn frame(src_port: u16, dst_port: u16, seq: u32, ack: u32, flags: u16, window: u
         options: TcpOptions { timestamps: ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }), ..TcpOptions::default() },
         payload,
     };
-    let ip = Ipv4Repr {
-        src_addr: B_IP,
-        dst_addr: A_IP,
-        protocol: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 0,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
-    };
+    let ip = Ipv4Repr::new(B_IP, A_IP, IpProtocol::Tcp, tcp.buffer_len());
     let mut bytes = vec![0u8; 34 + tcp.buffer_len()];
     EthernetRepr { src_addr: B_MAC, dst_addr: A_MAC, vlan_tci: None, ethertype: EtherType::Ipv4 }
         .emit(&mut Frame::new_unchecked(&mut bytes[..]));

@@ -104,18 +104,8 @@ pub(crate) fn spoofed_syn(
     }
     .emit(&mut Frame::new_unchecked(&mut frame[..]));
     Ipv4Repr {
-        src_addr: *src.ip(),
-        dst_addr: *dst.ip(),
-        protocol: IpProtocol::Tcp,
-        payload_len: len,
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
         ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
+        ..Ipv4Repr::new(*src.ip(), *dst.ip(), IpProtocol::Tcp, len)
     }
     .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
     syn.emit(

@@ -65,18 +65,9 @@ fn ip_header(
     payload_len: usize,
 ) -> Ipv4Repr<'static> {
     Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol,
-        payload_len,
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
         ident: 0x4242,
         dont_frag: false,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
+        ..Ipv4Repr::new(src, dst, protocol, payload_len)
     }
 }
 

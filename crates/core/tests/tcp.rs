@@ -131,18 +131,14 @@ fn icmp_error(reason: DstUnreachable, mtu: u16, quoted_datagram: &[u8]) -> Vec<u
         data: &rest[..8],
     };
     let ip = Ipv4Repr {
-        src_addr: Ipv4Addr::new(10, 9, 0, 254),
-        dst_addr: A_IP,
-        protocol: IpProtocol::Icmp,
-        payload_len: icmp.buffer_len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
         ident: 1,
         dont_frag: false,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
+        ..Ipv4Repr::new(
+            Ipv4Addr::new(10, 9, 0, 254),
+            A_IP,
+            IpProtocol::Icmp,
+            icmp.buffer_len(),
+        )
     };
     let mut frame = vec![0u8; 14 + 20 + icmp.buffer_len()];
     EthernetRepr {

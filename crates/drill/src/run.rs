@@ -1217,20 +1217,12 @@ impl Runner {
         quoted_tcp[0..2].copy_from_slice(&flow.local_port.to_be_bytes());
         quoted_tcp[2..4].copy_from_slice(&flow.remote_port.to_be_bytes());
         quoted_tcp[4..8].copy_from_slice(&seq.to_be_bytes());
-        let quoted_header = Ipv4Repr {
-            src_addr: self.addresses.local,
-            dst_addr: self.addresses.remote,
-            protocol: IpProtocol::Tcp,
-            payload_len: 20 + len as usize,
-            ttl: 64,
-            dscp: 0,
-            ecn: 0,
-            ident: 0,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            options: &[],
-        };
+        let quoted_header = Ipv4Repr::new(
+            self.addresses.local,
+            self.addresses.remote,
+            IpProtocol::Tcp,
+            20 + len as usize,
+        );
         let code = spec.code.as_str();
         let message = match spec.kind.as_str() {
             "unreachable" => {
@@ -1302,20 +1294,7 @@ impl Runner {
                 ethertype: EtherType::Ipv4,
             },
             network: Network::Ipv4 {
-                header: Ipv4Repr {
-                    src_addr: self.addresses.remote,
-                    dst_addr: self.addresses.local,
-                    protocol,
-                    payload_len: 0,
-                    ttl: 64,
-                    dscp: 0,
-                    ecn: 0,
-                    ident: 0,
-                    dont_frag: true,
-                    more_frags: false,
-                    frag_offset: 0,
-                    options: &[],
-                },
+                header: Ipv4Repr::new(self.addresses.remote, self.addresses.local, protocol, 0),
                 transport,
             },
         };

@@ -49,18 +49,8 @@ fn full_sized_segment<'a>(payload: &'a [u8]) -> (EthernetRepr, Ipv4Repr<'static>
         payload,
     };
     let ip = Ipv4Repr {
-        src_addr: SRC,
-        dst_addr: DST,
-        protocol: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
         ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
+        ..Ipv4Repr::new(SRC, DST, IpProtocol::Tcp, tcp.buffer_len())
     };
     let eth = EthernetRepr {
         src_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),

@@ -512,18 +512,13 @@ mod tests {
 
     fn quoted_tcp() -> Ipv4Repr<'static> {
         Ipv4Repr {
-            src_addr: Ipv4Addr::new(10, 9, 0, 2),
-            dst_addr: Ipv4Addr::new(10, 9, 0, 1),
-            protocol: IpProtocol::Tcp,
-            payload_len: 1480,
-            ttl: 64,
-            dscp: 0,
-            ecn: 0,
             ident: 7,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            options: &[],
+            ..Ipv4Repr::new(
+                Ipv4Addr::new(10, 9, 0, 2),
+                Ipv4Addr::new(10, 9, 0, 1),
+                IpProtocol::Tcp,
+                1480,
+            )
         }
     }
 

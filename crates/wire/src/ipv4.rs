@@ -363,6 +363,45 @@ pub struct Ipv4Repr<'a> {
     pub options: &'a [u8],
 }
 
+impl Ipv4Repr<'static> {
+    /// A header as this stack sends one: TTL 64, Don't Fragment, no options, DSCP, ECN and
+    /// identification 0. Set other fields with struct update syntax.
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// use rawtcp_wire::ipv4::{IpProtocol, Ipv4Repr};
+    ///
+    /// let repr = Ipv4Repr {
+    ///     ttl: 1,
+    ///     ..Ipv4Repr::new(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), IpProtocol::Tcp, 20)
+    /// };
+    /// // The header alone: 20 bytes without options.
+    /// assert_eq!(repr.buffer_len(), 20);
+    /// assert!(repr.dont_frag);
+    /// ```
+    pub fn new(
+        src_addr: Ipv4Addr,
+        dst_addr: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+    ) -> Ipv4Repr<'static> {
+        Ipv4Repr {
+            src_addr,
+            dst_addr,
+            protocol,
+            payload_len,
+            ttl: 64,
+            dscp: 0,
+            ecn: 0,
+            ident: 0,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            options: &[],
+        }
+    }
+}
+
 impl<'a> Ipv4Repr<'a> {
     /// Reads a header: the lengths ([`Packet::check_len`]), the version
     /// ([`Error::Version`]), the checksum unless `checksum` is [`RxChecksum::Trusted`]
@@ -510,18 +549,13 @@ mod tests {
 
     fn repr() -> Ipv4Repr<'static> {
         Ipv4Repr {
-            src_addr: Ipv4Addr::new(10, 9, 0, 1),
-            dst_addr: Ipv4Addr::new(10, 9, 0, 2),
-            protocol: IpProtocol::Icmp,
-            payload_len: 8,
-            ttl: 64,
-            dscp: 0,
-            ecn: 0,
             ident: 0x1234,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            options: &[],
+            ..Ipv4Repr::new(
+                Ipv4Addr::new(10, 9, 0, 1),
+                Ipv4Addr::new(10, 9, 0, 2),
+                IpProtocol::Icmp,
+                8,
+            )
         }
     }
 

@@ -157,18 +157,8 @@ pub(crate) fn ipv4_frame(
     use rawtcp_wire::ethernet::{EtherType, EthernetRepr, Frame};
     use rawtcp_wire::ipv4::{self, Ipv4Repr};
     let ip = Ipv4Repr {
-        src_addr: src.ip,
-        dst_addr: dst.ip,
-        protocol,
-        payload_len,
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
         ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: &[],
+        ..Ipv4Repr::new(src.ip, dst.ip, protocol, payload_len)
     };
     let mut frame = vec![0u8; 34 + payload_len];
     EthernetRepr {
