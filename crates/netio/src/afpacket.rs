@@ -369,11 +369,11 @@ impl AfPacket {
                 } else {
                     meta.checksum = checksum_status(Some(frame.status));
                 }
-                let slot = batch.raw_slot_mut(batch.next_free());
-                let at = FrameBatch::HEADROOM;
-                slot[at..at + frame.data.len()].copy_from_slice(frame.data);
-                batch.commit(at, frame.data.len(), meta);
-                kept += 1;
+                // One copy out of the ring, which goes back to the kernel: into the slot's
+                // head when the frame fits it.
+                if batch.push_received(frame.data, meta) {
+                    kept += 1;
+                }
             });
             if handed == 0 {
                 Err(io::Error::from(io::ErrorKind::WouldBlock))
@@ -408,17 +408,13 @@ impl AfPacket {
         let offset = self.recv_offset();
         let mut received = [Received::default(); MAX_BATCH];
         let got = {
-            let mut buffers: Vec<&mut [u8]> = batch
-                .free_slots_mut()
-                .take(want)
-                .map(|slot| &mut slot[offset..])
-                .collect();
+            let mut slots: Vec<_> = batch.recv_slots(want, offset).collect();
             let single = self.config.io == IoMethod::Single;
             self.io.read_with(|fd| {
                 if single {
-                    sys::recv_one(fd, buffers[0], &mut received[0])
+                    sys::recv_one(fd, &mut slots[0], &mut received[0])
                 } else {
-                    sys::recv_batch(fd, &mut buffers, &mut received)
+                    sys::recv_batch(fd, &mut slots, &mut received)
                 }
             })?
         };
@@ -429,16 +425,17 @@ impl AfPacket {
         let now = Instant::now();
         let first = batch.next_free();
         let mut kept = 0;
-        let ethertype_at =
-            offset + if self.config.vnet_hdr { vnet::LEN } else { 0 } + ethernet::HEADER_LEN - 2;
+        let vnet_len = if self.config.vnet_hdr { vnet::LEN } else { 0 };
+        let ethertype_at = offset + vnet_len + ethernet::HEADER_LEN - 2;
         for (i, frame) in received[..got].iter().enumerate() {
-            if frame.pkttype == libc::PACKET_OUTGOING {
+            // The slot's head holds at least the headers (it is never shorter than 64 bytes).
+            let head = batch.received_head(first + i);
+            if frame.pkttype == libc::PACKET_OUTGOING
+                && head.get(ethertype_at..ethertype_at + 2) != Some(&[0x08, 0x06][..])
+            {
                 // Another sender's frame on this interface: only its ARP concerns us.
-                let slot = batch.raw_slot_mut(first + i);
-                if slot.get(ethertype_at..ethertype_at + 2) != Some(&[0x08, 0x06][..]) {
-                    self.stats.rx_outgoing += 1;
-                    continue;
-                }
+                self.stats.rx_outgoing += 1;
+                continue;
             }
             if frame.truncated {
                 self.stats.rx_truncated += 1;
@@ -446,28 +443,26 @@ impl AfPacket {
             }
             let mut meta = FrameMeta::new(now);
             meta.vlan_tci = frame.vlan_tci;
-            let (frame_offset, frame_len) = if self.config.vnet_hdr {
-                let slot = batch.raw_slot_mut(first + i);
-                let header: &[u8; vnet::LEN] = slot[offset..offset + vnet::LEN]
-                    .try_into()
-                    .expect("ten bytes");
-                let (Some(header), true) = (VnetHeader::parse(header), frame.len >= vnet::LEN)
-                else {
+            if self.config.vnet_hdr {
+                let header = head
+                    .get(offset..offset + vnet::LEN)
+                    .and_then(|bytes| <&[u8; vnet::LEN]>::try_from(bytes).ok())
+                    .and_then(VnetHeader::parse);
+                let (Some(header), true) = (header, frame.len >= vnet::LEN) else {
                     self.stats.rx_bad_vnet += 1;
                     continue;
                 };
                 meta.checksum = header.checksum;
                 meta.gso = header.gso;
-                (FrameBatch::HEADROOM, frame.len - vnet::LEN)
             } else {
                 meta.checksum = checksum_status(frame.status);
-                (FrameBatch::HEADROOM, frame.len)
-            };
+            }
+            let frame_len = frame.len - vnet_len;
             // A dropped frame leaves a hole: move later frames down so slots stay in order.
             if kept != i {
-                batch.move_slot(first + i, first + kept);
+                batch.move_received(first + i, first + kept, offset + frame.len);
             }
-            batch.commit(frame_offset, frame_len, meta);
+            batch.commit(FrameBatch::HEADROOM, frame_len, meta);
             kept += 1;
         }
         self.stats.rx_frames += kept as u64;
@@ -484,9 +479,7 @@ impl AfPacket {
                     Some(tcp_checksum_position(batch.frame(index))?)
                 }
             };
-            let (raw, offset) = batch.raw_position(index);
-            let slot = batch.raw_slot_mut(raw);
-            VnetHeader::emit(&mut slot[offset - vnet::LEN..offset], partial, meta.gso);
+            VnetHeader::emit(batch.headroom_mut(index, vnet::LEN), partial, meta.gso);
         }
         Ok(())
     }

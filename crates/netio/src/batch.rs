@@ -4,9 +4,15 @@
 //! reused, so that a device can hand the kernel a whole batch in one syscall (recvmmsg,
 //! sendmmsg) and the engine can write outgoing frames in place. Each slot keeps
 //! [`FrameBatch::HEADROOM`] bytes in front of the frame for a virtio-net header.
+//!
+//! Received frames go first into a small buffer per slot (its head), so that each can be
+//! handed to the engine as [`bytes::Bytes`] that pin that frame's memory alone, however long
+//! the engine keeps it: never a batch, never a 64 KiB slot. A peer can then make us hold
+//! little more than the frames it sent.
 
 use std::time::Instant;
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use rawtcp_wire::{RxChecksum, TxChecksum};
 
 /// What the kernel (or the device) says about a received frame's checksums.
@@ -46,7 +52,8 @@ pub struct Gso {
 /// Per-frame facts beside the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameMeta {
-    /// When the frame was received (or, for a memory link, delivered).
+    /// When the frame was received (or, for a memory link, delivered); for a frame pushed
+    /// to send, a fixed placeholder.
     pub timestamp: Instant,
     /// Received: the checksum status the device reported.
     pub checksum: ChecksumStatus,
@@ -72,18 +79,40 @@ impl FrameMeta {
     }
 }
 
+/// Where a frame's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In the slot's part of the contiguous buffer (frames pushed to send, received frames
+    /// longer than a head).
+    Buffer,
+    /// In the slot's receive head.
+    Head,
+    /// Handed out by [`FrameBatch::take_frame`]; the head is reclaimed by `clear`.
+    Taken,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     /// Offset of the frame within the slot (after headroom).
     offset: usize,
     len: usize,
     meta: FrameMeta,
+    place: Place,
 }
 
 /// A reusable batch of frames in fixed-size slots.
 ///
 /// Frames are appended at the back and consumed from the front: a device's `send` removes
 /// the frames it sent, so a partial send leaves the rest queued in order.
+///
+/// Received frames land in a small buffer of their slot's own, its *head*
+/// ([`FrameBatch::with_head_len`]: an MTU-sized frame by default), followed by the slot's
+/// part of the contiguous buffer for the rest of a longer one (a GRO super-frame), which is
+/// then made contiguous there. [`FrameBatch::take_frame`] hands a frame out as [`Bytes`]:
+/// a frame in its head without a copy, pinning only that head, never the batch; a longer one
+/// as one copy of exactly its length. [`FrameBatch::clear`] takes back every head whose frame
+/// nobody holds any more, and allocates a new one only for a head still held: receiving
+/// frames that are not kept (ACKs, dropped frames) allocates nothing.
 ///
 /// # Examples
 /// ```
@@ -105,14 +134,46 @@ pub struct FrameBatch {
     slots: Vec<Slot>,
     /// Index of the first frame not yet consumed.
     start: usize,
+    /// One receive head per slot, allocated at the first receive (a batch that only sends
+    /// never has any). A free head is empty with room for `head_size` bytes.
+    heads: Vec<BytesMut>,
+    /// Bytes of a head: [`FrameBatch::HEADROOM`] and the longest frame it holds.
+    head_size: usize,
+    /// Heads allocated after the first ones, because a taken frame still held the old one.
+    fresh_heads: u64,
+}
+
+/// Where a device writes one received frame: `head_len` bytes into the head's spare
+/// capacity (after the `len()` bytes already there), then on into `tail` for a frame
+/// longer than that. The device sets the head's length to what it wrote there.
+#[derive(Debug)]
+pub(crate) struct RecvSlot<'a> {
+    pub(crate) head: &'a mut BytesMut,
+    pub(crate) head_len: usize,
+    pub(crate) tail: &'a mut [u8],
 }
 
 impl FrameBatch {
     /// Bytes reserved in front of each frame, for a virtio-net header.
     pub const HEADROOM: usize = 16;
 
-    /// A batch of `capacity` slots, each holding a frame of up to `max_frame_len` bytes.
+    /// The longest frame a receive head holds unless [`FrameBatch::with_head_len`] says
+    /// otherwise: a head is 2 KiB with its headroom, an MTU-1500 frame with a VLAN tag and
+    /// room to spare.
+    pub const DEFAULT_HEAD_LEN: usize = 2048 - Self::HEADROOM;
+
+    /// A batch of `capacity` slots, each holding a frame of up to `max_frame_len` bytes,
+    /// received frames of up to [`DEFAULT_HEAD_LEN`](Self::DEFAULT_HEAD_LEN) bytes in a
+    /// head of their own.
     pub fn new(capacity: usize, max_frame_len: usize) -> FrameBatch {
+        Self::with_head_len(capacity, max_frame_len, Self::DEFAULT_HEAD_LEN)
+    }
+
+    /// A batch of `capacity` slots, each holding a frame of up to `max_frame_len` bytes,
+    /// whose receive heads hold frames of up to `head_len` bytes (at least 64; at most
+    /// `max_frame_len`): what a taken frame pins. Longer received frames are copied once
+    /// when taken. Size it by the MTU: `mtu + 18` holds any frame but a GRO super-frame.
+    pub fn with_head_len(capacity: usize, max_frame_len: usize, head_len: usize) -> FrameBatch {
         let slot_size = Self::HEADROOM + max_frame_len;
         FrameBatch {
             buffer: vec![0; slot_size * capacity],
@@ -120,6 +181,9 @@ impl FrameBatch {
             capacity,
             slots: Vec::with_capacity(capacity),
             start: 0,
+            heads: Vec::new(),
+            head_size: Self::HEADROOM + head_len.max(64).min(max_frame_len),
+            fresh_heads: 0,
         }
     }
 
@@ -148,10 +212,42 @@ impl FrameBatch {
         self.slot_size - Self::HEADROOM
     }
 
-    /// Removes every frame.
+    /// The longest received frame a head holds, handed out by
+    /// [`take_frame`](Self::take_frame) without a copy.
+    pub fn head_len(&self) -> usize {
+        self.head_size - Self::HEADROOM
+    }
+
+    /// Receive heads allocated because a frame taken from the one before was still held
+    /// when the batch was cleared (the engine kept it as received data). Frames nobody
+    /// keeps cost no allocation.
+    pub fn fresh_heads(&self) -> u64 {
+        self.fresh_heads
+    }
+
+    /// Removes every frame, and takes back the heads of frames that were taken and are no
+    /// longer held (a new head for each one still held).
     pub fn clear(&mut self) {
+        for raw in 0..self.slots.len() {
+            if self.slots[raw].place != Place::Buffer {
+                self.reclaim_head(raw);
+            }
+        }
         self.slots.clear();
         self.start = 0;
+    }
+
+    /// Makes head `raw` free again: empty, its whole allocation ours.
+    fn reclaim_head(&mut self, raw: usize) {
+        let head = &mut self.heads[raw];
+        head.clear();
+        // Succeeds without allocating when no Bytes of a taken frame is left: the head is
+        // ours alone again, and back at the start of its allocation. (A head from a memory
+        // link may be smaller than ours; the next receive into it makes room.)
+        if !head.try_reclaim(1) {
+            *head = BytesMut::with_capacity(self.head_size);
+            self.fresh_heads += 1;
+        }
     }
 
     /// Removes the first `n` frames (all, if fewer).
@@ -162,21 +258,55 @@ impl FrameBatch {
         }
     }
 
-    fn slot_range(&self, index: usize) -> std::ops::Range<usize> {
-        let slot = &self.slots[self.start + index];
-        let base = (self.start + index) * self.slot_size;
+    fn buffer_range(&self, raw: usize) -> std::ops::Range<usize> {
+        let slot = &self.slots[raw];
+        let base = raw * self.slot_size;
         base + slot.offset..base + slot.offset + slot.len
     }
 
-    /// Frame `index` (0 is the front). Panics if out of range.
+    /// Frame `index` (0 is the front). Panics if out of range or taken.
     pub fn frame(&self, index: usize) -> &[u8] {
-        &self.buffer[self.slot_range(index)]
+        let raw = self.start + index;
+        let slot = &self.slots[raw];
+        match slot.place {
+            Place::Buffer => &self.buffer[self.buffer_range(raw)],
+            Place::Head => &self.heads[raw][slot.offset..slot.offset + slot.len],
+            Place::Taken => panic!("frame {index} was taken from the batch"),
+        }
     }
 
-    /// Frame `index`, mutable.
+    /// Frame `index`, mutable. Panics if out of range or taken.
     pub fn frame_mut(&mut self, index: usize) -> &mut [u8] {
-        let range = self.slot_range(index);
-        &mut self.buffer[range]
+        let raw = self.start + index;
+        let slot = self.slots[raw];
+        match slot.place {
+            Place::Buffer => {
+                let range = self.buffer_range(raw);
+                &mut self.buffer[range]
+            }
+            Place::Head => &mut self.heads[raw][slot.offset..slot.offset + slot.len],
+            Place::Taken => panic!("frame {index} was taken from the batch"),
+        }
+    }
+
+    /// Hands frame `index` out as [`Bytes`] that share nothing with the batch but the
+    /// frame's own head: a received frame that fits its head without a copy, any other
+    /// frame (pushed to send, or a received super-frame) as a copy of exactly its length.
+    /// The frame stays in the batch (its meta too) but can no longer be read through it if
+    /// it was in a head. Panics if out of range or taken already.
+    pub fn take_frame(&mut self, index: usize) -> Bytes {
+        let raw = self.start + index;
+        let slot = &mut self.slots[raw];
+        match slot.place {
+            Place::Head => {
+                slot.place = Place::Taken;
+                let mut frame = self.heads[raw].split_to(slot.offset + slot.len);
+                frame.advance(slot.offset);
+                frame.freeze()
+            }
+            Place::Buffer => Bytes::copy_from_slice(&self.buffer[self.buffer_range(raw)]),
+            Place::Taken => panic!("frame {index} was taken from the batch already"),
+        }
     }
 
     /// The meta of frame `index`.
@@ -189,13 +319,15 @@ impl FrameBatch {
         &mut self.slots[self.start + index].meta
     }
 
-    /// Iterates over the frames and their meta, front first.
+    /// Iterates over the frames and their meta, front first. Panics on a taken frame.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &FrameMeta)> + '_ {
         (0..self.len()).map(move |i| (self.frame(i), self.meta(i)))
     }
 
     /// Appends a frame of `len` bytes and returns it to be written in place; `None` when the
-    /// batch is full or `len` exceeds the slot.
+    /// batch is full or `len` exceeds the slot. Its timestamp is a fixed one (the first push
+    /// in the process): a frame to send has no moment of its own, and reading the clock per
+    /// frame was a measurable share of sending.
     pub fn push(&mut self, len: usize) -> Option<&mut [u8]> {
         if self.is_full() || len > self.max_frame_len() {
             return None;
@@ -204,7 +336,8 @@ impl FrameBatch {
         self.slots.push(Slot {
             offset: Self::HEADROOM,
             len,
-            meta: FrameMeta::new(Instant::now()),
+            meta: FrameMeta::new(send_timestamp()),
+            place: Place::Buffer,
         });
         let base = index * self.slot_size + Self::HEADROOM;
         Some(&mut self.buffer[base..base + len])
@@ -221,55 +354,196 @@ impl FrameBatch {
         }
     }
 
-    // Device-side access: whole slots, for syscalls that fill or drain them.
-
-    /// Index of the next free slot in the underlying storage.
-    pub(crate) fn next_free(&self) -> usize {
-        self.slots.len()
-    }
+    // Device-side access, for receive syscalls that fill slots and send syscalls that drain
+    // them.
 
     /// Free slots at the back.
     pub(crate) fn free(&self) -> usize {
         self.capacity - self.slots.len()
     }
 
-    /// The whole storage of slot `raw` (headroom included), by storage index.
-    pub(crate) fn raw_slot_mut(&mut self, raw: usize) -> &mut [u8] {
-        let base = raw * self.slot_size;
-        &mut self.buffer[base..base + self.slot_size]
+    fn ensure_heads(&mut self) {
+        if self.heads.len() < self.capacity {
+            let size = self.head_size;
+            self.heads
+                .resize_with(self.capacity, || BytesMut::with_capacity(size));
+        }
     }
 
-    /// Marks the next free slot filled: the frame at `offset` within the slot, `len` long.
+    /// The next `n` free slots (at most the free ones), in order, for a receive syscall to
+    /// fill: each head holds `offset` zero bytes (the headroom the frame, or its virtio-net
+    /// header, starts after), then room up to the head's size, then the tail.
+    pub(crate) fn recv_slots(
+        &mut self,
+        n: usize,
+        offset: usize,
+    ) -> impl Iterator<Item = RecvSlot<'_>> + '_ {
+        self.ensure_heads();
+        let first = self.slots.len();
+        let (slot_size, head_size) = (self.slot_size, self.head_size);
+        let n = n.min(self.free());
+        self.heads[first..first + n]
+            .iter_mut()
+            .zip(self.buffer[first * slot_size..].chunks_exact_mut(slot_size))
+            .map(move |(head, slot)| {
+                head.clear();
+                head.reserve(head_size);
+                head.put_bytes(0, offset);
+                RecvSlot {
+                    head,
+                    head_len: head_size - offset,
+                    tail: &mut slot[head_size..],
+                }
+            })
+    }
+
+    /// The bytes received into free slot `raw` (by storage index) that lie in its head: a
+    /// device reads the frame's first bytes there (virtio-net header, EtherType) before it
+    /// decides to keep the frame.
+    pub(crate) fn received_head(&self, raw: usize) -> &[u8] {
+        &self.heads[raw]
+    }
+
+    /// Storage index of the next free slot.
+    pub(crate) fn next_free(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Moves what was received into free slot `from` to free slot `to` (closing a hole left
+    /// by a dropped frame), the frame ending at `end` within the slot: the heads swap, and
+    /// only the part of a long frame beyond its head is copied.
+    pub(crate) fn move_received(&mut self, from: usize, to: usize, end: usize) {
+        self.heads.swap(from, to);
+        if end > self.head_size {
+            let size = self.slot_size;
+            self.buffer.copy_within(
+                from * size + self.head_size..from * size + end,
+                to * size + self.head_size,
+            );
+        }
+    }
+
+    /// Marks the next free slot filled by a receive into [`recv_slots`](Self::recv_slots):
+    /// the frame at `offset` within the slot, `len` long. A frame longer than the head is
+    /// made contiguous in the slot's part of the buffer (its head's bytes copied there).
     pub(crate) fn commit(&mut self, offset: usize, len: usize, meta: FrameMeta) {
+        let raw = self.slots.len();
         debug_assert!(offset + len <= self.slot_size);
-        self.slots.push(Slot { offset, len, meta });
+        let head = &self.heads[raw];
+        let place = if offset + len <= head.len() {
+            Place::Head
+        } else {
+            let base = raw * self.slot_size;
+            let in_head = head.len().min(self.head_size);
+            self.buffer[base + offset..base + in_head].copy_from_slice(&head[offset..in_head]);
+            Place::Buffer
+        };
+        self.slots.push(Slot {
+            offset,
+            len,
+            meta,
+            place,
+        });
     }
 
-    /// The free slots' storage, in order, for a receive syscall to fill.
-    pub(crate) fn free_slots_mut(&mut self) -> impl Iterator<Item = &mut [u8]> + '_ {
-        let start = self.slots.len() * self.slot_size;
-        self.buffer[start..].chunks_exact_mut(self.slot_size)
+    /// Appends a copy of a received `frame` (from a device that cannot write into slots
+    /// itself: a mapped ring): into a head if it fits one, else into the buffer. False when
+    /// the batch is full or the frame longer than a slot.
+    pub(crate) fn push_received(&mut self, frame: &[u8], meta: FrameMeta) -> bool {
+        if self.is_full() || frame.len() > self.max_frame_len() {
+            return false;
+        }
+        self.ensure_heads();
+        let raw = self.slots.len();
+        let offset = Self::HEADROOM;
+        let place = if offset + frame.len() <= self.head_size {
+            let head = &mut self.heads[raw];
+            head.clear();
+            head.reserve(self.head_size);
+            head.put_bytes(0, offset);
+            head.extend_from_slice(frame);
+            Place::Head
+        } else {
+            let base = raw * self.slot_size + offset;
+            self.buffer[base..base + frame.len()].copy_from_slice(frame);
+            Place::Buffer
+        };
+        self.slots.push(Slot {
+            offset,
+            len: frame.len(),
+            meta,
+            place,
+        });
+        true
     }
 
-    /// Copies storage slot `from` over storage slot `to` (closing a hole left by a dropped
-    /// frame).
-    pub(crate) fn move_slot(&mut self, from: usize, to: usize) {
-        let size = self.slot_size;
-        self.buffer
-            .copy_within(from * size..(from + 1) * size, to * size);
+    /// Appends a received frame that arrives in a buffer of its own (a memory link's): it
+    /// becomes the next free slot's head, without a copy, cut to the slot's length; the
+    /// slot's free head is returned, empty, for the link to fill with a later frame. `None`
+    /// (and `frame` dropped) when the batch is full.
+    pub(crate) fn push_owned(&mut self, mut frame: BytesMut, meta: FrameMeta) -> Option<BytesMut> {
+        if self.is_full() {
+            return None;
+        }
+        self.ensure_heads();
+        frame.truncate(self.max_frame_len());
+        let raw = self.slots.len();
+        self.slots.push(Slot {
+            offset: 0,
+            len: frame.len(),
+            meta,
+            place: Place::Head,
+        });
+        let mut free = std::mem::replace(&mut self.heads[raw], frame);
+        free.clear();
+        Some(free)
     }
 
-    /// Frame `index` with `headroom` bytes in front of it (a header the device wrote there).
+    /// The `headroom` bytes in front of frame `index`, for a sender to write a header into.
+    /// A frame in a head without that much room in front (one a memory link delivered) is
+    /// first moved into the buffer.
+    pub(crate) fn headroom_mut(&mut self, index: usize, headroom: usize) -> &mut [u8] {
+        let raw = self.start + index;
+        let slot = self.slots[raw];
+        match slot.place {
+            Place::Head if slot.offset >= headroom => {
+                &mut self.heads[raw][slot.offset - headroom..slot.offset]
+            }
+            Place::Head => {
+                let base = raw * self.slot_size + Self::HEADROOM;
+                self.buffer[base..base + slot.len]
+                    .copy_from_slice(&self.heads[raw][slot.offset..slot.offset + slot.len]);
+                self.slots[raw].offset = Self::HEADROOM;
+                self.slots[raw].place = Place::Buffer;
+                &mut self.buffer[base - headroom..base]
+            }
+            Place::Buffer => {
+                let base = raw * self.slot_size + slot.offset;
+                &mut self.buffer[base - headroom..base]
+            }
+            Place::Taken => panic!("frame {index} was taken from the batch"),
+        }
+    }
+
+    /// Frame `index` with `headroom` bytes in front of it (a header the device wrote there
+    /// through [`headroom_mut`](Self::headroom_mut); with `headroom` 0, any frame).
     pub(crate) fn frame_with_headroom(&self, index: usize, headroom: usize) -> &[u8] {
-        let range = self.slot_range(index);
-        &self.buffer[range.start - headroom..range.end]
+        let raw = self.start + index;
+        let slot = &self.slots[raw];
+        match slot.place {
+            Place::Head => &self.heads[raw][slot.offset - headroom..slot.offset + slot.len],
+            _ => {
+                let range = self.buffer_range(raw);
+                &self.buffer[range.start - headroom..range.end]
+            }
+        }
     }
+}
 
-    /// Storage index of frame `index` and the frame's offset in its slot, for senders that
-    /// write a header into the headroom.
-    pub(crate) fn raw_position(&self, index: usize) -> (usize, usize) {
-        (self.start + index, self.slots[self.start + index].offset)
-    }
+/// The timestamp of frames pushed to send: one clock read per process, not per frame.
+fn send_timestamp() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 #[cfg(test)]
@@ -297,13 +571,120 @@ mod tests {
         );
     }
 
+    /// What a device does: writes `frame` into the next free slot (head, then tail) at the
+    /// headroom and commits it.
+    fn receive(batch: &mut FrameBatch, frame: &[u8]) {
+        let at = FrameBatch::HEADROOM;
+        let slot = batch.recv_slots(1, at).next().expect("a free slot");
+        let in_head = frame.len().min(slot.head_len);
+        slot.head.extend_from_slice(&frame[..in_head]);
+        let rest = &frame[in_head..];
+        slot.tail[..rest.len()].copy_from_slice(rest);
+        batch.commit(at, frame.len(), FrameMeta::new(Instant::now()));
+    }
+
     #[test]
-    fn device_side_commit() {
-        let mut batch = FrameBatch::new(2, 64);
-        let raw = batch.next_free();
-        batch.raw_slot_mut(raw)[10..20].fill(5);
-        batch.commit(10, 10, FrameMeta::new(Instant::now()));
-        assert_eq!(batch.frame(0), &[5; 10]);
-        assert_eq!(batch.free(), 1);
+    fn a_kept_frame_survives_the_batch_being_reused() {
+        let mut batch = FrameBatch::new(2, 1514);
+        receive(&mut batch, &[1; 1514]);
+        receive(&mut batch, &[2; 60]);
+        let kept = batch.take_frame(0);
+        let dropped = batch.take_frame(1);
+        drop(dropped);
+        batch.clear();
+        // The kept frame's head could not be taken back, the other's could.
+        assert_eq!(batch.fresh_heads(), 1);
+        for _ in 0..3 {
+            receive(&mut batch, &[3; 1514]);
+            receive(&mut batch, &[4; 1514]);
+            assert_eq!(batch.frame(0), &[3; 1514][..]);
+            batch.clear();
+        }
+        assert_eq!(kept, vec![1; 1514]);
+        assert_eq!(batch.fresh_heads(), 1);
+    }
+
+    #[test]
+    fn frames_not_kept_reuse_their_head() {
+        let mut batch = FrameBatch::new(1, 1514);
+        let mut seen = None;
+        for round in 0..5u8 {
+            receive(&mut batch, &[round; 100]);
+            let frame = batch.take_frame(0);
+            assert_eq!(frame, vec![round; 100]);
+            // The same memory every time: handed out without a copy, taken back unshared.
+            let at = frame.as_ptr();
+            assert_eq!(*seen.get_or_insert(at), at);
+            drop(frame);
+            batch.clear();
+        }
+        assert_eq!(batch.fresh_heads(), 0);
+    }
+
+    #[test]
+    fn super_frames_arrive_whole_and_pin_no_slot() {
+        let mut batch = FrameBatch::with_head_len(2, 65_549, 1518);
+        assert_eq!(batch.head_len(), 1518);
+        let frame: Vec<u8> = (0..65_549u32).map(|i| (i % 251) as u8).collect();
+        receive(&mut batch, &[9; 60]);
+        receive(&mut batch, &frame);
+        assert_eq!(batch.frame(1), &frame[..]);
+        let taken = batch.take_frame(1);
+        assert_eq!(taken, frame);
+        // Still readable through the batch: it was copied out, not handed over.
+        assert_eq!(batch.frame(1), &frame[..]);
+        batch.clear();
+        receive(&mut batch, &[7; 65_549]);
+        receive(&mut batch, &[8; 65_549]);
+        assert_eq!(taken, frame);
+        assert_eq!(batch.frame(1), &[8; 65_549][..]);
+    }
+
+    #[test]
+    fn holes_close_in_order() {
+        let mut batch = FrameBatch::with_head_len(3, 4000, 100);
+        let at = FrameBatch::HEADROOM;
+        let frames = [vec![1u8; 50], vec![2u8; 3000], vec![3u8; 80]];
+        let mut lens = Vec::new();
+        for (slot, frame) in batch.recv_slots(3, at).zip(&frames) {
+            let in_head = frame.len().min(slot.head_len);
+            slot.head.extend_from_slice(&frame[..in_head]);
+            slot.tail[..frame.len() - in_head].copy_from_slice(&frame[in_head..]);
+            lens.push(frame.len());
+        }
+        // The first frame is dropped: the others move down.
+        let first = batch.next_free();
+        batch.move_received(first + 1, first, at + lens[1]);
+        batch.commit(at, lens[1], FrameMeta::new(Instant::now()));
+        batch.move_received(first + 2, first + 1, at + lens[2]);
+        batch.commit(at, lens[2], FrameMeta::new(Instant::now()));
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.frame(0), &frames[1][..]);
+        assert_eq!(batch.frame(1), &frames[2][..]);
+    }
+
+    #[test]
+    fn owned_frames_become_heads_and_make_room_to_send() {
+        let mut batch = FrameBatch::new(2, 1514);
+        let free = batch
+            .push_owned(
+                BytesMut::from(&[5u8; 70][..]),
+                FrameMeta::new(Instant::now()),
+            )
+            .expect("room");
+        assert!(free.is_empty() && free.capacity() >= batch.head_len());
+        assert_eq!(batch.frame(0), &[5; 70][..]);
+        // No headroom in front of it: moved into the buffer to get some.
+        batch.headroom_mut(0, 10).fill(0xee);
+        assert_eq!(batch.frame_with_headroom(0, 10)[..10], [0xee; 10]);
+        assert_eq!(&batch.frame_with_headroom(0, 10)[10..], &[5; 70][..]);
+        assert!(batch.push_received(&[6; 40], FrameMeta::new(Instant::now())));
+        assert_eq!(batch.take_frame(1), vec![6; 40]);
+        assert!(batch.is_full());
+        assert!(
+            batch
+                .push_owned(BytesMut::new(), FrameMeta::new(Instant::now()))
+                .is_none()
+        );
     }
 }

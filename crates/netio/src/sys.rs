@@ -10,6 +10,8 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::batch::RecvSlot;
+
 /// Frames moved per recvmmsg/sendmmsg call at most.
 pub(crate) const MAX_BATCH: usize = 64;
 
@@ -204,37 +206,64 @@ const CONTROL_LEN: usize = 64;
 #[derive(Clone, Copy)]
 struct Control([u8; CONTROL_LEN]);
 
-/// recvmmsg into `buffers` (at most MAX_BATCH), non-blocking: `WouldBlock` when nothing is
-/// waiting (the caller's readiness bookkeeping needs to see it as such).
+/// The two iovecs of a receive into `slot`: its head's spare capacity (`head_len` bytes of
+/// it), then its tail.
+fn slot_iovecs(slot: &mut RecvSlot<'_>) -> [libc::iovec; 2] {
+    let spare = slot.head.spare_capacity_mut();
+    let head_len = slot.head_len.min(spare.len());
+    [
+        libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: head_len,
+        },
+        libc::iovec {
+            iov_base: slot.tail.as_mut_ptr().cast(),
+            iov_len: slot.tail.len(),
+        },
+    ]
+}
+
+/// Records that the kernel wrote `written` bytes into `slot` through [`slot_iovecs`]: the
+/// head's share of them becomes part of its length.
+fn slot_filled(slot: &mut RecvSlot<'_>, written: usize) {
+    let in_head = written
+        .min(slot.head_len)
+        .min(slot.head.capacity() - slot.head.len());
+    // SAFETY: the kernel wrote `written` bytes through the iovecs of slot_iovecs, the first
+    // of which covers min(head_len, spare capacity) bytes of the head's spare capacity
+    // starting at its length: those `in_head` bytes are initialised now.
+    unsafe { slot.head.set_len(slot.head.len() + in_head) };
+}
+
+/// recvmmsg into `slots` (at most MAX_BATCH), each message scattered over its slot's head and
+/// tail, non-blocking: `WouldBlock` when nothing is waiting (the caller's readiness
+/// bookkeeping needs to see it as such). `Received::len` counts the bytes of both.
 pub(crate) fn recv_batch(
     fd: &OwnedFd,
-    buffers: &mut [&mut [u8]],
+    slots: &mut [RecvSlot<'_>],
     out: &mut [Received],
 ) -> io::Result<usize> {
-    let n = buffers.len().min(MAX_BATCH).min(out.len());
+    let n = slots.len().min(MAX_BATCH).min(out.len());
     if n == 0 {
         return Ok(0);
     }
     // SAFETY: these are plain-data C structs; all-zero is a valid value of each.
-    let mut iovecs: [libc::iovec; MAX_BATCH] = unsafe { zeroed() };
+    let mut iovecs: [[libc::iovec; 2]; MAX_BATCH] = unsafe { zeroed() };
     let mut addrs: [libc::sockaddr_ll; MAX_BATCH] = unsafe { zeroed() };
     let mut controls = [Control([0; CONTROL_LEN]); MAX_BATCH];
     let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
     for i in 0..n {
-        iovecs[i] = libc::iovec {
-            iov_base: buffers[i].as_mut_ptr().cast(),
-            iov_len: buffers[i].len(),
-        };
+        iovecs[i] = slot_iovecs(&mut slots[i]);
         let hdr = &mut headers[i].msg_hdr;
         hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_ll).cast();
         hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        hdr.msg_iov = &mut iovecs[i];
-        hdr.msg_iovlen = 1;
+        hdr.msg_iov = iovecs[i].as_mut_ptr();
+        hdr.msg_iovlen = 2;
         hdr.msg_control = controls[i].0.as_mut_ptr().cast();
         hdr.msg_controllen = CONTROL_LEN;
     }
-    // SAFETY: every pointer in headers[..n] points into the stack arrays above or into
-    // `buffers`, all of which outlive the call; lengths match the buffers.
+    // SAFETY: every pointer in headers[..n] points into the stack arrays above or into the
+    // slots' heads and tails, all of which outlive the call; lengths match those buffers.
     let ret = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
@@ -250,8 +279,11 @@ pub(crate) fn recv_batch(
     let got = ret as usize;
     for i in 0..got {
         let hdr = &headers[i].msg_hdr;
+        let room = iovecs[i][0].iov_len + iovecs[i][1].iov_len;
+        let written = (headers[i].msg_len as usize).min(room);
+        slot_filled(&mut slots[i], written);
         let mut received = Received {
-            len: (headers[i].msg_len as usize).min(buffers[i].len()),
+            len: written,
             truncated: hdr.msg_flags & libc::MSG_TRUNC != 0,
             pkttype: addrs[i].sll_pkttype,
             ..Received::default()
@@ -278,6 +310,21 @@ pub(crate) fn recv_batch(
         out[i] = received;
     }
     Ok(got)
+}
+
+/// One readv into `slot`'s head and tail (a TAP device: one frame per read), non-blocking:
+/// the bytes read, `WouldBlock` when nothing is waiting.
+pub(crate) fn read_slot(fd: &impl AsRawFd, slot: &mut RecvSlot<'_>) -> io::Result<usize> {
+    let iovecs = slot_iovecs(slot);
+    // SAFETY: both iovecs point into the slot's head and tail, which outlive the call, with
+    // their lengths; readv writes at most that much.
+    let ret = unsafe { libc::readv(fd.as_raw_fd(), iovecs.as_ptr(), 2) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let written = (ret as usize).min(iovecs[0].iov_len + iovecs[1].iov_len);
+    slot_filled(slot, written);
+    Ok(written)
 }
 
 /// sendmmsg of `frames` (at most MAX_BATCH) on a bound socket, non-blocking. Returns how many
@@ -316,9 +363,13 @@ pub(crate) fn send_batch(fd: &OwnedFd, frames: &[&[u8]]) -> io::Result<usize> {
 
 /// One recvmsg: the single-frame path, for comparison with the batched one. `WouldBlock`
 /// when nothing is waiting.
-pub(crate) fn recv_one(fd: &OwnedFd, buffer: &mut [u8], out: &mut Received) -> io::Result<usize> {
+pub(crate) fn recv_one(
+    fd: &OwnedFd,
+    slot: &mut RecvSlot<'_>,
+    out: &mut Received,
+) -> io::Result<usize> {
     let mut one = [Received::default()];
-    let got = recv_batch(fd, &mut [buffer], &mut one)?;
+    let got = recv_batch(fd, std::slice::from_mut(slot), &mut one)?;
     *out = one[0];
     Ok(got)
 }

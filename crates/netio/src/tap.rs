@@ -1,7 +1,7 @@
 //! A TAP device: the kernel sees an Ethernet interface, we read and write its frames.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -73,12 +73,18 @@ impl Device for Tap {
 
     fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
         let mut got = 0;
+        let now = Instant::now();
         while batch.free() > 0 {
-            let slot = batch.free_slots_mut().next().expect("a free slot");
-            let buffer = &mut slot[FrameBatch::HEADROOM..];
-            match self.io.read_with(|mut file: &File| file.read(buffer)) {
+            let mut slot = batch
+                .recv_slots(1, FrameBatch::HEADROOM)
+                .next()
+                .expect("a free slot");
+            match self
+                .io
+                .read_with(|file: &File| sys::read_slot(file, &mut slot))
+            {
                 Ok(Some(len)) => {
-                    batch.commit(FrameBatch::HEADROOM, len, FrameMeta::new(Instant::now()));
+                    batch.commit(FrameBatch::HEADROOM, len, FrameMeta::new(now));
                     got += 1;
                 }
                 Ok(None) => break,
