@@ -791,8 +791,11 @@ fn random_seed() -> u64 {
         .finish()
 }
 
+/// An Ethernet header with a VLAN tag.
+const RX_LINK_HEADER_MAX: usize = 18;
+
 /// The largest frame received: a 64 KiB IPv4 datagram with an Ethernet header and a VLAN tag.
-const RX_FRAME_MAX: usize = 65_535 + 18;
+const RX_FRAME_MAX: usize = 65_535 + RX_LINK_HEADER_MAX;
 
 /// Lets the engine write frames straight into the device's transmit batch.
 struct BatchSink<'a>(&'a mut FrameBatch);
@@ -841,12 +844,16 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, device: D) {
 
 /// The driver's loop; returns when the stack is to stop.
 async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
-    let max = device.capabilities().max_frame_len;
+    let capabilities = device.capabilities();
+    let max = capabilities.max_frame_len;
     // Receive slots hold a GSO super-frame: a peer kernel on the same host (a veth) hands
-    // AF_PACKET its TCP super-segments whole, up to 64 KiB, when its offloads are on.
-    let mut rx = FrameBatch::new(64, max.max(RX_FRAME_MAX));
+    // AF_PACKET its TCP super-segments whole, up to 64 KiB, when its offloads are on. Their
+    // heads, which a frame the engine keeps pins, hold an MTU-sized frame with a VLAN tag:
+    // only a super-frame is copied (once, into a buffer of its own length).
+    let head_len = capabilities.mtu + RX_LINK_HEADER_MAX;
+    let mut rx = FrameBatch::with_head_len(64, max.max(RX_FRAME_MAX), head_len);
     // With segmentation offload a frame may hold a 64 KiB super-segment.
-    let tx_frame = if device.capabilities().gso {
+    let tx_frame = if capabilities.gso {
         max.max(RX_FRAME_MAX)
     } else {
         max
@@ -881,10 +888,13 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
                     inner.driver.recv_errors += 1;
                     tracing::debug!(%error, "device receive failed");
                 }
-                for (frame, meta) in rx.iter() {
-                    inner
-                        .engine
-                        .handle_frame(now, frame, meta.checksum.rx_checksum());
+                // Each frame as Bytes of its own receive head: the engine may keep slices
+                // of it (received data) without a copy; the next clear() takes back the
+                // heads it did not keep.
+                for index in 0..rx.len() {
+                    let checksum = rx.meta(index).checksum.rx_checksum();
+                    let frame = rx.take_frame(index);
+                    inner.engine.handle_frame_bytes(now, frame, checksum);
                 }
                 if rx.len() < rx.capacity() {
                     // The device had no more.
