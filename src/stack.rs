@@ -150,6 +150,10 @@ pub struct DriverStats {
     /// retransmission. Read from the device at most every 100 ms; 0 for devices that
     /// cannot tell.
     pub device_rx_drops: u64,
+    /// Received frames the engine still held (as received data not yet read) when the
+    /// driver reused their receive buffer: each cost the allocation of a new one. Frames
+    /// not kept (ACKs, dropped ones) cost none.
+    pub rx_buffers_kept: u64,
 }
 
 /// A connection's state change, as [`Stack::state_changes`] reports it.
@@ -861,7 +865,8 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
     let mut tx = FrameBatch::new(64, tx_frame);
     let mut closed_all = false;
     let mut lost_wakeup = false;
-    let mut drops_read_at = tokio::time::Instant::now();
+    // On the engine's clock, read once per turn below.
+    let mut drops_read_at = stack.now();
     loop {
         let (deadline, more_to_send) = {
             let mut inner = stack.lock();
@@ -883,6 +888,7 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             // the ones its kernel drops when the queue fills.
             for _ in 0..RX_BATCHES_PER_TURN {
                 rx.clear();
+                inner.driver.rx_buffers_kept = rx.fresh_heads();
                 if let Err(error) = device.recv(&mut rx) {
                     // A device error is not the application's fault; keep going.
                     inner.driver.recv_errors += 1;
@@ -929,8 +935,8 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             if let Some(before) = before {
                 trace_drops(&before, inner.engine.stats());
             }
-            if drops_read_at.elapsed() >= DEVICE_STATS_INTERVAL {
-                drops_read_at = tokio::time::Instant::now();
+            if now.saturating_duration_since(drops_read_at) >= DEVICE_STATS_INTERVAL {
+                drops_read_at = now;
                 read_device_drops(&mut device, &mut inner.driver);
             }
             let no_handles = stack.handles.load(Ordering::Acquire) == 0;
