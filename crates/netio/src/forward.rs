@@ -299,7 +299,6 @@ struct Lane {
     passthrough: VecDeque<Vec<u8>>,
     /// Frames due that the egress socket has not taken yet.
     out: FrameBatch,
-    scratch: Vec<u8>,
     stats: DirectionStats,
 }
 
@@ -309,8 +308,6 @@ impl Lane {
             model: LinkModel::new(config, seed),
             passthrough: VecDeque::new(),
             out: FrameBatch::new(crate::sys::MAX_BATCH * 4, max_frame_len),
-            // One byte more than a slot: a frame that long does not fit and is counted.
-            scratch: vec![0; max_frame_len + 1],
             stats: DirectionStats::default(),
         }
     }
@@ -351,19 +348,20 @@ impl Lane {
                     self.out.push_frame(&frame);
                     self.stats.passed += 1;
                 } else if let Some(due) = self.model.next_delivery().filter(|&due| due <= now)
-                    && let Some(len) = self.model.recv_into(now, &mut self.scratch)
+                    && let Some(frame) = self.model.recv_buffer(now)
                 {
                     let lateness = now.saturating_duration_since(due);
                     self.stats.late += u64::from(lateness > LATE);
                     self.stats.max_lateness_us =
                         self.stats.max_lateness_us.max(lateness.as_micros() as u64);
-                    // Through a scratch buffer, which hands the model its frame's buffer
-                    // back for reuse: no allocation per frame. The model's MTU check let the
-                    // frame in, and the batch's slots hold the MTU, unless the config's MTU
-                    // is larger than the interface's: such a frame cannot be sent.
-                    if !self.out.push_frame(&self.scratch[..len]) {
+                    // The model's MTU check let the frame in, and the batch's slots hold the
+                    // MTU, unless the config's MTU is larger than the interface's: such a
+                    // frame cannot be sent.
+                    if !self.out.push_frame(&frame) {
                         self.stats.tx_dropped += 1;
                     }
+                    // Its buffer goes back to the model for reuse: no allocation per frame.
+                    self.model.recycle(frame);
                 } else {
                     break;
                 }

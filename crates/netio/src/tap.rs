@@ -73,7 +73,6 @@ impl Device for Tap {
 
     fn recv(&mut self, batch: &mut FrameBatch) -> io::Result<usize> {
         let mut got = 0;
-        let now = Instant::now();
         while batch.free() > 0 {
             let mut slot = batch
                 .recv_slots(1, FrameBatch::HEADROOM)
@@ -84,7 +83,7 @@ impl Device for Tap {
                 .read_with(|file: &File| sys::read_slot(file, &mut slot))
             {
                 Ok(Some(len)) => {
-                    batch.commit(FrameBatch::HEADROOM, len, FrameMeta::new(now));
+                    batch.commit(FrameBatch::HEADROOM, len, FrameMeta::new(Instant::now()));
                     got += 1;
                 }
                 Ok(None) => break,
