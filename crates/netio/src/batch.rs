@@ -294,6 +294,24 @@ impl FrameBatch {
     /// frame (pushed to send, or a received super-frame) as a copy of exactly its length.
     /// The frame stays in the batch (its meta too) but can no longer be read through it if
     /// it was in a head. Panics if out of range or taken already.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_core::Instant;
+    /// use rawtcp_netio::{FrameBatch, MemLink};
+    ///
+    /// let (mut a, mut b) = MemLink::pair();
+    /// let mut out = FrameBatch::new(8, 1514);
+    /// out.push_frame(&[0xab; 60]);
+    /// a.send_at(Instant::ZERO, &mut out);
+    /// let mut inbox = FrameBatch::new(8, 1514);
+    /// assert_eq!(b.recv_at(Instant::ZERO, &mut inbox), 1);
+    /// let kept = inbox.take_frame(0);
+    /// // The kept frame still holds its head, so the batch needs a new one for that slot.
+    /// inbox.clear();
+    /// assert_eq!(inbox.fresh_heads(), 1);
+    /// assert_eq!(kept, &[0xab; 60][..]);
+    /// ```
     pub fn take_frame(&mut self, index: usize) -> Bytes {
         let raw = self.start + index;
         let slot = &mut self.slots[raw];

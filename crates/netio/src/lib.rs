@@ -2,6 +2,9 @@
 //!
 //! Every device implements [`Device`]: it moves whole [`FrameBatch`]es, so that one syscall
 //! can carry many frames, and the engine writes outgoing frames in place in the batch's slots.
+//! Received frames land in a small buffer per slot and leave as [`bytes::Bytes`]
+//! ([`FrameBatch::take_frame`]) that the engine may keep without a copy; each pins only its
+//! own buffer, which the batch takes back once nobody holds it.
 //! Received frames come with a [`FrameMeta`]: a timestamp and the kernel's checksum status,
 //! so the stack neither drops frames whose checksum the local kernel has not finished nor
 //! verifies twice what the kernel already verified.
