@@ -229,22 +229,27 @@ impl FrameBatch {
     /// longer held (a new head for each one still held).
     pub fn clear(&mut self) {
         for raw in 0..self.slots.len() {
-            if self.slots[raw].place != Place::Buffer {
-                self.reclaim_head(raw);
+            match self.slots[raw].place {
+                Place::Buffer => {}
+                Place::Head => self.heads[raw].clear(),
+                Place::Taken => self.reclaim_head(raw),
             }
         }
         self.slots.clear();
         self.start = 0;
     }
 
-    /// Makes head `raw` free again: empty, its whole allocation ours.
+    /// Makes head `raw`, whose frame was taken, free again: empty, its whole allocation
+    /// ours, or a new one while a taken frame still holds it.
     fn reclaim_head(&mut self, raw: usize) {
         let head = &mut self.heads[raw];
         head.clear();
-        // Succeeds without allocating when no Bytes of a taken frame is left: the head is
-        // ours alone again, and back at the start of its allocation. (A head from a memory
-        // link may be smaller than ours; the next receive into it makes room.)
-        if !head.try_reclaim(1) {
+        // What is left of the head after the taken frame. Asking for more room than it has
+        // makes try_reclaim check that no Bytes of the frame is left; then it moves back to
+        // the start of its allocation, without allocating. (A head from a memory link may be
+        // smaller than ours; the next receive into it makes room.)
+        let beyond_what_is_left = head.capacity() + 1;
+        if !head.try_reclaim(beyond_what_is_left) {
             *head = BytesMut::with_capacity(self.head_size);
             self.fresh_heads += 1;
         }
@@ -620,6 +625,28 @@ mod tests {
         }
         assert_eq!(kept, vec![1; 1514]);
         assert_eq!(batch.fresh_heads(), 1);
+    }
+
+    #[test]
+    fn a_short_kept_frame_shares_its_head_with_no_later_frame() {
+        let mut batch = FrameBatch::new(1, 1514);
+        receive(&mut batch, &[1; 100]);
+        let kept = batch.take_frame(0);
+        batch.clear();
+        // Room was left in the head behind the kept frame, but it is not reused: a later
+        // frame kept too would pin the first one's head, and so on.
+        assert_eq!(batch.fresh_heads(), 1);
+        receive(&mut batch, &[2; 100]);
+        let next = batch.take_frame(0);
+        let first = kept.as_ptr_range();
+        assert!(!first.contains(&next.as_ptr()) && next.as_ptr() != first.end);
+        drop(kept);
+        batch.clear();
+        assert_eq!(batch.fresh_heads(), 2);
+        drop(next);
+        receive(&mut batch, &[3; 100]);
+        batch.clear();
+        assert_eq!(batch.fresh_heads(), 2);
     }
 
     #[test]
