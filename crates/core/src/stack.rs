@@ -14,7 +14,7 @@ use crate::iface::stats::InterfaceStats;
 use crate::iface::{Interface, Sent};
 use crate::random::Rng;
 use crate::sink::FrameSink;
-use crate::tcp::conn::PlanKind;
+use crate::tcp::conn::{Connection, PlanKind};
 use crate::tcp::{
     Cause, ConnError, ConnEvent, ConnectionId, ConnectionInfo, ListenOptions, ListenerId, State,
     Tcp, TcpError, TcpMemory,
@@ -429,12 +429,70 @@ impl Stack {
         }
     }
 
-    /// Queues data to send; returns how much fit (`WouldBlock` when none did).
+    /// Queues data to send; returns how much fit (`WouldBlock` when none did). The bytes are
+    /// copied once, here; [`tcp_send_bytes`](Self::tcp_send_bytes) takes them without a copy.
     pub fn tcp_send(
         &mut self,
         now: Instant,
         id: ConnectionId,
         data: &[u8],
+    ) -> Result<usize, TcpError> {
+        self.send_with(now, id, data.is_empty(), |conn, room| {
+            conn.write(now, data, room)
+        })
+    }
+
+    /// Queues data to send without copying it: the engine keeps `data` (a slice of it) until
+    /// the peer acknowledges it, and copies each byte once, into the frame that carries it. A
+    /// `Bytes` shorter than 1 KiB is copied instead (keeping it would cost more than copying
+    /// it, and would keep its whole allocation alive). Takes the prefix that fits and returns
+    /// its length, as [`tcp_send`](Self::tcp_send) does, with the same errors and memory
+    /// limit; the caller keeps the rest, `data.slice(n..)`.
+    ///
+    /// # Examples
+    /// ```
+    /// # use rawtcp_core::sim::Sim;
+    /// # use rawtcp_core::{Config, Ipv4Cidr};
+    /// # use rawtcp_wire::ethernet::EthernetAddress;
+    /// # use std::net::{Ipv4Addr, SocketAddrV4};
+    /// # let host = |last| Config::new(
+    /// #     EthernetAddress([2, 0, 0, 0, 0, last]),
+    /// #     Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, last), 24),
+    /// # );
+    /// # let mut sim = Sim::new(host(1), host(2));
+    /// # let server = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80);
+    /// # sim.b.tcp_listen(server, None).unwrap();
+    /// # let client = sim.a.tcp_connect(sim.now, server, None).unwrap();
+    /// # sim.run_for(core::time::Duration::from_millis(10));
+    /// use bytes::Buf;
+    ///
+    /// let mut data = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    /// while !data.is_empty() {
+    ///     match sim.a.tcp_send_bytes(sim.now, client, data.clone()) {
+    ///         Ok(n) => data.advance(n), // the engine holds data[..n], not a copy
+    ///         Err(_) => break,          // WouldBlock: wait for Event::Writable
+    ///     }
+    /// }
+    /// # assert!(data.len() < 1 << 20);
+    /// ```
+    pub fn tcp_send_bytes(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        data: bytes::Bytes,
+    ) -> Result<usize, TcpError> {
+        self.send_with(now, id, data.is_empty(), |conn, room| {
+            conn.write_bytes(now, data, room)
+        })
+    }
+
+    /// `tcp_send` and `tcp_send_bytes`: the checks, then `write` with the memory room left.
+    fn send_with(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        empty: bool,
+        write: impl FnOnce(&mut Connection, usize) -> usize,
     ) -> Result<usize, TcpError> {
         // TcpConfig::max_buffer_memory: no more than the stack may still hold.
         let room = self.tcp.send_room();
@@ -445,10 +503,10 @@ impl Stack {
             if !conn.may_write() {
                 return Err(TcpError::BrokenPipe);
             }
-            if data.is_empty() {
+            if empty {
                 return Ok(0);
             }
-            match conn.write(now, &data[..data.len().min(room)]) {
+            match write(conn, room) {
                 0 => Err(TcpError::WouldBlock),
                 n => Ok(n),
             }

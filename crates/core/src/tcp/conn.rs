@@ -8,6 +8,7 @@ use core::time::Duration;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rawtcp_wire::SeqNum;
 use rawtcp_wire::tcp::{TcpFlags, TcpRepr, Timestamps};
 
@@ -407,7 +408,7 @@ impl Connection {
 
     /// Bytes held in the buffers: send queue, readable data, out-of-order store.
     pub(crate) fn buffered_bytes(&self) -> usize {
-        self.send.len() + self.recv.len() + self.recv.out_of_order_bytes()
+        self.send.held() + self.recv.len() + self.recv.out_of_order_bytes()
     }
 
     /// Out-of-order segments dropped at the range or byte limit (modulo 2³²).
@@ -538,8 +539,25 @@ impl Connection {
 
     // ---- The application side ----
 
-    /// Queues data; returns how much fit.
-    pub(crate) fn write(&mut self, now: Instant, data: &[u8]) -> usize {
+    /// Queues a copy of data; returns how much fit in the send buffer and in `memory_room`
+    /// more bytes of memory.
+    pub(crate) fn write(&mut self, now: Instant, data: &[u8], memory_room: usize) -> usize {
+        self.restart_idle_window(now);
+        let n = self.send.write(data, memory_room);
+        self.stats.bytes_queued += n as u64;
+        n
+    }
+
+    /// Queues data without copying it (a short one is copied); returns how much fit, as
+    /// [`write`](Self::write).
+    pub(crate) fn write_bytes(&mut self, now: Instant, data: Bytes, memory_room: usize) -> usize {
+        self.restart_idle_window(now);
+        let n = self.send.write_bytes(data, memory_room);
+        self.stats.bytes_queued += n as u64;
+        n
+    }
+
+    fn restart_idle_window(&mut self, now: Instant) {
         // RFC 5681 §4.1: no data sent for longer than the RTO, nothing outstanding: the ACK
         // clock is gone, so start again from RW = min(IW, cwnd).
         if self.snd_una == self.snd_max
@@ -550,9 +568,6 @@ impl Connection {
         {
             self.cc.limit_window(initial_window(self.smss()));
         }
-        let n = self.send.write(data);
-        self.stats.bytes_queued += n as u64;
-        n
     }
 
     /// Room left in the send buffer.
@@ -1673,14 +1688,14 @@ mod tests {
         conn.snd_max = iss;
         conn.snd_wl2 = iss;
         let now = Instant::from_millis(2);
-        assert_eq!(conn.write(now, &[7u8; 100]), 100);
+        assert_eq!(conn.write(now, &[7u8; 100], usize::MAX), 100);
         let plan = send(&mut conn, now);
         assert_eq!((plan.seq, plan.data_len), (iss, 100));
         let ack = from_peer(PEER_ISS + 1, iss + 100, TcpFlags::ACK, &[]);
         conn.handle_segment(now, &ack, true, &mut ChallengeAckBudget::new(0, 0));
         assert_eq!(conn.stats.bytes_acked, 100, "all 100 bytes acknowledged");
         assert_eq!(conn.send_queue_len(), 0, "no acknowledged byte left behind");
-        assert_eq!(conn.write(now, b"next"), 4);
+        assert_eq!(conn.write(now, b"next", usize::MAX), 4);
         let plan = send(&mut conn, now);
         let mut payload = [0u8; 4];
         conn.copy_payload(&plan, &mut payload);
