@@ -6,6 +6,7 @@ use std::net::SocketAddrV4;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
+use bytes::{Buf, Bytes};
 use rawtcp_core::{
     ConnectionId, Instant, ListenOptions, ListenerId, Stack as Engine, State, TcpError,
 };
@@ -574,6 +575,61 @@ impl TcpStream {
         })
     }
 
+    fn poll_write_bytes_priv(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut Bytes,
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(self.poll_call(cx, Wait::Write, |engine, now, id| {
+            engine.tcp_send_bytes(now, id, data.clone())
+        }))?;
+        data.advance(n);
+        Poll::Ready(Ok(n))
+    }
+
+    async fn write_bytes_priv(&self, mut data: Bytes) -> io::Result<()> {
+        while !data.is_empty() {
+            poll_fn(|cx| self.poll_write_bytes_priv(cx, &mut data)).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes all of `data`, waiting for room as `write_all` does, without copying it: the
+    /// engine keeps slices of `data` itself until the peer acknowledges them, and each byte
+    /// is copied once, into the frame that carries it. (A `Bytes` shorter than 1 KiB is
+    /// copied into the send buffer: keeping it would cost more.)
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let body = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+    /// stream.write_bytes(body.clone()).await?; // no copy of the megabyte here
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
+        self.write_bytes_priv(data).await
+    }
+
+    /// Queues the prefix of `data` that fits in the send buffer without copying it, and
+    /// advances `data` past it; pending while nothing fits. Returns how much was taken.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let mut data = bytes::Bytes::from_static(&[0u8; 100_000]);
+    /// while !data.is_empty() {
+    ///     std::future::poll_fn(|cx| stream.poll_write_bytes(cx, &mut data)).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_write_bytes(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut Bytes,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_bytes_priv(cx, data)
+    }
+
     fn shutdown_write(&self) -> io::Result<()> {
         self.call(|engine, now, id| engine.tcp_shutdown(now, id))
     }
@@ -818,6 +874,74 @@ impl OwnedReadHalf {
         drop(write);
         drop(self);
         Ok(std::sync::Arc::try_unwrap(stream).expect("both halves were dropped"))
+    }
+}
+
+impl WriteHalf<'_> {
+    /// [`TcpStream::write_bytes`] on the borrowed write half.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (_reader, mut writer) = stream.split();
+    /// writer.write_bytes(bytes::Bytes::from_static(b"hello")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
+        self.0.write_bytes_priv(data).await
+    }
+
+    /// [`TcpStream::poll_write_bytes`] on the borrowed write half.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (_reader, writer) = stream.split();
+    /// let mut data = bytes::Bytes::from_static(b"hello");
+    /// std::future::poll_fn(|cx| writer.poll_write_bytes(cx, &mut data)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_write_bytes(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut Bytes,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_write_bytes_priv(cx, data)
+    }
+}
+
+impl OwnedWriteHalf {
+    /// [`TcpStream::write_bytes`] on the owned write half.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (_reader, mut writer) = stream.into_split();
+    /// tokio::spawn(async move {
+    ///     writer.write_bytes(bytes::Bytes::from(vec![0u8; 1 << 20])).await
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
+        self.stream.write_bytes_priv(data).await
+    }
+
+    /// [`TcpStream::poll_write_bytes`] on the owned write half.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (_reader, writer) = stream.into_split();
+    /// let mut data = bytes::Bytes::from_static(b"hello");
+    /// std::future::poll_fn(|cx| writer.poll_write_bytes(cx, &mut data)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_write_bytes(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut Bytes,
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_bytes_priv(cx, data)
     }
 }
 
