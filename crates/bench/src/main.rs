@@ -108,6 +108,12 @@ struct Cli {
     #[arg(long, global = true)]
     rx_ring: bool,
 
+    /// A rawtcp side's bulk sender hands its buffer over as `Bytes`
+    /// (`TcpStream::poll_write_bytes`: kept in the send buffer, no copy) instead of writing
+    /// a slice (copied into the send buffer). Kernel sides write as before.
+    #[arg(long, global = true)]
+    write_bytes: bool,
+
     #[command(flatten)]
     faults: forward::FaultArgs,
 
@@ -305,6 +311,7 @@ fn raise_fd_limit(wanted: u64) -> u64 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     net::use_rx_ring(cli.rx_ring);
+    net::use_write_bytes(cli.write_bytes);
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

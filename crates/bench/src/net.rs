@@ -39,6 +39,15 @@ pub(crate) fn use_rx_ring(on: bool) {
     RX_RING.store(on, Ordering::Relaxed);
 }
 
+/// Whether rawtcp sides' bulk senders write through `poll_write_bytes` (`--write-bytes`);
+/// set once, before any run.
+static WRITE_BYTES: AtomicBool = AtomicBool::new(false);
+
+/// Makes rawtcp streams' [`Stream::write_chunk`] hand the chunk over as `Bytes`.
+pub(crate) fn use_write_bytes(on: bool) {
+    WRITE_BYTES.store(on, Ordering::Relaxed);
+}
+
 impl Net {
     /// A rawtcp stack on AF_PACKET interface `iface` of the calling thread's namespace,
     /// owning `addr`/24, with `packet_buffer` bytes of socket buffer each way. Call inside
@@ -280,6 +289,18 @@ impl Drop for Stream {
 }
 
 impl Stream {
+    /// Writes what fits of `chunk`, as `write` does; a rawtcp stream under
+    /// [`use_write_bytes`] takes it as `Bytes`, without copying it.
+    pub(crate) async fn write_chunk(&mut self, chunk: &bytes::Bytes) -> io::Result<usize> {
+        match self {
+            Stream::Rawtcp(s) if WRITE_BYTES.load(Ordering::Relaxed) => {
+                let mut rest = chunk.clone();
+                std::future::poll_fn(|cx| s.poll_write_bytes(cx, &mut rest)).await
+            }
+            _ => tokio::io::AsyncWriteExt::write(self, chunk).await,
+        }
+    }
+
     pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         match self {
             Stream::Kernel(s) => s.set_nodelay(nodelay),

@@ -316,12 +316,13 @@ async fn bulk(
             let mut buf = vec![0x5au8; CHUNK];
             match direction {
                 Direction::Send => {
+                    let chunk = bytes::Bytes::from(buf.clone());
                     loop {
                         let now = Instant::now();
                         if now >= end {
                             break;
                         }
-                        let n = stream.write(&buf).await?;
+                        let n = stream.write_chunk(&chunk).await?;
                         if now >= mark {
                             counted.fetch_add(n as u64, Ordering::Relaxed);
                         }

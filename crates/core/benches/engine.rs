@@ -184,29 +184,42 @@ fn bulk(c: &mut Criterion) {
     group.sample_size(20);
     let mut segments_total = 0usize;
     let mut bytes_total = 0usize;
-    group.bench_function("two_engines_mss_1460", |b| {
-        b.iter(|| {
-            let mut sent = 0;
-            let mut received = 0;
-            while received < CHUNK {
-                if sent < CHUNK {
-                    sent += pair
-                        .a
-                        .tcp_send(pair.now, client, &data[..(CHUNK - sent).min(data.len())])
-                        .unwrap_or(0);
-                }
-                segments_total += pair.step();
-                while let Ok(n) = pair.b.tcp_recv(pair.now, server, &mut buf) {
-                    if n == 0 {
-                        break;
+    // The same stream, written from a slice (copied into the send buffer) or handed over as
+    // `Bytes` (kept there; copied once, into the frame).
+    let shared = bytes::Bytes::from(data.clone());
+    for by_bytes in [false, true] {
+        let name = if by_bytes {
+            "two_engines_mss_1460_send_bytes"
+        } else {
+            "two_engines_mss_1460"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut sent = 0;
+                let mut received = 0;
+                while received < CHUNK {
+                    if sent < CHUNK {
+                        let len = (CHUNK - sent).min(data.len());
+                        let taken = if by_bytes {
+                            pair.a.tcp_send_bytes(pair.now, client, shared.slice(..len))
+                        } else {
+                            pair.a.tcp_send(pair.now, client, &data[..len])
+                        };
+                        sent += taken.unwrap_or(0);
                     }
-                    received += n;
+                    segments_total += pair.step();
+                    while let Ok(n) = pair.b.tcp_recv(pair.now, server, &mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        received += n;
+                    }
                 }
-            }
-            bytes_total += received;
-            black_box(received)
-        })
-    });
+                bytes_total += received;
+                black_box(received)
+            })
+        });
+    }
     group.finish();
     assert_eq!(pair.a.tcp_info(client).unwrap().mss, 1460);
     println!(
