@@ -21,8 +21,6 @@ use crate::tcp::{
 };
 use crate::{Instant, Ipv4Cidr};
 
-const FUSED_CHECKSUM: bool = true;
-
 /// Something that happened in the stack, for the application or its driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -241,25 +239,13 @@ impl Stack {
                 header_len + plan.data_len,
                 gso,
                 |out| {
-                    if checksum == rawtcp_wire::TxChecksum::Full && FUSED_CHECKSUM {
-                        // The payload's sum is taken as it is copied: it is read once.
-                        let sum = conn.copy_payload_and_sum(&plan, &mut out[header_len..]);
-                        repr.emit_header_with_payload_sum(
-                            &mut tcp::Packet::new_unchecked(out),
-                            *local.ip(),
-                            *remote.ip(),
-                            checksum,
-                            sum,
-                        );
-                    } else {
-                        conn.copy_payload(&plan, &mut out[header_len..]);
-                        repr.emit_header(
-                            &mut tcp::Packet::new_unchecked(out),
-                            *local.ip(),
-                            *remote.ip(),
-                            checksum,
-                        );
-                    }
+                    conn.copy_payload(&plan, &mut out[header_len..]);
+                    repr.emit_header(
+                        &mut tcp::Packet::new_unchecked(out),
+                        *local.ip(),
+                        *remote.ip(),
+                        checksum,
+                    );
                 },
             );
             match sent {

@@ -69,60 +69,6 @@ pub fn data(data: &[u8]) -> u16 {
     to_network(fold(accumulate(data)))
 }
 
-/// Copies `src` into `dst` (of the same length) and returns [`data`]`(src)`, in one pass:
-/// each 64-byte block is summed while it is in registers on its way to `dst`, so a payload
-/// copied into a frame need not be read again for its checksum.
-///
-/// # Examples
-/// ```
-/// use rawtcp_wire::checksum;
-/// let src = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7, 0x42];
-/// let mut dst = [0u8; 9];
-/// assert_eq!(checksum::copy_and_data(&src, &mut dst), checksum::data(&src));
-/// assert_eq!(dst, src);
-/// ```
-#[inline]
-pub fn copy_and_data(src: &[u8], dst: &mut [u8]) -> u16 {
-    const BLOCK: usize = 64;
-    assert_eq!(src.len(), dst.len(), "copy_and_data: lengths differ");
-    let mut acc = [0u64; 4];
-    let mut blocks = src.chunks_exact(BLOCK);
-    let mut out = dst.chunks_exact_mut(BLOCK);
-    for (block, to) in (&mut blocks).zip(&mut out) {
-        to.copy_from_slice(block);
-        for (i, word) in block.chunks_exact(4).enumerate() {
-            let word = u32::from_ne_bytes([word[0], word[1], word[2], word[3]]);
-            acc[i % 4] += u64::from(word);
-        }
-    }
-    let rest = blocks.remainder();
-    out.into_remainder().copy_from_slice(rest);
-    let total = acc[0] + acc[1] + acc[2] + acc[3];
-    combine(&[to_network(fold(total)), data(rest)])
-}
-
-/// The sum of two runs of bytes, one after the other, from the sums of each: `first_len` is
-/// the length of the first. A second run that starts at an odd offset has its bytes in the
-/// other halves of the 16-bit words, so its sum is byte-swapped (RFC 1071 §2(B)).
-///
-/// # Examples
-/// ```
-/// use rawtcp_wire::checksum;
-/// let data = [0x12, 0x34, 0x56, 0x78, 0x9a];
-/// let (a, b) = data.split_at(3);
-/// let sum = checksum::concat(checksum::data(a), a.len(), checksum::data(b));
-/// assert_eq!(sum, checksum::data(&data));
-/// ```
-#[inline]
-pub fn concat(first: u16, first_len: usize, second: u16) -> u16 {
-    let second = if first_len % 2 == 1 {
-        second.swap_bytes()
-    } else {
-        second
-    };
-    combine(&[first, second])
-}
-
 /// Adds 16-bit one's complement sums together.
 #[inline]
 pub fn combine(sums: &[u16]) -> u16 {
@@ -275,22 +221,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn copy_and_data_copies_and_sums_as_data_does(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
-            let mut dst = std::vec![0u8; bytes.len()];
-            prop_assert_eq!(copy_and_data(&bytes, &mut dst), data(&bytes));
-            prop_assert_eq!(dst, bytes);
-        }
-
-        #[test]
-        fn concat_of_the_parts_is_the_sum_of_the_whole(
-            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
-            at in any::<prop::sample::Index>(),
-        ) {
-            let (a, b) = bytes.split_at(at.index(bytes.len() + 1));
-            prop_assert_eq!(concat(data(a), a.len(), data(b)), data(&bytes));
-        }
-
         #[test]
         fn matches_reference(bytes in proptest::collection::vec(any::<u8>(), 0..4096), start in 0usize..8) {
             let start = start.min(bytes.len());

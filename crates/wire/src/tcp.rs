@@ -906,31 +906,6 @@ impl<'a> TcpRepr<'a> {
         packet.fill_checksum(src_addr, dst_addr, checksum);
     }
 
-    /// As [`emit_header`](Self::emit_header), for a payload whose sum
-    /// ([`checksum::data`]) the caller computed while it wrote it: a full checksum then
-    /// reads only the header.
-    pub fn emit_header_with_payload_sum<T: AsRef<[u8]> + AsMut<[u8]>>(
-        &self,
-        packet: &mut Packet<T>,
-        src_addr: Ipv4Addr,
-        dst_addr: Ipv4Addr,
-        checksum: TxChecksum,
-        payload_sum: u16,
-    ) {
-        let header_len = self.header_len();
-        self.write_header(packet, header_len);
-        if checksum != TxChecksum::Full {
-            packet.fill_checksum(src_addr, dst_addr, checksum);
-            return;
-        }
-        let len = packet.buffer.as_ref().len() as u16;
-        let pseudo = checksum::pseudo_header_v4(src_addr, dst_addr, IpProtocol::Tcp.into(), len);
-        packet.set_checksum(0);
-        let header = checksum::data(&packet.buffer.as_ref()[..header_len]);
-        let sum = checksum::concat(header, header_len, payload_sum);
-        packet.set_checksum(checksum::finish(checksum::combine(&[pseudo, sum])));
-    }
-
     /// Writes the whole segment, payload included; `packet` must be exactly
     /// [`buffer_len`](Self::buffer_len) bytes.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
@@ -1249,12 +1224,6 @@ mod tests {
             let mut expected = repr;
             expected.options.sack_blocks.truncate(repr.options.sack_blocks_that_fit());
             prop_assert_eq!(parsed, expected);
-            // The header emitted with the payload's sum given is the same segment.
-            let mut with_sum = std::vec![0u8; repr.buffer_len()];
-            with_sum[repr.header_len()..].copy_from_slice(&payload);
-            let sum = checksum::data(&payload);
-            repr.emit_header_with_payload_sum(&mut Packet::new_unchecked(&mut with_sum[..]), SRC, DST, TxChecksum::Full, sum);
-            prop_assert_eq!(with_sum, bytes);
         }
 
         #[test]

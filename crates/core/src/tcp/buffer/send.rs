@@ -21,7 +21,6 @@
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
-use rawtcp_wire::checksum;
 
 /// A tail block holds at least this much, so that small writes share one allocation.
 const MIN_BLOCK: usize = 4 * 1024;
@@ -189,24 +188,6 @@ impl SendBuffer {
     /// Copies `out.len()` bytes starting `offset` bytes after SND.UNA into `out`. The range
     /// lies within the buffer (the caller plans segments from [`len`](Self::len)).
     pub(crate) fn copy_to(&self, offset: usize, out: &mut [u8]) {
-        self.pieces(offset, out, |from, to| to.copy_from_slice(from));
-    }
-
-    /// As [`copy_to`](Self::copy_to), and returns the internet checksum sum of the bytes
-    /// copied ([`checksum::data`]), computed in the same pass.
-    pub(crate) fn copy_and_sum_to(&self, offset: usize, out: &mut [u8]) -> u16 {
-        let mut sum = 0;
-        let mut summed = 0;
-        self.pieces(offset, out, |from, to| {
-            sum = checksum::concat(sum, summed, checksum::copy_and_data(from, to));
-            summed += from.len();
-        });
-        sum
-    }
-
-    /// Calls `f` with each run of queued bytes from `offset` on and the part of `out` it
-    /// fills, in order, until `out` is full.
-    fn pieces(&self, offset: usize, out: &mut [u8], mut f: impl FnMut(&[u8], &mut [u8])) {
         debug_assert!(offset + out.len() <= self.len, "copy past the queued bytes");
         let mut position = self.head + offset as u64;
         let mut index = self.chunks.partition_point(|c| c.end() <= position);
@@ -221,7 +202,7 @@ impl SendBuffer {
             if n == 0 {
                 break;
             }
-            f(&bytes[from..from + n], &mut out[written..written + n]);
+            out[written..written + n].copy_from_slice(&bytes[from..from + n]);
             written += n;
             position += n as u64;
             index += 1;
@@ -405,10 +386,6 @@ mod tests {
                         let offset = offset % model.len();
                         let len = len.min(model.len() - offset);
                         prop_assert_eq!(read(&buffer, offset, len), &model[offset..offset + len]);
-                        let mut out = vec![0u8; len];
-                        let sum = buffer.copy_and_sum_to(offset, &mut out);
-                        prop_assert_eq!(&out[..], &model[offset..offset + len]);
-                        prop_assert_eq!(sum, checksum::data(&model[offset..offset + len]));
                     }
                 }
                 prop_assert_eq!(buffer.len(), model.len());

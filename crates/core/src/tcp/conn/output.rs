@@ -346,12 +346,6 @@ impl Connection {
         self.send.copy_to(plan.data_offset, out);
     }
 
-    /// Copies the planned payload into `out` and returns its checksum sum
-    /// ([`rawtcp_wire::checksum::data`]), computed in the same pass.
-    pub(crate) fn copy_payload_and_sum(&self, plan: &Plan, out: &mut [u8]) -> u16 {
-        self.send.copy_and_sum_to(plan.data_offset, out)
-    }
-
     /// Records that `plan` went out at `now`.
     pub(crate) fn commit(&mut self, plan: &Plan, now: Instant) {
         self.stats.segments_out += plan.segments();
