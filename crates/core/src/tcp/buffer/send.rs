@@ -61,8 +61,6 @@ pub(crate) struct SendBuffer {
     tail: BytesMut,
     /// Stream position of SND.UNA's byte.
     head: u64,
-    /// Bytes from SND.UNA on: the chunks and the tail.
-    len: usize,
     capacity: usize,
 }
 
@@ -72,22 +70,22 @@ impl SendBuffer {
             chunks: VecDeque::new(),
             tail: BytesMut::new(),
             head: 0,
-            len: 0,
             capacity,
         }
     }
 
+    /// Bytes from SND.UNA on: the chunks and the tail.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        (self.tail_start() - self.head) as usize + self.tail.len()
     }
 
     pub(crate) fn free(&self) -> usize {
-        self.capacity - self.len
+        self.capacity - self.len()
     }
 
     /// Bytes allocated on the buffer's account: the queued bytes and the tail's unused room.
     pub(crate) fn held(&self) -> usize {
-        self.len + self.tail_room()
+        self.len() + self.tail_room()
     }
 
     fn tail_room(&self) -> usize {
@@ -133,7 +131,6 @@ impl SendBuffer {
             self.tail.extend_from_slice(&data[taken..taken + n]);
             taken += n;
         }
-        self.len += taken;
         taken
     }
 
@@ -149,15 +146,14 @@ impl SendBuffer {
         data.truncate(n);
         let start = self.tail_start();
         self.chunks.push_back(Chunk { start, bytes: data });
-        self.len += n;
         n
     }
 
     /// Drops `n` acknowledged bytes from the front.
     pub(crate) fn ack(&mut self, n: usize) {
-        let n = n.min(self.len);
+        let tail_start = self.tail_start();
+        let n = n.min(self.len());
         self.head += n as u64;
-        self.len -= n;
         while let Some(front) = self.chunks.front_mut() {
             if front.end() <= self.head {
                 self.chunks.pop_front();
@@ -169,12 +165,10 @@ impl SendBuffer {
             }
             break;
         }
-        if self.chunks.is_empty() {
-            // What is left is all in the tail.
-            let acked = self.tail.len() - self.len;
-            self.tail.advance(acked);
+        if self.head > tail_start {
+            self.tail.advance((self.head - tail_start) as usize);
         }
-        if self.len == 0 {
+        if self.len() == 0 {
             // Nothing queued: an idle connection holds no block.
             self.tail = BytesMut::new();
         }
@@ -188,7 +182,10 @@ impl SendBuffer {
     /// Copies `out.len()` bytes starting `offset` bytes after SND.UNA into `out`. The range
     /// lies within the buffer (the caller plans segments from [`len`](Self::len)).
     pub(crate) fn copy_to(&self, offset: usize, out: &mut [u8]) {
-        debug_assert!(offset + out.len() <= self.len, "copy past the queued bytes");
+        debug_assert!(
+            offset + out.len() <= self.len(),
+            "copy past the queued bytes"
+        );
         let mut position = self.head + offset as u64;
         let mut index = self.chunks.partition_point(|c| c.end() <= position);
         let mut written = 0;
