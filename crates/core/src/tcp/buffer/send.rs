@@ -61,6 +61,8 @@ pub(crate) struct SendBuffer {
     tail: BytesMut,
     /// Stream position of SND.UNA's byte.
     head: u64,
+    /// Bytes from SND.UNA on: the chunks and the tail.
+    len: usize,
     capacity: usize,
 }
 
@@ -70,22 +72,22 @@ impl SendBuffer {
             chunks: VecDeque::new(),
             tail: BytesMut::new(),
             head: 0,
+            len: 0,
             capacity,
         }
     }
 
-    /// Bytes from SND.UNA on: the chunks and the tail.
     pub(crate) fn len(&self) -> usize {
-        (self.tail_start() - self.head) as usize + self.tail.len()
+        self.len
     }
 
     pub(crate) fn free(&self) -> usize {
-        self.capacity - self.len()
+        self.capacity - self.len
     }
 
     /// Bytes allocated on the buffer's account: the queued bytes and the tail's unused room.
     pub(crate) fn held(&self) -> usize {
-        self.len() + self.tail_room()
+        self.len + self.tail_room()
     }
 
     fn tail_room(&self) -> usize {
@@ -131,6 +133,7 @@ impl SendBuffer {
             self.tail.extend_from_slice(&data[taken..taken + n]);
             taken += n;
         }
+        self.len += taken;
         taken
     }
 
@@ -146,14 +149,15 @@ impl SendBuffer {
         data.truncate(n);
         let start = self.tail_start();
         self.chunks.push_back(Chunk { start, bytes: data });
+        self.len += n;
         n
     }
 
     /// Drops `n` acknowledged bytes from the front.
     pub(crate) fn ack(&mut self, n: usize) {
-        let tail_start = self.tail_start();
-        let n = n.min(self.len());
+        let n = n.min(self.len);
         self.head += n as u64;
+        self.len -= n;
         while let Some(front) = self.chunks.front_mut() {
             if front.end() <= self.head {
                 self.chunks.pop_front();
@@ -165,10 +169,12 @@ impl SendBuffer {
             }
             break;
         }
-        if self.head > tail_start {
-            self.tail.advance((self.head - tail_start) as usize);
+        if self.chunks.is_empty() {
+            // What is left is all in the tail.
+            let acked = self.tail.len() - self.len;
+            self.tail.advance(acked);
         }
-        if self.len() == 0 {
+        if self.len == 0 {
             // Nothing queued: an idle connection holds no block.
             self.tail = BytesMut::new();
         }
@@ -182,10 +188,7 @@ impl SendBuffer {
     /// Copies `out.len()` bytes starting `offset` bytes after SND.UNA into `out`. The range
     /// lies within the buffer (the caller plans segments from [`len`](Self::len)).
     pub(crate) fn copy_to(&self, offset: usize, out: &mut [u8]) {
-        debug_assert!(
-            offset + out.len() <= self.len(),
-            "copy past the queued bytes"
-        );
+        debug_assert!(offset + out.len() <= self.len, "copy past the queued bytes");
         let mut position = self.head + offset as u64;
         let mut index = self.chunks.partition_point(|c| c.end() <= position);
         let mut written = 0;
