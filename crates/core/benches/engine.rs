@@ -18,6 +18,7 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
 use rawtcp_core::{Config, ConnectionId, FrameSink, Instant, Ipv4Cidr, Keepalive, Stack, State};
 use rawtcp_wire::RxChecksum;

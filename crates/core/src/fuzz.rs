@@ -43,6 +43,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use bytes::Bytes;
 use rawtcp_wire::ethernet::EthernetAddress;
 use rawtcp_wire::{RxChecksum, SeqNum, TxChecksum, ipv4, tcp};
 
@@ -520,7 +521,16 @@ impl TwoEngines<'_> {
                 let Some(Reverse(f)) = self.link.pop() else {
                     break;
                 };
-                self.stacks[f.to].handle_frame(self.now, &f.frame, RxChecksum::Verify);
+                // Both ways in: the second engine keeps payload as slices of its frames.
+                if f.to == 1 {
+                    self.stacks[1].handle_frame_bytes(
+                        self.now,
+                        Bytes::from(f.frame),
+                        RxChecksum::Verify,
+                    );
+                } else {
+                    self.stacks[0].handle_frame(self.now, &f.frame, RxChecksum::Verify);
+                }
                 progress = true;
             }
             self.collect_events()?;
@@ -807,7 +817,12 @@ pub fn one_engine_frames(input: &[u8]) -> Result<(), String> {
                 } else {
                     RxChecksum::Trusted
                 };
-                sim.b.handle_frame(sim.now, &frame, checksum);
+                if op & 16 == 0 {
+                    sim.b.handle_frame(sim.now, &frame, checksum);
+                } else {
+                    sim.b
+                        .handle_frame_bytes(sim.now, Bytes::from(frame), checksum);
+                }
             }
             1..=3 => {
                 // A segment to the connection (from A's address and port) or, for op 3, to
@@ -844,7 +859,13 @@ pub fn one_engine_frames(input: &[u8]) -> Result<(), String> {
                     payload: &payload,
                 };
                 let frame = segment.frame(a_mac, b_mac);
-                sim.b.handle_frame(sim.now, &frame, RxChecksum::Verify);
+                // Segments to the connection: op 2's in a frame it may keep slices of.
+                if op % 8 == 2 {
+                    sim.b
+                        .handle_frame_bytes(sim.now, Bytes::from(frame), RxChecksum::Verify);
+                } else {
+                    sim.b.handle_frame(sim.now, &frame, RxChecksum::Verify);
+                }
             }
             4 => {
                 let len = usize::from(input.u16() % 4096);

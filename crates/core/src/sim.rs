@@ -5,7 +5,9 @@
 //! both ends through the `tcp_*` calls of [`Stack`], inject faults with [`LinkConfig`]
 //! (random ones from a seed, or scripted [`Rule`](crate::link::Rule)s), and read back every
 //! segment that crossed the link. The same seed gives the same run; hours of protocol time
-//! (keepalives, TIME-WAIT) pass in microseconds of real time.
+//! (keepalives, TIME-WAIT) pass in microseconds of real time. Frames reach each host through
+//! [`Stack::handle_frame_bytes`], as a driver hands them over; a frame's buffer goes back to
+//! its link for a later frame unless the host kept a slice of it.
 //!
 //! # Examples
 //! ```
@@ -190,15 +192,24 @@ impl Sim {
             }
             progress |= self.transmit(true);
             progress |= self.transmit(false);
-            // Each frame's buffer goes back to its link for a later frame: no allocation.
+            // Each frame reaches its host as `Bytes` it may keep slices of, as a driver hands
+            // them over; a buffer the host kept nothing of goes back to its link.
             while let Some(frame) = self.links[0].recv_buffer(self.now) {
-                self.b.handle_frame(self.now, &frame, RxChecksum::Verify);
-                self.links[0].recycle(frame);
+                let frame = frame.freeze();
+                self.b
+                    .handle_frame_bytes(self.now, frame.clone(), RxChecksum::Verify);
+                if let Ok(buffer) = frame.try_into_mut() {
+                    self.links[0].recycle(buffer);
+                }
                 progress = true;
             }
             while let Some(frame) = self.links[1].recv_buffer(self.now) {
-                self.a.handle_frame(self.now, &frame, RxChecksum::Verify);
-                self.links[1].recycle(frame);
+                let frame = frame.freeze();
+                self.a
+                    .handle_frame_bytes(self.now, frame.clone(), RxChecksum::Verify);
+                if let Ok(buffer) = frame.try_into_mut() {
+                    self.links[1].recycle(buffer);
+                }
                 progress = true;
             }
             self.collect_events();

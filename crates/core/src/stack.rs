@@ -177,14 +177,26 @@ impl Stack {
     /// unfinished). Call [`poll_transmit`](Self::poll_transmit) afterwards.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8], checksum: RxChecksum) {
         self.iface
-            .handle_frame(now, frame, checksum, &mut self.tcp, &mut self.events);
+            .handle_frame(now, frame, None, checksum, &mut self.tcp, &mut self.events);
         self.collect_events();
     }
 
     /// As [`handle_frame`](Self::handle_frame), for a frame the caller can share: the engine
-    /// may keep slices of it (received TCP payload) instead of copying them.
+    /// keeps a TCP payload of 512 bytes or more as a slice of it instead of copying it, and
+    /// [`tcp_recv_bytes`](Self::tcp_recv_bytes) hands that slice to the reader. Shorter
+    /// payloads are copied together, so that a peer's tiny segments do not each keep a frame
+    /// alive. The frame's allocation lives as long as a slice of it is held: a driver should
+    /// give each frame one of its own, about its size.
     pub fn handle_frame_bytes(&mut self, now: Instant, frame: bytes::Bytes, checksum: RxChecksum) {
-        self.handle_frame(now, &frame, checksum);
+        self.iface.handle_frame(
+            now,
+            &frame,
+            Some(&frame),
+            checksum,
+            &mut self.tcp,
+            &mut self.events,
+        );
+        self.collect_events();
     }
 
     /// Writes the frames due now into `sink`; returns how many. Call it after
@@ -553,6 +565,55 @@ impl Stack {
             }
             if conn.state == State::Closed {
                 return Ok(0);
+            }
+            Err(TcpError::WouldBlock)
+        });
+        self.collect_events();
+        result?
+    }
+
+    /// Takes up to `max` bytes of received data without copying them: a slice of the frame
+    /// they arrived in (see [`handle_frame_bytes`](Self::handle_frame_bytes)) or of the
+    /// buffer small payloads were gathered in, at most one such piece per call. As
+    /// [`tcp_recv`](Self::tcp_recv) otherwise: an empty `Bytes` at the end of the stream (or
+    /// when `max` is 0), [`TcpError::WouldBlock`] when nothing has arrived yet, and a window
+    /// update is sent when the read opened the window enough.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_core::{Config, ConnectionId, Instant, Ipv4Cidr, Stack, TcpError};
+    /// use rawtcp_wire::ethernet::EthernetAddress;
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let config = Config::new(EthernetAddress([2, 0, 0, 0, 0, 2]), Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, 2), 24));
+    /// let mut stack = Stack::new(config);
+    /// # let id: ConnectionId = stack.tcp_connect(Instant::ZERO, "10.9.0.1:80".parse().unwrap(), None).unwrap();
+    /// match stack.tcp_recv_bytes(Instant::ZERO, id, 64 * 1024) {
+    ///     Ok(data) if data.is_empty() => println!("end of stream"),
+    ///     Ok(data) => println!("{} bytes", data.len()),
+    ///     Err(TcpError::WouldBlock) => println!("nothing yet"),
+    ///     Err(error) => println!("{error:?}"),
+    /// }
+    /// ```
+    pub fn tcp_recv_bytes(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        max: usize,
+    ) -> Result<bytes::Bytes, TcpError> {
+        let result = self.tcp.with_conn(id, now, |conn| {
+            let data = conn.read_bytes(now, max);
+            if !data.is_empty() || max == 0 {
+                return Ok(data);
+            }
+            if conn.at_eof() {
+                return Ok(data);
+            }
+            if let Some(error) = Self::conn_error(conn.state, conn.error) {
+                return Err(error);
+            }
+            if conn.state == State::Closed {
+                return Ok(data);
             }
             Err(TcpError::WouldBlock)
         });

@@ -14,6 +14,8 @@ pub(crate) mod stats;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
+use bytes::Bytes;
+
 use rawtcp_wire::arp::{self as arp_wire, ArpRepr, Operation};
 use rawtcp_wire::ethernet::{self, EtherType, EthernetAddress, EthernetRepr, Frame};
 use rawtcp_wire::icmpv4::{self, DstUnreachable, Icmpv4Repr, TimeExceeded};
@@ -140,11 +142,14 @@ impl Interface {
             || self.is_broadcast(address)
     }
 
-    /// Handles one received Ethernet frame.
+    /// Handles one received Ethernet frame, `bytes`; `shared` is the same frame when the
+    /// driver shares it (TCP payload in it is then kept as a slice, not copied).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn handle_frame(
         &mut self,
         now: Instant,
         bytes: &[u8],
+        shared: Option<&Bytes>,
         checksum: RxChecksum,
         tcp: &mut Tcp,
         events: &mut VecDeque<Event>,
@@ -161,9 +166,14 @@ impl Interface {
         }
         match frame.ethertype() {
             EtherType::Arp => self.handle_arp(now, frame.payload(), events),
-            EtherType::Ipv4 => {
-                self.handle_ipv4(now, frame.payload(), dst.is_broadcast(), checksum, tcp)
-            }
+            EtherType::Ipv4 => self.handle_ipv4(
+                now,
+                frame.payload(),
+                shared,
+                dst.is_broadcast(),
+                checksum,
+                tcp,
+            ),
             _ => self.stats.drop(DropReason::UnsupportedEtherType),
         }
     }
@@ -259,10 +269,12 @@ impl Interface {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_ipv4(
         &mut self,
         now: Instant,
         payload: &[u8],
+        shared: Option<&Bytes>,
         link_broadcast: bool,
         checksum: RxChecksum,
         tcp: &mut Tcp,
@@ -316,7 +328,8 @@ impl Interface {
                         options: &[],
                         ..header
                     };
-                    // The device's checksum status was about single frames: verify.
+                    // The device's checksum status was about single frames: verify. The
+                    // datagram was copied together from several frames: nothing to share.
                     let received = Received {
                         header: whole,
                         raw,
@@ -324,7 +337,7 @@ impl Interface {
                         link_broadcast,
                         first_fragment: true,
                     };
-                    self.handle_transport(now, received, &data, RxChecksum::Verify, tcp);
+                    self.handle_transport(now, received, &data, None, RxChecksum::Verify, tcp);
                 }
                 Err(reason) => self.stats.drop(reason),
             }
@@ -337,14 +350,16 @@ impl Interface {
             link_broadcast,
             first_fragment: true,
         };
-        self.handle_transport(now, received, packet.payload(), checksum, tcp);
+        self.handle_transport(now, received, packet.payload(), shared, checksum, tcp);
     }
 
+    /// `payload` lies in `shared`, when there is one.
     fn handle_transport(
         &mut self,
         now: Instant,
         received: Received<'_>,
         payload: &[u8],
+        shared: Option<&Bytes>,
         checksum: RxChecksum,
         tcp: &mut Tcp,
     ) {
@@ -374,6 +389,7 @@ impl Interface {
                     header.src_addr,
                     header.dst_addr,
                     &repr,
+                    shared,
                     &mut self.challenge_acks,
                 );
                 self.stats.drop_n(

@@ -406,9 +406,10 @@ impl Connection {
         self.rcv_right = self.rcv_nxt + u32::from(window);
     }
 
-    /// Bytes held in the buffers: send queue, readable data, out-of-order store.
+    /// Memory held in the buffers: send queue, readable data (with the frames it keeps
+    /// alive), out-of-order store.
     pub(crate) fn buffered_bytes(&self) -> usize {
-        self.send.held() + self.recv.len() + self.recv.out_of_order_bytes()
+        self.send.held() + self.recv.held() + self.recv.out_of_order_bytes()
     }
 
     /// Out-of-order segments dropped at the range or byte limit (modulo 2³²).
@@ -595,6 +596,20 @@ impl Connection {
     /// Reads in-order data; a window update follows if the window opened enough.
     pub(crate) fn read(&mut self, now: Instant, out: &mut [u8]) -> usize {
         let n = self.recv.read(out);
+        self.after_read(now, n);
+        n
+    }
+
+    /// Takes up to `max` bytes of in-order data without a copy (the front chunk of the
+    /// receive buffer, or part of it); a window update follows as after [`Self::read`].
+    pub(crate) fn read_bytes(&mut self, now: Instant, max: usize) -> Bytes {
+        let data = self.recv.read_bytes(max);
+        self.after_read(now, data.len());
+        data
+    }
+
+    /// Receive-buffer autotuning and the window update after the application read `n` bytes.
+    fn after_read(&mut self, now: Instant, n: usize) {
         let (capacity, srtt) = (self.recv.capacity(), self.rtt.srtt());
         if let Some(size) = self.autotune.on_read(now, n, capacity, srtt, self.mss) {
             self.recv.grow(size);
@@ -618,7 +633,6 @@ impl Connection {
                 self.ack_now = true;
             }
         }
-        n
     }
 
     pub(crate) fn peek(&self, out: &mut [u8]) -> usize {
@@ -802,18 +816,20 @@ impl Connection {
 
     /// Processes a segment for this connection. Returns false when the segment completes a
     /// passive handshake but `may_establish` said no (a full accept queue): it is then
-    /// dropped, as Linux does, and the SYN-ACK will be retransmitted.
+    /// dropped, as Linux does, and the SYN-ACK will be retransmitted. `frame` is the frame
+    /// `seg` was parsed from when the driver shares it: its payload is kept as a slice of it.
     pub(crate) fn handle_segment(
         &mut self,
         now: Instant,
         seg: &TcpRepr<'_>,
+        frame: Option<&Bytes>,
         may_establish: bool,
         challenge: &mut ChallengeAckBudget,
     ) -> bool {
         self.stats.segments_in += 1;
         self.stats.bytes_in += seg.payload.len() as u64;
         if self.state == State::SynSent {
-            self.handle_syn_sent(now, seg);
+            self.handle_syn_sent(now, seg, frame);
             return true;
         }
         if self.state == State::Closed {
@@ -1008,7 +1024,7 @@ impl Connection {
                 self.fail(ConnError::Reset, Cause::DataAfterClose);
                 return true;
             }
-            self.receive_data(now, seg);
+            self.receive_data(now, seg, frame);
             if self.take_pending_fin(now) {
                 return true;
             }
@@ -1028,7 +1044,7 @@ impl Connection {
     }
 
     /// RFC 9293 §3.10.7.3.
-    fn handle_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+    fn handle_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>, frame: Option<&Bytes>) {
         // First: the ACK bit.
         let ack_ok = if seg.flags.ack() {
             if seg.ack_number <= self.iss || seg.ack_number > self.snd_max {
@@ -1085,6 +1101,7 @@ impl Connection {
                         seq_number: seg.seq_number + 1,
                         ..*seg
                     },
+                    frame,
                 );
             }
         } else {
@@ -1236,7 +1253,7 @@ impl Connection {
         self.arm_keepalive(now);
     }
 
-    fn receive_data(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+    fn receive_data(&mut self, now: Instant, seg: &TcpRepr<'_>, frame: Option<&Bytes>) {
         // Trim what we already have and what lies beyond the window.
         let mut data = seg.payload;
         let mut seq = seg.seq_number;
@@ -1254,7 +1271,7 @@ impl Connection {
             return;
         }
         let data = &data[..data.len().min(room - distance)];
-        let inserted = self.recv.insert(distance, data);
+        let inserted = self.recv.insert(distance, data, frame);
         if inserted.advanced > 0 {
             self.rcv_nxt += inserted.advanced as u32;
             self.stats.bytes_delivered += inserted.advanced as u64;
@@ -1659,6 +1676,7 @@ mod tests {
         conn.handle_segment(
             Instant::from_millis(1),
             &syn_ack,
+            None,
             true,
             &mut ChallengeAckBudget::new(0, 0),
         );
@@ -1692,7 +1710,7 @@ mod tests {
         let plan = send(&mut conn, now);
         assert_eq!((plan.seq, plan.data_len), (iss, 100));
         let ack = from_peer(PEER_ISS + 1, iss + 100, TcpFlags::ACK, &[]);
-        conn.handle_segment(now, &ack, true, &mut ChallengeAckBudget::new(0, 0));
+        conn.handle_segment(now, &ack, None, true, &mut ChallengeAckBudget::new(0, 0));
         assert_eq!(conn.stats.bytes_acked, 100, "all 100 bytes acknowledged");
         assert_eq!(conn.send_queue_len(), 0, "no acknowledged byte left behind");
         assert_eq!(conn.write(now, b"next", usize::MAX), 4);

@@ -983,13 +983,15 @@ impl Tcp {
 
     /// A valid segment from `src` to us. Returns false when no connection or listener takes
     /// it (the interface then answers with a reset). Challenge ACKs come out of `challenge`,
-    /// the host's budget.
+    /// the host's budget. `frame`, when the driver shares it, is the frame `seg` lies in.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn handle_segment(
         &mut self,
         now: Instant,
         src: Ipv4Addr,
         dst: Ipv4Addr,
         seg: &TcpRepr<'_>,
+        frame: Option<&bytes::Bytes>,
         challenge: &mut ChallengeAckBudget,
     ) -> bool {
         let local = SocketAddrV4::new(dst, seg.dst_port);
@@ -1028,7 +1030,8 @@ impl Tcp {
                 None => true,
             };
             if !seg.payload.is_empty()
-                && self.buffered + seg.payload.len() > self.config.max_buffer_memory
+                && self.buffered + buffer::charge(seg.payload, frame)
+                    > self.config.max_buffer_memory
             {
                 // Over the memory limit: dropped before it is processed, as Linux drops what
                 // it cannot charge to tcp_mem; the peer retransmits.
@@ -1037,7 +1040,7 @@ impl Tcp {
                 return true;
             }
             if let Some(conn) = self.conn_mut(id) {
-                conn.handle_segment(now, seg, may_establish, challenge);
+                conn.handle_segment(now, seg, frame, may_establish, challenge);
             }
             self.settle(id, now);
             return true;
@@ -1296,7 +1299,7 @@ impl Tcp {
             ts.tsecr = 0;
         }
         if let Some(conn) = self.conn_mut(id) {
-            conn.handle_segment(now, &ack, true, challenge);
+            conn.handle_segment(now, &ack, None, true, challenge);
         }
         self.settle(id, now);
         true

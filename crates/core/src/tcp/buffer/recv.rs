@@ -1,12 +1,63 @@
 //! The receive buffer: in-order unread bytes and the out-of-order store.
+//!
+//! In-order data is a queue of [`Bytes`] chunks. A payload of at least [`SHARE_MIN`] bytes
+//! that arrived in a frame the driver shares ([`Stack::handle_frame_bytes`]) is kept as a
+//! slice of that frame: no copy on the way in, and [`RecvBuffer::read_bytes`] hands it to the
+//! reader without one on the way out. Shorter payloads, and every payload of a frame lent
+//! only for the call ([`Stack::handle_frame`]), are copied into a coalescing tail, so that a
+//! peer sending tiny segments cannot make each byte pin a frame.
+//!
+//! **Memory pinned per byte.** With frames that own allocations of about 2 KiB (what the
+//! drivers hand over), a shared chunk holds at least [`SHARE_MIN`] = 512 bytes of payload and
+//! keeps one frame alive, plus queue entries and a reference count (about 128 bytes at
+//! most): at most (2048 + 128) / 512 ≈ 4.3 bytes of memory per byte received and not yet
+//! read. Copied bytes cost themselves, plus the unused room of the allocations they were
+//! copied into: a new allocation is made only when a payload does not fit in the old one's
+//! room, so the room given up is smaller than the data copied after it. That is at most 2
+//! bytes per copied byte, plus the allocation being read and the one being filled (16 KiB
+//! each, or one payload if larger). A driver that shares slices of one large receive batch
+//! instead of a frame each makes each chunk pin the whole batch.
+//! Out-of-order data is always copied (the rare path) and handed to the in-order queue
+//! without another copy once the gap before it fills.
+//!
+//! [`Stack::handle_frame_bytes`]: crate::Stack::handle_frame_bytes
+//! [`Stack::handle_frame`]: crate::Stack::handle_frame
 
 use std::collections::{BTreeMap, VecDeque};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Payloads at least this long are kept as slices of a shared frame; shorter ones are
+/// copied into the coalescing tail (see the module docs for the memory bound it gives).
+pub(crate) const SHARE_MIN: usize = 512;
+/// The smallest and the largest allocation the coalescing tail makes.
+const TAIL_MIN: usize = 512;
+const TAIL_MAX: usize = 16 * 1024;
+
+/// In-order data: its bytes, and the memory it keeps alive.
+#[derive(Debug)]
+struct Chunk {
+    data: Bytes,
+    /// The whole frame for a slice of one, the stored range for out-of-order data, the bytes
+    /// themselves for a piece of the tail.
+    held: usize,
+}
 
 /// In-order unread bytes plus out-of-order segments, addressed by stream offset (bytes since
 /// the first data byte, as a u64 so that sequence wrap does not matter).
 #[derive(Debug)]
 pub(crate) struct RecvBuffer {
-    ready: VecDeque<u8>,
+    /// In-order unread data, oldest first; every byte of it comes before `tail`'s.
+    ready: VecDeque<Chunk>,
+    /// Bytes in `ready`, and the memory its chunks hold.
+    ready_len: usize,
+    ready_held: usize,
+    /// Copied payloads after the last chunk of `ready`, in an allocation with room for more;
+    /// frozen onto `ready` when a shared chunk follows them or the room runs out, and given
+    /// up when everything has been read.
+    tail: BytesMut,
+    /// The size of the tail's last allocation.
+    tail_allocation: usize,
     capacity: usize,
     /// Stream offset of RCV.NXT.
     next_offset: u64,
@@ -37,10 +88,33 @@ pub(crate) struct Inserted {
     pub(crate) filled_gap: bool,
 }
 
+/// `data` as a slice of `frame`, when it lies inside it.
+fn share(frame: &Bytes, data: &[u8]) -> Option<Bytes> {
+    let start = frame.as_ptr() as usize;
+    let at = data.as_ptr() as usize;
+    let inside = at >= start && at + data.len() <= start + frame.len();
+    inside.then(|| frame.slice_ref(data))
+}
+
+/// The memory the in-order `data` of `frame` (if shared) would hold once buffered: the
+/// whole frame when it is kept as a slice of it, else the bytes themselves. The check
+/// against [`TcpConfig::max_buffer_memory`](crate::TcpConfig::max_buffer_memory) charges
+/// this before the segment is processed.
+pub(crate) fn charge(data: &[u8], frame: Option<&Bytes>) -> usize {
+    match frame {
+        Some(frame) if data.len() >= SHARE_MIN => frame.len().max(data.len()),
+        _ => data.len(),
+    }
+}
+
 impl RecvBuffer {
     pub(crate) fn new(capacity: usize, max_ranges: usize, max_bytes: usize) -> RecvBuffer {
         RecvBuffer {
             ready: VecDeque::new(),
+            ready_len: 0,
+            ready_held: 0,
+            tail: BytesMut::new(),
+            tail_allocation: 0,
             capacity,
             next_offset: 0,
             out_of_order: BTreeMap::new(),
@@ -63,12 +137,19 @@ impl RecvBuffer {
 
     /// Readable bytes.
     pub(crate) fn len(&self) -> usize {
-        self.ready.len()
+        self.ready_len + self.tail.len()
+    }
+
+    /// Memory the readable bytes hold: the frames that shared chunks keep alive, and copied
+    /// bytes themselves (the unused room of the copy allocations is not counted; the module
+    /// docs bound it).
+    pub(crate) fn held(&self) -> usize {
+        self.ready_held + self.tail.len()
     }
 
     /// Room for bytes not yet read: the receive window.
     pub(crate) fn window(&self) -> usize {
-        self.capacity.saturating_sub(self.ready.len())
+        self.capacity.saturating_sub(self.len())
     }
 
     /// Bytes held out of order.
@@ -86,8 +167,14 @@ impl RecvBuffer {
     }
 
     /// Stores `data` that starts `distance` bytes after RCV.NXT (already trimmed to start at
-    /// or after RCV.NXT and to end within the window).
-    pub(crate) fn insert(&mut self, distance: usize, data: &[u8]) -> Inserted {
+    /// or after RCV.NXT and to end within the window). `frame`, when the driver shares it,
+    /// is the frame `data` lies in: in-order data is then kept as a slice of it.
+    pub(crate) fn insert(
+        &mut self,
+        distance: usize,
+        data: &[u8],
+        frame: Option<&Bytes>,
+    ) -> Inserted {
         let mut result = Inserted {
             advanced: 0,
             out_of_order: false,
@@ -107,7 +194,13 @@ impl RecvBuffer {
         }
         // Never beyond the capacity, whatever the window said: the rest is retransmitted.
         let data = &data[..data.len().min(self.window())];
-        self.ready.extend(data);
+        match frame
+            .filter(|_| data.len() >= SHARE_MIN)
+            .and_then(|f| share(f, data).map(|shared| (shared, f.len())))
+        {
+            Some((shared, frame_len)) => self.push_chunk(shared, frame_len.max(data.len())),
+            None => self.copy_to_tail(data),
+        }
         self.next_offset += data.len() as u64;
         result.advanced = data.len();
         // Pull stored segments that are now contiguous.
@@ -120,13 +213,64 @@ impl RecvBuffer {
             let end = start + bytes.len() as u64;
             if end > self.next_offset {
                 let skip = (self.next_offset - start) as usize;
-                self.ready.extend(&bytes[skip..]);
-                result.advanced += bytes.len() - skip;
+                let len = bytes.len() - skip;
+                if len >= SHARE_MIN {
+                    // The store's own allocation moves over: no copy.
+                    let held = bytes.len();
+                    let mut data = Bytes::from(bytes);
+                    data.advance(skip);
+                    self.push_chunk(data, held);
+                } else {
+                    self.copy_to_tail(&bytes[skip..]);
+                }
+                result.advanced += len;
                 self.next_offset = end;
                 result.filled_gap = true;
             }
         }
         result
+    }
+
+    /// Appends a chunk behind everything readable (the tail first becomes a chunk).
+    fn push_chunk(&mut self, data: Bytes, held: usize) {
+        self.freeze_tail();
+        self.ready_len += data.len();
+        self.ready_held += held;
+        self.ready.push_back(Chunk { data, held });
+    }
+
+    /// Moves the tail's bytes onto `ready`; its room stays for the next copies.
+    fn freeze_tail(&mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        let data = self.tail.split().freeze();
+        self.ready_len += data.len();
+        self.ready_held += data.len();
+        self.ready.push_back(Chunk {
+            held: data.len(),
+            data,
+        });
+    }
+
+    /// Copies `data` behind everything readable, into the tail's room or a new allocation,
+    /// each twice the size of the one before (from 512 bytes to 16 KiB, or `data`'s size).
+    fn copy_to_tail(&mut self, data: &[u8]) {
+        if self.tail.capacity() - self.tail.len() < data.len() {
+            self.freeze_tail();
+            self.tail_allocation = (self.tail_allocation * 2).clamp(TAIL_MIN, TAIL_MAX);
+            self.tail = BytesMut::with_capacity(self.tail_allocation.max(data.len()));
+        }
+        self.tail.extend_from_slice(data);
+    }
+
+    /// Everything read: the tail's allocation goes too, so an idle connection holds none,
+    /// and the next one starts small.
+    fn release_if_empty(&mut self) {
+        if self.len() == 0 && self.tail.capacity() > 0 {
+            self.tail = BytesMut::new();
+            self.tail_allocation = 0;
+        }
     }
 
     fn store_out_of_order(&mut self, start: u64, data: &[u8]) {
@@ -173,20 +317,75 @@ impl RecvBuffer {
 
     /// Copies readable bytes into `out`; returns how many.
     pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
-        let n = self.peek(out);
-        // Dropping bytes from the front of a VecDeque only moves its head.
-        self.ready.drain(..n);
+        let mut n = 0;
+        while n < out.len() {
+            let want = out.len() - n;
+            if let Some(front) = self.ready.front_mut() {
+                let take = want.min(front.data.len());
+                out[n..n + take].copy_from_slice(&front.data[..take]);
+                n += take;
+                self.ready_len -= take;
+                if take == front.data.len() {
+                    self.ready_held -= front.held;
+                    self.ready.pop_front();
+                } else {
+                    front.data.advance(take);
+                }
+            } else {
+                let take = want.min(self.tail.len());
+                if take == 0 {
+                    break;
+                }
+                out[n..n + take].copy_from_slice(&self.tail[..take]);
+                self.tail.advance(take);
+                n += take;
+            }
+        }
+        self.release_if_empty();
         n
+    }
+
+    /// Takes up to `max` readable bytes without copying them: the front chunk, or its first
+    /// `max` bytes. Empty when nothing is readable (or `max` is 0).
+    pub(crate) fn read_bytes(&mut self, max: usize) -> Bytes {
+        if max == 0 {
+            return Bytes::new();
+        }
+        let data = if let Some(front) = self.ready.front_mut() {
+            if front.data.len() <= max {
+                self.ready_held -= front.held;
+                let chunk = self.ready.pop_front().expect("just looked");
+                chunk.data
+            } else {
+                // The rest keeps the whole charge: the frame lives on until it is read.
+                front.data.split_to(max)
+            }
+        } else {
+            let take = max.min(self.tail.len());
+            if take == 0 {
+                return Bytes::new();
+            }
+            let data = self.tail.split_to(take).freeze();
+            self.release_if_empty();
+            return data;
+        };
+        self.ready_len -= data.len();
+        self.release_if_empty();
+        data
     }
 
     /// Copies readable bytes into `out` without consuming them; returns how many.
     pub(crate) fn peek(&self, out: &mut [u8]) -> usize {
-        // Two slice copies (memcpy), not a loop over the bytes: this is on every read.
-        let n = out.len().min(self.ready.len());
-        let (a, b) = self.ready.as_slices();
-        let first = n.min(a.len());
-        out[..first].copy_from_slice(&a[..first]);
-        out[first..n].copy_from_slice(&b[..n - first]);
+        let mut n = 0;
+        let chunks = self.ready.iter().map(|c| &c.data[..]);
+        for data in chunks.chain(std::iter::once(&self.tail[..])) {
+            if n == out.len() {
+                break;
+            }
+            let take = (out.len() - n).min(data.len());
+            out[n..n + take].copy_from_slice(&data[..take]);
+            n += take;
+        }
         n
     }
 
@@ -220,16 +419,38 @@ impl RecvBuffer {
             .collect()
     }
 
-    /// The fuzz harness's check: the buffer within its capacity, the out-of-order store
-    /// within its range limit, its ranges beyond RCV.NXT, sorted, apart and no larger than the
-    /// buffer. Returns the stream offset of RCV.NXT (every byte made readable so far).
+    /// The fuzz harness's check: the buffer within its capacity, its chunks non-empty and
+    /// adding up to what it counts, the out-of-order store within its range limit, its
+    /// ranges beyond RCV.NXT, sorted, apart and no larger than the buffer. Returns the stream
+    /// offset of RCV.NXT (every byte made readable so far).
     #[cfg(feature = "fuzzing")]
     pub(crate) fn check_invariants(&self) -> Result<u64, String> {
-        if self.ready.len() > self.capacity {
+        if self.len() > self.capacity {
             return Err(format!(
                 "{} readable bytes in a {}-byte buffer",
-                self.ready.len(),
+                self.len(),
                 self.capacity
+            ));
+        }
+        let (len, held) = self
+            .ready
+            .iter()
+            .fold((0, 0), |(len, held), c| (len + c.data.len(), held + c.held));
+        if len != self.ready_len || held != self.ready_held {
+            return Err(format!(
+                "chunks of {len} bytes holding {held}, counted {} holding {}",
+                self.ready_len, self.ready_held
+            ));
+        }
+        if let Some(chunk) = self
+            .ready
+            .iter()
+            .find(|c| c.data.is_empty() || c.held < c.data.len())
+        {
+            return Err(format!(
+                "a chunk of {} bytes holding {}",
+                chunk.data.len(),
+                chunk.held
             ));
         }
         if self.out_of_order.len() > self.max_ranges {
@@ -278,16 +499,16 @@ mod tests {
     #[test]
     fn out_of_order_segments_join_when_the_gap_fills() {
         let mut buffer = RecvBuffer::new(100, 8, usize::MAX);
-        assert!(buffer.insert(5, b"fgh").out_of_order);
-        assert!(buffer.insert(10, b"klm").out_of_order);
+        assert!(buffer.insert(5, b"fgh", None).out_of_order);
+        assert!(buffer.insert(10, b"klm", None).out_of_order);
         assert_eq!(
             buffer.out_of_order_ranges().collect::<Vec<_>>(),
             vec![(5, 8), (10, 13)]
         );
-        let inserted = buffer.insert(0, b"abcde");
+        let inserted = buffer.insert(0, b"abcde", None);
         assert_eq!(inserted.advanced, 8);
         assert!(inserted.filled_gap);
-        assert_eq!(buffer.insert(0, b"ij").advanced, 5);
+        assert_eq!(buffer.insert(0, b"ij", None).advanced, 5);
         let mut out = [0u8; 20];
         assert_eq!(buffer.read(&mut out), 13);
         assert_eq!(&out[..13], b"abcdefghijklm");
@@ -297,43 +518,167 @@ mod tests {
     #[test]
     fn out_of_order_bytes_are_bounded() {
         let mut buffer = RecvBuffer::new(1000, 64, 10);
-        buffer.insert(10, b"abcdef");
+        buffer.insert(10, b"abcdef", None);
         assert_eq!(buffer.out_of_order_bytes(), 6);
         // Five more would make eleven: dropped and counted.
-        buffer.insert(30, b"ghijk");
+        buffer.insert(30, b"ghijk", None);
         assert_eq!(buffer.out_of_order_bytes(), 6);
         assert_eq!(buffer.out_of_order_dropped(), 1);
         // Four fit, and an overlap with a stored range counts the union once.
-        buffer.insert(30, b"ghij");
-        buffer.insert(14, b"ef");
+        buffer.insert(30, b"ghij", None);
+        buffer.insert(14, b"ef", None);
         assert_eq!(buffer.out_of_order_bytes(), 10);
         assert_eq!(buffer.out_of_order_ranges().count(), 2);
         // In-order data pulls the store in and frees it.
-        assert_eq!(buffer.insert(0, b"0123456789").advanced, 16);
+        assert_eq!(buffer.insert(0, b"0123456789", None).advanced, 16);
         assert_eq!(buffer.out_of_order_bytes(), 4);
     }
 
     #[test]
     fn out_of_order_ranges_are_bounded() {
         let mut buffer = RecvBuffer::new(1000, 2, usize::MAX);
-        buffer.insert(10, b"a");
-        buffer.insert(20, b"b");
+        buffer.insert(10, b"a", None);
+        buffer.insert(20, b"b", None);
         // A third hole does not fit: dropped (the sender retransmits it).
-        buffer.insert(30, b"c");
+        buffer.insert(30, b"c", None);
         assert_eq!(buffer.out_of_order_ranges().count(), 2);
         assert_eq!(buffer.out_of_order_dropped(), 1);
         // Data touching a stored range still merges.
-        buffer.insert(11, b"x");
+        buffer.insert(11, b"x", None);
         assert_eq!(
             buffer.out_of_order_ranges().collect::<Vec<_>>(),
             vec![(10, 12), (20, 21)]
         );
     }
 
+    /// A frame as a driver hands it over: 54 bytes of headers, then the payload.
+    fn frame_with(payload: &[u8]) -> Bytes {
+        let mut frame = vec![0xeeu8; 54];
+        frame.extend_from_slice(payload);
+        Bytes::from(frame)
+    }
+
+    fn lies_in(inner: &[u8], outer: &[u8]) -> bool {
+        let (start, at) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
+        at >= start && at + inner.len() <= start + outer.len()
+    }
+
+    #[test]
+    fn a_full_sized_payload_is_handed_out_as_a_slice_of_its_frame() {
+        let payload: Vec<u8> = (0..1460).map(|i| i as u8).collect();
+        let frame = frame_with(&payload);
+        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        assert_eq!(buffer.insert(0, &frame[54..], Some(&frame)).advanced, 1460);
+        // The whole frame is what the buffer keeps alive.
+        assert_eq!(buffer.held(), frame.len());
+        let first = buffer.read_bytes(1000);
+        assert_eq!(first.as_ptr(), frame[54..].as_ptr(), "no copy");
+        assert_eq!(&first[..], &payload[..1000]);
+        let rest = buffer.read_bytes(usize::MAX);
+        assert!(lies_in(&rest, &frame));
+        assert_eq!(&rest[..], &payload[1000..]);
+        assert_eq!((buffer.len(), buffer.held()), (0, 0));
+        assert!(buffer.read_bytes(usize::MAX).is_empty());
+    }
+
+    #[test]
+    fn small_payloads_are_copied_together_and_pin_no_frame() {
+        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        let mut frames = Vec::new();
+        for i in 0..100u8 {
+            let frame = frame_with(&[i; 10]);
+            buffer.insert(0, &frame[54..], Some(&frame));
+            frames.push(frame);
+        }
+        // A thousand bytes hold a thousand bytes, not a hundred frames.
+        assert_eq!((buffer.len(), buffer.held()), (1000, 1000));
+        assert!(frames.iter().all(Bytes::is_unique), "no frame is pinned");
+        // Gathered in two allocations (512 bytes, then 1 KiB): two chunks for the reader.
+        let first = buffer.read_bytes(usize::MAX);
+        let second = buffer.read_bytes(usize::MAX);
+        assert_eq!((first.len(), second.len()), (510, 490));
+        assert!(buffer.read_bytes(usize::MAX).is_empty());
+        let expected: Vec<u8> = (0..100u8).flat_map(|i| [i; 10]).collect();
+        assert_eq!([&first[..], &second[..]].concat(), expected);
+    }
+
+    #[test]
+    fn copied_and_shared_data_keep_their_order() {
+        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        let big = frame_with(&[b'B'; 1000]);
+        buffer.insert(0, b"ab", None);
+        buffer.insert(0, &big[54..], Some(&big));
+        buffer.insert(0, b"cd", Some(&big)); // not inside the frame: copied
+        // A big payload of a frame that is only lent is copied too.
+        buffer.insert(0, &[b'L'; 600], None);
+        assert_eq!(buffer.len(), 1604);
+        let mut peeked = vec![0u8; 2000];
+        assert_eq!(buffer.peek(&mut peeked), 1604);
+        let mut expected = b"ab".to_vec();
+        expected.extend_from_slice(&[b'B'; 1000]);
+        expected.extend_from_slice(b"cd");
+        expected.extend_from_slice(&[b'L'; 600]);
+        assert_eq!(&peeked[..1604], &expected[..]);
+        assert_eq!(&buffer.read_bytes(usize::MAX)[..], b"ab");
+        let shared = buffer.read_bytes(usize::MAX);
+        assert_eq!(shared.as_ptr(), big[54..].as_ptr());
+        // read() copies across what is left of the queue and the tail.
+        let mut out = vec![0u8; 2000];
+        assert_eq!(buffer.read(&mut out), 602);
+        assert_eq!(&out[..602], &expected[1002..]);
+        assert_eq!(buffer.held(), 0);
+    }
+
+    #[test]
+    fn stored_out_of_order_data_moves_to_the_queue_without_a_copy() {
+        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        let second: Vec<u8> = (0..1460).map(|i| (i * 3) as u8).collect();
+        let third = vec![7u8; 100];
+        let fourth = vec![9u8; 100];
+        // Two touching ranges merge into one; the third is apart.
+        assert!(buffer.insert(1460, &second, None).out_of_order);
+        assert!(buffer.insert(2920, &third, None).out_of_order);
+        assert!(buffer.insert(3120, &fourth, None).out_of_order);
+        let first = frame_with(&[1u8; 1460]);
+        let inserted = buffer.insert(0, &first[54..], Some(&first));
+        assert_eq!(inserted.advanced, 3020);
+        assert!(inserted.filled_gap);
+        assert_eq!(buffer.out_of_order_bytes(), 100);
+        assert_eq!(buffer.read_bytes(usize::MAX).as_ptr(), first[54..].as_ptr());
+        // The stored range comes out whole, in the allocation it was stored in.
+        assert_eq!(
+            buffer.read_bytes(usize::MAX),
+            [&second[..], &third[..]].concat()
+        );
+        assert_eq!(buffer.len(), 0);
+        // A short stored range goes through the tail.
+        assert_eq!(buffer.insert(0, &[8u8; 100], None).advanced, 200);
+        assert_eq!(
+            buffer.read_bytes(usize::MAX),
+            [&[8u8; 100][..], &fourth[..]].concat()
+        );
+    }
+
+    #[test]
+    fn the_window_counts_bytes_and_in_order_data_stops_at_the_capacity() {
+        let mut buffer = RecvBuffer::new(1000, 8, usize::MAX);
+        let frame = frame_with(&[3u8; 1460]);
+        // Only what fits is taken; the rest is retransmitted.
+        assert_eq!(buffer.insert(0, &frame[54..], Some(&frame)).advanced, 1000);
+        assert_eq!(buffer.window(), 0);
+        let taken = buffer.read_bytes(400);
+        assert!(lies_in(&taken, &frame));
+        assert_eq!(buffer.window(), 400);
+        // The rest of the chunk still holds the frame.
+        assert_eq!(buffer.held(), frame.len());
+    }
+
     proptest! {
         #[test]
-        fn any_segmentation_and_order_reassembles(len in 1usize..3000, cuts in proptest::collection::vec(1usize..200, 1..40), order in any::<u64>()) {
+        fn any_segmentation_and_order_reassembles(len in 1usize..3000, cuts in proptest::collection::vec(1usize..1600, 1..40), order in any::<u64>(), read_max in 1usize..2000) {
             let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            // One shared "frame" holding the whole stream: segments are slices of it.
+            let frame = Bytes::from(data.clone());
             let mut segments = Vec::new();
             let mut at = 0;
             for cut in cuts.iter().cycle() {
@@ -352,15 +697,33 @@ mod tests {
             segments.extend(dup.iter().take(3));
             let mut buffer = RecvBuffer::new(len, 4096, usize::MAX);
             let mut next = 0usize;
-            for (start, end) in segments {
+            for (i, (start, end)) in segments.into_iter().enumerate() {
                 if end <= next { continue; }
                 let start = start.max(next);
-                let inserted = buffer.insert(start - next, &data[start..end]);
+                // Every other segment comes in a shared frame.
+                let shared = (i % 2 == 0).then_some(&frame);
+                let inserted = buffer.insert(start - next, &data[start..end], shared);
                 next += inserted.advanced;
             }
-            let mut out = vec![0u8; len];
-            prop_assert_eq!(buffer.read(&mut out), len);
+            prop_assert_eq!(buffer.len(), len);
+            // Read back in pieces of at most `read_max`, by both kinds of read.
+            let mut out = Vec::with_capacity(len);
+            let mut buf = vec![0u8; read_max];
+            let mut by_bytes = order % 2 == 0;
+            while out.len() < len {
+                if by_bytes {
+                    let chunk = buffer.read_bytes(read_max);
+                    prop_assert!(!chunk.is_empty() && chunk.len() <= read_max);
+                    out.extend_from_slice(&chunk);
+                } else {
+                    let n = buffer.read(&mut buf);
+                    prop_assert!(n > 0);
+                    out.extend_from_slice(&buf[..n]);
+                }
+                by_bytes = !by_bytes;
+            }
             prop_assert_eq!(out, data);
+            prop_assert_eq!(buffer.held(), 0);
         }
     }
 }
