@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes};
+use futures_core::Stream;
 use rawtcp_core::{
     ConnectionId, Instant, ListenOptions, ListenerId, Stack as Engine, State, TcpError,
 };
@@ -561,12 +562,79 @@ impl TcpStream {
         }
     }
 
+    /// `AsyncRead`: one copy per byte, from the engine's receive buffer (slices of the frames
+    /// the payload came in) into `buf`.
     fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let n = ready!(self.poll_call(cx, Wait::Read, |engine, now, id| {
             engine.tcp_recv(now, id, buf.initialize_unfilled())
         }))?;
         buf.advance(n);
         Poll::Ready(Ok(()))
+    }
+
+    /// Up to `max` received bytes without a copy, waiting for some; empty at the end of the
+    /// stream.
+    fn poll_read_bytes_priv(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        self.poll_call(cx, Wait::Read, |engine, now, id| {
+            engine.tcp_recv_bytes(now, id, max)
+        })
+    }
+
+    /// Reads up to `max` bytes without copying them, waiting until some have arrived: what
+    /// arrived in one segment (a slice of the frame that carried it, when the driver shares
+    /// frames), or a run of small segments gathered together; at most one such piece per
+    /// call. An empty `Bytes` means the end of the stream (or `max` was 0).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// loop {
+    ///     let data = stream.read_bytes(64 * 1024).await?;
+    ///     if data.is_empty() {
+    ///         break; // the peer finished
+    ///     }
+    ///     println!("{} bytes", data.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_bytes(&mut self, max: usize) -> io::Result<Bytes> {
+        poll_fn(|cx| self.poll_read_bytes_priv(cx, max)).await
+    }
+
+    /// [`read_bytes`](Self::read_bytes) as a poll function: `Pending` until data, the end
+    /// of the stream or an error is there, the task woken when it is.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let data = std::future::poll_fn(|cx| stream.poll_read_bytes(cx, 1500)).await?;
+    /// # let _ = data;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_read_bytes(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        self.poll_read_bytes_priv(cx, max)
+    }
+
+    /// The received data as a [`Stream`] of [`Bytes`], without copies (see
+    /// [`read_bytes`](Self::read_bytes) for what each item is). It ends at the end of the
+    /// stream, and after yielding an error.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// use futures_core::Stream;
+    /// use std::pin::pin;
+    ///
+    /// let mut chunks = pin!(stream.bytes());
+    /// let mut total = 0;
+    /// while let Some(chunk) = std::future::poll_fn(|cx| chunks.as_mut().poll_next(cx)).await {
+    ///     total += chunk?.len();
+    /// }
+    /// println!("{total} bytes until the peer finished");
+    /// # Ok(()) }
+    /// ```
+    pub fn bytes(self) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin {
+        Chunks::new(self)
     }
 
     fn poll_write_priv(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
@@ -830,6 +898,68 @@ impl AsyncWrite for TcpStream {
     }
 }
 
+/// What [`Chunks`] reads from: a stream or one of its read halves.
+trait Reader {
+    fn stream(&self) -> &TcpStream;
+}
+
+impl Reader for TcpStream {
+    fn stream(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Reader for ReadHalf<'_> {
+    fn stream(&self) -> &TcpStream {
+        self.0
+    }
+}
+
+impl Reader for OwnedReadHalf {
+    fn stream(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+/// The [`Stream`] of [`TcpStream::bytes`] and of the read halves' `bytes`.
+#[derive(Debug)]
+struct Chunks<R> {
+    reader: R,
+    done: bool,
+}
+
+impl<R> Chunks<R> {
+    fn new(reader: R) -> Chunks<R> {
+        Chunks {
+            reader,
+            done: false,
+        }
+    }
+}
+
+impl<R: Reader + Unpin> Stream for Chunks<R> {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let result = ready!(this.reader.stream().poll_read_bytes_priv(cx, usize::MAX));
+        match result {
+            Ok(data) if data.is_empty() => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Ok(data) => Poll::Ready(Some(Ok(data))),
+            Err(error) => {
+                this.done = true;
+                Poll::Ready(Some(Err(error)))
+            }
+        }
+    }
+}
+
 /// The reading half of a [`TcpStream`], borrowed ([`TcpStream::split`]).
 #[derive(Debug)]
 pub struct ReadHalf<'a>(&'a TcpStream);
@@ -850,7 +980,112 @@ pub struct OwnedWriteHalf {
     shutdown_on_drop: bool,
 }
 
+impl<'a> ReadHalf<'a> {
+    /// As [`TcpStream::read_bytes`]: up to `max` received bytes without a copy; empty at the
+    /// end of the stream.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (mut reader, _writer) = stream.split();
+    /// let data = reader.read_bytes(4096).await?;
+    /// # let _ = data;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_bytes(&mut self, max: usize) -> io::Result<Bytes> {
+        poll_fn(|cx| self.0.poll_read_bytes_priv(cx, max)).await
+    }
+
+    /// As [`TcpStream::poll_read_bytes`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (reader, _writer) = stream.split();
+    /// let data = std::future::poll_fn(|cx| reader.poll_read_bytes(cx, 1500)).await?;
+    /// # let _ = data;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_read_bytes(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        self.0.poll_read_bytes_priv(cx, max)
+    }
+
+    /// As [`TcpStream::bytes`]: the received data as a [`Stream`] of [`Bytes`], while the
+    /// write half goes on writing.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// use futures_core::Stream;
+    /// use std::pin::pin;
+    ///
+    /// let (reader, _writer) = stream.split();
+    /// let mut chunks = pin!(reader.bytes());
+    /// if let Some(first) = std::future::poll_fn(|cx| chunks.as_mut().poll_next(cx)).await {
+    ///     println!("{} bytes first", first?.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn bytes(self) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin + 'a {
+        Chunks::new(self)
+    }
+}
+
 impl OwnedReadHalf {
+    /// As [`TcpStream::read_bytes`]: up to `max` received bytes without a copy; empty at the
+    /// end of the stream.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (mut reader, _writer) = stream.into_split();
+    /// let data = reader.read_bytes(4096).await?;
+    /// # let _ = data;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_bytes(&mut self, max: usize) -> io::Result<Bytes> {
+        poll_fn(|cx| self.0.poll_read_bytes_priv(cx, max)).await
+    }
+
+    /// As [`TcpStream::poll_read_bytes`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (reader, _writer) = stream.into_split();
+    /// let data = std::future::poll_fn(|cx| reader.poll_read_bytes(cx, 1500)).await?;
+    /// # let _ = data;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_read_bytes(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        self.0.poll_read_bytes_priv(cx, max)
+    }
+
+    /// As [`TcpStream::bytes`]: the received data as a [`Stream`] of [`Bytes`], which can
+    /// move to another task than the write half's.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// use futures_core::Stream;
+    /// use std::pin::pin;
+    ///
+    /// let (reader, _writer) = stream.into_split();
+    /// let reading = tokio::spawn(async move {
+    ///     let mut chunks = pin!(reader.bytes());
+    ///     let mut total = 0;
+    ///     while let Some(Ok(chunk)) = std::future::poll_fn(|cx| chunks.as_mut().poll_next(cx)).await {
+    ///         total += chunk.len();
+    ///     }
+    ///     total
+    /// });
+    /// # let _ = reading;
+    /// # Ok(()) }
+    /// ```
+    pub fn bytes(self) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin {
+        Chunks::new(self)
+    }
+
     /// Puts the stream back together.
     ///
     /// # Examples

@@ -735,3 +735,94 @@ async fn poll_write_bytes_advances_the_callers_bytes_on_the_stream_and_its_halve
     assert_eq!(got.len(), data.len());
     assert!(got == data, "byte for byte");
 }
+
+/// The next item of a `Stream`, without a combinator crate.
+async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_bytes_delivers_a_megabyte_in_order_then_the_end_of_the_stream() {
+    let (client, server) = stacks(LinkConfig::default()).await;
+    let (_listener, mut stream, mut accepted) = connected(&client, &server, 9100).await;
+    let data = pattern(1 << 20);
+    let send = data.clone();
+    let writer = tokio::spawn(async move {
+        stream.write_all(&send).await.unwrap();
+        stream.shutdown().await.unwrap();
+        stream
+    });
+    let mut received = Vec::with_capacity(data.len());
+    // Pieces of every size: single bytes, splits of a segment, whole chunks.
+    let maxes = [1, 1000, 64 * 1024, usize::MAX];
+    for i in 0.. {
+        let max = maxes[i % maxes.len()];
+        let chunk = accepted.read_bytes(max).await.unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        assert!(chunk.len() <= max);
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(received.len(), data.len());
+    assert!(received == data, "byte for byte");
+    // The end stays the end; a zero `max` reads nothing.
+    assert!(accepted.read_bytes(100).await.unwrap().is_empty());
+    assert!(accepted.read_bytes(0).await.unwrap().is_empty());
+    drop(writer.await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_halves_read_by_bytes_and_as_a_stream_while_writing() {
+    let (client, server) = stacks(LinkConfig::default()).await;
+    let listener = TcpListener::bind(&server, SocketAddrV4::new(SERVER, 9101))
+        .await
+        .unwrap();
+    // An echo server that reads through the borrowed half's `bytes` stream.
+    let echo = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let (reader, mut writer) = stream.split();
+        let mut chunks = reader.bytes();
+        let mut echoed = 0;
+        while let Some(chunk) = next(&mut chunks).await {
+            let chunk = chunk.unwrap();
+            writer.write_all(&chunk).await.unwrap();
+            echoed += chunk.len();
+        }
+        assert!(next(&mut chunks).await.is_none(), "ended for good");
+        writer.shutdown().await.unwrap();
+        echoed
+    });
+    let data = pattern(512 * 1024);
+    let stream = TcpStream::connect(&client, SocketAddrV4::new(SERVER, 9101))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let send = data.clone();
+    let writing = tokio::spawn(async move {
+        writer.write_all(&send).await.unwrap();
+        drop(writer); // the FIN
+    });
+    // The owned half: a first piece by `read_bytes`, the rest through its stream.
+    let mut echoed = reader.read_bytes(10).await.unwrap().to_vec();
+    assert!(!echoed.is_empty() && echoed.len() <= 10);
+    let mut chunks = reader.bytes();
+    while let Some(chunk) = next(&mut chunks).await {
+        echoed.extend_from_slice(&chunk.unwrap());
+    }
+    writing.await.unwrap();
+    assert_eq!(echo.await.unwrap(), data.len());
+    assert!(echoed == data, "echoed byte for byte");
+}
+
+#[tokio::test]
+async fn the_bytes_stream_yields_a_reset_then_ends() {
+    let (client, server) = stacks(LinkConfig::default()).await;
+    let (_listener, stream, accepted) = connected(&client, &server, 9102).await;
+    stream.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(stream);
+    let mut chunks = accepted.bytes();
+    let error = next(&mut chunks).await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(next(&mut chunks).await.is_none());
+}
