@@ -264,12 +264,17 @@ impl RecvBuffer {
         self.tail.extend_from_slice(data);
     }
 
-    /// Everything read: the tail's allocation goes too, so an idle connection holds none,
-    /// and the next one starts small.
+    /// Everything read: the tail's allocation starts over for the next copies when nobody
+    /// else holds a piece of it (the reader took copies, not slices); otherwise it goes, and
+    /// the next one is made when data comes. A connection so holds at most one allocation of
+    /// up to 16 KiB while nothing is readable, and a reader that keeps up copies into the
+    /// same one again and again.
     fn release_if_empty(&mut self) {
-        if self.len() == 0 && self.tail.capacity() > 0 {
+        if self.len() > 0 || self.tail.capacity() == 0 {
+            return;
+        }
+        if !self.tail.try_reclaim(self.tail_allocation) {
             self.tail = BytesMut::new();
-            self.tail_allocation = 0;
         }
     }
 
@@ -657,6 +662,25 @@ mod tests {
             buffer.read_bytes(usize::MAX),
             [&[8u8; 100][..], &fourth[..]].concat()
         );
+    }
+
+    #[test]
+    fn a_reader_that_keeps_up_copies_into_the_same_allocation_again() {
+        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        let mut out = [0u8; 100];
+        buffer.insert(0, &[1u8; 100], None);
+        let at = buffer.tail.as_ptr();
+        assert_eq!(buffer.read(&mut out), 100);
+        // Read by copy: the allocation starts over, no new one.
+        buffer.insert(0, &[2u8; 100], None);
+        assert_eq!(buffer.tail.as_ptr(), at);
+        // Read by slice: the reader holds a piece of it, so the next copies go elsewhere.
+        let piece = buffer.read_bytes(usize::MAX);
+        assert_eq!((piece.as_ptr(), &piece[..]), (at, &[2u8; 100][..]));
+        buffer.insert(0, &[3u8; 100], None);
+        assert_ne!(buffer.tail.as_ptr(), at);
+        assert_eq!(buffer.read(&mut out), 100);
+        assert_eq!((out, buffer.held()), ([3u8; 100], 0));
     }
 
     #[test]
