@@ -921,10 +921,16 @@ impl Reader for OwnedReadHalf {
     }
 }
 
-/// The [`Stream`] of [`TcpStream::bytes`] and of the read halves' `bytes`.
+/// Bytes a [`Chunks`] stream takes from the engine in one call, at most: one lock and one
+/// engine call for many segments, while the window stays the engine's to open.
+const CHUNKS_BATCH: usize = 64 * 1024;
+
+/// The [`Stream`] of [`TcpStream::bytes`] and of the read halves' `bytes`: pieces are taken
+/// from the engine up to [`CHUNKS_BATCH`] bytes at a time and yielded one by one.
 #[derive(Debug)]
 struct Chunks<R> {
     reader: R,
+    taken: std::collections::VecDeque<Bytes>,
     done: bool,
 }
 
@@ -932,6 +938,7 @@ impl<R> Chunks<R> {
     fn new(reader: R) -> Chunks<R> {
         Chunks {
             reader,
+            taken: std::collections::VecDeque::new(),
             done: false,
         }
     }
@@ -942,16 +949,26 @@ impl<R: Reader + Unpin> Stream for Chunks<R> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(data) = this.taken.pop_front() {
+            return Poll::Ready(Some(Ok(data)));
+        }
         if this.done {
             return Poll::Ready(None);
         }
-        let result = ready!(this.reader.stream().poll_read_bytes_priv(cx, usize::MAX));
+        let taken = &mut this.taken;
+        let result = ready!(
+            this.reader
+                .stream()
+                .poll_call(cx, Wait::Read, |engine, now, id| {
+                    engine.tcp_recv_bytes_into(now, id, CHUNKS_BATCH, taken)
+                })
+        );
         match result {
-            Ok(data) if data.is_empty() => {
+            Ok(0) => {
                 this.done = true;
                 Poll::Ready(None)
             }
-            Ok(data) => Poll::Ready(Some(Ok(data))),
+            Ok(_) => Poll::Ready(this.taken.pop_front().map(Ok)),
             Err(error) => {
                 this.done = true;
                 Poll::Ready(Some(Err(error)))

@@ -621,6 +621,53 @@ impl Stack {
         result?
     }
 
+    /// As [`tcp_recv_bytes`](Self::tcp_recv_bytes), in one call for many pieces: appends
+    /// pieces to `out` until they add up to `max` bytes or nothing readable is left, and
+    /// returns how many bytes they hold. A reader that takes a segment at a time pays the
+    /// engine's per-call bookkeeping for each; this pays it once. `Ok(0)` at the end of the
+    /// stream (or when `max` is 0), [`TcpError::WouldBlock`] when nothing has arrived yet.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_core::{Config, ConnectionId, Instant, Ipv4Cidr, Stack, TcpError};
+    /// use rawtcp_wire::ethernet::EthernetAddress;
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let config = Config::new(EthernetAddress([2, 0, 0, 0, 0, 2]), Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, 2), 24));
+    /// let mut stack = Stack::new(config);
+    /// # let id: ConnectionId = stack.tcp_connect(Instant::ZERO, "10.9.0.1:80".parse().unwrap(), None).unwrap();
+    /// let mut pieces = Vec::new();
+    /// match stack.tcp_recv_bytes_into(Instant::ZERO, id, 256 * 1024, &mut pieces) {
+    ///     Ok(0) => println!("end of stream"),
+    ///     Ok(n) => println!("{n} bytes in {} pieces", pieces.len()),
+    ///     Err(TcpError::WouldBlock) => println!("nothing yet"),
+    ///     Err(error) => println!("{error:?}"),
+    /// }
+    /// ```
+    pub fn tcp_recv_bytes_into(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        max: usize,
+        out: &mut impl Extend<bytes::Bytes>,
+    ) -> Result<usize, TcpError> {
+        let result = self.tcp.with_conn(id, now, |conn| {
+            let n = conn.read_bytes_into(now, max, out);
+            if n > 0 || max == 0 || conn.at_eof() {
+                return Ok(n);
+            }
+            if let Some(error) = Self::conn_error(conn.state, conn.error) {
+                return Err(error);
+            }
+            if conn.state == State::Closed {
+                return Ok(0);
+            }
+            Err(TcpError::WouldBlock)
+        });
+        self.collect_events();
+        result?
+    }
+
     /// Copies received data without consuming it.
     pub fn tcp_peek(
         &mut self,

@@ -77,6 +77,36 @@ fn a_small_segment_given_as_bytes_keeps_no_hold_on_its_frame() {
 }
 
 #[test]
+fn tcp_recv_bytes_into_takes_many_pieces_in_one_call() {
+    let mut sim = sim();
+    let (client, server) = connected_on(&mut sim, b_addr(80));
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 241) as u8).collect();
+    assert_eq!(sim.a.tcp_send(sim.now, client, &data), Ok(data.len()));
+    sim.a.tcp_shutdown(sim.now, client).unwrap();
+    sim.run_for(Duration::from_millis(50));
+    let mut pieces = Vec::new();
+    let n = sim
+        .b
+        .tcp_recv_bytes_into(sim.now, server, 10_000, &mut pieces)
+        .unwrap();
+    assert!(n <= 10_000 && n > 1460, "several segments' worth: {n}");
+    assert!(pieces.len() > 1 && pieces.iter().all(|p| !p.is_empty()));
+    assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), n);
+    let rest = sim
+        .b
+        .tcp_recv_bytes_into(sim.now, server, usize::MAX, &mut pieces)
+        .unwrap();
+    assert_eq!(n + rest, data.len());
+    assert_eq!(pieces.concat(), data);
+    // The end of the stream.
+    assert_eq!(
+        sim.b
+            .tcp_recv_bytes_into(sim.now, server, usize::MAX, &mut pieces),
+        Ok(0)
+    );
+}
+
+#[test]
 fn tcp_recv_bytes_is_empty_at_the_end_of_the_stream_and_reports_errors() {
     let mut sim = sim();
     let (client, server) = connected_on(&mut sim, b_addr(80));

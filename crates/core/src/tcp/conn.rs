@@ -608,6 +608,27 @@ impl Connection {
         data
     }
 
+    /// As [`Self::read_bytes`], taking chunks until `max` bytes or the buffer run out, with
+    /// one window update for them all; returns the bytes taken.
+    pub(crate) fn read_bytes_into(
+        &mut self,
+        now: Instant,
+        max: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            let data = self.recv.read_bytes(max - taken);
+            if data.is_empty() {
+                break;
+            }
+            taken += data.len();
+            out.extend(Some(data));
+        }
+        self.after_read(now, taken);
+        taken
+    }
+
     /// Receive-buffer autotuning and the window update after the application read `n` bytes.
     fn after_read(&mut self, now: Instant, n: usize) {
         let (capacity, srtt) = (self.recv.capacity(), self.rtt.srtt());
