@@ -15,10 +15,14 @@
 //! copied into: a new allocation is made only when a payload does not fit in the old one's
 //! room, so the room given up is smaller than the data copied after it. That is at most 2
 //! bytes per copied byte, plus the allocation being read and the one being filled (16 KiB
-//! each, or one payload if larger). A driver that shares slices of one large receive batch
-//! instead of a frame each makes each chunk pin the whole batch.
-//! Out-of-order data is always copied (the rare path) and handed to the in-order queue
-//! without another copy once the gap before it fills.
+//! each, or one payload if larger); with nothing readable, one allocation of up to 16 KiB
+//! stays for the next copies. A driver that shares slices of one large receive batch
+//! instead of a frame each makes each chunk pin the whole batch. [`RecvBuffer::held`], what
+//! the stack's buffer memory accounting counts, is the frames' lengths and the copied
+//! bytes; pieces the reader has taken are the reader's.
+//!
+//! Out-of-order data is always copied (the rare path) and handed to the in-order queue in
+//! the allocation it was stored in once the gap before it fills.
 //!
 //! [`Stack::handle_frame_bytes`]: crate::Stack::handle_frame_bytes
 //! [`Stack::handle_frame`]: crate::Stack::handle_frame
