@@ -1,7 +1,14 @@
 //! Engine benches (`cargo bench -p rawtcp-core --bench engine`):
 //!
 //! * `bulk`: two engines in one thread, frames handed straight from one to the other (no
-//!   link model, no syscalls): payload Gbit/s and ns per segment at MSS 1460.
+//!   link model, no syscalls): payload Gbit/s and ns per segment at MSS 1460, written from
+//!   a slice or (`_send_bytes`) handed over as `Bytes`. Four ways of
+//!   receiving: `handle_frame` from reused buffers and `tcp_recv` (two copies: frame to
+//!   buffer, buffer to reader); `handle_frame_bytes` with a fresh 2 KiB allocation per frame,
+//!   as the drivers hand frames over (the bench copies each frame into it, where a device
+//!   would receive into it), and `tcp_recv` (one copy); the same with
+//!   `tcp_recv_bytes` (no copy, one call per piece) and with `tcp_recv_bytes_into` (no copy,
+//!   one call for 256 KiB of pieces).
 //! * `idle`: time to advance the clock by one second over 1 000 and over 100 000 idle
 //!   ESTABLISHED connections with keepalive armed — equal if idle connections cost nothing
 //!   per tick.
@@ -23,6 +30,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
 use rawtcp_core::{Config, ConnectionId, FrameSink, Instant, Ipv4Cidr, Keepalive, Stack, State};
 use rawtcp_wire::RxChecksum;
 use rawtcp_wire::ethernet::EthernetAddress;
+
+/// Payload moved per bulk iteration.
+const BULK_CHUNK: usize = 16 << 20;
 
 /// Counts the process's live heap bytes.
 #[global_allocator]
@@ -78,8 +88,34 @@ fn host(last: u8, seed: u64) -> Config {
     config
 }
 
+/// How frames reach the receiving stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// `handle_frame` from the sink's reused buffers.
+    Borrowed,
+    /// `handle_frame_bytes`, each frame in an allocation of its own (a driver's 2 KiB).
+    Owned,
+}
+
+/// How the receiving application reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// `tcp_recv` into a 256 KiB buffer.
+    Copy,
+    /// `tcp_recv_bytes`: one piece (about a segment) per call.
+    Piece,
+    /// `tcp_recv_bytes_into`: up to 256 KiB of pieces per call.
+    Pieces,
+}
+
 /// Moves frames between the two stacks at `now` until both are quiet.
-fn exchange(a: &mut Stack, b: &mut Stack, now: Instant, frames: &mut Frames) -> usize {
+fn exchange_with(
+    a: &mut Stack,
+    b: &mut Stack,
+    now: Instant,
+    frames: &mut Frames,
+    delivery: Delivery,
+) -> usize {
     let mut segments = 0;
     loop {
         let mut moved = false;
@@ -92,11 +128,16 @@ fn exchange(a: &mut Stack, b: &mut Stack, now: Instant, frames: &mut Frames) -> 
             frames.clear();
             let _ = from.poll_transmit(now, frames);
             for i in 0..frames.used {
-                to.handle_frame(
-                    now,
-                    &frames.buffers[i][..frames.lens[i]],
-                    RxChecksum::Trusted,
-                );
+                let frame = &frames.buffers[i][..frames.lens[i]];
+                match delivery {
+                    Delivery::Borrowed => to.handle_frame(now, frame, RxChecksum::Trusted),
+                    Delivery::Owned => {
+                        // What a driver does: receive into a buffer of its own, share it.
+                        let mut owned = Vec::with_capacity(2048);
+                        owned.extend_from_slice(frame);
+                        to.handle_frame_bytes(now, Bytes::from(owned), RxChecksum::Trusted);
+                    }
+                }
             }
             segments += frames.used;
             moved |= frames.used > 0;
@@ -137,13 +178,23 @@ impl Pair {
     }
 
     fn step(&mut self) -> usize {
+        self.step_with(Delivery::Borrowed)
+    }
+
+    fn step_with(&mut self, delivery: Delivery) -> usize {
         self.now += Duration::from_micros(10);
         for stack in [&mut self.a, &mut self.b] {
             if stack.poll_timeout().is_some_and(|t| t <= self.now) {
                 stack.handle_timeout(self.now);
             }
         }
-        let segments = exchange(&mut self.a, &mut self.b, self.now, &mut self.frames);
+        let segments = exchange_with(
+            &mut self.a,
+            &mut self.b,
+            self.now,
+            &mut self.frames,
+            delivery,
+        );
         // A driver consumes events as they come; left in the queue they would be counted as
         // connection memory.
         while self.a.poll_event().is_some() {}
@@ -175,58 +226,107 @@ impl Pair {
 }
 
 fn bulk(c: &mut Criterion) {
-    const CHUNK: usize = 16 << 20;
-    let mut pair = Pair::new();
-    let (client, server) = pair.connect(80, 1)[0];
-    let data = vec![0x5au8; 256 * 1024];
-    let mut buf = vec![0u8; 256 * 1024];
     let mut group = c.benchmark_group("bulk");
-    group.throughput(Throughput::Bytes(CHUNK as u64));
+    group.throughput(Throughput::Bytes(BULK_CHUNK as u64));
     group.sample_size(20);
-    let mut segments_total = 0usize;
-    let mut bytes_total = 0usize;
     // The same stream, written from a slice (copied into the send buffer) or handed over as
     // `Bytes` (kept there; copied once, into the frame).
-    let shared = bytes::Bytes::from(data.clone());
-    for by_bytes in [false, true] {
-        let name = if by_bytes {
-            "two_engines_mss_1460_send_bytes"
-        } else {
-            "two_engines_mss_1460"
-        };
+    let shared = Bytes::from(vec![0x5au8; 256 * 1024]);
+    for (name, delivery, reader, send_bytes) in [
+        (
+            "two_engines_mss_1460",
+            Delivery::Borrowed,
+            Reader::Copy,
+            false,
+        ),
+        (
+            "two_engines_mss_1460_send_bytes",
+            Delivery::Borrowed,
+            Reader::Copy,
+            true,
+        ),
+        (
+            "two_engines_mss_1460_frame_bytes",
+            Delivery::Owned,
+            Reader::Copy,
+            false,
+        ),
+        (
+            "two_engines_mss_1460_frame_bytes_recv_bytes",
+            Delivery::Owned,
+            Reader::Piece,
+            false,
+        ),
+        (
+            "two_engines_mss_1460_frame_bytes_recv_bytes_into",
+            Delivery::Owned,
+            Reader::Pieces,
+            false,
+        ),
+    ] {
+        let mut pieces = Vec::new();
+        let mut pair = Pair::new();
+        let (client, server) = pair.connect(80, 1)[0];
+        let data = vec![0x5au8; 256 * 1024];
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut segments_total = 0usize;
+        let mut bytes_total = 0usize;
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut sent = 0;
                 let mut received = 0;
-                while received < CHUNK {
-                    if sent < CHUNK {
-                        let len = (CHUNK - sent).min(data.len());
-                        let taken = if by_bytes {
+                while received < BULK_CHUNK {
+                    if sent < BULK_CHUNK {
+                        let len = (BULK_CHUNK - sent).min(data.len());
+                        let taken = if send_bytes {
                             pair.a.tcp_send_bytes(pair.now, client, shared.slice(..len))
                         } else {
                             pair.a.tcp_send(pair.now, client, &data[..len])
                         };
                         sent += taken.unwrap_or(0);
                     }
-                    segments_total += pair.step();
-                    while let Ok(n) = pair.b.tcp_recv(pair.now, server, &mut buf) {
-                        if n == 0 {
-                            break;
+                    segments_total += pair.step_with(delivery);
+                    match reader {
+                        Reader::Copy => {
+                            while let Ok(n @ 1..) = pair.b.tcp_recv(pair.now, server, &mut buf) {
+                                received += n;
+                            }
                         }
-                        received += n;
+                        Reader::Piece => {
+                            while let Ok(piece) =
+                                pair.b.tcp_recv_bytes(pair.now, server, usize::MAX)
+                            {
+                                if piece.is_empty() {
+                                    break;
+                                }
+                                received += black_box(piece).len();
+                            }
+                        }
+                        Reader::Pieces => {
+                            while let Ok(n @ 1..) =
+                                pair.b
+                                    .tcp_recv_bytes_into(pair.now, server, buf.len(), &mut pieces)
+                            {
+                                received += n;
+                                black_box(&pieces);
+                                pieces.clear();
+                            }
+                        }
                     }
                 }
                 bytes_total += received;
                 black_box(received)
             })
         });
+        assert_eq!(pair.a.tcp_info(client).unwrap().mss, 1460);
+        // The bytes moved let `perf stat` counts of a `--profile-time` run be read per MB.
+        println!(
+            "bulk {name}: {:.1} frames per MB moved (data segments and ACKs), {} MB moved",
+            segments_total as f64 / (bytes_total as f64 / 1e6),
+            bytes_total / 1_000_000
+        );
     }
     group.finish();
-    assert_eq!(pair.a.tcp_info(client).unwrap().mss, 1460);
-    println!(
-        "bulk: {:.1} frames per MB moved (data segments and ACKs)",
-        segments_total as f64 / (bytes_total as f64 / 1e6)
-    );
 }
 
 fn idle(c: &mut Criterion) {
