@@ -25,7 +25,10 @@ use crate::Instant;
 use crate::config::{Keepalive, TcpConfig};
 use crate::iface::ratelimit::ChallengeAckBudget;
 
+mod counters;
 mod output;
+
+use counters::Counters;
 
 /// RFC 9293 §3.7.1: the send MSS when the peer offers none.
 const DEFAULT_MSS: usize = 536;
@@ -221,7 +224,7 @@ pub(crate) struct Connection {
     passive_syn_retries: bool,
     /// The stack's TCP configuration, shared by every connection.
     config: Arc<TcpConfig>,
-    pub(crate) stats: ConnectionStats,
+    pub(crate) stats: Counters,
     pub(crate) events: Vec<ConnEvent>,
 }
 
@@ -342,10 +345,7 @@ impl Connection {
             resend_syn: false,
             passive_syn_retries: false,
             config: Arc::clone(config),
-            stats: ConnectionStats {
-                opened_at: now,
-                ..ConnectionStats::default()
-            },
+            stats: Counters::new(now),
             events: Vec::new(),
         }
     }
@@ -465,7 +465,7 @@ impl Connection {
     /// RFC 6928 §2 and RFC 5681 §3.1: after a lost SYN or SYN-ACK (ours went again) the
     /// initial window is one segment.
     fn limit_window_after_syn_loss(&mut self) {
-        if self.stats.retransmitted_segments > 0 {
+        if self.stats.retransmitted_segments() > 0 {
             self.cc.limit_window(self.smss());
         }
     }
@@ -777,7 +777,7 @@ impl Connection {
             .last_oow_ack
             .is_some_and(|last| now - last < Duration::from_millis(500))
         {
-            self.stats.acks_rate_limited += 1;
+            self.stats.rare().acks_rate_limited += 1;
             return true;
         }
         self.last_oow_ack = Some(now);
@@ -791,7 +791,7 @@ impl Connection {
         if self.oow_rate_limited(now) || !budget.take(now) {
             return;
         }
-        self.stats.challenge_acks += 1;
+        self.stats.rare().challenge_acks += 1;
         self.ack_now = true;
     }
 
@@ -806,13 +806,13 @@ impl Connection {
         }
         match seg.options.timestamps {
             None if self.config.timestamps_required => {
-                self.stats.segments_dropped += 1;
+                self.stats.rare().segments_dropped += 1;
                 true
             }
             None => false,
             Some(ts) if self.ts_recent.rejects(now, ts.tsval) => {
-                self.stats.paws_rejected += 1;
-                self.stats.segments_dropped += 1;
+                self.stats.rare().paws_rejected += 1;
+                self.stats.rare().segments_dropped += 1;
                 // What of it lies below RCV.NXT was received before: report it as a D-SACK
                 // (RFC 2883 §4; Linux's tcp_send_dupack does the same for a PAWS drop), or
                 // the sender cannot tell that its retransmission was spurious.
@@ -917,7 +917,7 @@ impl Connection {
             if !seg.flags.rst() {
                 self.out_of_window_ack(now, seg);
             }
-            self.stats.segments_dropped += 1;
+            self.stats.rare().segments_dropped += 1;
             return true;
         }
 
@@ -926,7 +926,7 @@ impl Connection {
         if seg.flags.rst() {
             if self.state == State::TimeWait && self.config.rfc1337 {
                 // RFC 1337 §3: a RST does not cut TIME-WAIT short ("TIME-WAIT assassination").
-                self.stats.segments_dropped += 1;
+                self.stats.rare().segments_dropped += 1;
                 return true;
             }
             if seg.seq_number != self.rcv_nxt {
@@ -974,7 +974,7 @@ impl Connection {
                 return true;
             }
             if !may_establish {
-                self.stats.segments_dropped += 1;
+                self.stats.rare().segments_dropped += 1;
                 return false;
             }
             self.snd_wnd = self.send_window_of(seg);
@@ -999,12 +999,12 @@ impl Connection {
         // segment is dropped, data and all.
         if seg.ack_number > self.snd_max {
             self.out_of_window_ack(now, seg);
-            self.stats.segments_dropped += 1;
+            self.stats.rare().segments_dropped += 1;
             return true;
         }
         if seg.ack_number < self.snd_una - self.max_snd_wnd {
             self.challenge_ack(now, challenge);
-            self.stats.segments_dropped += 1;
+            self.stats.rare().segments_dropped += 1;
             return true;
         }
         if let Some(ts) = seg.options.timestamps
@@ -1228,7 +1228,7 @@ impl Connection {
                 }
             }
         } else if duplicate {
-            self.stats.duplicate_acks += 1;
+            self.stats.rare().duplicate_acks += 1;
         }
         let context = AckContext {
             snd_una,
@@ -1490,7 +1490,7 @@ impl Connection {
             return;
         }
         self.retransmits += 1;
-        self.stats.retransmit_timeouts += 1;
+        self.stats.rare().retransmit_timeouts += 1;
         let first = self.retransmits == 1 && self.syn_acked;
         self.recovery
             .on_timeout(now, self.snd_una, self.snd_max, first, self.cc.as_mut());
@@ -1558,8 +1558,12 @@ impl Connection {
         }
     }
 
-    pub(crate) fn recovery_counters(&self) -> super::recovery::RecoveryCounters {
-        self.recovery.counters
+    /// The public statistics.
+    pub(crate) fn stats(&self) -> ConnectionStats {
+        self.stats.snapshot(
+            &self.recovery.counters(),
+            u64::from(self.out_of_order_dropped()),
+        )
     }
 
     pub(crate) fn rack_info(&self) -> super::recovery::RackInfo {

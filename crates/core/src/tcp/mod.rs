@@ -1475,7 +1475,6 @@ impl Tcp {
         self.conn(id).map(|c| {
             let sequence = c.sequence_state();
             let congestion = c.congestion_info();
-            let recovery = c.recovery_counters();
             let rack = c.rack_info();
             ConnectionInfo {
                 id,
@@ -1504,20 +1503,7 @@ impl Tcp {
                 snd_una: sequence.snd_una,
                 snd_nxt: sequence.snd_nxt,
                 rcv_nxt: sequence.rcv_nxt,
-                stats: ConnectionStats {
-                    fast_recoveries: recovery.fast_recoveries,
-                    rescue_retransmits: recovery.rescue_retransmits,
-                    sack_blocks_rejected: recovery.sack_blocks_rejected,
-                    dsacks_received: recovery.dsacks_received,
-                    loss_probes: recovery.loss_probes,
-                    rack_lost_segments: recovery.rack_lost_segments,
-                    rack_reorder_timeouts: recovery.rack_reorder_timeouts,
-                    spurious_recoveries_undone: recovery.spurious_recoveries_undone,
-                    spurious_timeouts_undone: recovery.spurious_timeouts_undone,
-                    loss_probe_repairs: recovery.loss_probe_repairs,
-                    out_of_order_dropped: u64::from(c.out_of_order_dropped()),
-                    ..c.stats
-                },
+                stats: c.stats(),
             }
         })
     }

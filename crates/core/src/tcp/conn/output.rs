@@ -352,12 +352,12 @@ impl Connection {
         match plan.kind {
             PlanKind::Reset => {
                 self.reset = None;
-                self.stats.resets_out += 1;
+                self.stats.rare().resets_out += 1;
                 return;
             }
             PlanKind::Syn => {
                 if self.last_syn_sent.is_some() {
-                    self.stats.retransmitted_segments += 1;
+                    self.stats.rare().retransmitted_segments += 1;
                 }
                 self.resend_syn = false;
                 self.last_syn_sent = Some(now);
@@ -376,8 +376,8 @@ impl Connection {
                 self.timers.stop(Timer::Persist);
                 let end = plan.seq + plan.data_len as u32 + u32::from(plan.flags.fin());
                 if plan.seq < self.snd_max {
-                    self.stats.retransmitted_segments += 1;
-                    self.stats.bytes_retransmitted += plan.data_len as u64;
+                    self.stats.rare().retransmitted_segments += 1;
+                    self.stats.rare().bytes_retransmitted += plan.data_len as u64;
                 } else if self.rtt_probe.is_none() && !self.ts_enabled && plan.data_len > 0 {
                     self.rtt_probe = Some((end, now));
                 }
@@ -402,8 +402,8 @@ impl Connection {
                 }
             }
             PlanKind::Retransmit { rescue } => {
-                self.stats.retransmitted_segments += 1;
-                self.stats.bytes_retransmitted += plan.data_len as u64;
+                self.stats.rare().retransmitted_segments += 1;
+                self.stats.rare().bytes_retransmitted += plan.data_len as u64;
                 self.stats.bytes_out += plan.data_len as u64;
                 self.last_data_sent = Some(now);
                 let end = plan.seq + plan.data_len as u32 + u32::from(plan.flags.fin());

@@ -322,7 +322,8 @@ pub(crate) struct LossRecovery {
     scoreboard: Scoreboard,
     rack: Rack,
     prr: Prr,
-    undo: Option<Undo>,
+    /// Boxed: it exists only from a recovery until its undo or the next.
+    undo: Option<Box<Undo>>,
     /// F-RTO (RFC 5682) is configured.
     frto_enabled: bool,
     frto: Option<Frto>,
@@ -349,7 +350,8 @@ pub(crate) struct LossRecovery {
     probe_out: bool,
     /// RFC 8985 §7.4: TLP.end_seq and TLP.is_retrans of the probe whose fate is open.
     tlp_episode: Option<(SeqNum, bool)>,
-    pub(crate) counters: RecoveryCounters,
+    /// Allocated at the first count: most connections never recover from anything.
+    counters: Option<Box<RecoveryCounters>>,
 }
 
 impl LossRecovery {
@@ -374,8 +376,18 @@ impl LossRecovery {
             probe_due: false,
             probe_out: false,
             tlp_episode: None,
-            counters: RecoveryCounters::default(),
+            counters: None,
         }
+    }
+
+    /// The counters, to add to.
+    fn count(&mut self) -> &mut RecoveryCounters {
+        self.counters.get_or_insert_with(Box::default)
+    }
+
+    /// The counters so far.
+    pub(crate) fn counters(&self) -> RecoveryCounters {
+        self.counters.as_deref().copied().unwrap_or_default()
     }
 
     /// Both SYNs carried SACK-permitted.
@@ -415,8 +427,8 @@ impl LossRecovery {
             let update = self
                 .scoreboard
                 .update(snd_una, ack.ack, ack.snd_max, ack.sack_blocks);
-            self.counters.sack_blocks_rejected += u64::from(update.rejected);
-            self.counters.dsacks_received += u64::from(update.dsack.is_some());
+            self.count().sack_blocks_rejected += u64::from(update.rejected);
+            self.count().dsacks_received += u64::from(update.dsack.is_some());
             dsack = update.dsack;
         }
         // RFC 6937 §3: DeliveredData = the change in SND.UNA plus the change in SACKed bytes.
@@ -443,7 +455,7 @@ impl LossRecovery {
                     echoed: ack.echoed,
                 },
             );
-            self.counters.rack_lost_segments += u64::from(marked);
+            self.count().rack_lost_segments += u64::from(marked);
         }
         match self.state {
             CongestionState::Loss => {
@@ -565,7 +577,7 @@ impl LossRecovery {
                 self.dup_acks = 0;
                 // What the timeout marked lost was in flight after all.
                 self.rack.clear_lost();
-                self.counters.spurious_timeouts_undone += 1;
+                self.count().spurious_timeouts_undone += 1;
                 return true;
             }
         }
@@ -588,12 +600,12 @@ impl LossRecovery {
         cc: &mut dyn CongestionControl,
     ) {
         let flight = snd_max - snd_una;
-        self.undo = Some(Undo {
+        self.undo = Some(Box::new(Undo {
             prior_cwnd: cc.window(),
             prior_ssthresh: cc.ssthresh(),
             retransmitted: Vec::new(),
             any: false,
-        });
+        }));
         cc.on_congestion_event(now, flight);
         // This reduction answers whatever the probe may have repaired.
         self.tlp_episode = None;
@@ -607,7 +619,7 @@ impl LossRecovery {
             recover_fs: flight,
             ..Prr::default()
         };
-        self.counters.fast_recoveries += 1;
+        self.count().fast_recoveries += 1;
     }
 
     /// RFC 6937 §3, on every ACK in recovery: sndcnt, what may go out until the next ACK.
@@ -664,7 +676,7 @@ impl LossRecovery {
         }
         cc.undo(undo.prior_cwnd, undo.prior_ssthresh);
         self.undo = None;
-        self.counters.spurious_recoveries_undone += 1;
+        self.count().spurious_recoveries_undone += 1;
         if self.state == CongestionState::Recovery {
             self.state = CongestionState::Disorder;
             self.head_due = false;
@@ -727,8 +739,8 @@ impl LossRecovery {
         if marked == 0 {
             return;
         }
-        self.counters.rack_lost_segments += u64::from(marked);
-        self.counters.rack_reorder_timeouts += 1;
+        self.count().rack_lost_segments += u64::from(marked);
+        self.count().rack_reorder_timeouts += 1;
         if matches!(
             self.state,
             CongestionState::Open | CongestionState::Disorder
@@ -784,7 +796,7 @@ impl LossRecovery {
     pub(crate) fn on_loss_probe_timer(&mut self) {
         if self.loss_probe_allowed() {
             self.probe_due = true;
-            self.counters.loss_probes += 1;
+            self.count().loss_probes += 1;
         }
     }
 
@@ -828,7 +840,7 @@ impl LossRecovery {
             let flight = ack.snd_max - snd_una;
             cc.on_congestion_event(now, flight);
             cc.on_recovery_end(flight);
-            self.counters.loss_probe_repairs += 1;
+            self.count().loss_probe_repairs += 1;
         }
     }
 
@@ -991,7 +1003,7 @@ impl LossRecovery {
         if retransmission.rescue {
             // RFC 6675 §4 rule 4: RescueRxt = RecoveryPoint; HighRxt is not updated.
             self.rescue_rxt = Some(self.recovery_point);
-            self.counters.rescue_retransmits += 1;
+            self.count().rescue_retransmits += 1;
             return;
         }
         self.head_due = false;
@@ -1196,7 +1208,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(recovery.counters.fast_recoveries, 1);
+        assert_eq!(recovery.counters().fast_recoveries, 1);
     }
 
     #[test]
@@ -1270,7 +1282,7 @@ mod tests {
                 .div_ceil(20 * u64::from(MSS)) as u32;
             assert_eq!(sent, (allowed / MSS).max(1), "after {count} SACKed");
         }
-        assert_eq!(recovery.counters.fast_recoveries, 1);
+        assert_eq!(recovery.counters().fast_recoveries, 1);
         assert_eq!(cc.ssthresh(), 10 * MSS);
     }
 
@@ -1303,14 +1315,14 @@ mod tests {
         dsack.snd_una = seq(4 * MSS);
         dsack.ack = seq(4 * MSS);
         recovery.on_ack(Instant::from_millis(22), &dsack, &mut cc);
-        assert_eq!(recovery.counters.spurious_recoveries_undone, 0);
+        assert_eq!(recovery.counters().spurious_recoveries_undone, 0);
         // Its retransmission reported twice: undone.
         let own = [(UNA, seq(MSS))];
         let mut dsack = duplicate(&own, max);
         dsack.snd_una = seq(4 * MSS);
         dsack.ack = seq(4 * MSS);
         recovery.on_ack(Instant::from_millis(40), &dsack, &mut cc);
-        assert_eq!(recovery.counters.spurious_recoveries_undone, 1);
+        assert_eq!(recovery.counters().spurious_recoveries_undone, 1);
         assert_eq!((cc.window(), cc.ssthresh()), prior);
         assert_ne!(recovery.state(), CongestionState::Recovery);
     }
