@@ -70,19 +70,21 @@ pub(crate) struct RackAck<'a> {
     pub(crate) echoed: Option<Instant>,
 }
 
-/// RACK's state (RFC 8985 §6.1).
+/// RACK's state (RFC 8985 §6.1). What concerns the segments in flight is boxed and goes
+/// when the cumulative ACK covers everything sent (most connections sit idle most of the
+/// time); what outlives an idle period stays inline, the durations as microseconds (the
+/// engine's clock has no finer tick; a round trip over 71 minutes saturates).
 #[derive(Debug, Clone)]
 pub(crate) struct Rack {
-    segments: VecDeque<SentSegment>,
-    /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered.
-    latest: Option<(Instant, SeqNum)>,
-    /// RACK.rtt: the round trip of that segment.
-    rtt: Duration,
-    /// RACK.fack: the highest end of a delivered segment.
-    fack: Option<SeqNum>,
+    flight: Option<Box<Flight>>,
+    /// RACK.rtt: the round trip of the most recently sent segment delivered. Kept across an
+    /// idle period: a retransmission timeout before the next delivery uses it (§6.3).
+    rtt_us: u32,
     /// RACK.min_RTT: the smallest unambiguous round trip seen (Linux filters over five
     /// minutes; a connection's lifetime minimum is the RFC's "recent minimum" taken widely).
-    min_rtt: Option<Duration>,
+    min_rtt_us: Option<u32>,
+    /// RACK.reo_wnd as last computed.
+    reo_wnd_us: u32,
     /// RACK.reordering_seen.
     reordering_seen: bool,
     /// RACK.reo_wnd_mult.
@@ -91,8 +93,18 @@ pub(crate) struct Rack {
     reo_wnd_persist: u32,
     /// RACK.dsack_round: the D-SACK round ends when SND.UNA passes it.
     dsack_round: Option<SeqNum>,
-    /// RACK.reo_wnd as last computed.
-    reo_wnd: Duration,
+}
+
+/// RACK's state about what is in flight. Once everything sent is acknowledged none of it
+/// matters: the next segment delivered is sent after every earlier one, so it becomes
+/// RACK.xmit_ts / RACK.end_seq and RACK.fack whatever they were.
+#[derive(Debug, Clone, Default)]
+struct Flight {
+    segments: VecDeque<SentSegment>,
+    /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered.
+    latest: Option<(Instant, SeqNum)>,
+    /// RACK.fack: the highest end of a delivered segment.
+    fack: Option<SeqNum>,
     /// When the reorder timer is due, if a segment awaits its verdict.
     reorder_deadline: Option<Instant>,
 }
@@ -100,17 +112,14 @@ pub(crate) struct Rack {
 impl Default for Rack {
     fn default() -> Rack {
         Rack {
-            segments: VecDeque::new(),
-            latest: None,
-            rtt: Duration::ZERO,
-            fack: None,
-            min_rtt: None,
+            flight: None,
+            rtt_us: 0,
+            min_rtt_us: None,
+            reo_wnd_us: 0,
             reordering_seen: false,
             reo_wnd_mult: 1,
             reo_wnd_persist: REO_WND_PERSIST,
             dsack_round: None,
-            reo_wnd: Duration::ZERO,
-            reorder_deadline: None,
         }
     }
 }
@@ -120,41 +129,15 @@ fn sent_after(t1: Instant, end1: SeqNum, t2: Instant, end2: SeqNum) -> bool {
     t1 > t2 || (t1 == t2 && end1 > end2)
 }
 
-impl Rack {
-    /// [start, end) went out at `now`, cut into segments of at most `mss`; what of it was
-    /// sent before is a retransmission.
-    pub(crate) fn on_transmit(&mut self, now: Instant, start: SeqNum, end: SeqNum, mss: u32) {
-        if start >= end {
-            return;
-        }
-        let sent_end = self.segments.back().map_or(start, |s| s.end);
-        if start < sent_end {
-            self.split_at(start);
-            self.split_at(end.min(sent_end));
-            for segment in self.segments.iter_mut() {
-                if segment.start >= start && segment.end <= end {
-                    segment.xmit_ts = now;
-                    segment.retransmitted = true;
-                    segment.lost = false;
-                    segment.sacked = false;
-                }
-            }
-        }
-        let mut at = start.max(sent_end);
-        while at < end {
-            let next = if end - at > mss { at + mss } else { end };
-            self.segments.push_back(SentSegment {
-                start: at,
-                end: next,
-                xmit_ts: now,
-                retransmitted: false,
-                sacked: false,
-                lost: false,
-            });
-            at = next;
-        }
-    }
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
 
+fn duration(micros: u32) -> Duration {
+    Duration::from_micros(u64::from(micros))
+}
+
+impl Flight {
     /// Cuts the segment holding `seq` in two there (a retransmission of part of it).
     fn split_at(&mut self, seq: SeqNum) {
         let i = self.segments.partition_point(|s| s.end <= seq);
@@ -172,44 +155,58 @@ impl Rack {
         }
     }
 
+    fn bytes(&self, which: impl Fn(&SentSegment) -> bool) -> u32 {
+        self.segments
+            .iter()
+            .filter(|s| which(s))
+            .map(|s| s.end - s.start)
+            .sum()
+    }
+}
+
+impl Rack {
+    /// [start, end) went out at `now`, cut into segments of at most `mss`; what of it was
+    /// sent before is a retransmission.
+    pub(crate) fn on_transmit(&mut self, now: Instant, start: SeqNum, end: SeqNum, mss: u32) {
+        if start >= end {
+            return;
+        }
+        let flight = self.flight.get_or_insert_with(Box::default);
+        let sent_end = flight.segments.back().map_or(start, |s| s.end);
+        if start < sent_end {
+            flight.split_at(start);
+            flight.split_at(end.min(sent_end));
+            for segment in flight.segments.iter_mut() {
+                if segment.start >= start && segment.end <= end {
+                    segment.xmit_ts = now;
+                    segment.retransmitted = true;
+                    segment.lost = false;
+                    segment.sacked = false;
+                }
+            }
+        }
+        let mut at = start.max(sent_end);
+        while at < end {
+            let next = if end - at > mss { at + mss } else { end };
+            flight.segments.push_back(SentSegment {
+                start: at,
+                end: next,
+                xmit_ts: now,
+                retransmitted: false,
+                sacked: false,
+                lost: false,
+            });
+            at = next;
+        }
+    }
+
     /// RFC 8985 §6.2 steps 1-5 for one ACK. Returns how many segments were newly marked lost.
     pub(crate) fn on_ack(&mut self, now: Instant, ack: &RackAck<'_>) -> u32 {
-        while let Some(&front) = self.segments.front() {
-            if front.end > ack.snd_una {
-                if front.start < ack.snd_una {
-                    self.segments[0].start = ack.snd_una;
-                }
-                break;
-            }
-            self.segments.pop_front();
-            if !front.sacked {
-                // Steps 1-3 at once: no list to allocate on every cumulative ACK.
-                self.on_delivered(now, front, ack.echoed);
-            }
-        }
-        // Newly SACKed segments are collected first (the walk borrows the list); a Vec
-        // allocates only when one is found.
-        let mut delivered: Vec<SentSegment> = Vec::new();
-        if self.segments.is_empty() && self.segments.capacity() > 0 {
-            // Everything sent is acknowledged: the list's memory (96 B at its first
-            // growth) goes back, since most connections then sit idle; the next send
-            // allocates it again.
-            self.segments = VecDeque::new();
-        }
-        // Newly SACKed: a merge walk of the segments against the sorted ranges.
-        let mut ranges = ack.sacked.iter().peekable();
-        for segment in self.segments.iter_mut() {
-            while ranges.next_if(|&&(_, end)| end <= segment.start).is_some() {}
-            let Some(&&(start, end)) = ranges.peek() else {
-                break;
-            };
-            if !segment.sacked && start <= segment.start && segment.end <= end {
-                segment.sacked = true;
-                delivered.push(*segment);
-            }
-        }
-        for segment in delivered {
-            self.on_delivered(now, segment, ack.echoed);
+        // Taken out while it is worked on, so that steps 1-3 may touch both it and the
+        // state that outlives it; an ACK with nothing in flight allocates nothing.
+        let mut flight = self.flight.take();
+        if let Some(flight) = flight.as_deref_mut() {
+            self.deliver(now, flight, ack);
         }
         // Step 4: the reordering window, adapted by D-SACK rounds.
         if self.dsack_round.is_some_and(|round| ack.snd_una >= round) {
@@ -220,72 +217,124 @@ impl Rack {
             self.dsack_round = Some(ack.snd_max);
             self.reo_wnd_persist = REO_WND_PERSIST;
         }
-        self.update_reo_wnd(ack.in_recovery, ack.srtt);
-        self.detect_loss(now)
+        let sacked = flight
+            .as_ref()
+            .map_or(0, |f| f.segments.iter().filter(|s| s.sacked).count() as u32);
+        self.update_reo_wnd(sacked, ack.in_recovery, ack.srtt);
+        let Some(mut flight) = flight.filter(|f| !f.segments.is_empty()) else {
+            // Everything sent is acknowledged: the flight's memory goes back; the next send
+            // allocates it again.
+            return 0;
+        };
+        let marked = self.detect_loss(&mut flight, now);
+        self.flight = Some(flight);
+        marked
+    }
+
+    /// Steps 1-3: what this ACK delivered, cumulatively or by SACK.
+    fn deliver(&mut self, now: Instant, flight: &mut Flight, ack: &RackAck<'_>) {
+        while let Some(&front) = flight.segments.front() {
+            if front.end > ack.snd_una {
+                if front.start < ack.snd_una {
+                    flight.segments[0].start = ack.snd_una;
+                }
+                break;
+            }
+            flight.segments.pop_front();
+            if !front.sacked {
+                // Steps 1-3 at once: no list to allocate on every cumulative ACK.
+                self.on_delivered(now, flight, front, ack.echoed);
+            }
+        }
+        // Newly SACKed segments are collected first (the walk borrows the list); a Vec
+        // allocates only when one is found.
+        let mut delivered: Vec<SentSegment> = Vec::new();
+        // Newly SACKed: a merge walk of the segments against the sorted ranges.
+        let mut ranges = ack.sacked.iter().peekable();
+        for segment in flight.segments.iter_mut() {
+            while ranges.next_if(|&&(_, end)| end <= segment.start).is_some() {}
+            let Some(&&(start, end)) = ranges.peek() else {
+                break;
+            };
+            if !segment.sacked && start <= segment.start && segment.end <= end {
+                segment.sacked = true;
+                delivered.push(*segment);
+            }
+        }
+        for segment in delivered {
+            self.on_delivered(now, flight, segment, ack.echoed);
+        }
     }
 
     /// Steps 1-3 for one newly delivered segment.
-    fn on_delivered(&mut self, now: Instant, segment: SentSegment, echoed: Option<Instant>) {
-        let rtt = now - segment.xmit_ts;
+    fn on_delivered(
+        &mut self,
+        now: Instant,
+        flight: &mut Flight,
+        segment: SentSegment,
+        echoed: Option<Instant>,
+    ) {
+        let rtt = micros(now - segment.xmit_ts);
         if segment.retransmitted {
             // Step 2: which copy was delivered is ambiguous; only a timestamp echoing the
             // retransmission (millisecond clock: one tick of slack), or an RTT no shorter
             // than the minimum, says it was the retransmission.
             let echoes_original =
                 echoed.is_some_and(|e| e + Duration::from_millis(1) < segment.xmit_ts);
-            if echoes_original || self.min_rtt.is_some_and(|min| rtt < min) {
+            if echoes_original || self.min_rtt_us.is_some_and(|min| rtt < min) {
                 return;
             }
         } else {
             // Step 1.
-            self.min_rtt = Some(self.min_rtt.map_or(rtt, |min| min.min(rtt)));
+            self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |min| min.min(rtt)));
         }
-        self.rtt = rtt;
-        if self
+        self.rtt_us = rtt;
+        if flight
             .latest
             .is_none_or(|(ts, end)| sent_after(segment.xmit_ts, segment.end, ts, end))
         {
-            self.latest = Some((segment.xmit_ts, segment.end));
+            flight.latest = Some((segment.xmit_ts, segment.end));
         }
         // Step 3: delivered below the highest delivered, never retransmitted: reordering.
-        match self.fack {
+        match flight.fack {
             Some(fack) if segment.end <= fack => {
                 if segment.end < fack && !segment.retransmitted {
                     self.reordering_seen = true;
                 }
             }
-            _ => self.fack = Some(segment.end),
+            _ => flight.fack = Some(segment.end),
         }
     }
 
-    /// RFC 8985 §6.2 step 4, RACK_update_reo_wnd.
-    fn update_reo_wnd(&mut self, in_recovery: bool, srtt: Option<Duration>) {
-        let sacked = self.segments.iter().filter(|s| s.sacked).count() as u32;
-        self.reo_wnd = if !self.reordering_seen && (in_recovery || sacked >= DUP_THRESH) {
+    /// RFC 8985 §6.2 step 4, RACK_update_reo_wnd, with `sacked` segments SACKed.
+    fn update_reo_wnd(&mut self, sacked: u32, in_recovery: bool, srtt: Option<Duration>) {
+        let reo_wnd = if !self.reordering_seen && (in_recovery || sacked >= DUP_THRESH) {
             Duration::ZERO
         } else {
-            let window = self.min_rtt.unwrap_or_default() / 4 * self.reo_wnd_mult;
+            let window = self.min_rtt().unwrap_or_default() / 4 * self.reo_wnd_mult;
             srtt.map_or(window, |srtt| window.min(srtt))
         };
+        self.reo_wnd_us = micros(reo_wnd);
     }
 
     /// RFC 8985 §6.2 step 5, RACK_detect_loss: marks what is overdue and sets the reorder
     /// timer for what is not yet. Returns how many segments were newly marked lost.
-    fn detect_loss(&mut self, now: Instant) -> u32 {
-        self.reorder_deadline = None;
-        let Some((latest_ts, latest_end)) = self.latest else {
+    fn detect_loss(&self, flight: &mut Flight, now: Instant) -> u32 {
+        flight.reorder_deadline = None;
+        let Some((latest_ts, latest_end)) = flight.latest else {
             return 0;
         };
+        let wait = duration(self.rtt_us) + self.reo_wnd();
         let mut marked = 0;
         let mut deadline: Option<Instant> = None;
-        for segment in self.segments.iter_mut() {
+        for segment in flight.segments.iter_mut() {
             if segment.sacked
                 || segment.lost
                 || !sent_after(latest_ts, latest_end, segment.xmit_ts, segment.end)
             {
                 continue;
             }
-            let due = segment.xmit_ts + self.rtt + self.reo_wnd;
+            let due = segment.xmit_ts + wait;
             if due <= now {
                 segment.lost = true;
                 marked += 1;
@@ -293,39 +342,49 @@ impl Rack {
                 deadline = Some(deadline.map_or(due, |d| d.max(due)));
             }
         }
-        self.reorder_deadline = deadline;
+        flight.reorder_deadline = deadline;
         marked
     }
 
     /// When the reorder timer must fire (RFC 8985 §6.2: the largest remaining wait).
     pub(crate) fn reorder_deadline(&self) -> Option<Instant> {
-        self.reorder_deadline
+        self.flight.as_ref().and_then(|f| f.reorder_deadline)
     }
 
     /// The reorder timer fired: RACK_detect_loss again. Returns how many segments were newly
     /// marked lost.
     pub(crate) fn on_reorder_timeout(&mut self, now: Instant) -> u32 {
-        self.detect_loss(now)
+        let Some(mut flight) = self.flight.take() else {
+            return 0;
+        };
+        let marked = self.detect_loss(&mut flight, now);
+        self.flight = Some(flight);
+        marked
     }
 
     /// RFC 8985 §6.3 on a retransmission timeout: the first segment and everything sent more
     /// than RACK.rtt + reo_wnd ago are lost. RFC 2018 §8: SACK information is not trusted
     /// after a timeout.
     pub(crate) fn on_timeout(&mut self, now: Instant) {
-        let (rtt, reo_wnd) = (self.rtt, self.reo_wnd);
-        for (i, segment) in self.segments.iter_mut().enumerate() {
+        let wait = duration(self.rtt_us) + self.reo_wnd();
+        let Some(flight) = self.flight.as_deref_mut() else {
+            return;
+        };
+        for (i, segment) in flight.segments.iter_mut().enumerate() {
             segment.sacked = false;
-            if i == 0 || segment.xmit_ts + rtt + reo_wnd <= now {
+            if i == 0 || segment.xmit_ts + wait <= now {
                 segment.lost = true;
             }
         }
-        self.reorder_deadline = None;
+        flight.reorder_deadline = None;
     }
 
     /// The timeout proved spurious (F-RTO): nothing it marked was lost.
     pub(crate) fn clear_lost(&mut self) {
-        for segment in self.segments.iter_mut() {
-            segment.lost = false;
+        if let Some(flight) = self.flight.as_deref_mut() {
+            for segment in flight.segments.iter_mut() {
+                segment.lost = false;
+            }
         }
     }
 
@@ -339,34 +398,32 @@ impl Rack {
 
     /// Whether any undelivered segment is marked lost (and not yet sent again).
     pub(crate) fn has_lost(&self) -> bool {
-        self.segments.iter().any(|s| s.lost && !s.sacked)
+        self.first_lost().is_some()
     }
 
     /// The lowest undelivered segment marked lost, as (start, end).
     pub(crate) fn first_lost(&self) -> Option<(SeqNum, SeqNum)> {
-        self.segments
-            .iter()
-            .find(|s| s.lost && !s.sacked)
-            .map(|s| (s.start, s.end))
+        self.flight.as_ref().and_then(|f| {
+            f.segments
+                .iter()
+                .find(|s| s.lost && !s.sacked)
+                .map(|s| (s.start, s.end))
+        })
     }
 
     /// Bytes marked lost and not delivered.
     pub(crate) fn lost_bytes(&self) -> u32 {
-        self.bytes(|s| s.lost && !s.sacked)
+        self.flight
+            .as_ref()
+            .map_or(0, |f| f.bytes(|s| s.lost && !s.sacked))
     }
 
     /// Bytes in the network as Linux counts them (packets_out − sacked_out − lost_out +
     /// retrans_out): sent, not delivered, not lost; a retransmission is in flight again.
     pub(crate) fn pipe(&self) -> u32 {
-        self.bytes(|s| !s.lost && !s.sacked)
-    }
-
-    fn bytes(&self, which: impl Fn(&SentSegment) -> bool) -> u32 {
-        self.segments
-            .iter()
-            .filter(|s| which(s))
-            .map(|s| s.end - s.start)
-            .sum()
+        self.flight
+            .as_ref()
+            .map_or(0, |f| f.bytes(|s| !s.lost && !s.sacked))
     }
 
     pub(crate) fn reordering_seen(&self) -> bool {
@@ -374,17 +431,27 @@ impl Rack {
     }
 
     pub(crate) fn reo_wnd(&self) -> Duration {
-        self.reo_wnd
+        duration(self.reo_wnd_us)
     }
 
     pub(crate) fn min_rtt(&self) -> Option<Duration> {
-        self.min_rtt
+        self.min_rtt_us.map(duration)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Rack {
+        /// The segments in flight, in order.
+        fn segments(&self) -> Vec<SentSegment> {
+            self.flight
+                .as_ref()
+                .map(|f| f.segments.iter().copied().collect())
+                .unwrap_or_default()
+        }
+    }
 
     const MSS: u32 = 1000;
     /// Near the 2³² wrap, so that every comparison is tested across it.
@@ -519,12 +586,12 @@ mod tests {
         let mut rack = Rack::default();
         rack.on_transmit(ms(0), seq(0), seq(4), 4 * MSS);
         rack.on_transmit(ms(5), seq(1), seq(2), MSS);
-        let spans: Vec<_> = rack.segments.iter().map(|s| (s.start, s.end)).collect();
+        let spans: Vec<_> = rack.segments().iter().map(|s| (s.start, s.end)).collect();
         assert_eq!(
             spans,
             vec![(seq(0), seq(1)), (seq(1), seq(2)), (seq(2), seq(4))]
         );
-        assert!(rack.segments[1].retransmitted && !rack.segments[2].retransmitted);
+        assert!(rack.segments()[1].retransmitted && !rack.segments()[2].retransmitted);
     }
 
     #[test]
@@ -532,7 +599,7 @@ mod tests {
         let mut rack = ten_sent();
         let sacked = [(seq(2) + 1, seq(4))];
         rack.on_ack(ms(22), &ack(seq(0), &sacked));
-        assert_eq!(rack.segments.len(), 10);
-        assert_eq!(rack.segments.iter().filter(|s| s.sacked).count(), 1);
+        assert_eq!(rack.segments().len(), 10);
+        assert_eq!(rack.segments().iter().filter(|s| s.sacked).count(), 1);
     }
 }
