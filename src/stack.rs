@@ -16,24 +16,43 @@ use rawtcp_wire::ethernet::EthernetAddress;
 use tokio::sync::Notify;
 
 /// The tasks waiting for one thing. Each is woken once when it happens; those that still
-/// cannot go on register again.
+/// cannot go on register again. Nearly always one task waits (a stream's reader, or its
+/// writer): it is kept inline, so a wait allocates nothing; several share a list. Either
+/// way the value takes 24 bytes, a `Vec`'s size.
 #[derive(Debug, Default)]
-pub(crate) struct Wakers(Vec<Waker>);
+pub(crate) enum Wakers {
+    #[default]
+    None,
+    One(Waker),
+    Many(Vec<Waker>),
+}
 
 impl Wakers {
     /// Adds `waker` unless the same task waits already.
     pub(crate) fn register(&mut self, waker: &Waker) {
-        if !self.0.iter().any(|w| w.will_wake(waker)) {
-            self.0.push(waker.clone());
+        match self {
+            Wakers::None => *self = Wakers::One(waker.clone()),
+            Wakers::One(first) => {
+                if !first.will_wake(waker) {
+                    *self = Wakers::Many(vec![first.clone(), waker.clone()]);
+                }
+            }
+            Wakers::Many(list) => {
+                if !list.iter().any(|w| w.will_wake(waker)) {
+                    list.push(waker.clone());
+                }
+            }
         }
     }
 
-    /// Wakes and forgets every waiting task. The list's memory goes too: most connections
-    /// sit idle with nobody waiting, and the next wait allocates it again.
+    /// Wakes and forgets every waiting task. A list's memory goes too: most connections
+    /// sit idle with nobody waiting.
     pub(crate) fn wake_all(&mut self) {
-        std::mem::take(&mut self.0)
-            .into_iter()
-            .for_each(Waker::wake);
+        match std::mem::take(self) {
+            Wakers::None => {}
+            Wakers::One(waker) => waker.wake(),
+            Wakers::Many(list) => list.into_iter().for_each(Waker::wake),
+        }
     }
 }
 
@@ -154,6 +173,37 @@ pub struct DriverStats {
     /// driver reused their receive buffer: each cost the allocation of a new one. Frames
     /// not kept (ACKs, dropped ones) cost none.
     pub rx_buffers_kept: u64,
+    /// Times the driver woke because the device became readable (or, with frames queued,
+    /// writable).
+    pub wakeups_device: u64,
+    /// Times it woke for an engine deadline ([`rawtcp_core::Stack::poll_timeout`]) or the
+    /// lost-wakeup watchdog.
+    pub wakeups_timer: u64,
+    /// Times it woke for an application's call (a read, write, connect, close...).
+    pub wakeups_notify: u64,
+}
+
+impl DriverStats {
+    /// Wakeups for any reason: what an idle stack should keep at zero.
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups_device + self.wakeups_timer + self.wakeups_notify
+    }
+
+    fn count(&mut self, wakeup: Wakeup) {
+        match wakeup {
+            Wakeup::Device => self.wakeups_device += 1,
+            Wakeup::Timer => self.wakeups_timer += 1,
+            Wakeup::Notify => self.wakeups_notify += 1,
+        }
+    }
+}
+
+/// Why the driver's sleep ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wakeup {
+    Device,
+    Timer,
+    Notify,
 }
 
 /// A connection's state change, as [`Stack::state_changes`] reports it.
@@ -865,6 +915,7 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
     let mut tx = FrameBatch::new(64, tx_frame);
     let mut closed_all = false;
     let mut lost_wakeup = false;
+    let mut woken_by = None;
     // On the engine's clock, read once per turn below.
     let mut drops_read_at = stack.now();
     loop {
@@ -878,6 +929,9 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             // Drops are counted by the engine; with trace on, report each new one.
             let before =
                 tracing::enabled!(tracing::Level::TRACE).then(|| inner.engine.stats().clone());
+            if let Some(wakeup) = woken_by.take() {
+                inner.driver.count(wakeup);
+            }
             if lost_wakeup {
                 inner.driver.lost_wakeups += 1;
                 tracing::warn!(
@@ -955,7 +1009,8 @@ async fn run<D: Device>(stack: &Shared, notify: &Notify, mut device: D) {
             tokio::task::yield_now().await;
             continue;
         }
-        lost_wakeup = sleep(notify, &mut device, !tx.is_empty(), deadline).await;
+        let woke = sleep(notify, &mut device, !tx.is_empty(), deadline).await;
+        (woken_by, lost_wakeup) = (Some(woke.0), woke.1);
     }
 }
 
@@ -988,16 +1043,16 @@ fn read_device_drops<D: Device>(device: &mut D, stats: &mut DriverStats) {
 const LOST_WAKEUP_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Waits for the next reason to run: a frame, an application call, a deadline, or room in
-/// the device for frames still queued (`pending_tx`). Returns whether the watchdog found a
-/// lost wakeup: frames waiting in the device all along while it never reported itself
-/// readable. The next receive reads them anyway (it tries the syscall whatever tokio's
-/// cached readiness says).
+/// the device for frames still queued (`pending_tx`). Returns what ended the wait, and
+/// whether the watchdog found a lost wakeup: frames waiting in the device all along while it
+/// never reported itself readable. The next receive reads them anyway (it tries the syscall
+/// whatever tokio's cached readiness says).
 async fn sleep<D: Device>(
     notify: &Notify,
     device: &mut D,
     pending_tx: bool,
     deadline: Option<tokio::time::Instant>,
-) -> bool {
+) -> (Wakeup, bool) {
     // Frames may be waiting already (one arriving as we go to sleep, whose edge the reactor
     // has not processed yet): then watch that the edge does come.
     let watchdog = (device.recv_pending() == Some(true))
@@ -1005,11 +1060,13 @@ async fn sleep<D: Device>(
     let notified = notify.notified();
     tokio::pin!(notified);
     let wake_up = poll_fn(|cx| {
-        if notified.as_mut().poll(cx).is_ready()
-            || device.poll_recv_ready(cx).is_ready()
+        if notified.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Wakeup::Notify);
+        }
+        if device.poll_recv_ready(cx).is_ready()
             || (pending_tx && device.poll_send_ready(cx).is_ready())
         {
-            return Poll::Ready(());
+            return Poll::Ready(Wakeup::Device);
         }
         Poll::Pending
     });
@@ -1018,15 +1075,18 @@ async fn sleep<D: Device>(
         (deadline, watchdog) => deadline.or(watchdog),
     };
     let Some(until) = until else {
-        wake_up.await;
-        return false;
+        return (wake_up.await, false);
     };
     // Timed out means every reason above was still pending when the timer fired, after the
     // reactor's turn that fired it had processed every readiness event the kernel had.
-    let timed_out = tokio::time::timeout_at(until, wake_up).await.is_err();
-    timed_out
-        && watchdog.is_some_and(|at| at <= tokio::time::Instant::now())
-        && device.recv_pending() == Some(true)
+    match tokio::time::timeout_at(until, wake_up).await {
+        Ok(wakeup) => (wakeup, false),
+        Err(_) => (
+            Wakeup::Timer,
+            watchdog.is_some_and(|at| at <= tokio::time::Instant::now())
+                && device.recv_pending() == Some(true),
+        ),
+    }
 }
 
 /// [`Stack::shutdown`]: stops every listener and closes every connection.
@@ -1198,7 +1258,10 @@ mod tests {
             frames_waiting: true,
         };
         let start = tokio::time::Instant::now();
-        assert!(sleep(&notify, &mut device, false, None).await);
+        assert_eq!(
+            sleep(&notify, &mut device, false, None).await,
+            (Wakeup::Timer, true)
+        );
         assert_eq!(start.elapsed(), LOST_WAKEUP_GRACE);
     }
 
@@ -1211,13 +1274,80 @@ mod tests {
             frames_waiting: true,
         };
         let soon = tokio::time::Instant::now() + LOST_WAKEUP_GRACE / 2;
-        assert!(!sleep(&notify, &mut waiting, false, Some(soon)).await);
+        assert_eq!(
+            sleep(&notify, &mut waiting, false, Some(soon)).await,
+            (Wakeup::Timer, false)
+        );
         let mut empty = Silent {
             frames_waiting: false,
         };
         let later = tokio::time::Instant::now() + LOST_WAKEUP_GRACE * 3;
-        assert!(!sleep(&notify, &mut empty, false, Some(later)).await);
+        assert_eq!(
+            sleep(&notify, &mut empty, false, Some(later)).await,
+            (Wakeup::Timer, false)
+        );
         notify.notify_one();
-        assert!(!sleep(&notify, &mut waiting, false, None).await);
+        assert_eq!(
+            sleep(&notify, &mut waiting, false, None).await,
+            (Wakeup::Notify, false)
+        );
+    }
+
+    /// The driver's wakeups are counted by cause.
+    #[test]
+    fn wakeups_are_counted_by_cause() {
+        let mut stats = DriverStats::default();
+        for wakeup in [Wakeup::Device, Wakeup::Timer, Wakeup::Timer, Wakeup::Notify] {
+            stats.count(wakeup);
+        }
+        assert_eq!(
+            (
+                stats.wakeups_device,
+                stats.wakeups_timer,
+                stats.wakeups_notify
+            ),
+            (1, 2, 1)
+        );
+        assert_eq!(stats.wakeups(), 4);
+    }
+
+    /// A waker that counts its wakes.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One waiting task is kept inline, the same task twice once, several in a list; each
+    /// is woken exactly once, and nothing is left behind. The whole takes a `Vec`'s room.
+    #[test]
+    fn wakers_keep_one_task_inline_and_wake_each_once() {
+        assert_eq!(
+            std::mem::size_of::<Wakers>(),
+            std::mem::size_of::<Vec<Waker>>()
+        );
+        let counters: Vec<Arc<Counter>> = (0..3)
+            .map(|_| Arc::new(Counter(AtomicUsize::new(0))))
+            .collect();
+        let wakers: Vec<Waker> = counters.iter().map(|c| Waker::from(c.clone())).collect();
+        let mut waiting = Wakers::default();
+        waiting.register(&wakers[0]);
+        waiting.register(&wakers[0]);
+        assert!(matches!(waiting, Wakers::One(_)));
+        waiting.wake_all();
+        assert!(matches!(waiting, Wakers::None));
+        for waker in wakers.iter().chain(&wakers) {
+            waiting.register(waker);
+        }
+        assert!(matches!(&waiting, Wakers::Many(list) if list.len() == 3));
+        waiting.wake_all();
+        waiting.wake_all();
+        let woken: Vec<usize> = counters
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(woken, [2, 1, 1]);
     }
 }

@@ -162,6 +162,14 @@ impl Net {
         }
     }
 
+    /// What a rawtcp stack's driver has counted so far; `None` for the kernel.
+    pub(crate) fn driver_stats(&self) -> Option<rawtcp::DriverStats> {
+        match self {
+            Net::Rawtcp(stack) => Some(stack.driver_stats()),
+            _ => None,
+        }
+    }
+
     /// Closes what is left and stops a rawtcp stack's driver. A peer that is gone already
     /// would hold a closing connection for minutes of retransmissions: give up after a
     /// second (dropping the runtime then drops the driver).

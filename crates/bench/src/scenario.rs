@@ -591,6 +591,7 @@ async fn conns(
             bytes / (count * ends) as f64,
         ));
     }
+    let driver_before = net.driver_stats();
     let (cpu_before, wall) = (measure::process_cpu(), Instant::now());
     tokio::time::sleep(timing.duration).await;
     let idle = measure::process_cpu()
@@ -598,6 +599,20 @@ async fn conns(
         .as_secs_f64()
         / wall.elapsed().as_secs_f64();
     metrics.push(Metric::lower("idle CPU", "%", idle * 100.0));
+    // What woke this side's rawtcp driver meanwhile (the measuring sleep's own end wakes
+    // this task, not the driver): an idle stack has no reason to wake at all.
+    if let (Some(before), Some(after)) = (driver_before, net.driver_stats()) {
+        metrics.push(Metric::lower(
+            "driver wakeups while idle",
+            "events",
+            (after.wakeups() - before.wakeups()) as f64,
+        ));
+        metrics.push(Metric::lower(
+            "  of which timers",
+            "events",
+            (after.wakeups_timer - before.wakeups_timer) as f64,
+        ));
+    }
     let bulk = bulk(net, at, Direction::Send, 1, timing).await?;
     metrics.extend(
         bulk.into_iter()
