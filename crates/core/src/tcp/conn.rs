@@ -1744,4 +1744,43 @@ mod tests {
         conn.copy_payload(&plan, &mut payload);
         assert_eq!((plan.seq, &payload), (iss + 100, b"next"));
     }
+
+    /// What every connection carries, idle or not, by part (`cargo test -p rawtcp-core
+    /// control_block -- --nocapture` prints the table). State that only a flight, a recovery
+    /// or trouble needs lives in boxes allocated when used; an upper bound keeps it so (a
+    /// size, not a timing: growing past it is a decision to make, not an accident).
+    #[test]
+    fn the_control_block_stays_within_its_budget() {
+        use core::mem::size_of;
+        let parts = [
+            ("Connection", size_of::<Connection>()),
+            ("  RecvBuffer", size_of::<RecvBuffer>()),
+            ("  LossRecovery", size_of::<LossRecovery>()),
+            ("  Counters", size_of::<Counters>()),
+            ("  TimerTable", size_of::<TimerTable>()),
+            ("  SendBuffer", size_of::<SendBuffer>()),
+            ("  RecvAutotune", size_of::<RecvAutotune>()),
+            ("  RttEstimator", size_of::<RttEstimator>()),
+            ("  events", size_of::<Vec<ConnEvent>>()),
+            ("  cc (boxed)", size_of::<Box<dyn CongestionControl>>()),
+        ];
+        for (part, size) in parts {
+            eprintln!("{part:<16} {size:>5} B");
+        }
+        assert!(size_of::<Connection>() <= 800, "{parts:?}");
+        assert!(size_of::<LossRecovery>() <= 136, "{parts:?}");
+        assert!(size_of::<Counters>() <= 72, "{parts:?}");
+        // An established connection that has counted nothing rare has no box for it.
+        let conn = established(SeqNum::new(7));
+        assert_eq!(conn.stats.retransmitted_segments(), 0);
+        assert_eq!(
+            conn.stats(),
+            ConnectionStats {
+                opened_at: Instant::ZERO,
+                segments_in: 1,
+                segments_out: 1,
+                ..ConnectionStats::default()
+            }
+        );
+    }
 }

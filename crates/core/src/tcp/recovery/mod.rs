@@ -64,7 +64,10 @@ pub(crate) struct SackUpdate {
 /// The ranges the peer has SACKed above SND.UNA: sorted, disjoint, not touching.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Scoreboard {
-    ranges: Vec<(SeqNum, SeqNum)>,
+    /// Absent while nothing is SACKed (most connections, most of the time): a pointer in
+    /// every connection rather than a `Vec`'s three words.
+    #[allow(clippy::box_collection)]
+    ranges: Option<Box<Vec<(SeqNum, SeqNum)>>>,
 }
 
 impl Scoreboard {
@@ -130,11 +133,12 @@ impl Scoreboard {
     /// Adds [left, right); returns the bytes it added.
     fn insert(&mut self, left: SeqNum, right: SeqNum) -> u32 {
         let before = self.sacked_bytes();
+        let ranges = self.ranges.get_or_insert_with(Box::default);
         // Every range touching or overlapping the new one merges into it.
-        let first = self.ranges.partition_point(|&(_, end)| end < left);
+        let first = ranges.partition_point(|&(_, end)| end < left);
         let mut last = first;
         let (mut start, mut end) = (left, right);
-        while let Some(&(s, e)) = self.ranges.get(last) {
+        while let Some(&(s, e)) = ranges.get(last) {
             if s > right {
                 break;
             }
@@ -142,17 +146,22 @@ impl Scoreboard {
             end = end.max(e);
             last += 1;
         }
-        self.ranges.splice(first..last, [(start, end)]);
-        if self.ranges.len() > MAX_SACKED_RANGES {
-            self.ranges.truncate(MAX_SACKED_RANGES);
-        }
+        ranges.splice(first..last, [(start, end)]);
+        ranges.truncate(MAX_SACKED_RANGES);
         self.sacked_bytes().saturating_sub(before)
     }
 
     /// Forgets what SND.UNA has passed.
     pub(crate) fn trim(&mut self, snd_una: SeqNum) {
-        self.ranges.retain(|&(_, end)| end > snd_una);
-        if let Some(first) = self.ranges.first_mut()
+        let Some(ranges) = self.ranges.as_mut() else {
+            return;
+        };
+        ranges.retain(|&(_, end)| end > snd_una);
+        if ranges.is_empty() {
+            self.ranges = None;
+            return;
+        }
+        if let Some(first) = ranges.first_mut()
             && first.0 < snd_una
         {
             first.0 = snd_una;
@@ -160,30 +169,30 @@ impl Scoreboard {
     }
 
     pub(crate) fn clear(&mut self) {
-        self.ranges.clear();
+        self.ranges = None;
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.ranges().is_empty()
     }
 
     pub(crate) fn sacked_bytes(&self) -> u32 {
-        self.ranges.iter().map(|&(s, e)| e - s).sum()
+        self.ranges().iter().map(|&(s, e)| e - s).sum()
     }
 
     /// The SACKed ranges, sorted.
     pub(crate) fn ranges(&self) -> &[(SeqNum, SeqNum)] {
-        &self.ranges
+        self.ranges.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// The highest SACKed sequence number plus one.
     pub(crate) fn high_sacked(&self) -> Option<SeqNum> {
-        self.ranges.last().map(|&(_, end)| end)
+        self.ranges().last().map(|&(_, end)| end)
     }
 
     /// The end of the range `seq` lies in, if SACKed.
     pub(crate) fn sacked_end(&self, seq: SeqNum) -> Option<SeqNum> {
-        self.ranges
+        self.ranges()
             .iter()
             .find(|&&(s, e)| s <= seq && seq < e)
             .map(|&(_, e)| e)
@@ -191,7 +200,7 @@ impl Scoreboard {
 
     /// Bytes and ranges SACKed at or above `seq`.
     fn sacked_above(&self, seq: SeqNum) -> (u32, u32) {
-        self.ranges
+        self.ranges()
             .iter()
             .filter(|&&(s, _)| s >= seq)
             .fold((0, 0), |(bytes, n), &(s, e)| (bytes + (e - s), n + 1))
@@ -210,9 +219,9 @@ impl Scoreboard {
         snd_una: SeqNum,
         snd_max: SeqNum,
     ) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
-        let starts = core::iter::once(snd_una).chain(self.ranges.iter().map(|&(_, e)| e));
+        let starts = core::iter::once(snd_una).chain(self.ranges().iter().map(|&(_, e)| e));
         let ends = self
-            .ranges
+            .ranges()
             .iter()
             .map(|&(s, _)| s)
             .chain(core::iter::once(snd_max));
@@ -321,7 +330,8 @@ pub(crate) struct LossRecovery {
     rack_enabled: bool,
     scoreboard: Scoreboard,
     rack: Rack,
-    prr: Prr,
+    /// Only during fast recovery with SACK: boxed, since most connections never recover.
+    prr: Option<Box<Prr>>,
     /// Boxed: it exists only from a recovery until its undo or the next.
     undo: Option<Box<Undo>>,
     /// F-RTO (RFC 5682) is configured.
@@ -361,7 +371,7 @@ impl LossRecovery {
             rack_enabled: rack,
             scoreboard: Scoreboard::default(),
             rack: Rack::default(),
-            prr: Prr::default(),
+            prr: None,
             undo: None,
             frto_enabled: frto,
             frto: None,
@@ -476,6 +486,7 @@ impl LossRecovery {
                     // RFC 6582 §3.2 step 3 and RFC 6675 §5: a full acknowledgment ends it.
                     cc.on_recovery_end(ack.snd_max - snd_una);
                     self.state = CongestionState::Open;
+                    self.prr = None;
                     self.dup_acks = 0;
                     self.head_due = false;
                     self.rack.on_recovery_end();
@@ -615,11 +626,16 @@ impl LossRecovery {
         self.head_due = true;
         self.probe_due = false;
         self.inflated_window = cc.window().saturating_add(DUP_THRESH * mss);
-        self.prr = Prr {
+        self.prr = Some(Box::new(Prr {
             recover_fs: flight,
             ..Prr::default()
-        };
+        }));
         self.count().fast_recoveries += 1;
+    }
+
+    /// PRR's sndcnt less what was sent since; 0 outside recovery.
+    fn prr_allowance(&self) -> u32 {
+        self.prr.as_ref().map_or(0, |prr| prr.allowance)
     }
 
     /// RFC 6937 §3, on every ACK in recovery: sndcnt, what may go out until the next ACK.
@@ -636,7 +652,9 @@ impl LossRecovery {
     ) {
         let pipe = u64::from(self.pipe(snd_una, snd_max, mss));
         let ssthresh = u64::from(ssthresh);
-        let prr = &mut self.prr;
+        let Some(prr) = self.prr.as_deref_mut() else {
+            return; // not in recovery
+        };
         prr.delivered = prr.delivered.saturating_add_signed(delivered);
         let sndcnt = if pipe > ssthresh {
             (prr.delivered * ssthresh)
@@ -679,6 +697,7 @@ impl LossRecovery {
         self.count().spurious_recoveries_undone += 1;
         if self.state == CongestionState::Recovery {
             self.state = CongestionState::Disorder;
+            self.prr = None;
             self.head_due = false;
             self.dup_acks = 0;
             self.rack.on_recovery_end();
@@ -712,6 +731,7 @@ impl LossRecovery {
         // RFC 5681 §3.1 and RFC 6298 §5.4: one segment, and everything from SND.UNA again.
         cc.on_timeout(now, snd_max - snd_una);
         self.state = CongestionState::Loss;
+        self.prr = None;
         self.recovery_point = snd_max;
         self.scoreboard.clear();
         self.rack.on_timeout(now);
@@ -774,9 +794,12 @@ impl LossRecovery {
             self.rack.on_transmit(now, start, end, mss);
         }
         let len = end - start;
-        if self.state == CongestionState::Recovery && self.sack {
-            self.prr.out += u64::from(len);
-            self.prr.allowance = self.prr.allowance.saturating_sub(len);
+        if self.state == CongestionState::Recovery
+            && self.sack
+            && let Some(prr) = self.prr.as_deref_mut()
+        {
+            prr.out += u64::from(len);
+            prr.allowance = prr.allowance.saturating_sub(len);
         }
         if let Some(frto) = self.frto.as_mut() {
             frto.on_transmit(len);
@@ -899,7 +922,7 @@ impl LossRecovery {
         }
         match self.state {
             // RFC 6937: PRR's sndcnt, in place of RFC 6675 §5 step (C)'s cwnd − pipe.
-            CongestionState::Recovery if self.sack => self.prr.allowance,
+            CongestionState::Recovery if self.sack => self.prr_allowance(),
             CongestionState::Recovery => self.inflated_window.saturating_sub(outstanding),
             // RFC 3042 §2: on the first two duplicate ACKs, new data up to cwnd + 2·SMSS.
             CongestionState::Disorder => cwnd
@@ -949,7 +972,7 @@ impl LossRecovery {
                 .next()
                 .map(|(start, end)| segment(start, end));
         }
-        if !self.sack || self.prr.allowance < mss {
+        if !self.sack || self.prr_allowance() < mss {
             return None;
         }
         if self.uses_rack() {
@@ -1050,7 +1073,7 @@ mod tests {
         );
         assert_eq!(update.newly_sacked, MSS);
         assert_eq!(update.rejected, 3);
-        assert_eq!(board.ranges, vec![(seq(2 * MSS), seq(3 * MSS))]);
+        assert_eq!(board.ranges(), vec![(seq(2 * MSS), seq(3 * MSS))]);
         // Far away (a lie, or another incarnation): rejected, nothing stored.
         let update = board.update(UNA, UNA, max, &[(UNA + 0x8000_0000, UNA + 0x8000_1000)]);
         assert_eq!(update.rejected, 1);
@@ -1086,7 +1109,7 @@ mod tests {
         );
         assert_eq!(update.dsack, Some((seq(3 * MSS), seq(4 * MSS))));
         assert_eq!((update.newly_sacked, update.rejected), (0, 0));
-        assert_eq!(board.ranges, vec![(seq(2 * MSS), seq(5 * MSS))]);
+        assert_eq!(board.ranges(), vec![(seq(2 * MSS), seq(5 * MSS))]);
     }
 
     #[test]
@@ -1102,7 +1125,7 @@ mod tests {
         );
         assert_eq!(update.dsack, None);
         assert_eq!((update.newly_sacked, update.rejected), (MSS, 0));
-        assert_eq!(board.ranges, vec![(seq(5 * MSS), seq(6 * MSS))]);
+        assert_eq!(board.ranges(), vec![(seq(5 * MSS), seq(6 * MSS))]);
         // Its first block below its own cumulative ACK is still a D-SACK.
         let update = board.update(seq(5 * MSS), seq(MSS), seq(10 * MSS), &[(seq(0), seq(MSS))]);
         assert_eq!(update.dsack, Some((seq(0), seq(MSS))));
@@ -1116,16 +1139,16 @@ mod tests {
         board.update(UNA, UNA, max, &[(seq(4 * MSS), seq(5 * MSS))]);
         // Bridges the two: one range.
         board.update(UNA, UNA, max, &[(seq(3 * MSS), seq(4 * MSS))]);
-        assert_eq!(board.ranges, vec![(seq(2 * MSS), seq(5 * MSS))]);
+        assert_eq!(board.ranges(), vec![(seq(2 * MSS), seq(5 * MSS))]);
         // A peer SACKing a thousand disjoint single bytes costs no more than the bound.
         for i in 0..1_000 {
             let at = seq(6 * MSS + 2 * i);
             board.update(UNA, UNA, max, &[(at, at + 1)]);
         }
-        assert_eq!(board.ranges.len(), MAX_SACKED_RANGES);
+        assert_eq!(board.ranges().len(), MAX_SACKED_RANGES);
         // The cumulative ACK passing a range forgets it.
         board.trim(seq(3 * MSS));
-        assert_eq!(board.ranges[0], (seq(3 * MSS), seq(5 * MSS)));
+        assert_eq!(board.ranges()[0], (seq(3 * MSS), seq(5 * MSS)));
     }
 
     #[test]

@@ -602,4 +602,30 @@ mod tests {
         assert_eq!(rack.segments().len(), 10);
         assert_eq!(rack.segments().iter().filter(|s| s.sacked).count(), 1);
     }
+
+    /// Once the cumulative ACK covers everything sent, the per-flight state is freed (most
+    /// connections then sit idle); what outlives it, min_RTT and RACK.rtt, stays, and the
+    /// next flight is detected as the first was.
+    #[test]
+    fn the_flight_goes_when_everything_is_acknowledged_and_its_lessons_stay() {
+        let mut rack = ten_sent();
+        assert_eq!(rack.on_ack(ms(30), &ack(seq(10), &[])), 0);
+        assert!(rack.flight.is_none());
+        assert_eq!(
+            rack.min_rtt(),
+            Some(Duration::from_millis(21)),
+            "sent at 9, acked at 30"
+        );
+        assert_eq!(rack.pipe(), 0);
+        assert_eq!(rack.reorder_deadline(), None);
+        // An ACK with nothing in flight allocates nothing.
+        assert_eq!(rack.on_ack(ms(31), &ack(seq(10), &[])), 0);
+        assert!(rack.flight.is_none());
+        // A retransmission timeout before the next delivery still knows RACK.rtt: a
+        // segment sent just now is not marked lost (the first one always is).
+        rack.on_transmit(ms(100), seq(10), seq(11), MSS);
+        rack.on_transmit(ms(101), seq(11), seq(12), MSS);
+        rack.on_timeout(ms(110));
+        assert_eq!(rack.lost_bytes(), MSS, "only the first of the two");
+    }
 }
