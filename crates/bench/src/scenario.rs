@@ -607,11 +607,19 @@ async fn conns(
             "events",
             (after.wakeups() - before.wakeups()) as f64,
         ));
-        metrics.push(Metric::lower(
-            "  of which timers",
-            "events",
-            (after.wakeups_timer - before.wakeups_timer) as f64,
-        ));
+        for (name, count) in [
+            (
+                "  for the device",
+                after.wakeups_device - before.wakeups_device,
+            ),
+            ("  for a timer", after.wakeups_timer - before.wakeups_timer),
+            (
+                "  for the application",
+                after.wakeups_notify - before.wakeups_notify,
+            ),
+        ] {
+            metrics.push(Metric::lower(name, "events", count as f64));
+        }
     }
     let bulk = bulk(net, at, Direction::Send, 1, timing).await?;
     metrics.extend(
