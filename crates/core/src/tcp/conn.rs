@@ -14,7 +14,7 @@ use rawtcp_wire::tcp::{TcpFlags, TcpRepr, Timestamps};
 
 use super::autotune::RecvAutotune;
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::congestion::{Acked, CongestionControl, initial_window};
+use super::congestion::{Acked, CongestionControl, Controller, initial_window};
 use super::paws::TsRecent;
 use super::recovery::{AckContext, CongestionState, FrtoAction, LossRecovery, Retransmission};
 use super::rtt::RttEstimator;
@@ -211,7 +211,7 @@ pub(crate) struct Connection {
     /// When we last answered an out-of-window or unsendable-ACK segment (rate limit).
     last_oow_ack: Option<Instant>,
     pub(crate) nodelay: bool,
-    cc: Box<dyn CongestionControl>,
+    cc: Controller,
     recovery: LossRecovery,
     /// When data last went out (RFC 5681 §4.1: restart after an idle RTO).
     last_data_sent: Option<Instant>,
@@ -1246,7 +1246,7 @@ impl Connection {
             echoed: self.echoed_sent_at(now, seg),
             new_data_waits: self.send.len() > (self.snd_max - self.snd_una) as usize,
         };
-        self.recovery.on_ack(now, &context, self.cc.as_mut());
+        self.recovery.on_ack(now, &context, &mut self.cc);
         self.arm_reorder_timer();
         // RFC 5682 §2.1: F-RTO sends new data instead of going back, or goes back after all.
         match self.recovery.take_frto_action() {
@@ -1410,7 +1410,7 @@ impl Connection {
         if self.timers.expired(Timer::RackReorder, now) {
             let (snd_una, snd_max, mss) = (self.snd_una, self.snd_max, self.smss());
             self.recovery
-                .on_reorder_timer(now, snd_una, snd_max, mss, self.cc.as_mut());
+                .on_reorder_timer(now, snd_una, snd_max, mss, &mut self.cc);
             self.arm_reorder_timer();
             self.arm_loss_probe(now);
         }
@@ -1493,7 +1493,7 @@ impl Connection {
         self.stats.rare().retransmit_timeouts += 1;
         let first = self.retransmits == 1 && self.syn_acked;
         self.recovery
-            .on_timeout(now, self.snd_una, self.snd_max, first, self.cc.as_mut());
+            .on_timeout(now, self.snd_una, self.snd_max, first, &mut self.cc);
         self.rtt.back_off();
         // Karn: no sample from a retransmitted segment.
         self.rtt_probe = None;
@@ -1762,12 +1762,12 @@ mod tests {
             ("  RecvAutotune", size_of::<RecvAutotune>()),
             ("  RttEstimator", size_of::<RttEstimator>()),
             ("  events", size_of::<Vec<ConnEvent>>()),
-            ("  cc (boxed)", size_of::<Box<dyn CongestionControl>>()),
+            ("  Controller", size_of::<Controller>()),
         ];
         for (part, size) in parts {
             eprintln!("{part:<16} {size:>5} B");
         }
-        assert!(size_of::<Connection>() <= 800, "{parts:?}");
+        assert!(size_of::<Connection>() <= 856, "{parts:?}");
         assert!(size_of::<LossRecovery>() <= 136, "{parts:?}");
         assert!(size_of::<Counters>() <= 72, "{parts:?}");
         // An established connection that has counted nothing rare has no box for it.

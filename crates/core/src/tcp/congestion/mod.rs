@@ -30,10 +30,10 @@ pub enum CongestionAlgorithm {
 
 impl CongestionAlgorithm {
     /// A controller of this algorithm for a connection whose send MSS is `mss`.
-    pub(crate) fn build(self, mss: u32) -> Box<dyn CongestionControl> {
+    pub(crate) fn build(self, mss: u32) -> Controller {
         match self {
-            CongestionAlgorithm::NewReno => Box::new(NewReno::new(mss)),
-            CongestionAlgorithm::Cubic => Box::new(Cubic::new(mss)),
+            CongestionAlgorithm::NewReno => Controller::NewReno(NewReno::new(mss)),
+            CongestionAlgorithm::Cubic => Controller::Cubic(Cubic::new(mss)),
         }
     }
 
@@ -85,6 +85,60 @@ pub trait CongestionControl: Debug + Send {
     /// RFC 2883 §5 and Linux's undo): back to at least the window and slow-start threshold
     /// from before it.
     fn undo(&mut self, cwnd: u32, ssthresh: u32);
+}
+
+/// One of the algorithms, held inline in the connection: no allocation and no indirection
+/// per connection for a choice that comes from a closed list.
+#[derive(Debug)]
+pub(crate) enum Controller {
+    NewReno(NewReno),
+    Cubic(Cubic),
+}
+
+impl Controller {
+    fn get(&self) -> &dyn CongestionControl {
+        match self {
+            Controller::NewReno(c) => c,
+            Controller::Cubic(c) => c,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut dyn CongestionControl {
+        match self {
+            Controller::NewReno(c) => c,
+            Controller::Cubic(c) => c,
+        }
+    }
+}
+
+impl CongestionControl for Controller {
+    fn algorithm(&self) -> CongestionAlgorithm {
+        self.get().algorithm()
+    }
+    fn window(&self) -> u32 {
+        self.get().window()
+    }
+    fn ssthresh(&self) -> u32 {
+        self.get().ssthresh()
+    }
+    fn on_ack(&mut self, now: Instant, acked: Acked) {
+        self.get_mut().on_ack(now, acked);
+    }
+    fn on_congestion_event(&mut self, now: Instant, flight: u32) {
+        self.get_mut().on_congestion_event(now, flight);
+    }
+    fn on_recovery_end(&mut self, flight: u32) {
+        self.get_mut().on_recovery_end(flight);
+    }
+    fn on_timeout(&mut self, now: Instant, flight: u32) {
+        self.get_mut().on_timeout(now, flight);
+    }
+    fn limit_window(&mut self, window: u32) {
+        self.get_mut().limit_window(window);
+    }
+    fn undo(&mut self, cwnd: u32, ssthresh: u32) {
+        self.get_mut().undo(cwnd, ssthresh);
+    }
 }
 
 /// RFC 6928 §2: IW = min(10·MSS, max(2·MSS, 14 600)).

@@ -8,6 +8,7 @@ use rawtcp_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, Timestamps};
 
 use super::{Connection, DataPlan, GSO_MAX_PAYLOAD, Plan, PlanKind, ts_clock, window_shift};
 use crate::Instant;
+use crate::tcp::congestion::CongestionControl;
 use crate::tcp::recovery::Retransmission;
 use crate::tcp::state::State;
 use crate::tcp::timers::Timer;
