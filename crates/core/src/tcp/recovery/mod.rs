@@ -437,8 +437,14 @@ impl LossRecovery {
             let update = self
                 .scoreboard
                 .update(snd_una, ack.ack, ack.snd_max, ack.sack_blocks);
-            self.count().sack_blocks_rejected += u64::from(update.rejected);
-            self.count().dsacks_received += u64::from(update.dsack.is_some());
+            // Counted only when there is something to count: the counters' box is allocated
+            // at the first, and an ordinary ACK must not allocate it.
+            if update.rejected > 0 {
+                self.count().sack_blocks_rejected += u64::from(update.rejected);
+            }
+            if update.dsack.is_some() {
+                self.count().dsacks_received += 1;
+            }
             dsack = update.dsack;
         }
         // RFC 6937 §3: DeliveredData = the change in SND.UNA plus the change in SACKed bytes.
@@ -465,7 +471,9 @@ impl LossRecovery {
                     echoed: ack.echoed,
                 },
             );
-            self.count().rack_lost_segments += u64::from(marked);
+            if marked > 0 {
+                self.count().rack_lost_segments += u64::from(marked);
+            }
         }
         match self.state {
             CongestionState::Loss => {
@@ -1348,5 +1356,27 @@ mod tests {
         assert_eq!(recovery.counters().spurious_recoveries_undone, 1);
         assert_eq!((cc.window(), cc.ssthresh()), prior);
         assert_ne!(recovery.state(), CongestionState::Recovery);
+    }
+
+    /// An ordinary flight, sent and acknowledged with SACK and RACK on, leaves nothing boxed
+    /// behind: no counters (nothing was counted), no scoreboard, no RACK flight, no PRR.
+    #[test]
+    fn an_ordinary_flight_leaves_nothing_allocated() {
+        let mut recovery = LossRecovery::new(UNA, true, true);
+        recovery.set_sack(true);
+        let mut cc = NewReno::new(MSS);
+        let max = seq(4 * MSS);
+        recovery.on_transmit(Instant::ZERO, UNA, max, MSS);
+        let mut ack = duplicate(&[], max);
+        ack.ack = max;
+        ack.duplicate = false;
+        ack.acked.bytes = 4 * MSS;
+        recovery.on_ack(Instant::from_millis(10), &ack, &mut cc);
+        assert_eq!(recovery.state(), CongestionState::Open);
+        assert!(recovery.counters.is_none(), "{:?}", recovery.counters);
+        assert!(recovery.scoreboard.ranges.is_none());
+        assert!(recovery.prr.is_none() && recovery.undo.is_none());
+        assert_eq!(recovery.rack.pipe(), 0);
+        assert_eq!(recovery.counters(), RecoveryCounters::default());
     }
 }
