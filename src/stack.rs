@@ -100,6 +100,13 @@ impl ConnTable {
     pub(crate) fn entry(&mut self, id: ConnectionId) -> &mut ConnWakers {
         let slot = id.slot();
         if slot >= self.slots.len() {
+            // By an eighth at a time rather than doubling, as the engine's own slab grows:
+            // the table never shrinks, and doubling left up to half of it empty.
+            let wanted = slot + 1 - self.slots.len();
+            if self.slots.capacity() < slot + 1 {
+                self.slots
+                    .reserve_exact(wanted.max(self.slots.len() / 8).max(64));
+            }
             self.slots.resize_with(slot + 1, || None);
         }
         let entry = &mut self.slots[slot];

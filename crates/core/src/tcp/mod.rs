@@ -413,6 +413,16 @@ struct Slot {
     out_of_order_dropped: u32,
 }
 
+/// Makes room for one more slot, growing by an eighth (at least 64) rather than doubling:
+/// the slab never shrinks, and doubling left up to half of it empty (48 B per slot, 31 % of
+/// the slab unused at 100 000 connections). Still geometric, so pushing stays amortized
+/// O(1).
+fn grow_by_an_eighth<T>(slots: &mut Vec<T>) {
+    if slots.len() == slots.capacity() {
+        slots.reserve_exact((slots.len() / 8).max(64));
+    }
+}
+
 /// The slot `id` names, if it still holds that generation. A function of the slab rather than
 /// a method, so a caller may hold the slot while it touches the timers or the dirty list.
 fn live_slot(slots: &mut [Slot], id: ConnectionId) -> Option<&mut Slot> {
@@ -545,6 +555,7 @@ impl Tcp {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
+                grow_by_an_eighth(&mut self.slots);
                 self.slots.push(Slot {
                     generation: 0,
                     conn: None,
