@@ -336,7 +336,8 @@ pub(crate) struct LossRecovery {
     undo: Option<Box<Undo>>,
     /// F-RTO (RFC 5682) is configured.
     frto_enabled: bool,
-    frto: Option<Frto>,
+    /// Only after a first timeout, until F-RTO decides: boxed.
+    frto: Option<Box<Frto>>,
     /// What the last ACK's F-RTO step asks of SND.NXT, for the connection to take.
     frto_action: Option<FrtoAction>,
     state: CongestionState,
@@ -732,7 +733,7 @@ impl LossRecovery {
                 self.state,
                 CongestionState::Open | CongestionState::Disorder
             ))
-        .then(|| Frto::start(cc.window(), cc.ssthresh()));
+        .then(|| Box::new(Frto::start(cc.window(), cc.ssthresh())));
         self.frto_action = None;
         // The timeout's reduction answers whatever the probe may have repaired.
         self.tlp_episode = None;
@@ -937,8 +938,8 @@ impl LossRecovery {
                 .saturating_add(self.dup_acks.min(DUP_THRESH - 1) * mss)
                 .saturating_sub(outstanding),
             // RFC 5682 §2.1 step 2b: two new segments, whatever cwnd says.
-            CongestionState::Loss if self.frto.is_some_and(|f| f.allowance() > 0) => {
-                self.frto.map_or(0, |f| f.allowance())
+            CongestionState::Loss if self.frto.as_ref().is_some_and(|f| f.allowance() > 0) => {
+                self.frto.as_ref().map_or(0, |f| f.allowance())
             }
             CongestionState::Open | CongestionState::Loss => cwnd.saturating_sub(outstanding),
         }
