@@ -434,6 +434,22 @@ impl Stack {
         result
     }
 
+    /// What a read that found nothing readable means, for every `tcp_recv*`: `Ok(())` at the
+    /// end of the stream (the FIN read, or a connection closed without error), the
+    /// connection's error, or `WouldBlock` while more may come.
+    fn nothing_read(conn: &Connection) -> Result<(), TcpError> {
+        if conn.at_eof() {
+            return Ok(());
+        }
+        if let Some(error) = Self::conn_error(conn.state, conn.error) {
+            return Err(error);
+        }
+        if conn.state == State::Closed {
+            return Ok(());
+        }
+        Err(TcpError::WouldBlock)
+    }
+
     fn conn_error(state: State, error: Option<ConnError>) -> Option<TcpError> {
         match (state, error) {
             (_, Some(error)) => Some(TcpError::Connection(error)),
@@ -557,16 +573,7 @@ impl Stack {
             if n > 0 || out.is_empty() {
                 return Ok(n);
             }
-            if conn.at_eof() {
-                return Ok(0);
-            }
-            if let Some(error) = Self::conn_error(conn.state, conn.error) {
-                return Err(error);
-            }
-            if conn.state == State::Closed {
-                return Ok(0);
-            }
-            Err(TcpError::WouldBlock)
+            Self::nothing_read(conn).map(|()| 0)
         });
         self.collect_events();
         result?
@@ -606,16 +613,7 @@ impl Stack {
             if !data.is_empty() || max == 0 {
                 return Ok(data);
             }
-            if conn.at_eof() {
-                return Ok(data);
-            }
-            if let Some(error) = Self::conn_error(conn.state, conn.error) {
-                return Err(error);
-            }
-            if conn.state == State::Closed {
-                return Ok(data);
-            }
-            Err(TcpError::WouldBlock)
+            Self::nothing_read(conn).map(|()| data)
         });
         self.collect_events();
         result?
@@ -653,16 +651,10 @@ impl Stack {
     ) -> Result<usize, TcpError> {
         let result = self.tcp.with_conn(id, now, |conn| {
             let n = conn.read_bytes_into(now, max, out);
-            if n > 0 || max == 0 || conn.at_eof() {
+            if n > 0 || max == 0 {
                 return Ok(n);
             }
-            if let Some(error) = Self::conn_error(conn.state, conn.error) {
-                return Err(error);
-            }
-            if conn.state == State::Closed {
-                return Ok(0);
-            }
-            Err(TcpError::WouldBlock)
+            Self::nothing_read(conn).map(|()| 0)
         });
         self.collect_events();
         result?
