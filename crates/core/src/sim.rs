@@ -249,6 +249,17 @@ impl Sim {
         self.settle();
     }
 
+    /// One turn of a test that acts between events: settles, then runs to the next event,
+    /// at least a microsecond on (so the loop always advances) and never past `deadline`.
+    pub fn step_until(&mut self, deadline: Instant) {
+        self.settle();
+        let next = self
+            .next_deadline()
+            .unwrap_or(deadline)
+            .max(self.now + Duration::from_micros(1));
+        self.run_until(next.min(deadline));
+    }
+
     /// Runs for `duration`.
     pub fn run_for(&mut self, duration: Duration) {
         self.run_until(self.now + duration);

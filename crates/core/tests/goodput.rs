@@ -102,12 +102,7 @@ fn goodput(flavour: Flavour, loss: f64, rtt_ms: u64) -> u64 {
             }
         }
         // Send what was queued, then step to the next event: the application keeps up.
-        sim.settle();
-        let next = sim
-            .next_deadline()
-            .unwrap_or(end)
-            .max(sim.now + Duration::from_micros(1));
-        sim.run_until(next.min(end));
+        sim.step_until(end);
     }
     received * 8 / MEASURE.as_millis() as u64
 }

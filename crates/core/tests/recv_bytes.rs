@@ -235,12 +235,7 @@ fn byte_exact_100_mb_over_a_lossy_link_read_by_bytes() {
         }
         sim.events_a.clear();
         sim.events_b.clear();
-        sim.settle();
-        let next = sim
-            .next_deadline()
-            .unwrap_or(deadline)
-            .max(sim.now + Duration::from_micros(1));
-        sim.run_until(next.min(deadline));
+        sim.step_until(deadline);
     }
     assert_eq!(received, LEN, "A's 100 MB reached B (at {:?})", sim.now);
     println!(

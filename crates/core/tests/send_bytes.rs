@@ -121,12 +121,7 @@ impl Transfer {
             self.step(sim, client, server, &mut buf);
             sim.events_a.clear();
             sim.events_b.clear();
-            sim.settle();
-            let next = sim
-                .next_deadline()
-                .unwrap_or(deadline)
-                .max(sim.now + Duration::from_micros(1));
-            sim.run_until(next.min(deadline));
+            sim.step_until(deadline);
         }
         assert_eq!(
             self.received, self.len,
