@@ -482,12 +482,30 @@ fn acks_reordered_on_the_way_back_bring_no_false_dsacks() {
     // back and overtaken. An overtaken ACK's blocks lie behind SND.UNA by the time it
     // arrives: old news, not duplicates. Every D-SACK must stand for a segment B received
     // twice, which only a retransmission can make here.
-    // Without timestamps: with them, PAWS drops an overtaken ACK before its blocks are read.
+    // Without timestamps: with them, PAWS drops every overtaken ACK that acknowledges less
+    // than SND.UNA before its blocks are read (the next test).
+    acks_reordered_on_the_way_back(false);
+}
+
+#[test]
+fn acks_reordered_on_the_way_back_with_timestamps_bring_no_false_dsacks() {
+    // PAWS lets an overtaken duplicate ACK through (as Linux's tcp_disordered_ack), so its
+    // blocks reach the scoreboard too; they must not count as D-SACKs either.
+    let info = acks_reordered_on_the_way_back(true);
+    assert!(
+        info.stats.paws_rejected > 0,
+        "overtaken ACKs of older data are dropped"
+    );
+}
+
+/// A's bulk send across a lossy path whose ACKs are reordered, with timestamps on or off;
+/// checks that every D-SACK A counted stands for a retransmission.
+fn acks_reordered_on_the_way_back(timestamps: bool) -> ConnectionInfo {
     let mut a = config(A_MAC, A_IP, 7);
     a.tcp.congestion_control = CongestionAlgorithm::Cubic;
-    a.tcp.timestamps = false;
+    a.tcp.timestamps = timestamps;
     let mut b = config(B_MAC, B_IP, 8);
-    b.tcp.timestamps = false;
+    b.tcp.timestamps = timestamps;
     let a_to_b = LinkConfig {
         delay: DELAY,
         rate: Some(1_250_000),
@@ -511,6 +529,7 @@ fn acks_reordered_on_the_way_back_bring_no_false_dsacks() {
         info.stats.dsacks_received,
         info.stats.retransmitted_segments
     );
+    info
 }
 
 /// CUBIC with SACK, RACK on or off, the loss probe on, and A's data shaped by `rules`.

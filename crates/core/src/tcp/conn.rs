@@ -810,7 +810,9 @@ impl Connection {
                 true
             }
             None => false,
-            Some(ts) if self.ts_recent.rejects(now, ts.tsval) => {
+            Some(ts)
+                if self.ts_recent.rejects(now, ts.tsval) && !self.disordered_ack(seg, ts.tsval) =>
+            {
                 self.stats.rare().paws_rejected += 1;
                 self.stats.rare().segments_dropped += 1;
                 // What of it lies below RCV.NXT was received before: report it as a D-SACK
@@ -833,6 +835,26 @@ impl Connection {
             }
             Some(_) => false,
         }
+    }
+
+    /// A duplicate ACK overtaken on the way here, which PAWS (RFC 7323 §5.3 R1) would drop:
+    /// Linux lets it through (`tcp_disordered_ack`), and so do we, or every duplicate ACK
+    /// reordered behind a newer one is lost to the count of RFC 5681 §3.2 (and its SACK
+    /// blocks to the scoreboard). It must carry nothing PAWS protects: no data, SYN or FIN,
+    /// the sequence number RCV.NXT, the acknowledgment SND.UNA and the window unchanged (so
+    /// it moves no state but the duplicate-ACK count and the scoreboard, whose blocks are
+    /// validated anyway), and a TSval behind TS.Recent by no more than one RTO counted in
+    /// milliseconds (Linux's replay window; §5.4 puts a peer's clock at 1 ms to 1 s a tick).
+    fn disordered_ack(&self, seg: &TcpRepr<'_>, tsval: u32) -> bool {
+        let rto_ms = u32::try_from(self.rtt.rto().as_millis()).unwrap_or(u32::MAX);
+        seg.flags.ack()
+            && !seg.flags.syn()
+            && !seg.flags.fin()
+            && seg.payload.is_empty()
+            && seg.seq_number == self.rcv_nxt
+            && seg.ack_number == self.snd_una
+            && self.send_window_of(seg) == self.snd_wnd
+            && self.ts_recent.lags_by_at_most(tsval, rto_ms)
     }
 
     /// Processes a segment for this connection. Returns false when the segment completes a

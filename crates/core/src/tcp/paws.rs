@@ -54,6 +54,12 @@ impl TsRecent {
         self.valid(now) && older(tsval, self.value)
     }
 
+    /// `tsval` is older than TS.Recent by no more than `ticks` of the peer's clock: within
+    /// the replay window Linux allows an overtaken duplicate ACK (`tcp_disordered_ack`).
+    pub(crate) fn lags_by_at_most(&self, tsval: u32, ticks: u32) -> bool {
+        self.value.wrapping_sub(tsval) <= ticks
+    }
+
     /// RFC 7323 §5.3 R3 and §4.3 (2): an acceptable segment at or before Last.ACK.sent with a
     /// TSval not older than TS.Recent (or TS.Recent no longer valid) sets it.
     pub(crate) fn update(&mut self, now: Instant, tsval: u32, seq: SeqNum, last_ack_sent: SeqNum) {
@@ -87,6 +93,17 @@ mod tests {
         assert_eq!(recent.value(), 100, "older");
         recent.update(now, 200, SeqNum::new(1000), last_ack);
         assert_eq!(recent.value(), 200);
+    }
+
+    #[test]
+    fn the_replay_window_counts_back_from_ts_recent_across_the_wrap() {
+        let recent = TsRecent::new(5, Instant::from_secs(1));
+        assert!(
+            recent.lags_by_at_most(u32::MAX - 10, 16),
+            "16 ticks back, past the wrap"
+        );
+        assert!(!recent.lags_by_at_most(u32::MAX - 11, 16));
+        assert!(recent.lags_by_at_most(5, 0));
     }
 
     #[test]
