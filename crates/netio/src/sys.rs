@@ -10,6 +10,8 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use rawtcp_wire::ethernet::EthernetAddress;
+
 use crate::batch::RecvSlot;
 
 /// Frames moved per recvmmsg/sendmmsg call at most.
@@ -135,6 +137,23 @@ pub(crate) fn add_promiscuous(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
     let mut mreq: libc::packet_mreq = unsafe { zeroed() };
     mreq.mr_ifindex = ifindex as libc::c_int;
     mreq.mr_type = libc::PACKET_MR_PROMISC as libc::c_ushort;
+    setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        libc::PACKET_ADD_MEMBERSHIP,
+        &mreq,
+    )
+}
+
+/// Adds `mac` to the interface's unicast address list for the socket's life
+/// (PACKET_ADD_MEMBERSHIP, PACKET_MR_UNICAST): the NIC delivers frames for it.
+pub(crate) fn add_unicast(fd: &OwnedFd, ifindex: u32, mac: EthernetAddress) -> io::Result<()> {
+    // SAFETY: packet_mreq is plain data; all-zero is a valid value.
+    let mut mreq: libc::packet_mreq = unsafe { zeroed() };
+    mreq.mr_ifindex = ifindex as libc::c_int;
+    mreq.mr_type = libc::PACKET_MR_UNICAST as libc::c_ushort;
+    mreq.mr_alen = 6;
+    mreq.mr_address[..6].copy_from_slice(&mac.0);
     setsockopt(
         fd.as_raw_fd(),
         libc::SOL_PACKET,

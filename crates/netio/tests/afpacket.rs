@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use rawtcp_netio::testbed::have_root;
 use rawtcp_netio::{AfPacket, AfPacketConfig, Device, FrameBatch, IoMethod, netns};
-use rawtcp_wire::ethernet::{EtherType, EthernetRepr, Frame};
+use rawtcp_wire::ethernet::{EtherType, EthernetAddress, EthernetRepr, Frame};
 
 fn ping_and_udp(offloads: bool, io: IoMethod) {
     require_tool("ethtool");
@@ -104,6 +104,91 @@ fn kernel_pings_a_responder_on_afpacket_single_frame_io() {
 
 /// Writes frame `seq` (an IPv4 EtherType, so the filter keeps it; protocol 253, reserved for
 /// experiments, so no kernel acts on it) into `out`.
+/// `Ip: InReceives` of the namespace's kernel (/proc/net/snmp): the IPv4 datagrams its own
+/// input took in.
+fn ip_in_receives(ns: &rawtcp_netio::testbed::Netns) -> u64 {
+    let snmp = exec(ns, &["cat", "/proc/net/snmp"]);
+    let text = String::from_utf8_lossy(&snmp.stdout);
+    let mut ip = text.lines().filter(|line| line.starts_with("Ip:"));
+    let (names, values) = (
+        ip.next().expect("Ip: names"),
+        ip.next().expect("Ip: values"),
+    );
+    let at = names
+        .split_whitespace()
+        .position(|name| name == "InReceives")
+        .expect("InReceives");
+    values
+        .split_whitespace()
+        .nth(at)
+        .expect("a value")
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn with_a_mac_of_its_own_the_namespace_kernel_never_takes_our_frames_in() {
+    // With the interface's MAC, every IPv4 frame for the stack also runs the DUT kernel's
+    // input (routed, then dropped: it owns no address there). With a MAC of the stack's own
+    // it is another host's frame to that kernel, dropped before it counts as received; the
+    // stack still answers ARP and ping with its own address.
+    if !have_root("with_a_mac_of_its_own_the_namespace_kernel_never_takes_our_frames_in") {
+        return;
+    }
+    require_tool("ping");
+    const OWN_MAC: EthernetAddress = EthernetAddress([0x02, 0x72, 0, 0, 0x0d, 0x02]);
+    for (own, label) in [
+        (None, "the interface's MAC"),
+        (Some(OWN_MAC), "a MAC of its own"),
+    ] {
+        let bed = veth_bed();
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let dut = bed.dut.name().to_string();
+        let responder = thread::spawn(move || {
+            netns::enter(&dut).expect("enter the DUT namespace");
+            let config = AfPacketConfig {
+                mac: own,
+                ..AfPacketConfig::default()
+            };
+            let multicast = AfPacketConfig {
+                mac: Some(EthernetAddress([0x01, 0, 0x5e, 0, 0, 1])),
+                ..AfPacketConfig::default()
+            };
+            let refused = AfPacket::open_with("d0", multicast).map(|_| ());
+            assert_eq!(
+                refused.map_err(|e| e.kind()),
+                Err(std::io::ErrorKind::InvalidInput)
+            );
+            let device = AfPacket::open_with("d0", config).expect("open d0");
+            let mac = device.mac();
+            assert_eq!(mac, own.unwrap_or(DUT_MAC));
+            serve(device, mac, DUT_IP, stop_rx)
+        });
+        thread::sleep(Duration::from_millis(100));
+        let before = ip_in_receives(&bed.dut);
+        let ping = exec(
+            &bed.peer,
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.9.0.2"],
+        );
+        let taken_in = ip_in_receives(&bed.dut) - before;
+        stop_tx.send(()).unwrap();
+        let seen = responder.join().expect("responder thread");
+        assert!(ping.status.success(), "{label}: ping failed");
+        assert_eq!(seen.echo_requests, 3, "{label}: {seen:?}");
+        let neighbour = exec(&bed.peer, &["ip", "neigh", "show", "10.9.0.2"]);
+        let neighbour = String::from_utf8_lossy(&neighbour.stdout).to_string();
+        assert!(
+            neighbour.contains(&own.unwrap_or(DUT_MAC).to_string()),
+            "{label}: the peer learnt {neighbour}"
+        );
+        if own.is_some() {
+            assert_eq!(taken_in, 0, "{label}: the DUT kernel took our datagrams in");
+        } else {
+            assert!(taken_in >= 3, "{label}: the DUT kernel took in {taken_in}");
+        }
+    }
+}
+
 fn numbered_frame(out: &mut [u8], seq: u64) {
     let ethernet = EthernetRepr {
         src_addr: PEER_MAC,
