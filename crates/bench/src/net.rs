@@ -56,6 +56,11 @@ impl Net {
     /// Without address conflict detection: the harness made the namespaces and the veth
     /// itself, so nobody else can hold the address, and a 4–7 s RFC 5227 probe per stack
     /// would only slow every repetition down.
+    ///
+    /// With a MAC of the stack's own ([`own_mac`]), so that the namespace's kernel drops the
+    /// stack's frames at its first check instead of routing each one and dropping it then
+    /// (see [`AfPacketConfig::mac`]): a deployment would do the same where its network
+    /// accepts a second address on the interface.
     pub(crate) async fn rawtcp_on(
         iface: &str,
         addr: Ipv4Addr,
@@ -80,6 +85,7 @@ impl Net {
                     block_count: packet_buffer.div_ceil(ring.block_size).max(2),
                     ..ring
                 },
+                mac: Some(own_mac(addr)),
                 ..AfPacketConfig::default()
             },
         )
@@ -113,7 +119,7 @@ impl Net {
 
     /// A rawtcp stack on one end of an in-memory link, owning `addr`/24.
     pub(crate) async fn rawtcp_mem(end: MemLinkEnd, addr: Ipv4Addr, seed: u64) -> io::Result<Net> {
-        let mac = rawtcp::wire::ethernet::EthernetAddress([0x02, 0x72, 0, 0, 0, addr.octets()[3]]);
+        let mac = own_mac(addr);
         Ok(Net::Rawtcp(
             rawtcp::Stack::builder()
                 .device(end)
@@ -186,6 +192,11 @@ impl Net {
 }
 
 /// The stack configuration the harness uses: the defaults, with `seed` for ports and ISNs.
+/// The locally administered MAC a rawtcp side owning `addr` uses.
+fn own_mac(addr: Ipv4Addr) -> rawtcp::wire::ethernet::EthernetAddress {
+    rawtcp::wire::ethernet::EthernetAddress([0x02, 0x72, 0, 0, 0, addr.octets()[3]])
+}
+
 fn config(mac: rawtcp::wire::ethernet::EthernetAddress, addr: Ipv4Addr, seed: u64) -> Config {
     let mut config = Config::new(mac, Ipv4Cidr::new(addr, 24));
     config.seed = seed ^ u64::from(u32::from(addr));
