@@ -328,10 +328,18 @@ impl Rack {
         let mut marked = 0;
         let mut deadline: Option<Instant> = None;
         for segment in flight.segments.iter_mut() {
-            if segment.sacked
-                || segment.lost
-                || !sent_after(latest_ts, latest_end, segment.xmit_ts, segment.end)
-            {
+            if !sent_after(latest_ts, latest_end, segment.xmit_ts, segment.end) {
+                // The list is in sequence order, and a segment first goes out after every
+                // segment below it; only a retransmission moves its `xmit_ts` on, never back.
+                // So once a segment sent only once is no earlier than RACK.xmit_ts, nor is
+                // any segment after it: the walk ends there, after the one or two segments
+                // an ordinary ACK leaves to look at rather than the whole flight.
+                if !segment.retransmitted {
+                    break;
+                }
+                continue;
+            }
+            if segment.sacked || segment.lost {
                 continue;
             }
             let due = segment.xmit_ts + wait;
