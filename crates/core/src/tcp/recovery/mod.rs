@@ -456,8 +456,9 @@ impl LossRecovery {
             self.on_dsack(block, cc);
         }
         self.on_ack_tlp(now, snd_una, ack, dsack, cc);
+        let mut rack_lost = false;
         if self.uses_rack() {
-            let marked = self.rack.on_ack(
+            let verdict = self.rack.on_ack(
                 now,
                 &RackAck {
                     snd_una,
@@ -472,9 +473,10 @@ impl LossRecovery {
                     echoed: ack.echoed,
                 },
             );
-            if marked > 0 {
-                self.count().rack_lost_segments += u64::from(marked);
+            if verdict.marked > 0 {
+                self.count().rack_lost_segments += u64::from(verdict.marked);
             }
+            rack_lost = verdict.any_lost;
         }
         match self.state {
             CongestionState::Loss => {
@@ -531,7 +533,9 @@ impl LossRecovery {
                 // SACKed segments until reordering is seen: see `rack`); without, RFC 6675's
                 // IsLost on the first hole, or DupThresh duplicate ACKs (RFC 5681 §3.2).
                 let lost = if self.uses_rack() {
-                    self.rack.has_lost()
+                    // Nothing since RACK's walk of this ACK has touched the flight.
+                    debug_assert_eq!(rack_lost, self.rack.has_lost());
+                    rack_lost
                 } else {
                     self.dup_acks >= DUP_THRESH
                         || (self.sack

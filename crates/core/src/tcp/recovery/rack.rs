@@ -70,6 +70,17 @@ pub(crate) struct RackAck<'a> {
     pub(crate) echoed: Option<Instant>,
 }
 
+/// What one ACK told RACK's loss detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RackVerdict {
+    /// Segments newly marked lost.
+    pub(crate) marked: u32,
+    /// An undelivered segment is marked lost (and not yet sent again): what
+    /// [`Rack::has_lost`] says after the ACK, found in the walk that counts the SACKed
+    /// segments instead of a walk of its own.
+    pub(crate) any_lost: bool,
+}
+
 /// RACK's state (RFC 8985 §6.1). What concerns the segments in flight is boxed and goes
 /// when the cumulative ACK covers everything sent (most connections sit idle most of the
 /// time); what outlives an idle period stays inline, the durations as microseconds (the
@@ -200,8 +211,9 @@ impl Rack {
         }
     }
 
-    /// RFC 8985 §6.2 steps 1-5 for one ACK. Returns how many segments were newly marked lost.
-    pub(crate) fn on_ack(&mut self, now: Instant, ack: &RackAck<'_>) -> u32 {
+    /// RFC 8985 §6.2 steps 1-5 for one ACK: how many segments were newly marked lost, and
+    /// whether any is.
+    pub(crate) fn on_ack(&mut self, now: Instant, ack: &RackAck<'_>) -> RackVerdict {
         // Taken out while it is worked on, so that steps 1-3 may touch both it and the
         // state that outlives it; an ACK with nothing in flight allocates nothing.
         let mut flight = self.flight.take();
@@ -217,18 +229,28 @@ impl Rack {
             self.dsack_round = Some(ack.snd_max);
             self.reo_wnd_persist = REO_WND_PERSIST;
         }
-        let sacked = flight
-            .as_ref()
-            .map_or(0, |f| f.segments.iter().filter(|s| s.sacked).count() as u32);
+        // One walk for the SACKed count and for what was marked lost before this ACK.
+        let (sacked, lost_before) = flight.as_ref().map_or((0, false), |f| {
+            f.segments.iter().fold((0u32, false), |(sacked, lost), s| {
+                (sacked + u32::from(s.sacked), lost | (s.lost & !s.sacked))
+            })
+        });
         self.update_reo_wnd(sacked, ack.in_recovery, ack.srtt);
         let Some(mut flight) = flight.filter(|f| !f.segments.is_empty()) else {
             // Everything sent is acknowledged: the flight's memory goes back; the next send
             // allocates it again.
-            return 0;
+            return RackVerdict {
+                marked: 0,
+                any_lost: false,
+            };
         };
+        // Step 5 marks only segments neither SACKed nor marked already.
         let marked = self.detect_loss(&mut flight, now);
         self.flight = Some(flight);
-        marked
+        RackVerdict {
+            marked,
+            any_lost: lost_before || marked > 0,
+        }
     }
 
     /// Steps 1-3: what this ACK delivered, cumulatively or by SACK.
@@ -499,11 +521,23 @@ mod tests {
         // No reordering seen: the window is zero from DupThresh SACKed segments on, as
         // RFC 6675's IsLost (RFC 8985 §6.2 step 4).
         let mut rack = ten_sent();
-        assert_eq!(rack.on_ack(ms(20), &ack(seq(1), &[])), 0);
-        assert_eq!(rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))])), 0);
-        assert_eq!(rack.on_ack(ms(23), &ack(seq(1), &[(seq(2), seq(4))])), 0);
+        assert_eq!(rack.on_ack(ms(20), &ack(seq(1), &[])).marked, 0);
+        assert_eq!(
+            rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))]))
+                .marked,
+            0
+        );
+        assert_eq!(
+            rack.on_ack(ms(23), &ack(seq(1), &[(seq(2), seq(4))]))
+                .marked,
+            0
+        );
         assert_eq!(rack.reo_wnd(), Duration::from_millis(5), "min_RTT / 4");
-        assert!(rack.on_ack(ms(24), &ack(seq(1), &[(seq(2), seq(5))])) > 0);
+        assert!(
+            rack.on_ack(ms(24), &ack(seq(1), &[(seq(2), seq(5))]))
+                .marked
+                > 0
+        );
         assert_eq!(rack.reo_wnd(), Duration::ZERO);
         assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
         assert_eq!(rack.lost_bytes(), MSS);
@@ -512,12 +546,34 @@ mod tests {
     }
 
     #[test]
+    fn the_verdict_says_a_segment_is_lost_until_it_goes_again() {
+        let mut rack = ten_sent();
+        let sacked = [(seq(2), seq(5))];
+        rack.on_ack(ms(20), &ack(seq(1), &[]));
+        let verdict = rack.on_ack(ms(24), &ack(seq(1), &sacked));
+        assert!(verdict.marked > 0 && verdict.any_lost);
+        // A later ACK marks nothing new; the hole is still lost.
+        let verdict = rack.on_ack(ms(25), &ack(seq(1), &sacked));
+        assert_eq!((verdict.marked, verdict.any_lost), (0, true));
+        assert!(rack.has_lost());
+        // Sent again, it is in flight, not lost: neither the walk nor has_lost finds one.
+        rack.on_transmit(ms(25), seq(1), seq(2), MSS);
+        let verdict = rack.on_ack(ms(26), &ack(seq(1), &sacked));
+        assert_eq!((verdict.marked, verdict.any_lost), (0, false));
+        assert!(!rack.has_lost());
+    }
+
+    #[test]
     fn the_reorder_timer_marks_a_hole_lost_when_fewer_than_three_are_sacked() {
         let mut rack = ten_sent();
         rack.on_ack(ms(20), &ack(seq(1), &[]));
         // Segment 2 (sent at 2 ms) SACKed at 22 ms: the hole (sent at 1 ms) is overdue at
         // 1 + RACK.rtt (20) + reo_wnd (5) = 26 ms.
-        assert_eq!(rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))])), 0);
+        assert_eq!(
+            rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))]))
+                .marked,
+            0
+        );
         assert_eq!(rack.reorder_deadline(), Some(ms(26)));
         assert!(rack.on_reorder_timeout(ms(26)) > 0);
         assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
@@ -534,7 +590,7 @@ mod tests {
         assert!(rack.reordering_seen());
         // Now three SACKed above a hole no longer zero the window.
         let sacked = [(seq(4), seq(7))];
-        assert_eq!(rack.on_ack(ms(26), &ack(seq(3), &sacked)), 0);
+        assert_eq!(rack.on_ack(ms(26), &ack(seq(3), &sacked)).marked, 0);
         assert_eq!(rack.reo_wnd(), Duration::from_millis(5));
         assert!(!rack.has_lost());
         // Segment 3 is late by less than the window: delivered, never marked.
@@ -575,7 +631,7 @@ mod tests {
         let mut rack = ten_sent();
         rack.on_ack(ms(20), &ack(seq(1), &[]));
         let sacked = [(seq(2), seq(5))];
-        assert!(rack.on_ack(ms(24), &ack(seq(1), &sacked)) > 0);
+        assert!(rack.on_ack(ms(24), &ack(seq(1), &sacked)).marked > 0);
         // The hole goes again at 24 ms, then new data at 25 ms.
         rack.on_transmit(ms(24), seq(1), seq(2), MSS);
         assert!(!rack.has_lost());
@@ -585,7 +641,7 @@ mod tests {
         let mut later = ack(seq(1), &sacked);
         later.snd_max = seq(11);
         later.in_recovery = true;
-        assert!(rack.on_ack(ms(45), &later) > 0);
+        assert!(rack.on_ack(ms(45), &later).marked > 0);
         assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
     }
 
@@ -617,7 +673,7 @@ mod tests {
     #[test]
     fn the_flight_goes_when_everything_is_acknowledged_and_its_lessons_stay() {
         let mut rack = ten_sent();
-        assert_eq!(rack.on_ack(ms(30), &ack(seq(10), &[])), 0);
+        assert_eq!(rack.on_ack(ms(30), &ack(seq(10), &[])).marked, 0);
         assert!(rack.flight.is_none());
         assert_eq!(
             rack.min_rtt(),
@@ -627,7 +683,7 @@ mod tests {
         assert_eq!(rack.pipe(), 0);
         assert_eq!(rack.reorder_deadline(), None);
         // An ACK with nothing in flight allocates nothing.
-        assert_eq!(rack.on_ack(ms(31), &ack(seq(10), &[])), 0);
+        assert_eq!(rack.on_ack(ms(31), &ack(seq(10), &[])).marked, 0);
         assert!(rack.flight.is_none());
         // A retransmission timeout before the next delivery still knows RACK.rtt: a
         // segment sent just now is not marked lost (the first one always is).
