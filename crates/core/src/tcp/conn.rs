@@ -13,7 +13,7 @@ use rawtcp_wire::SeqNum;
 use rawtcp_wire::tcp::{TcpFlags, TcpRepr, Timestamps};
 
 use super::autotune::RecvAutotune;
-use super::buffer::{RecvBuffer, SendBuffer};
+use super::buffer::{OutOfOrderLimits, RecvBuffer, SendBuffer};
 use super::congestion::{Acked, CongestionControl, Controller, initial_window};
 use super::paws::TsRecent;
 use super::recovery::{AckContext, CongestionState, FrtoAction, LossRecovery, Retransmission};
@@ -298,11 +298,7 @@ impl Connection {
             irs: SeqNum::new(0),
             rcv_nxt: SeqNum::new(0),
             rcv_right: SeqNum::new(0),
-            recv: RecvBuffer::new(
-                config.recv_buffer,
-                config.max_out_of_order,
-                config.max_out_of_order_bytes,
-            ),
+            recv: RecvBuffer::new(config.recv_buffer),
             autotune: RecvAutotune::new(config.recv_buffer, config.recv_buffer_max, our_mss),
             fin_received: false,
             pending_fin: None,
@@ -415,6 +411,14 @@ impl Connection {
     /// Out-of-order segments dropped at the range or byte limit (modulo 2³²).
     pub(crate) fn out_of_order_dropped(&self) -> u32 {
         self.recv.out_of_order_dropped()
+    }
+
+    /// The out-of-order store's limits, the configuration's.
+    fn out_of_order_limits(&self) -> OutOfOrderLimits {
+        OutOfOrderLimits {
+            ranges: self.config.max_out_of_order,
+            bytes: self.config.max_out_of_order_bytes,
+        }
     }
 
     /// Takes the options of the peer's SYN: MSS, window scale, timestamps, SACK-permitted.
@@ -1314,7 +1318,9 @@ impl Connection {
             return;
         }
         let data = &data[..data.len().min(room - distance)];
-        let inserted = self.recv.insert(distance, data, frame);
+        let inserted = self
+            .recv
+            .insert(distance, data, frame, self.out_of_order_limits());
         if inserted.advanced > 0 {
             self.rcv_nxt += inserted.advanced as u32;
             self.stats.bytes_delivered += inserted.advanced as u64;
@@ -1667,7 +1673,7 @@ impl Connection {
         {
             return Err(format!("our FIN at {fin:?} but SND.MAX {max:?}"));
         }
-        let delivered = self.recv.check_invariants()?;
+        let delivered = self.recv.check_invariants(self.out_of_order_limits())?;
         if delivered != self.stats.bytes_delivered {
             return Err(format!(
                 "RCV.NXT is {delivered} bytes into the stream, {} delivered",
@@ -1789,7 +1795,8 @@ mod tests {
         for (part, size) in parts {
             eprintln!("{part:<16} {size:>5} B");
         }
-        assert!(size_of::<Connection>() <= 952, "{parts:?}");
+        assert!(size_of::<Connection>() <= 880, "{parts:?}");
+        assert!(size_of::<RecvBuffer>() <= 112, "{parts:?}");
         assert!(size_of::<LossRecovery>() <= 128, "{parts:?}");
         assert!(size_of::<Counters>() <= 72, "{parts:?}");
         // An established connection that has counted nothing rare has no box for it.

@@ -7,5 +7,5 @@
 mod recv;
 mod send;
 
-pub(crate) use recv::{RecvBuffer, charge};
+pub(crate) use recv::{OutOfOrderLimits, RecvBuffer, charge};
 pub(crate) use send::SendBuffer;

@@ -22,7 +22,10 @@
 //! bytes; pieces the reader has taken are the reader's.
 //!
 //! Out-of-order data is always copied (the rare path) and handed to the in-order queue in
-//! the allocation it was stored in once the gap before it fills.
+//! the allocation it was stored in once the gap before it fills. The store itself is boxed
+//! when the first out-of-order segment arrives and freed when the last range leaves it, and
+//! its limits are the configuration's, passed in with each segment: an idle connection, or
+//! one that sees no loss, carries 8 bytes for it.
 //!
 //! [`Stack::handle_frame_bytes`]: crate::Stack::handle_frame_bytes
 //! [`Stack::handle_frame`]: crate::Stack::handle_frame
@@ -60,26 +63,66 @@ pub(crate) struct RecvBuffer {
     /// frozen onto `ready` when a shared chunk follows them or the room runs out, and given
     /// up when everything has been read.
     tail: BytesMut,
-    /// The size of the tail's last allocation.
-    tail_allocation: usize,
     capacity: usize,
     /// Stream offset of RCV.NXT.
     next_offset: u64,
-    out_of_order: BTreeMap<u64, Vec<u8>>,
-    max_ranges: usize,
-    /// Bytes held in `out_of_order`, and the most it may hold (four bytes each: the store
-    /// lies within the receive window, below 2³⁰ bytes, RFC 7323 §2.3).
-    out_of_order_bytes: u32,
-    max_out_of_order_bytes: u32,
-    /// Segments dropped at `max_ranges` or `max_out_of_order_bytes` (modulo 2³²).
+    /// Segments beyond RCV.NXT; `None` while there are none.
+    out_of_order: Option<Box<OutOfOrder>>,
+    /// The size of the tail's last allocation (at most [`TAIL_MAX`]).
+    tail_allocation: u32,
+    /// Segments dropped at the out-of-order limits (modulo 2³²).
     out_of_order_dropped: u32,
-    /// Stream offsets of the latest out-of-order segments, most recent first: the SACK
-    /// blocks that hold them go first (RFC 2018 §4).
-    recent: VecDeque<u64>,
 }
 
 /// Out-of-order segments remembered for the order of SACK blocks.
 const RECENT: usize = 8;
+
+/// The out-of-order store: held only while it holds something.
+#[derive(Debug, Default)]
+struct OutOfOrder {
+    /// Stored ranges by stream offset, apart and not touching.
+    ranges: BTreeMap<u64, Vec<u8>>,
+    /// Bytes held in `ranges`.
+    bytes: usize,
+    /// Stream offsets of the latest out-of-order segments, most recent first (the first
+    /// `recent_len`): the SACK blocks that hold them go first (RFC 2018 §4).
+    recent: [u64; RECENT],
+    recent_len: u8,
+}
+
+impl OutOfOrder {
+    /// The latest out-of-order segments' offsets, most recent first.
+    fn recent(&self) -> &[u64] {
+        &self.recent[..usize::from(self.recent_len)]
+    }
+
+    /// Notes a segment at `start` as the most recent one, forgetting the oldest beyond
+    /// [`RECENT`].
+    fn note_recent(&mut self, start: u64) {
+        let len = usize::from(self.recent_len);
+        let at = self.recent[..len]
+            .iter()
+            .position(|&offset| offset == start)
+            .unwrap_or(len.min(RECENT - 1));
+        self.recent.copy_within(..at, 1);
+        self.recent[0] = start;
+        self.recent_len = self.recent_len.max(at as u8 + 1);
+    }
+}
+
+/// The limits of a connection's out-of-order store ([`TcpConfig::max_out_of_order`] and
+/// [`TcpConfig::max_out_of_order_bytes`]), given with each segment rather than kept per
+/// connection.
+///
+/// [`TcpConfig::max_out_of_order`]: crate::TcpConfig::max_out_of_order
+/// [`TcpConfig::max_out_of_order_bytes`]: crate::TcpConfig::max_out_of_order_bytes
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutOfOrderLimits {
+    /// Ranges (holes) held at once.
+    pub(crate) ranges: usize,
+    /// Bytes held at once.
+    pub(crate) bytes: usize,
+}
 
 /// What [`RecvBuffer::insert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,21 +155,17 @@ pub(crate) fn charge(data: &[u8], frame: Option<&Bytes>) -> usize {
 }
 
 impl RecvBuffer {
-    pub(crate) fn new(capacity: usize, max_ranges: usize, max_bytes: usize) -> RecvBuffer {
+    pub(crate) fn new(capacity: usize) -> RecvBuffer {
         RecvBuffer {
             ready: VecDeque::new(),
             ready_len: 0,
             ready_held: 0,
             tail: BytesMut::new(),
-            tail_allocation: 0,
             capacity,
             next_offset: 0,
-            out_of_order: BTreeMap::new(),
-            max_ranges,
-            out_of_order_bytes: 0,
-            max_out_of_order_bytes: u32::try_from(max_bytes).unwrap_or(u32::MAX),
+            out_of_order: None,
+            tail_allocation: 0,
             out_of_order_dropped: 0,
-            recent: VecDeque::new(),
         }
     }
 
@@ -158,7 +197,7 @@ impl RecvBuffer {
 
     /// Bytes held out of order.
     pub(crate) fn out_of_order_bytes(&self) -> usize {
-        self.out_of_order_bytes as usize
+        self.out_of_order.as_ref().map_or(0, |store| store.bytes)
     }
 
     /// Out-of-order segments dropped at the range or byte limit.
@@ -167,17 +206,27 @@ impl RecvBuffer {
     }
 
     pub(crate) fn has_out_of_order(&self) -> bool {
-        !self.out_of_order.is_empty()
+        self.out_of_order.is_some()
+    }
+
+    /// The stored ranges, by stream offset (none while the store is not allocated).
+    fn ranges(&self) -> impl DoubleEndedIterator<Item = (u64, &[u8])> + '_ {
+        self.out_of_order
+            .iter()
+            .flat_map(|store| store.ranges.iter())
+            .map(|(&start, bytes)| (start, &bytes[..]))
     }
 
     /// Stores `data` that starts `distance` bytes after RCV.NXT (already trimmed to start at
     /// or after RCV.NXT and to end within the window). `frame`, when the driver shares it,
-    /// is the frame `data` lies in: in-order data is then kept as a slice of it.
+    /// is the frame `data` lies in: in-order data is then kept as a slice of it. Data out of
+    /// order is stored within `limits`, or dropped and counted.
     pub(crate) fn insert(
         &mut self,
         distance: usize,
         data: &[u8],
         frame: Option<&Bytes>,
+        limits: OutOfOrderLimits,
     ) -> Inserted {
         let mut result = Inserted {
             advanced: 0,
@@ -189,10 +238,10 @@ impl RecvBuffer {
         }
         if distance > 0 {
             let start = self.next_offset + distance as u64;
-            self.store_out_of_order(start, data);
-            self.recent.retain(|&offset| offset != start);
-            self.recent.push_front(start);
-            self.recent.truncate(RECENT);
+            self.store_out_of_order(start, data, limits);
+            if let Some(store) = &mut self.out_of_order {
+                store.note_recent(start);
+            }
             result.out_of_order = true;
             return result;
         }
@@ -207,13 +256,17 @@ impl RecvBuffer {
         }
         self.next_offset += data.len() as u64;
         result.advanced = data.len();
-        // Pull stored segments that are now contiguous.
-        while let Some((&start, _)) = self.out_of_order.first_key_value() {
-            if start > self.next_offset {
+        // Pull stored segments that are now contiguous; the store goes once it is empty.
+        while let Some(store) = &mut self.out_of_order {
+            let Some(entry) = store.ranges.first_entry() else {
+                self.out_of_order = None;
+                break;
+            };
+            if *entry.key() > self.next_offset {
                 break;
             }
-            let (start, bytes) = self.out_of_order.pop_first().expect("just looked");
-            self.out_of_order_bytes -= bytes.len() as u32;
+            let (start, bytes) = entry.remove_entry();
+            store.bytes -= bytes.len();
             let end = start + bytes.len() as u64;
             if end > self.next_offset {
                 let skip = (self.next_offset - start) as usize;
@@ -262,8 +315,9 @@ impl RecvBuffer {
     fn copy_to_tail(&mut self, data: &[u8]) {
         if self.tail.capacity() - self.tail.len() < data.len() {
             self.freeze_tail();
-            self.tail_allocation = (self.tail_allocation * 2).clamp(TAIL_MIN, TAIL_MAX);
-            self.tail = BytesMut::with_capacity(self.tail_allocation.max(data.len()));
+            let allocation = (self.tail_allocation as usize * 2).clamp(TAIL_MIN, TAIL_MAX);
+            self.tail_allocation = allocation as u32;
+            self.tail = BytesMut::with_capacity(allocation.max(data.len()));
         }
         self.tail.extend_from_slice(data);
     }
@@ -277,51 +331,61 @@ impl RecvBuffer {
         if self.len() > 0 || self.tail.capacity() == 0 {
             return;
         }
-        if !self.tail.try_reclaim(self.tail_allocation) {
+        if !self.tail.try_reclaim(self.tail_allocation as usize) {
             self.tail = BytesMut::new();
         }
     }
 
-    fn store_out_of_order(&mut self, start: u64, data: &[u8]) {
+    fn store_out_of_order(&mut self, start: u64, data: &[u8], limits: OutOfOrderLimits) {
         let end = start + data.len() as u64;
         // Merge with every stored range that touches or overlaps [start, end).
         let mut merged_start = start;
         let mut merged_end = end;
-        let touching: Vec<u64> = self
-            .out_of_order
-            .range(..=end)
-            .filter(|&(&s, bytes)| s + bytes.len() as u64 >= start)
-            .map(|(&s, _)| s)
-            .collect();
-        if touching.is_empty() && self.out_of_order.len() >= self.max_ranges {
+        let (touching, stored_ranges): (Vec<u64>, usize) = match &self.out_of_order {
+            Some(store) => (
+                store
+                    .ranges
+                    .range(..=end)
+                    .filter(|&(&s, bytes)| s + bytes.len() as u64 >= start)
+                    .map(|(&s, _)| s)
+                    .collect(),
+                store.ranges.len(),
+            ),
+            None => (Vec::new(), 0),
+        };
+        if touching.is_empty() && stored_ranges >= limits.ranges {
             // No room for another hole: drop the segment; the sender will retransmit.
             self.out_of_order_dropped = self.out_of_order_dropped.wrapping_add(1);
             return;
         }
+        let store = self.out_of_order.get_or_insert_default();
         let mut replaced = 0;
         for &s in &touching {
-            let bytes = &self.out_of_order[&s];
+            let bytes = &store.ranges[&s];
             merged_start = merged_start.min(s);
             merged_end = merged_end.max(s + bytes.len() as u64);
             replaced += bytes.len() as u64;
         }
-        let held = self.out_of_order_bytes as u64 - replaced + (merged_end - merged_start);
-        if held > u64::from(self.max_out_of_order_bytes) {
-            // Past the byte limit: dropped as above.
+        let held = store.bytes as u64 - replaced + (merged_end - merged_start);
+        if held > limits.bytes as u64 {
+            // Past the byte limit: dropped as above (and a store made for it goes again).
             self.out_of_order_dropped = self.out_of_order_dropped.wrapping_add(1);
+            if store.ranges.is_empty() {
+                self.out_of_order = None;
+            }
             return;
         }
-        self.out_of_order_bytes = held as u32;
+        store.bytes = held as usize;
         let mut merged = vec![0u8; (merged_end - merged_start) as usize];
         for s in touching {
-            let bytes = self.out_of_order.remove(&s).expect("listed above");
+            let bytes = store.ranges.remove(&s).expect("listed above");
             let at = (s - merged_start) as usize;
             merged[at..at + bytes.len()].copy_from_slice(&bytes);
         }
         // New data wins nothing over stored data: they are the same bytes in a correct stream.
         let at = (start - merged_start) as usize;
         merged[at..at + data.len()].copy_from_slice(data);
-        self.out_of_order.insert(merged_start, merged);
+        store.ranges.insert(merged_start, merged);
     }
 
     /// Copies readable bytes into `out`; returns how many.
@@ -402,16 +466,20 @@ impl RecvBuffer {
     /// range holding the latest segment first (a MUST, unless that segment advanced RCV.NXT),
     /// then those holding the next most recent ones, then the rest in ascending order.
     pub(crate) fn sack_ranges(&self, limit: usize) -> Vec<(u64, u64)> {
+        let Some(store) = &self.out_of_order else {
+            return Vec::new();
+        };
         let range_of = |offset: u64| {
-            self.out_of_order
+            store
+                .ranges
                 .range(..=offset)
                 .next_back()
                 .filter(|(s, b)| offset < **s + b.len() as u64)
                 .map(|(&s, _)| s)
         };
         let mut starts: Vec<u64> = Vec::with_capacity(limit);
-        let recent = self.recent.iter().filter_map(|&offset| range_of(offset));
-        for start in recent.chain(self.out_of_order.keys().copied()) {
+        let recent = store.recent().iter().filter_map(|&offset| range_of(offset));
+        for start in recent.chain(store.ranges.keys().copied()) {
             if starts.len() == limit {
                 break;
             }
@@ -422,18 +490,19 @@ impl RecvBuffer {
         starts
             .into_iter()
             .map(|s| {
-                let end = s + self.out_of_order[&s].len() as u64;
+                let end = s + store.ranges[&s].len() as u64;
                 (s - self.next_offset, end - self.next_offset)
             })
             .collect()
     }
 
     /// The fuzz harness's check: the buffer within its capacity, its chunks non-empty and
-    /// adding up to what it counts, the out-of-order store within its range limit, its
-    /// ranges beyond RCV.NXT, sorted, apart and no larger than the buffer. Returns the stream
-    /// offset of RCV.NXT (every byte made readable so far).
+    /// adding up to what it counts, the out-of-order store within `limits`, allocated only
+    /// while it holds a range, its ranges beyond RCV.NXT, sorted, apart, adding up to what it
+    /// counts and no larger than the buffer. Returns the stream offset of RCV.NXT (every byte
+    /// made readable so far).
     #[cfg(feature = "fuzzing")]
-    pub(crate) fn check_invariants(&self) -> Result<u64, String> {
+    pub(crate) fn check_invariants(&self, limits: OutOfOrderLimits) -> Result<u64, String> {
         if self.len() > self.capacity {
             return Err(format!(
                 "{} readable bytes in a {}-byte buffer",
@@ -462,16 +531,21 @@ impl RecvBuffer {
                 chunk.held
             ));
         }
-        if self.out_of_order.len() > self.max_ranges {
-            return Err(format!(
-                "{} out-of-order ranges, limit {}",
-                self.out_of_order.len(),
-                self.max_ranges
-            ));
+        if let Some(store) = &self.out_of_order {
+            if store.ranges.is_empty() {
+                return Err("an empty out-of-order store is kept".to_string());
+            }
+            if store.ranges.len() > limits.ranges || store.bytes > limits.bytes {
+                return Err(format!(
+                    "{} out-of-order ranges of {} bytes, limits {limits:?}",
+                    store.ranges.len(),
+                    store.bytes,
+                ));
+            }
         }
         let mut end_before = self.next_offset;
         let mut stored = 0;
-        for (&start, bytes) in &self.out_of_order {
+        for (start, bytes) in self.ranges() {
             // A range at or before RCV.NXT would have been pulled in; touching ranges merge.
             if start <= end_before || bytes.is_empty() {
                 return Err(format!(
@@ -482,6 +556,12 @@ impl RecvBuffer {
             }
             end_before = start + bytes.len() as u64;
             stored += bytes.len();
+        }
+        if stored != self.out_of_order_bytes() {
+            return Err(format!(
+                "out-of-order ranges of {stored} bytes, counted {}",
+                self.out_of_order_bytes()
+            ));
         }
         if stored > self.capacity {
             return Err(format!(
@@ -494,9 +574,8 @@ impl RecvBuffer {
 
     /// Stored out-of-order ranges as offsets from RCV.NXT, for SACK blocks.
     pub(crate) fn out_of_order_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.out_of_order
-            .iter()
-            .map(move |(&s, b)| (s - self.next_offset, s - self.next_offset + b.len() as u64))
+        self.ranges()
+            .map(move |(s, b)| (s - self.next_offset, s - self.next_offset + b.len() as u64))
     }
 }
 
@@ -505,19 +584,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn limits(ranges: usize, bytes: usize) -> OutOfOrderLimits {
+        OutOfOrderLimits { ranges, bytes }
+    }
+
     #[test]
     fn out_of_order_segments_join_when_the_gap_fills() {
-        let mut buffer = RecvBuffer::new(100, 8, usize::MAX);
-        assert!(buffer.insert(5, b"fgh", None).out_of_order);
-        assert!(buffer.insert(10, b"klm", None).out_of_order);
+        let mut buffer = RecvBuffer::new(100);
+        let limits = limits(8, usize::MAX);
+        assert!(buffer.insert(5, b"fgh", None, limits).out_of_order);
+        assert!(buffer.insert(10, b"klm", None, limits).out_of_order);
         assert_eq!(
             buffer.out_of_order_ranges().collect::<Vec<_>>(),
             vec![(5, 8), (10, 13)]
         );
-        let inserted = buffer.insert(0, b"abcde", None);
+        let inserted = buffer.insert(0, b"abcde", None, limits);
         assert_eq!(inserted.advanced, 8);
         assert!(inserted.filled_gap);
-        assert_eq!(buffer.insert(0, b"ij", None).advanced, 5);
+        assert_eq!(buffer.insert(0, b"ij", None, limits).advanced, 5);
         let mut out = [0u8; 20];
         assert_eq!(buffer.read(&mut out), 13);
         assert_eq!(&out[..13], b"abcdefghijklm");
@@ -526,34 +610,88 @@ mod tests {
 
     #[test]
     fn out_of_order_bytes_are_bounded() {
-        let mut buffer = RecvBuffer::new(1000, 64, 10);
-        buffer.insert(10, b"abcdef", None);
+        let mut buffer = RecvBuffer::new(1000);
+        let limits = limits(64, 10);
+        buffer.insert(10, b"abcdef", None, limits);
         assert_eq!(buffer.out_of_order_bytes(), 6);
         // Five more would make eleven: dropped and counted.
-        buffer.insert(30, b"ghijk", None);
+        buffer.insert(30, b"ghijk", None, limits);
         assert_eq!(buffer.out_of_order_bytes(), 6);
         assert_eq!(buffer.out_of_order_dropped(), 1);
         // Four fit, and an overlap with a stored range counts the union once.
-        buffer.insert(30, b"ghij", None);
-        buffer.insert(14, b"ef", None);
+        buffer.insert(30, b"ghij", None, limits);
+        buffer.insert(14, b"ef", None, limits);
         assert_eq!(buffer.out_of_order_bytes(), 10);
         assert_eq!(buffer.out_of_order_ranges().count(), 2);
         // In-order data pulls the store in and frees it.
-        assert_eq!(buffer.insert(0, b"0123456789", None).advanced, 16);
+        assert_eq!(buffer.insert(0, b"0123456789", None, limits).advanced, 16);
         assert_eq!(buffer.out_of_order_bytes(), 4);
     }
 
     #[test]
+    fn the_out_of_order_store_is_held_only_while_it_holds_something() {
+        let mut buffer = RecvBuffer::new(1000);
+        let limits = limits(8, 4);
+        assert!(buffer.out_of_order.is_none());
+        // Dropped at the byte limit: no store is left behind for it.
+        buffer.insert(10, b"abcdef", None, limits);
+        assert!(buffer.out_of_order.is_none());
+        assert_eq!(buffer.out_of_order_dropped(), 1);
+        buffer.insert(10, b"abc", None, limits);
+        assert!(buffer.has_out_of_order());
+        // In-order data that reaches the stored range but not past it leaves it stored.
+        assert_eq!(buffer.insert(0, b"0123456", None, limits).advanced, 7);
+        assert!(buffer.has_out_of_order());
+        assert_eq!(buffer.insert(0, b"789", None, limits).advanced, 6);
+        assert!(buffer.out_of_order.is_none());
+        assert_eq!((buffer.out_of_order_bytes(), buffer.len()), (0, 13));
+        // No ranges allowed at all: nothing is stored, nothing is allocated.
+        buffer.insert(
+            5,
+            b"x",
+            None,
+            OutOfOrderLimits {
+                ranges: 0,
+                bytes: 100,
+            },
+        );
+        assert!(buffer.out_of_order.is_none());
+        assert_eq!(buffer.out_of_order_dropped(), 2);
+    }
+
+    #[test]
+    fn sack_blocks_come_most_recent_first_then_in_order() {
+        let mut buffer = RecvBuffer::new(100_000);
+        let limits = limits(64, usize::MAX);
+        for distance in [10, 20, 30] {
+            buffer.insert(distance, b"a", None, limits);
+        }
+        // 10 again: it moves to the front, the others keep their order.
+        buffer.insert(10, b"a", None, limits);
+        assert_eq!(buffer.sack_ranges(3), vec![(10, 11), (30, 31), (20, 21)]);
+        // Only the eight latest segments are remembered; older ranges follow in order.
+        for distance in (100..1000).step_by(100) {
+            buffer.insert(distance, b"b", None, limits);
+        }
+        let starts: Vec<u64> = buffer.sack_ranges(12).iter().map(|r| r.0).collect();
+        assert_eq!(
+            starts,
+            vec![900, 800, 700, 600, 500, 400, 300, 200, 10, 20, 30, 100]
+        );
+    }
+
+    #[test]
     fn out_of_order_ranges_are_bounded() {
-        let mut buffer = RecvBuffer::new(1000, 2, usize::MAX);
-        buffer.insert(10, b"a", None);
-        buffer.insert(20, b"b", None);
+        let mut buffer = RecvBuffer::new(1000);
+        let limits = limits(2, usize::MAX);
+        buffer.insert(10, b"a", None, limits);
+        buffer.insert(20, b"b", None, limits);
         // A third hole does not fit: dropped (the sender retransmits it).
-        buffer.insert(30, b"c", None);
+        buffer.insert(30, b"c", None, limits);
         assert_eq!(buffer.out_of_order_ranges().count(), 2);
         assert_eq!(buffer.out_of_order_dropped(), 1);
         // Data touching a stored range still merges.
-        buffer.insert(11, b"x", None);
+        buffer.insert(11, b"x", None, limits);
         assert_eq!(
             buffer.out_of_order_ranges().collect::<Vec<_>>(),
             vec![(10, 12), (20, 21)]
@@ -576,8 +714,14 @@ mod tests {
     fn a_full_sized_payload_is_handed_out_as_a_slice_of_its_frame() {
         let payload: Vec<u8> = (0..1460).map(|i| i as u8).collect();
         let frame = frame_with(&payload);
-        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
-        assert_eq!(buffer.insert(0, &frame[54..], Some(&frame)).advanced, 1460);
+        let mut buffer = RecvBuffer::new(65536);
+        let limits = limits(8, usize::MAX);
+        assert_eq!(
+            buffer
+                .insert(0, &frame[54..], Some(&frame), limits)
+                .advanced,
+            1460
+        );
         // The whole frame is what the buffer keeps alive.
         assert_eq!(buffer.held(), frame.len());
         let first = buffer.read_bytes(1000);
@@ -592,11 +736,12 @@ mod tests {
 
     #[test]
     fn small_payloads_are_copied_together_and_pin_no_frame() {
-        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        let mut buffer = RecvBuffer::new(65536);
+        let limits = limits(8, usize::MAX);
         let mut frames = Vec::new();
         for i in 0..100u8 {
             let frame = frame_with(&[i; 10]);
-            buffer.insert(0, &frame[54..], Some(&frame));
+            buffer.insert(0, &frame[54..], Some(&frame), limits);
             frames.push(frame);
         }
         // A thousand bytes hold a thousand bytes, not a hundred frames.
@@ -613,13 +758,14 @@ mod tests {
 
     #[test]
     fn copied_and_shared_data_keep_their_order() {
-        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        let mut buffer = RecvBuffer::new(65536);
+        let limits = limits(8, usize::MAX);
         let big = frame_with(&[b'B'; 1000]);
-        buffer.insert(0, b"ab", None);
-        buffer.insert(0, &big[54..], Some(&big));
-        buffer.insert(0, b"cd", Some(&big)); // not inside the frame: copied
+        buffer.insert(0, b"ab", None, limits);
+        buffer.insert(0, &big[54..], Some(&big), limits);
+        buffer.insert(0, b"cd", Some(&big), limits); // not inside the frame: copied
         // A big payload of a frame that is only lent is copied too.
-        buffer.insert(0, &[b'L'; 600], None);
+        buffer.insert(0, &[b'L'; 600], None, limits);
         assert_eq!(buffer.len(), 1604);
         let mut peeked = vec![0u8; 2000];
         assert_eq!(buffer.peek(&mut peeked), 1604);
@@ -640,16 +786,17 @@ mod tests {
 
     #[test]
     fn stored_out_of_order_data_moves_to_the_queue_without_a_copy() {
-        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        let mut buffer = RecvBuffer::new(65536);
+        let limits = limits(8, usize::MAX);
         let second: Vec<u8> = (0..1460).map(|i| (i * 3) as u8).collect();
         let third = vec![7u8; 100];
         let fourth = vec![9u8; 100];
         // Two touching ranges merge into one; the third is apart.
-        assert!(buffer.insert(1460, &second, None).out_of_order);
-        assert!(buffer.insert(2920, &third, None).out_of_order);
-        assert!(buffer.insert(3120, &fourth, None).out_of_order);
+        assert!(buffer.insert(1460, &second, None, limits).out_of_order);
+        assert!(buffer.insert(2920, &third, None, limits).out_of_order);
+        assert!(buffer.insert(3120, &fourth, None, limits).out_of_order);
         let first = frame_with(&[1u8; 1460]);
-        let inserted = buffer.insert(0, &first[54..], Some(&first));
+        let inserted = buffer.insert(0, &first[54..], Some(&first), limits);
         assert_eq!(inserted.advanced, 3020);
         assert!(inserted.filled_gap);
         assert_eq!(buffer.out_of_order_bytes(), 100);
@@ -661,7 +808,7 @@ mod tests {
         );
         assert_eq!(buffer.len(), 0);
         // A short stored range goes through the tail.
-        assert_eq!(buffer.insert(0, &[8u8; 100], None).advanced, 200);
+        assert_eq!(buffer.insert(0, &[8u8; 100], None, limits).advanced, 200);
         assert_eq!(
             buffer.read_bytes(usize::MAX),
             [&[8u8; 100][..], &fourth[..]].concat()
@@ -670,18 +817,19 @@ mod tests {
 
     #[test]
     fn a_reader_that_keeps_up_copies_into_the_same_allocation_again() {
-        let mut buffer = RecvBuffer::new(65536, 8, usize::MAX);
+        let mut buffer = RecvBuffer::new(65536);
+        let limits = limits(8, usize::MAX);
         let mut out = [0u8; 100];
-        buffer.insert(0, &[1u8; 100], None);
+        buffer.insert(0, &[1u8; 100], None, limits);
         let at = buffer.tail.as_ptr();
         assert_eq!(buffer.read(&mut out), 100);
         // Read by copy: the allocation starts over, no new one.
-        buffer.insert(0, &[2u8; 100], None);
+        buffer.insert(0, &[2u8; 100], None, limits);
         assert_eq!(buffer.tail.as_ptr(), at);
         // Read by slice: the reader holds a piece of it, so the next copies go elsewhere.
         let piece = buffer.read_bytes(usize::MAX);
         assert_eq!((piece.as_ptr(), &piece[..]), (at, &[2u8; 100][..]));
-        buffer.insert(0, &[3u8; 100], None);
+        buffer.insert(0, &[3u8; 100], None, limits);
         assert_ne!(buffer.tail.as_ptr(), at);
         assert_eq!(buffer.read(&mut out), 100);
         assert_eq!((out, buffer.held()), ([3u8; 100], 0));
@@ -689,10 +837,16 @@ mod tests {
 
     #[test]
     fn the_window_counts_bytes_and_in_order_data_stops_at_the_capacity() {
-        let mut buffer = RecvBuffer::new(1000, 8, usize::MAX);
+        let mut buffer = RecvBuffer::new(1000);
+        let limits = limits(8, usize::MAX);
         let frame = frame_with(&[3u8; 1460]);
         // Only what fits is taken; the rest is retransmitted.
-        assert_eq!(buffer.insert(0, &frame[54..], Some(&frame)).advanced, 1000);
+        assert_eq!(
+            buffer
+                .insert(0, &frame[54..], Some(&frame), limits)
+                .advanced,
+            1000
+        );
         assert_eq!(buffer.window(), 0);
         let taken = buffer.read_bytes(400);
         assert!(lies_in(&taken, &frame));
@@ -723,14 +877,15 @@ mod tests {
             }
             let dup = segments.clone();
             segments.extend(dup.iter().take(3));
-            let mut buffer = RecvBuffer::new(len, 4096, usize::MAX);
+            let mut buffer = RecvBuffer::new(len);
+        let limits = limits(4096, usize::MAX);
             let mut next = 0usize;
             for (i, (start, end)) in segments.into_iter().enumerate() {
                 if end <= next { continue; }
                 let start = start.max(next);
                 // Every other segment comes in a shared frame.
                 let shared = (i % 2 == 0).then_some(&frame);
-                let inserted = buffer.insert(start - next, &data[start..end], shared);
+                let inserted = buffer.insert(start - next, &data[start..end], shared, limits);
                 next += inserted.advanced;
             }
             prop_assert_eq!(buffer.len(), len);
@@ -752,6 +907,8 @@ mod tests {
             }
             prop_assert_eq!(out, data);
             prop_assert_eq!(buffer.held(), 0);
+            // Every gap filled: the out-of-order store is gone.
+            prop_assert!(buffer.out_of_order.is_none());
         }
     }
 }
