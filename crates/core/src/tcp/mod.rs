@@ -26,13 +26,13 @@ mod paws;
 mod recovery;
 mod rtt;
 mod state;
+mod table;
 mod timers;
 mod wheel;
 
 use core::time::Duration;
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
@@ -52,6 +52,7 @@ use conn::{Connection, Plan};
 use cookie::{CookieJar, CookieOptions};
 use isn::{IsnGenerator, PortAllocator, siphash24};
 use rawtcp_wire::tcp::{TcpFlags, TcpOptions, Timestamps};
+use table::{Tuple, TupleTable};
 use wheel::{TimerKey, TimerWheel};
 
 /// A connection, as the application holds it.
@@ -353,49 +354,6 @@ enum Limit {
     OutOfOrder,
 }
 
-/// A BuildHasher keyed from the seed: deterministic per seed, unpredictable without it.
-#[derive(Debug, Clone)]
-struct KeyedState([u64; 2]);
-
-#[derive(Debug)]
-struct KeyedHasher {
-    key: [u64; 2],
-    bytes: [u8; 32],
-    len: usize,
-    state: u64,
-}
-
-impl Hasher for KeyedHasher {
-    fn write(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.len == self.bytes.len() {
-                self.state ^= siphash24(self.key, &self.bytes);
-                self.len = 0;
-            }
-            let take = data.len().min(self.bytes.len() - self.len);
-            self.bytes[self.len..self.len + take].copy_from_slice(&data[..take]);
-            self.len += take;
-            data = &data[take..];
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.state ^ siphash24(self.key, &self.bytes[..self.len])
-    }
-}
-
-impl BuildHasher for KeyedState {
-    type Hasher = KeyedHasher;
-    fn build_hasher(&self) -> KeyedHasher {
-        KeyedHasher {
-            key: self.0,
-            bytes: [0; 32],
-            len: 0,
-            state: 0,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Slot {
     generation: u32,
@@ -420,6 +378,19 @@ struct Slot {
 fn grow_by_an_eighth<T>(slots: &mut Vec<T>) {
     if slots.len() == slots.capacity() {
         slots.reserve_exact((slots.len() / 8).max(64));
+    }
+}
+
+/// The connections of the slab, in slot order.
+fn live_connections(slots: &[Slot]) -> impl Iterator<Item = &Connection> {
+    slots.iter().filter_map(|slot| slot.conn.as_deref())
+}
+
+/// The 4-tuple of the connection in slot `index`, if there is one (for the [`TupleTable`]).
+fn tuple_in(slots: &[Slot]) -> impl Fn(u32) -> Option<Tuple> + '_ {
+    |index| {
+        let conn = slots.get(index as usize)?.conn.as_deref()?;
+        Some((conn.local, conn.remote))
     }
 }
 
@@ -461,7 +432,8 @@ pub(crate) struct Tcp {
     mtu: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    table: HashMap<(SocketAddrV4, SocketAddrV4), ConnectionId, KeyedState>,
+    /// The slots of the connections, by 4-tuple.
+    table: TupleTable,
     /// The last 4-tuple found in `table`: a bulk transfer's segments all go to one
     /// connection, and this spares each the keyed hash. Cleared when that tuple is inserted
     /// or removed.
@@ -519,7 +491,7 @@ impl Tcp {
             mtu,
             slots: Vec::new(),
             free: Vec::new(),
-            table: HashMap::with_hasher(KeyedState(table_key)),
+            table: TupleTable::new(table_key),
             last_found: Cell::new(None),
             listeners: Vec::new(),
             timers: TimerWheel::new(),
@@ -574,7 +546,7 @@ impl Tcp {
             generation: slot.generation,
         };
         self.forget_found(key);
-        self.table.insert(key, id);
+        self.table.insert(index, key, tuple_in(&self.slots));
         self.connections_peak = self.connections_peak.max(self.table.len());
         id
     }
@@ -587,7 +559,11 @@ impl Tcp {
         {
             return Some(id);
         }
-        let id = *self.table.get(&key)?;
+        let index = self.table.find(key, tuple_in(&self.slots))?;
+        let id = ConnectionId {
+            index,
+            generation: self.slots[index as usize].generation,
+        };
         self.last_found.set(Some((key, id)));
         Some(id)
     }
@@ -612,7 +588,7 @@ impl Tcp {
         slot.out_of_order_dropped = 0;
         self.free.push(id.index);
         self.forget_found((conn.local, conn.remote));
-        self.table.remove(&(conn.local, conn.remote));
+        self.table.remove(id.index, (conn.local, conn.remote));
         if let Some(listener) = conn
             .listener
             .and_then(|l| self.listeners.get_mut(l.0 as usize))
@@ -806,7 +782,7 @@ impl Tcp {
         // Port 0 asks for any free port, as bind(2) does: one from the ephemeral range that
         // no listener and no connection of ours uses.
         let local = if local.port() == 0 {
-            let table = &self.table;
+            let slots = &self.slots;
             let listeners = &self.listeners;
             let port = self
                 .ports
@@ -815,7 +791,7 @@ impl Tcp {
                     SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
                     |port| {
                         listeners.iter().flatten().any(|l| l.local.port() == port)
-                            || table.keys().any(|(ours, _)| ours.port() == port)
+                            || live_connections(slots).any(|c| c.local.port() == port)
                     },
                 )
                 .ok_or(TcpError::AddrInUse)?;
@@ -961,20 +937,19 @@ impl Tcp {
         let address = self.address;
         let port = match local_port {
             Some(port) if port != 0 => {
-                if self
-                    .table
-                    .contains_key(&(SocketAddrV4::new(address, port), remote))
-                {
+                let tuple = (SocketAddrV4::new(address, port), remote);
+                if self.table.find(tuple, tuple_in(&self.slots)).is_some() {
                     return Err(TcpError::AddrInUse);
                 }
                 port
             }
             _ => {
-                let table = &self.table;
+                let (table, slots) = (&self.table, &self.slots);
                 let listeners = &self.listeners;
                 self.ports
                     .allocate(address, remote, |port| {
-                        table.contains_key(&(SocketAddrV4::new(address, port), remote))
+                        let tuple = (SocketAddrV4::new(address, port), remote);
+                        table.find(tuple, tuple_in(slots)).is_some()
                             || listeners.iter().flatten().any(|l| l.local.port() == port)
                     })
                     .ok_or(TcpError::AddrNotAvailable)?
@@ -1354,10 +1329,11 @@ impl Tcp {
         next_hop: impl Fn(Ipv4Addr) -> Option<Ipv4Addr>,
     ) {
         let ids: Vec<ConnectionId> = self
-            .table
-            .iter()
-            .filter(|((_, remote), _)| next_hop(*remote.ip()) == Some(unreachable))
-            .map(|(_, &id)| id)
+            .live_ids()
+            .filter(|&id| {
+                self.conn(id)
+                    .is_some_and(|c| next_hop(*c.remote.ip()) == Some(unreachable))
+            })
             .collect();
         for id in ids {
             if let Some(conn) = self.conn_mut(id)
@@ -1520,9 +1496,19 @@ impl Tcp {
     }
 
     pub(crate) fn connections(&self) -> Vec<ConnectionInfo> {
-        let mut ids: Vec<ConnectionId> = self.table.values().copied().collect();
-        ids.sort();
-        ids.into_iter().filter_map(|id| self.info(id)).collect()
+        self.live_ids().filter_map(|id| self.info(id)).collect()
+    }
+
+    /// Every connection, in slot order (the order of their ids).
+    fn live_ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.conn.is_some())
+            .map(|(index, slot)| ConnectionId {
+                index: index as u32,
+                generation: slot.generation,
+            })
     }
 
     pub(crate) fn listeners(&self) -> Vec<(ListenerId, SocketAddrV4)> {
@@ -1555,14 +1541,14 @@ impl Tcp {
     /// every control block passes its own check.
     #[cfg(feature = "fuzzing")]
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
-        for (&(local, remote), &id) in &self.table {
-            let conn = self
-                .conn(id)
-                .ok_or_else(|| format!("{local} {remote}: the table names the dead {id:?}"))?;
-            if (conn.local, conn.remote) != (local, remote) {
+        for index in self.table.iter() {
+            let tuple = tuple_in(&self.slots)(index)
+                .ok_or_else(|| format!("the table names the empty slot {index}"))?;
+            let found = self.table.find(tuple, tuple_in(&self.slots));
+            if found != Some(index) {
                 return Err(format!(
-                    "{id:?} filed under {local} {remote} is {} {}",
-                    conn.local, conn.remote
+                    "slot {index} ({} {}) is found as {found:?}",
+                    tuple.0, tuple.1
                 ));
             }
         }
