@@ -15,10 +15,10 @@ use rawtcp_netio::{Device, FrameBatch};
 use rawtcp_wire::ethernet::EthernetAddress;
 use tokio::sync::Notify;
 
-/// The tasks waiting for one thing. Each is woken once when it happens; those that still
-/// cannot go on register again. Nearly always one task waits (a stream's reader, or its
-/// writer): it is kept inline, so a wait allocates nothing; several share a list. Either
-/// way the value takes 24 bytes, a `Vec`'s size.
+/// The tasks waiting for one thing (in `accept`, on a listener; a connection's are
+/// [`ConnWakers`]). Each is woken once when it happens; those that still cannot go on
+/// register again. Nearly always one task waits: it is kept inline, so a wait allocates
+/// nothing; several share a list. Either way the value takes 24 bytes, a `Vec`'s size.
 #[derive(Debug, Default)]
 pub(crate) enum Wakers {
     #[default]
@@ -56,43 +56,164 @@ impl Wakers {
     }
 }
 
+/// Which of a connection's wakers a blocked call waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// To read (or for readability, or in `peek`).
+    Read,
+    /// To write (or for writability, or in `connect`).
+    Write,
+}
+
 /// The facade's state for one connection: the wakers of the tasks waiting on it, and how it
-/// is to be closed.
+/// is to be closed. Every connection has one, idle or not, so it keeps inline only the first
+/// task waiting on each side (nearly always the only one: a stream's reader, or its writer);
+/// further tasks and the options rarely set wait in a box made when first needed and freed
+/// when empty again. 40 bytes.
 #[derive(Debug, Default)]
 pub(crate) struct ConnWakers {
-    /// Tasks waiting to read (or for readability, or in `peek`): any number of them.
-    pub(crate) read: Wakers,
-    /// Tasks waiting to write (or for writability, or in `connect`).
-    pub(crate) write: Wakers,
+    read: Option<Waker>,
+    write: Option<Waker>,
+    rare: Option<Box<RareConnState>>,
+}
+
+/// What a connection seldom has: more than one task waiting on a side, SO_LINGER, an error
+/// taken.
+#[derive(Debug, Default)]
+struct RareConnState {
+    /// Tasks waiting beside the first, by side, in the order they came.
+    more_read: Vec<Waker>,
+    more_write: Vec<Waker>,
+    /// SO_LINGER as set, read back by `linger()`; `Some(ZERO)` resets on close.
+    linger: Option<std::time::Duration>,
+    /// `take_error` returned the connection's error: SO_ERROR is clear now.
+    error_taken: bool,
+}
+
+impl RareConnState {
+    fn is_empty(&self) -> bool {
+        self.more_read.is_empty()
+            && self.more_write.is_empty()
+            && self.linger.is_none()
+            && !self.error_taken
+    }
+}
+
+impl ConnWakers {
+    /// Adds `waker` to those waiting on `side`, unless the same task waits already.
+    pub(crate) fn register(&mut self, side: Wait, waker: &Waker) {
+        let first = match side {
+            Wait::Read => &mut self.read,
+            Wait::Write => &mut self.write,
+        };
+        match first {
+            None => *first = Some(waker.clone()),
+            Some(first) if first.will_wake(waker) => {}
+            Some(_) => {
+                let rare = self.rare.get_or_insert_default();
+                let more = match side {
+                    Wait::Read => &mut rare.more_read,
+                    Wait::Write => &mut rare.more_write,
+                };
+                if !more.iter().any(|w| w.will_wake(waker)) {
+                    more.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    /// Wakes and forgets every task waiting on `side`, the first first.
+    pub(crate) fn wake(&mut self, side: Wait) {
+        let first = match side {
+            Wait::Read => self.read.take(),
+            Wait::Write => self.write.take(),
+        };
+        let Some(first) = first else {
+            // The first place is filled before any other.
+            return;
+        };
+        first.wake();
+        if let Some(rare) = &mut self.rare {
+            let more = match side {
+                Wait::Read => std::mem::take(&mut rare.more_read),
+                Wait::Write => std::mem::take(&mut rare.more_write),
+            };
+            more.into_iter().for_each(Waker::wake);
+            self.release_if_empty();
+        }
+    }
+
+    /// Wakes every waiting task, readers first.
+    pub(crate) fn wake_all(&mut self) {
+        self.wake(Wait::Read);
+        self.wake(Wait::Write);
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.rare.as_deref().is_some_and(RareConnState::is_empty) {
+            self.rare = None;
+        }
+    }
+
+    /// SO_LINGER as set.
+    pub(crate) fn linger(&self) -> Option<std::time::Duration> {
+        self.rare.as_ref().and_then(|rare| rare.linger)
+    }
+
+    pub(crate) fn set_linger(&mut self, linger: Option<std::time::Duration>) {
+        if linger.is_some() || self.rare.is_some() {
+            self.rare.get_or_insert_default().linger = linger;
+            self.release_if_empty();
+        }
+    }
+
     /// SO_LINGER 0: closing resets the connection instead (dropping the stream, or
     /// [`Stack::shutdown`]).
-    pub(crate) reset_on_close: bool,
-    /// SO_LINGER as set, read back by `linger()`.
-    pub(crate) linger: Option<std::time::Duration>,
-    /// `take_error` returned the connection's error: SO_ERROR is clear now.
-    pub(crate) error_taken: bool,
+    pub(crate) fn reset_on_close(&self) -> bool {
+        self.linger() == Some(std::time::Duration::ZERO)
+    }
+
+    /// Marks the connection's error as taken by `take_error`; true if it had been already.
+    pub(crate) fn take_error_once(&mut self) -> bool {
+        std::mem::replace(&mut self.rare.get_or_insert_default().error_taken, true)
+    }
+}
+
+/// One entry of the [`ConnTable`]: the state of the connection in the engine's slot of the
+/// same index, while `live`, for the generation it names.
+#[derive(Debug, Default)]
+struct ConnEntry {
+    generation: u32,
+    live: bool,
+    wakers: ConnWakers,
+}
+
+impl ConnEntry {
+    fn holds(&self, id: ConnectionId) -> bool {
+        self.live && self.generation == id.generation()
+    }
 }
 
 /// The facade's state per connection, in a table indexed by the engine's slot
 /// ([`ConnectionId::slot`]): no hashing, and no more room than the engine's own slab.
 #[derive(Debug, Default)]
 pub(crate) struct ConnTable {
-    slots: Vec<Option<(ConnectionId, ConnWakers)>>,
+    slots: Vec<ConnEntry>,
 }
 
 impl ConnTable {
     pub(crate) fn get(&self, id: ConnectionId) -> Option<&ConnWakers> {
-        match self.slots.get(id.slot()) {
-            Some(Some((held, wakers))) if *held == id => Some(wakers),
-            _ => None,
-        }
+        self.slots
+            .get(id.slot())
+            .filter(|entry| entry.holds(id))
+            .map(|entry| &entry.wakers)
     }
 
     pub(crate) fn get_mut(&mut self, id: ConnectionId) -> Option<&mut ConnWakers> {
-        match self.slots.get_mut(id.slot()) {
-            Some(Some((held, wakers))) if *held == id => Some(wakers),
-            _ => None,
-        }
+        self.slots
+            .get_mut(id.slot())
+            .filter(|entry| entry.holds(id))
+            .map(|entry| &mut entry.wakers)
     }
 
     /// The state of `id`, new if it has none (or if its slot still holds a connection
@@ -107,35 +228,33 @@ impl ConnTable {
                 self.slots
                     .reserve_exact(wanted.max(self.slots.len() / 8).max(64));
             }
-            self.slots.resize_with(slot + 1, || None);
+            self.slots.resize_with(slot + 1, ConnEntry::default);
         }
         let entry = &mut self.slots[slot];
-        if !matches!(entry, Some((held, _)) if *held == id) {
-            *entry = Some((id, ConnWakers::default()));
+        if !entry.holds(id) {
+            *entry = ConnEntry {
+                generation: id.generation(),
+                live: true,
+                wakers: ConnWakers::default(),
+            };
         }
-        match entry {
-            Some((_, wakers)) => wakers,
-            None => unreachable!("the slot was filled above"),
-        }
+        &mut entry.wakers
     }
 
     pub(crate) fn remove(&mut self, id: ConnectionId) -> Option<ConnWakers> {
-        let entry = self.slots.get_mut(id.slot())?;
-        match entry {
-            Some((held, _)) if *held == id => entry.take().map(|(_, wakers)| wakers),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (ConnectionId, &ConnWakers)> {
-        self.slots
-            .iter()
-            .flatten()
-            .map(|(id, wakers)| (*id, wakers))
+        let entry = self
+            .slots
+            .get_mut(id.slot())
+            .filter(|entry| entry.holds(id))?;
+        entry.live = false;
+        Some(std::mem::take(&mut entry.wakers))
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut ConnWakers> {
-        self.slots.iter_mut().flatten().map(|(_, wakers)| wakers)
+        self.slots
+            .iter_mut()
+            .filter(|entry| entry.live)
+            .map(|entry| &mut entry.wakers)
     }
 }
 
@@ -892,8 +1011,7 @@ async fn drive<D: Device>(stack: Arc<Shared>, notify: Arc<Notify>, device: D) {
     // Ends every state_changes() stream.
     inner.watchers = None;
     for wakers in inner.conns.iter_mut() {
-        wakers.read.wake_all();
-        wakers.write.wake_all();
+        wakers.wake_all();
     }
     for (_, mut wakers) in inner.listeners.drain() {
         wakers.wake_all();
@@ -1104,8 +1222,12 @@ fn close_all(stack: &Shared, inner: &mut Inner) {
     }
     // Connections whose stream was dropped are closing already; the rest still have a
     // stream (or a connect in progress).
-    for (id, slot) in inner.conns.iter() {
-        let _ = if slot.reset_on_close {
+    for info in inner.engine.connections() {
+        let id = info.id;
+        let Some(wakers) = inner.conns.get(id) else {
+            continue;
+        };
+        let _ = if wakers.reset_on_close() {
             inner.engine.tcp_abort(now, id)
         } else {
             inner.engine.tcp_close(now, id)
@@ -1138,18 +1260,17 @@ fn dispatch(stack: &Shared, inner: &mut Inner) {
         match event {
             Event::Readable(id) => {
                 if let Some(wakers) = inner.conns.get_mut(id) {
-                    wakers.read.wake_all();
+                    wakers.wake(Wait::Read);
                 }
             }
             Event::Writable(id) => {
                 if let Some(wakers) = inner.conns.get_mut(id) {
-                    wakers.write.wake_all();
+                    wakers.wake(Wait::Write);
                 }
             }
             Event::Connected(id) | Event::Error(id, _) | Event::Closed(id) => {
                 if let Some(wakers) = inner.conns.get_mut(id) {
-                    wakers.read.wake_all();
-                    wakers.write.wake_all();
+                    wakers.wake_all();
                 }
             }
             Event::Acceptable(listener) => {
@@ -1325,6 +1446,72 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A connection's first waiting task on each side is kept inline; further ones, linger
+    /// and a taken error go in a box that goes again once nothing is left in it. Each task
+    /// is woken once, on its side only. An entry of the table takes 48 bytes.
+    #[test]
+    fn conn_wakers_keep_the_first_task_of_each_side_inline() {
+        assert_eq!(std::mem::size_of::<ConnWakers>(), 40);
+        assert_eq!(std::mem::size_of::<ConnEntry>(), 48);
+        let counters: Vec<Arc<Counter>> = (0..3)
+            .map(|_| Arc::new(Counter(AtomicUsize::new(0))))
+            .collect();
+        let wakers: Vec<Waker> = counters.iter().map(|c| Waker::from(c.clone())).collect();
+        let woken = || -> Vec<usize> {
+            counters
+                .iter()
+                .map(|c| c.0.load(Ordering::Relaxed))
+                .collect()
+        };
+        let mut conn = ConnWakers::default();
+        conn.register(Wait::Read, &wakers[0]);
+        conn.register(Wait::Read, &wakers[0]);
+        conn.register(Wait::Write, &wakers[1]);
+        assert!(conn.rare.is_none(), "one task a side: nothing boxed");
+        conn.wake(Wait::Read);
+        assert_eq!(woken(), [1, 0, 0]);
+        for waker in wakers.iter().chain(&wakers) {
+            conn.register(Wait::Read, waker);
+        }
+        assert!(conn.rare.is_some());
+        conn.wake(Wait::Read);
+        conn.wake(Wait::Read);
+        assert_eq!(woken(), [2, 1, 1]);
+        assert!(conn.write.is_some(), "the writer waits on");
+        assert!(conn.rare.is_none(), "an empty box goes");
+        // Linger stays until cleared; a taken error stays taken.
+        conn.set_linger(Some(std::time::Duration::ZERO));
+        conn.wake_all();
+        assert_eq!(woken(), [2, 2, 1]);
+        assert!(conn.reset_on_close());
+        conn.set_linger(None);
+        assert!((conn.linger(), conn.rare.is_none()) == (None, true));
+        assert!(!conn.take_error_once());
+        assert!(conn.take_error_once());
+        // The table: a stale id finds nothing, and its slot starts over for the new one.
+        let mut table = ConnTable::default();
+        let mut engine = rawtcp_core::Stack::new(Config::new(
+            EthernetAddress([2, 0, 0, 0, 0, 1]),
+            Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24),
+        ));
+        let remote = std::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        let now = rawtcp_core::Instant::ZERO;
+        let first = engine.tcp_connect(now, remote, None).expect("connect");
+        table
+            .entry(first)
+            .set_linger(Some(std::time::Duration::from_secs(1)));
+        assert!(table.get(first).is_some());
+        let _ = engine.tcp_abort(now, first);
+        let removed = table.remove(first).expect("held");
+        assert_eq!(removed.linger(), Some(std::time::Duration::from_secs(1)));
+        assert!(table.get(first).is_none() && table.remove(first).is_none());
+        let second = engine.tcp_connect(now, remote, None).expect("connect");
+        assert_eq!(second.slot(), first.slot());
+        assert!(table.get(second).is_none());
+        assert_eq!(table.entry(second).linger(), None);
+        assert!(table.get(first).is_none());
     }
 
     /// One waiting task is kept inline, the same task twice once, several in a list; each

@@ -14,14 +14,7 @@ use rawtcp_core::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{conn_error, tcp_error};
-use crate::stack::Stack;
-
-/// Which of a connection's wakers a blocked call waits on.
-#[derive(Debug, Clone, Copy)]
-enum Wait {
-    Read,
-    Write,
-}
+use crate::stack::{Stack, Wait};
 
 /// How [`TcpListener::bind_with`] listens.
 ///
@@ -282,9 +275,7 @@ impl TcpStream {
         if inner.stopped {
             return Err(tcp_error(TcpError::InvalidHandle));
         }
-        let conn = inner.conns.entry(self.id);
-        conn.reset_on_close = linger == Some(std::time::Duration::ZERO);
-        conn.linger = linger;
+        inner.conns.entry(self.id).set_linger(linger);
         Ok(())
     }
 
@@ -299,7 +290,7 @@ impl TcpStream {
     /// ```
     pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
         let inner = self.stack.shared.lock();
-        Ok(inner.conns.get(self.id).and_then(|c| c.linger))
+        Ok(inner.conns.get(self.id).and_then(|c| c.linger()))
     }
 
     /// The error that ended the connection, if one did, once: like SO_ERROR, taking it clears
@@ -318,8 +309,7 @@ impl TcpStream {
         let Some(error) = inner.engine.tcp_error(self.id) else {
             return Ok(None);
         };
-        let conn = inner.conns.entry(self.id);
-        if std::mem::replace(&mut conn.error_taken, true) {
+        if inner.conns.entry(self.id).take_error_once() {
             return Ok(None);
         }
         Ok(Some(conn_error(error)))
@@ -381,7 +371,7 @@ impl TcpStream {
             }
             match inner.engine.tcp_state(id) {
                 Some(State::SynSent | State::SynReceived) => {
-                    inner.conns.entry(id).write.register(cx.waker());
+                    inner.conns.entry(id).register(Wait::Write, cx.waker());
                     Poll::Pending
                 }
                 Some(_) => Poll::Ready(Ok(())),
@@ -524,12 +514,7 @@ impl TcpStream {
         let result = op(&mut inner.engine, now, self.id);
         match (&result, wait) {
             (Err(TcpError::WouldBlock), Some((waker, wait))) => {
-                let wakers = inner.conns.entry(self.id);
-                let slot = match wait {
-                    Wait::Read => &mut wakers.read,
-                    Wait::Write => &mut wakers.write,
-                };
-                slot.register(waker);
+                inner.conns.entry(self.id).register(wait, waker);
             }
             (Err(TcpError::WouldBlock), None) => {}
             _ => {
@@ -745,7 +730,7 @@ impl TcpStream {
         if peer_finished {
             return Poll::Ready(Ok(0));
         }
-        inner.conns.entry(self.id).read.register(cx.waker());
+        inner.conns.entry(self.id).register(Wait::Read, cx.waker());
         Poll::Pending
     }
 
@@ -1267,7 +1252,7 @@ impl Drop for TcpStream {
         let reset = inner
             .conns
             .remove(self.id)
-            .is_some_and(|c| c.reset_on_close);
+            .is_some_and(|c| c.reset_on_close());
         if reset {
             let _ = inner.engine.tcp_abort(now, self.id);
         } else {

@@ -69,6 +69,12 @@ impl ConnectionId {
     pub fn slot(self) -> usize {
         self.index as usize
     }
+
+    /// Which of the connections that used [`slot`](Self::slot) this is: with the slot, all
+    /// a table beside the engine's needs to keep to tell this handle from a stale one.
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
 }
 
 /// A listening socket.
