@@ -169,10 +169,10 @@ pub(crate) struct Connection {
     /// RFC 2883 §4).
     dsack: Option<(SeqNum, SeqNum)>,
 
-    /// Our MSS offer.
-    our_mss: usize,
+    /// Our MSS offer (16 bits, as the option: an IPv4 datagram holds at most 65 535 bytes).
+    our_mss: u16,
     /// The send MSS: the smaller of the two offers, lowered by path MTU discovery.
-    mss: usize,
+    mss: u16,
     snd_wscale: u8,
     rcv_wscale: u8,
     ts_enabled: bool,
@@ -247,6 +247,12 @@ impl From<Keepalive> for CompactKeepalive {
     }
 }
 
+/// An MSS as the control block keeps it: 16 bits, as the option carries it (no IPv4 segment
+/// has more payload; a larger configured minimum saturates).
+fn mss_field(mss: usize) -> u16 {
+    u16::try_from(mss).unwrap_or(u16::MAX)
+}
+
 /// Milliseconds of our timestamp clock at `now`.
 pub(crate) fn ts_clock(now: Instant) -> u32 {
     (now.as_micros() / 1000) as u32
@@ -303,8 +309,8 @@ impl Connection {
             fin_received: false,
             pending_fin: None,
             dsack: None,
-            our_mss,
-            mss: DEFAULT_MSS.min(our_mss),
+            our_mss: mss_field(our_mss),
+            mss: mss_field(DEFAULT_MSS.min(our_mss)),
             snd_wscale: 0,
             rcv_wscale: 0,
             ts_enabled: false,
@@ -413,6 +419,12 @@ impl Connection {
         self.recv.out_of_order_dropped()
     }
 
+    /// Out-of-order segments dropped since the last call (the stack's settling after each
+    /// touch calls it), for the stack's counters.
+    pub(crate) fn take_out_of_order_dropped(&mut self) -> u32 {
+        self.recv.take_out_of_order_dropped()
+    }
+
     /// The out-of-order store's limits, the configuration's.
     fn out_of_order_limits(&self) -> OutOfOrderLimits {
         OutOfOrderLimits {
@@ -426,7 +438,11 @@ impl Connection {
         let options = &syn.options;
         // RFC 9293 §3.7.1: 536 when the peer sends no MSS; never more than we offer to send.
         let peer_mss = options.max_seg_size.map_or(DEFAULT_MSS, usize::from);
-        self.mss = peer_mss.min(self.our_mss).max(self.config.min_snd_mss);
+        self.mss = mss_field(
+            peer_mss
+                .min(usize::from(self.our_mss))
+                .max(self.config.min_snd_mss),
+        );
         // The SYN is acknowledged by the next segment we send.
         self.last_ack_sent = self.rcv_nxt;
         // RFC 7323 §2.2: scaling only when both SYNs carry the option; shifts above 14 are 14.
@@ -463,7 +479,7 @@ impl Connection {
     /// on Ethernet, as Linux's mss_cache).
     fn smss(&self) -> u32 {
         let timestamps = if self.ts_enabled { 12 } else { 0 };
-        self.mss.saturating_sub(timestamps).max(1) as u32
+        self.mss().saturating_sub(timestamps).max(1) as u32
     }
 
     /// RFC 6928 §2 and RFC 5681 §3.1: after a lost SYN or SYN-ACK (ours went again) the
@@ -636,7 +652,7 @@ impl Connection {
     /// Receive-buffer autotuning and the window update after the application read `n` bytes.
     fn after_read(&mut self, now: Instant, n: usize) {
         let (capacity, srtt) = (self.recv.capacity(), self.rtt.srtt());
-        if let Some(size) = self.autotune.on_read(now, n, capacity, srtt, self.mss) {
+        if let Some(size) = self.autotune.on_read(now, n, capacity, srtt, self.mss()) {
             self.recv.grow(size);
         }
         if n > 0 && self.state.is_synchronized() {
@@ -652,8 +668,8 @@ impl Connection {
                 && self.segments_unacked == 0
                 && self.timers.is_running(Timer::DelayedAck);
             if drained_with_ack_due
-                || (old < self.mss && new >= self.mss)
-                || new >= old + 2 * self.mss
+                || (old < self.mss() && new >= self.mss())
+                || new >= old + 2 * self.mss()
             {
                 self.ack_now = true;
             }
@@ -1558,7 +1574,7 @@ impl Connection {
     }
 
     pub(crate) fn mss(&self) -> usize {
-        self.mss
+        usize::from(self.mss)
     }
 
     pub(crate) fn sequence_state(&self) -> SequenceState {
@@ -1614,8 +1630,8 @@ impl Connection {
         }
         let mtu = mtu.max(self.config.min_path_mtu);
         let mss = mtu.saturating_sub(40).max(self.config.min_snd_mss);
-        if mss < self.mss {
-            self.mss = mss;
+        if mss < self.mss() {
+            self.mss = mss_field(mss);
             // Resend what is in flight at the new size.
             self.snd_nxt = self.snd_una;
         }
@@ -1791,12 +1807,15 @@ mod tests {
             ("  RttEstimator", size_of::<RttEstimator>()),
             ("  events", size_of::<Vec<ConnEvent>>()),
             ("  Controller", size_of::<Controller>()),
+            ("slab slot", size_of::<crate::tcp::Slot>()),
         ];
         for (part, size) in parts {
             eprintln!("{part:<16} {size:>5} B");
         }
-        assert!(size_of::<Connection>() <= 880, "{parts:?}");
+        assert!(size_of::<Connection>() <= 864, "{parts:?}");
         assert!(size_of::<RecvBuffer>() <= 112, "{parts:?}");
+        // Beside each control block, its slot in the slab (which grows by an eighth).
+        assert!(size_of::<crate::tcp::Slot>() <= 40, "{parts:?}");
         assert!(size_of::<LossRecovery>() <= 128, "{parts:?}");
         assert!(size_of::<Counters>() <= 72, "{parts:?}");
         // An established connection that has counted nothing rare has no box for it.

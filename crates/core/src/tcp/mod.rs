@@ -372,9 +372,6 @@ struct Slot {
     dirty: bool,
     /// The connection's buffered bytes as last counted into the stack's total.
     held: usize,
-    /// Its out-of-order drops as last counted into the stack's counters (modulo 2³²: four
-    /// bytes, which pack beside `generation`).
-    out_of_order_dropped: u32,
 }
 
 /// Makes room for one more slot, growing by an eighth (at least 64) rather than doubling:
@@ -540,7 +537,6 @@ impl Tcp {
                     timer: None,
                     dirty: false,
                     held: 0,
-                    out_of_order_dropped: 0,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -591,7 +587,6 @@ impl Tcp {
         slot.generation = slot.generation.wrapping_add(1);
         slot.dirty = false;
         self.buffered -= std::mem::take(&mut slot.held);
-        slot.out_of_order_dropped = 0;
         self.free.push(id.index);
         self.forget_found((conn.local, conn.remote));
         self.table.remove(id.index, (conn.local, conn.remote));
@@ -633,17 +628,14 @@ impl Tcp {
         let closed = conn.state == State::Closed;
         let released = !conn.app_owned;
         let held = conn.buffered_bytes();
-        let out_of_order_dropped = conn.out_of_order_dropped();
+        let out_of_order_dropped = conn.take_out_of_order_dropped();
         self.buffered = self.buffered - slot.held + held;
         self.buffered_peak = self.buffered_peak.max(self.buffered);
         slot.held = held;
-        let out_of_order_limited = out_of_order_dropped != slot.out_of_order_dropped;
+        let out_of_order_limited = out_of_order_dropped > 0;
         if out_of_order_limited {
-            self.stats.drop_n(
-                DropReason::OutOfOrderLimit,
-                u64::from(out_of_order_dropped.wrapping_sub(slot.out_of_order_dropped)),
-            );
-            slot.out_of_order_dropped = out_of_order_dropped;
+            self.stats
+                .drop_n(DropReason::OutOfOrderLimit, u64::from(out_of_order_dropped));
         }
         if slot.timer.map(|(_, filed)| filed) != deadline {
             if let Some((key, _)) = slot.timer.take() {

@@ -40,6 +40,7 @@ pub(crate) const SHARE_MIN: usize = 512;
 /// The smallest and the largest allocation the coalescing tail makes.
 const TAIL_MIN: usize = 512;
 const TAIL_MAX: usize = 16 * 1024;
+const _: () = assert!(TAIL_MAX <= u16::MAX as usize, "tail_allocation is 16 bits");
 
 /// In-order data: its bytes, and the memory it keeps alive.
 #[derive(Debug)]
@@ -68,8 +69,12 @@ pub(crate) struct RecvBuffer {
     next_offset: u64,
     /// Segments beyond RCV.NXT; `None` while there are none.
     out_of_order: Option<Box<OutOfOrder>>,
-    /// The size of the tail's last allocation (at most [`TAIL_MAX`]).
-    tail_allocation: u32,
+    /// The size of the tail's last allocation (at most [`TAIL_MAX`], which 16 bits hold).
+    tail_allocation: u16,
+    /// The low 16 bits of `out_of_order_dropped` when the stack last took the new drops
+    /// ([`RecvBuffer::take_out_of_order_dropped`]): it takes them after every segment, and
+    /// one segment drops at most once, so the difference modulo 2¹⁶ is exact.
+    out_of_order_taken: u16,
     /// Segments dropped at the out-of-order limits (modulo 2³²).
     out_of_order_dropped: u32,
 }
@@ -165,6 +170,7 @@ impl RecvBuffer {
             next_offset: 0,
             out_of_order: None,
             tail_allocation: 0,
+            out_of_order_taken: 0,
             out_of_order_dropped: 0,
         }
     }
@@ -203,6 +209,14 @@ impl RecvBuffer {
     /// Out-of-order segments dropped at the range or byte limit.
     pub(crate) fn out_of_order_dropped(&self) -> u32 {
         self.out_of_order_dropped
+    }
+
+    /// Out-of-order segments dropped since the last call, for the stack's counters.
+    pub(crate) fn take_out_of_order_dropped(&mut self) -> u32 {
+        let now = self.out_of_order_dropped as u16;
+        let new = now.wrapping_sub(self.out_of_order_taken);
+        self.out_of_order_taken = now;
+        u32::from(new)
     }
 
     pub(crate) fn has_out_of_order(&self) -> bool {
@@ -315,8 +329,8 @@ impl RecvBuffer {
     fn copy_to_tail(&mut self, data: &[u8]) {
         if self.tail.capacity() - self.tail.len() < data.len() {
             self.freeze_tail();
-            let allocation = (self.tail_allocation as usize * 2).clamp(TAIL_MIN, TAIL_MAX);
-            self.tail_allocation = allocation as u32;
+            let allocation = (usize::from(self.tail_allocation) * 2).clamp(TAIL_MIN, TAIL_MAX);
+            self.tail_allocation = allocation as u16;
             self.tail = BytesMut::with_capacity(allocation.max(data.len()));
         }
         self.tail.extend_from_slice(data);
@@ -331,7 +345,7 @@ impl RecvBuffer {
         if self.len() > 0 || self.tail.capacity() == 0 {
             return;
         }
-        if !self.tail.try_reclaim(self.tail_allocation as usize) {
+        if !self.tail.try_reclaim(usize::from(self.tail_allocation)) {
             self.tail = BytesMut::new();
         }
     }
@@ -657,6 +671,19 @@ mod tests {
         );
         assert!(buffer.out_of_order.is_none());
         assert_eq!(buffer.out_of_order_dropped(), 2);
+        // The stack takes each drop once.
+        assert_eq!(buffer.take_out_of_order_dropped(), 2);
+        assert_eq!(buffer.take_out_of_order_dropped(), 0);
+        buffer.insert(
+            5,
+            b"y",
+            None,
+            OutOfOrderLimits {
+                ranges: 0,
+                bytes: 100,
+            },
+        );
+        assert_eq!(buffer.take_out_of_order_dropped(), 1);
     }
 
     #[test]

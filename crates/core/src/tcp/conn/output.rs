@@ -19,7 +19,7 @@ impl Connection {
     fn window_to_advertise(&self) -> u32 {
         let free = self.recv.window() as u32;
         let current = self.rcv_right - self.rcv_nxt.min(self.rcv_right);
-        let step = (self.mss as u32).min(self.recv.capacity() as u32 / 2);
+        let step = u32::from(self.mss).min(self.recv.capacity() as u32 / 2);
         // Never more than the buffer can hold: the right edge stays put while data arrives
         // (current shrinks with free) and moves right once reading frees enough space.
         let window = if free >= current + step {
@@ -172,7 +172,7 @@ impl Connection {
         } else {
             0
         };
-        self.mss.saturating_sub(timestamps + sack).max(1)
+        self.mss().saturating_sub(timestamps + sack).max(1)
     }
 
     fn ts_option(&self, now: Instant) -> Option<Timestamps> {
@@ -186,7 +186,7 @@ impl Connection {
     pub(crate) fn syn_options(&self, now: Instant) -> TcpOptions<'static> {
         let answering = self.state == State::SynReceived;
         TcpOptions {
-            max_seg_size: Some(self.our_mss.min(65535) as u16),
+            max_seg_size: Some(self.our_mss),
             window_scale: (self.offer_wscale).then(|| {
                 if answering {
                     self.rcv_wscale
