@@ -456,9 +456,8 @@ impl LossRecovery {
             self.on_dsack(block, cc);
         }
         self.on_ack_tlp(now, snd_una, ack, dsack, cc);
-        let mut rack_lost = false;
         if self.uses_rack() {
-            let verdict = self.rack.on_ack(
+            let marked = self.rack.on_ack(
                 now,
                 &RackAck {
                     snd_una,
@@ -473,10 +472,9 @@ impl LossRecovery {
                     echoed: ack.echoed,
                 },
             );
-            if verdict.marked > 0 {
-                self.count().rack_lost_segments += u64::from(verdict.marked);
+            if marked > 0 {
+                self.count().rack_lost_segments += u64::from(marked);
             }
-            rack_lost = verdict.any_lost;
         }
         match self.state {
             CongestionState::Loss => {
@@ -533,9 +531,7 @@ impl LossRecovery {
                 // SACKed segments until reordering is seen: see `rack`); without, RFC 6675's
                 // IsLost on the first hole, or DupThresh duplicate ACKs (RFC 5681 §3.2).
                 let lost = if self.uses_rack() {
-                    // Nothing since RACK's walk of this ACK has touched the flight.
-                    debug_assert_eq!(rack_lost, self.rack.has_lost());
-                    rack_lost
+                    self.rack.has_lost()
                 } else {
                     self.dup_acks >= DUP_THRESH
                         || (self.sack

@@ -70,17 +70,6 @@ pub(crate) struct RackAck<'a> {
     pub(crate) echoed: Option<Instant>,
 }
 
-/// What one ACK told RACK's loss detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RackVerdict {
-    /// Segments newly marked lost.
-    pub(crate) marked: u32,
-    /// An undelivered segment is marked lost (and not yet sent again): what
-    /// [`Rack::has_lost`] says after the ACK, found in the walk that counts the SACKed
-    /// segments instead of a walk of its own.
-    pub(crate) any_lost: bool,
-}
-
 /// RACK's state (RFC 8985 §6.1). What concerns the segments in flight is boxed and goes
 /// when the cumulative ACK covers everything sent (most connections sit idle most of the
 /// time); what outlives an idle period stays inline, the durations as microseconds (the
@@ -109,9 +98,18 @@ pub(crate) struct Rack {
 /// RACK's state about what is in flight. Once everything sent is acknowledged none of it
 /// matters: the next segment delivered is sent after every earlier one, so it becomes
 /// RACK.xmit_ts / RACK.end_seq and RACK.fack whatever they were.
+///
+/// Two counts of `segments` are kept as their marks change, so that an ACK needs no walk of
+/// the whole flight (about 180 segments in a bulk transfer over a LAN) to learn them;
+/// [`Flight::count`] walks it to check them in debug builds.
 #[derive(Debug, Clone, Default)]
 struct Flight {
     segments: VecDeque<SentSegment>,
+    /// Segments SACKed (Linux's sacked_out): what step 4 compares with DupThresh.
+    sacked: u32,
+    /// Segments marked lost, neither SACKed nor sent again since (Linux's lost_out less
+    /// what was retransmitted).
+    lost: u32,
     /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered.
     latest: Option<(Instant, SeqNum)>,
     /// RACK.fack: the highest end of a delivered segment.
@@ -148,13 +146,49 @@ fn duration(micros: u32) -> Duration {
     Duration::from_micros(u64::from(micros))
 }
 
+impl SentSegment {
+    /// What it adds to [`Flight::sacked`] and [`Flight::lost`].
+    fn counted(&self) -> (u32, u32) {
+        (u32::from(self.sacked), u32::from(self.lost && !self.sacked))
+    }
+}
+
 impl Flight {
+    /// `sacked` and `lost` as a walk of the segments finds them.
+    fn count(&self) -> (u32, u32) {
+        self.segments.iter().fold((0, 0), |(sacked, lost), s| {
+            let (s, l) = s.counted();
+            (sacked + s, lost + l)
+        })
+    }
+
+    /// The counts kept match the segments' marks: checked in debug builds (every test that
+    /// runs the engine), after each change of a mark.
+    fn debug_check(&self) {
+        debug_assert_eq!(
+            (self.sacked, self.lost),
+            self.count(),
+            "RACK's flight counts"
+        );
+    }
+
+    /// `segment` leaves the list, or its marks are about to change: what it counted goes.
+    fn uncount(&mut self, segment: &SentSegment) {
+        let (sacked, lost) = segment.counted();
+        self.sacked -= sacked;
+        self.lost -= lost;
+    }
+
     /// Cuts the segment holding `seq` in two there (a retransmission of part of it).
     fn split_at(&mut self, seq: SeqNum) {
         let i = self.segments.partition_point(|s| s.end <= seq);
         if let Some(&segment) = self.segments.get(i)
             && segment.start < seq
         {
+            // Both halves carry its marks.
+            let (sacked, lost) = segment.counted();
+            self.sacked += sacked;
+            self.lost += lost;
             self.segments[i].end = seq;
             self.segments.insert(
                 i + 1,
@@ -187,14 +221,21 @@ impl Rack {
         if start < sent_end {
             flight.split_at(start);
             flight.split_at(end.min(sent_end));
+            let (mut sacked, mut lost) = (0, 0);
             for segment in flight.segments.iter_mut() {
                 if segment.start >= start && segment.end <= end {
+                    let (s, l) = segment.counted();
+                    sacked += s;
+                    lost += l;
                     segment.xmit_ts = now;
                     segment.retransmitted = true;
                     segment.lost = false;
                     segment.sacked = false;
                 }
             }
+            flight.sacked -= sacked;
+            flight.lost -= lost;
+            flight.debug_check();
         }
         let mut at = start.max(sent_end);
         while at < end {
@@ -211,9 +252,8 @@ impl Rack {
         }
     }
 
-    /// RFC 8985 §6.2 steps 1-5 for one ACK: how many segments were newly marked lost, and
-    /// whether any is.
-    pub(crate) fn on_ack(&mut self, now: Instant, ack: &RackAck<'_>) -> RackVerdict {
+    /// RFC 8985 §6.2 steps 1-5 for one ACK: how many segments were newly marked lost.
+    pub(crate) fn on_ack(&mut self, now: Instant, ack: &RackAck<'_>) -> u32 {
         // Taken out while it is worked on, so that steps 1-3 may touch both it and the
         // state that outlives it; an ACK with nothing in flight allocates nothing.
         let mut flight = self.flight.take();
@@ -229,28 +269,18 @@ impl Rack {
             self.dsack_round = Some(ack.snd_max);
             self.reo_wnd_persist = REO_WND_PERSIST;
         }
-        // One walk for the SACKed count and for what was marked lost before this ACK.
-        let (sacked, lost_before) = flight.as_ref().map_or((0, false), |f| {
-            f.segments.iter().fold((0u32, false), |(sacked, lost), s| {
-                (sacked + u32::from(s.sacked), lost | (s.lost & !s.sacked))
-            })
-        });
+        let sacked = flight.as_ref().map_or(0, |f| f.sacked);
         self.update_reo_wnd(sacked, ack.in_recovery, ack.srtt);
         let Some(mut flight) = flight.filter(|f| !f.segments.is_empty()) else {
             // Everything sent is acknowledged: the flight's memory goes back; the next send
             // allocates it again.
-            return RackVerdict {
-                marked: 0,
-                any_lost: false,
-            };
+            return 0;
         };
         // Step 5 marks only segments neither SACKed nor marked already.
         let marked = self.detect_loss(&mut flight, now);
+        flight.debug_check();
         self.flight = Some(flight);
-        RackVerdict {
-            marked,
-            any_lost: lost_before || marked > 0,
-        }
+        marked
     }
 
     /// Steps 1-3: what this ACK delivered, cumulatively or by SACK.
@@ -263,6 +293,7 @@ impl Rack {
                 break;
             }
             flight.segments.pop_front();
+            flight.uncount(&front);
             if !front.sacked {
                 // Steps 1-3 at once: no list to allocate on every cumulative ACK.
                 self.on_delivered(now, flight, front, ack.echoed);
@@ -282,6 +313,11 @@ impl Rack {
                 segment.sacked = true;
                 delivered.push(*segment);
             }
+        }
+        // A segment newly SACKed counts as SACKed, no longer as lost.
+        for segment in &delivered {
+            flight.sacked += 1;
+            flight.lost -= u32::from(segment.lost);
         }
         for segment in delivered {
             self.on_delivered(now, flight, segment, ack.echoed);
@@ -372,6 +408,7 @@ impl Rack {
                 deadline = Some(deadline.map_or(due, |d| d.max(due)));
             }
         }
+        flight.lost += marked;
         flight.reorder_deadline = deadline;
         marked
     }
@@ -388,6 +425,7 @@ impl Rack {
             return 0;
         };
         let marked = self.detect_loss(&mut flight, now);
+        flight.debug_check();
         self.flight = Some(flight);
         marked
     }
@@ -400,13 +438,18 @@ impl Rack {
         let Some(flight) = self.flight.as_deref_mut() else {
             return;
         };
+        let mut lost = 0;
         for (i, segment) in flight.segments.iter_mut().enumerate() {
             segment.sacked = false;
             if i == 0 || segment.xmit_ts + wait <= now {
                 segment.lost = true;
             }
+            lost += u32::from(segment.lost);
         }
+        flight.sacked = 0;
+        flight.lost = lost;
         flight.reorder_deadline = None;
+        flight.debug_check();
     }
 
     /// The timeout proved spurious (F-RTO): nothing it marked was lost.
@@ -415,6 +458,7 @@ impl Rack {
             for segment in flight.segments.iter_mut() {
                 segment.lost = false;
             }
+            flight.lost = 0;
         }
     }
 
@@ -428,12 +472,12 @@ impl Rack {
 
     /// Whether any undelivered segment is marked lost (and not yet sent again).
     pub(crate) fn has_lost(&self) -> bool {
-        self.first_lost().is_some()
+        self.flight.as_ref().is_some_and(|f| f.lost > 0)
     }
 
     /// The lowest undelivered segment marked lost, as (start, end).
     pub(crate) fn first_lost(&self) -> Option<(SeqNum, SeqNum)> {
-        self.flight.as_ref().and_then(|f| {
+        self.flight.as_ref().filter(|f| f.lost > 0).and_then(|f| {
             f.segments
                 .iter()
                 .find(|s| s.lost && !s.sacked)
@@ -521,23 +565,11 @@ mod tests {
         // No reordering seen: the window is zero from DupThresh SACKed segments on, as
         // RFC 6675's IsLost (RFC 8985 §6.2 step 4).
         let mut rack = ten_sent();
-        assert_eq!(rack.on_ack(ms(20), &ack(seq(1), &[])).marked, 0);
-        assert_eq!(
-            rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))]))
-                .marked,
-            0
-        );
-        assert_eq!(
-            rack.on_ack(ms(23), &ack(seq(1), &[(seq(2), seq(4))]))
-                .marked,
-            0
-        );
+        assert_eq!(rack.on_ack(ms(20), &ack(seq(1), &[])), 0);
+        assert_eq!(rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))])), 0);
+        assert_eq!(rack.on_ack(ms(23), &ack(seq(1), &[(seq(2), seq(4))])), 0);
         assert_eq!(rack.reo_wnd(), Duration::from_millis(5), "min_RTT / 4");
-        assert!(
-            rack.on_ack(ms(24), &ack(seq(1), &[(seq(2), seq(5))]))
-                .marked
-                > 0
-        );
+        assert!(rack.on_ack(ms(24), &ack(seq(1), &[(seq(2), seq(5))])) > 0);
         assert_eq!(rack.reo_wnd(), Duration::ZERO);
         assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
         assert_eq!(rack.lost_bytes(), MSS);
@@ -546,21 +578,29 @@ mod tests {
     }
 
     #[test]
-    fn the_verdict_says_a_segment_is_lost_until_it_goes_again() {
+    fn a_segment_is_lost_until_it_goes_again_or_is_sacked() {
         let mut rack = ten_sent();
         let sacked = [(seq(2), seq(5))];
         rack.on_ack(ms(20), &ack(seq(1), &[]));
-        let verdict = rack.on_ack(ms(24), &ack(seq(1), &sacked));
-        assert!(verdict.marked > 0 && verdict.any_lost);
-        // A later ACK marks nothing new; the hole is still lost.
-        let verdict = rack.on_ack(ms(25), &ack(seq(1), &sacked));
-        assert_eq!((verdict.marked, verdict.any_lost), (0, true));
+        assert!(rack.on_ack(ms(24), &ack(seq(1), &sacked)) > 0);
         assert!(rack.has_lost());
-        // Sent again, it is in flight, not lost: neither the walk nor has_lost finds one.
+        // A later ACK marks nothing new; the hole is still lost.
+        assert_eq!(rack.on_ack(ms(25), &ack(seq(1), &sacked)), 0);
+        assert!(rack.has_lost());
+        // Sent again, it is in flight, not lost.
         rack.on_transmit(ms(25), seq(1), seq(2), MSS);
-        let verdict = rack.on_ack(ms(26), &ack(seq(1), &sacked));
-        assert_eq!((verdict.marked, verdict.any_lost), (0, false));
+        assert_eq!(rack.on_ack(ms(26), &ack(seq(1), &sacked)), 0);
         assert!(!rack.has_lost());
+        assert_eq!(rack.first_lost(), None);
+        // After a timeout everything is lost; what is SACKed since, or acknowledged, is not.
+        rack.on_timeout(ms(100));
+        assert_eq!(rack.lost_bytes(), 9 * MSS);
+        let sacked = [(seq(2), seq(10))];
+        rack.on_ack(ms(101), &ack(seq(1), &sacked));
+        assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
+        rack.on_ack(ms(102), &ack(seq(2), &sacked));
+        assert!(!rack.has_lost());
+        assert_eq!(rack.first_lost(), None);
     }
 
     #[test]
@@ -569,11 +609,7 @@ mod tests {
         rack.on_ack(ms(20), &ack(seq(1), &[]));
         // Segment 2 (sent at 2 ms) SACKed at 22 ms: the hole (sent at 1 ms) is overdue at
         // 1 + RACK.rtt (20) + reo_wnd (5) = 26 ms.
-        assert_eq!(
-            rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))]))
-                .marked,
-            0
-        );
+        assert_eq!(rack.on_ack(ms(22), &ack(seq(1), &[(seq(2), seq(3))])), 0);
         assert_eq!(rack.reorder_deadline(), Some(ms(26)));
         assert!(rack.on_reorder_timeout(ms(26)) > 0);
         assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
@@ -590,7 +626,7 @@ mod tests {
         assert!(rack.reordering_seen());
         // Now three SACKed above a hole no longer zero the window.
         let sacked = [(seq(4), seq(7))];
-        assert_eq!(rack.on_ack(ms(26), &ack(seq(3), &sacked)).marked, 0);
+        assert_eq!(rack.on_ack(ms(26), &ack(seq(3), &sacked)), 0);
         assert_eq!(rack.reo_wnd(), Duration::from_millis(5));
         assert!(!rack.has_lost());
         // Segment 3 is late by less than the window: delivered, never marked.
@@ -631,7 +667,7 @@ mod tests {
         let mut rack = ten_sent();
         rack.on_ack(ms(20), &ack(seq(1), &[]));
         let sacked = [(seq(2), seq(5))];
-        assert!(rack.on_ack(ms(24), &ack(seq(1), &sacked)).marked > 0);
+        assert!(rack.on_ack(ms(24), &ack(seq(1), &sacked)) > 0);
         // The hole goes again at 24 ms, then new data at 25 ms.
         rack.on_transmit(ms(24), seq(1), seq(2), MSS);
         assert!(!rack.has_lost());
@@ -641,7 +677,7 @@ mod tests {
         let mut later = ack(seq(1), &sacked);
         later.snd_max = seq(11);
         later.in_recovery = true;
-        assert!(rack.on_ack(ms(45), &later).marked > 0);
+        assert!(rack.on_ack(ms(45), &later) > 0);
         assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
     }
 
@@ -659,6 +695,27 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_retransmission_of_a_lost_segment_leaves_the_rest_of_it_lost() {
+        let mut rack = Rack::default();
+        rack.on_transmit(ms(0), seq(0), seq(4), 4 * MSS);
+        rack.on_timeout(ms(1000));
+        assert_eq!(rack.lost_bytes(), 4 * MSS);
+        rack.on_transmit(ms(1000), seq(0), seq(1), MSS);
+        // Both parts that did not go again are still lost; the first of them is next.
+        assert_eq!(rack.lost_bytes(), 3 * MSS);
+        assert_eq!(rack.first_lost(), Some((seq(1), seq(4))));
+        rack.on_transmit(ms(1001), seq(2), seq(3), MSS);
+        assert_eq!(rack.lost_bytes(), 2 * MSS);
+        assert_eq!(rack.first_lost(), Some((seq(1), seq(2))));
+        // The peer SACKs the part beyond: only [1, 2) is left lost.
+        let sacked = [(seq(3), seq(4))];
+        rack.on_ack(ms(1002), &ack(seq(0), &sacked));
+        assert_eq!(rack.lost_bytes(), MSS);
+        rack.on_ack(ms(1003), &ack(seq(2), &sacked));
+        assert!(!rack.has_lost());
+    }
+
+    #[test]
     fn a_misaligned_sack_block_neither_splits_nor_delivers() {
         let mut rack = ten_sent();
         let sacked = [(seq(2) + 1, seq(4))];
@@ -673,7 +730,7 @@ mod tests {
     #[test]
     fn the_flight_goes_when_everything_is_acknowledged_and_its_lessons_stay() {
         let mut rack = ten_sent();
-        assert_eq!(rack.on_ack(ms(30), &ack(seq(10), &[])).marked, 0);
+        assert_eq!(rack.on_ack(ms(30), &ack(seq(10), &[])), 0);
         assert!(rack.flight.is_none());
         assert_eq!(
             rack.min_rtt(),
@@ -683,7 +740,7 @@ mod tests {
         assert_eq!(rack.pipe(), 0);
         assert_eq!(rack.reorder_deadline(), None);
         // An ACK with nothing in flight allocates nothing.
-        assert_eq!(rack.on_ack(ms(31), &ack(seq(10), &[])).marked, 0);
+        assert_eq!(rack.on_ack(ms(31), &ack(seq(10), &[])), 0);
         assert!(rack.flight.is_none());
         // A retransmission timeout before the next delivery still knows RACK.rtt: a
         // segment sent just now is not marked lost (the first one always is).
