@@ -77,6 +77,10 @@ pub(crate) struct RackAck<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Rack {
     flight: Option<Box<Flight>>,
+    /// The most segments the last flight held at once: the next one's list is allocated that
+    /// large, rather than grown step by step again (a bulk sender whose peer acknowledges
+    /// each round whole drains and refills its flight every round trip).
+    last_flight_peak: u32,
     /// RACK.rtt: the round trip of the most recently sent segment delivered. Kept across an
     /// idle period: a retransmission timeout before the next delivery uses it (§6.3).
     rtt_us: u32,
@@ -116,12 +120,15 @@ struct Flight {
     fack: Option<SeqNum>,
     /// When the reorder timer is due, if a segment awaits its verdict.
     reorder_deadline: Option<Instant>,
+    /// The most segments held at once.
+    peak: u32,
 }
 
 impl Default for Rack {
     fn default() -> Rack {
         Rack {
             flight: None,
+            last_flight_peak: 0,
             rtt_us: 0,
             min_rtt_us: None,
             reo_wnd_us: 0,
@@ -216,7 +223,13 @@ impl Rack {
         if start >= end {
             return;
         }
-        let flight = self.flight.get_or_insert_with(Box::default);
+        let peak = self.last_flight_peak as usize;
+        let flight = self.flight.get_or_insert_with(|| {
+            Box::new(Flight {
+                segments: VecDeque::with_capacity(peak),
+                ..Flight::default()
+            })
+        });
         let sent_end = flight.segments.back().map_or(start, |s| s.end);
         if start < sent_end {
             flight.split_at(start);
@@ -238,6 +251,9 @@ impl Rack {
             flight.debug_check();
         }
         let mut at = start.max(sent_end);
+        if at >= end {
+            return;
+        }
         while at < end {
             let next = if end - at > mss { at + mss } else { end };
             flight.segments.push_back(SentSegment {
@@ -250,6 +266,8 @@ impl Rack {
             });
             at = next;
         }
+        let held = u32::try_from(flight.segments.len()).unwrap_or(u32::MAX);
+        flight.peak = flight.peak.max(held);
     }
 
     /// RFC 8985 §6.2 steps 1-5 for one ACK: how many segments were newly marked lost.
@@ -271,11 +289,15 @@ impl Rack {
         }
         let sacked = flight.as_ref().map_or(0, |f| f.sacked);
         self.update_reo_wnd(sacked, ack.in_recovery, ack.srtt);
-        let Some(mut flight) = flight.filter(|f| !f.segments.is_empty()) else {
-            // Everything sent is acknowledged: the flight's memory goes back; the next send
-            // allocates it again.
+        let Some(mut flight) = flight else {
             return 0;
         };
+        if flight.segments.is_empty() {
+            // Everything sent is acknowledged: the flight's memory goes back; the next send
+            // allocates it again, as large as this one grew.
+            self.last_flight_peak = flight.peak;
+            return 0;
+        }
         // Step 5 marks only segments neither SACKed nor marked already.
         let marked = self.detect_loss(&mut flight, now);
         flight.debug_check();
@@ -733,6 +755,10 @@ mod tests {
         assert_eq!(rack.on_ack(ms(30), &ack(seq(10), &[])), 0);
         assert!(rack.flight.is_none());
         assert_eq!(
+            rack.last_flight_peak, 10,
+            "the next flight starts with room for ten"
+        );
+        assert_eq!(
             rack.min_rtt(),
             Some(Duration::from_millis(21)),
             "sent at 9, acked at 30"
@@ -746,7 +772,17 @@ mod tests {
         // segment sent just now is not marked lost (the first one always is).
         rack.on_transmit(ms(100), seq(10), seq(11), MSS);
         rack.on_transmit(ms(101), seq(11), seq(12), MSS);
+        assert!(
+            rack.flight
+                .as_ref()
+                .is_some_and(|f| f.segments.capacity() >= 10)
+        );
         rack.on_timeout(ms(110));
         assert_eq!(rack.lost_bytes(), MSS, "only the first of the two");
+        // This flight held two: the next one starts with room for two, not ten.
+        let mut done = ack(seq(12), &[]);
+        done.snd_max = seq(12);
+        rack.on_ack(ms(120), &done);
+        assert_eq!(rack.last_flight_peak, 2);
     }
 }
