@@ -71,6 +71,11 @@ impl RttEstimator {
         (self.srtt > 0).then(|| Duration::from_micros(u64::from(self.srtt)))
     }
 
+    /// SRTT in microseconds, for arithmetic on the engine's clock without a `Duration`.
+    pub(crate) fn srtt_micros(&self) -> Option<u32> {
+        (self.srtt > 0).then_some(self.srtt)
+    }
+
     pub(crate) fn rttvar(&self) -> Duration {
         Duration::from_micros(u64::from(self.rttvar))
     }

@@ -1,8 +1,6 @@
 //! Output planning: what the connection sends next ([`Connection::plan`]), the options and
 //! window it carries, and what sending it changes ([`Connection::commit`]).
 
-use core::time::Duration;
-
 use rawtcp_wire::SeqNum;
 use rawtcp_wire::tcp::{SackBlocks, TcpFlags, TcpOptions, Timestamps};
 
@@ -12,6 +10,10 @@ use crate::tcp::congestion::CongestionControl;
 use crate::tcp::recovery::Retransmission;
 use crate::tcp::state::State;
 use crate::tcp::timers::Timer;
+
+/// RFC 8985 §7.2: the peer's worst-case delayed ACK (200 ms), added to the probe timeout when
+/// one segment is out.
+const WORST_CASE_DELAYED_ACK_MICROS: u64 = 200_000;
 
 impl Connection {
     /// The window to advertise, with receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): the
@@ -475,7 +477,9 @@ impl Connection {
     /// too.
     pub(super) fn arm_loss_probe(&mut self, now: Instant) {
         let outstanding = self.snd_max - self.snd_una;
-        let eligible = self.config.tail_loss_probe
+        // Nothing outstanding (a receiver's every ACK) is the commonest reason, asked first.
+        let eligible = outstanding > 0
+            && self.config.tail_loss_probe
             && self.sack_permitted
             && self.syn_acked
             && matches!(
@@ -486,20 +490,21 @@ impl Connection {
                     | State::Closing
                     | State::LastAck
             )
-            && outstanding > 0
             && self.recovery.loss_probe_allowed()
             // As Linux (tcp_schedule_loss_probe): RACK's reorder timer, when running, comes
             // first; the probe is armed again once it has fired.
             && !self.timers.is_running(Timer::RackReorder);
-        let (true, Some(srtt)) = (eligible, self.rtt.srtt()) else {
+        let (true, Some(srtt)) = (eligible, self.rtt.srtt_micros()) else {
             self.timers.stop(Timer::LossProbe);
             return;
         };
-        let mut pto = srtt * 2;
+        // In the clock's microseconds: this runs for every segment sent and every ACK, and
+        // `Duration` arithmetic cost more than all the rest.
+        let mut pto = u64::from(srtt) * 2;
         if outstanding <= self.smss() {
-            pto += Duration::from_millis(200);
+            pto += WORST_CASE_DELAYED_ACK_MICROS;
         }
-        let mut at = now + pto;
+        let mut at = Instant::from_micros(now.as_micros().saturating_add(pto));
         if let Some(rto) = self.timers.deadline(Timer::Retransmit) {
             at = at.min(rto);
         }
