@@ -145,10 +145,6 @@ fn sent_after(t1: Instant, end1: SeqNum, t2: Instant, end2: SeqNum) -> bool {
     t1 > t2 || (t1 == t2 && end1 > end2)
 }
 
-fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
-}
-
 fn duration(micros: u32) -> Duration {
     Duration::from_micros(u64::from(micros))
 }
@@ -354,7 +350,9 @@ impl Rack {
         segment: SentSegment,
         echoed: Option<Instant>,
     ) {
-        let rtt = micros(now - segment.xmit_ts);
+        // now − xmit_ts, saturating, in the clock's microseconds.
+        let rtt = u32::try_from(now.as_micros().saturating_sub(segment.xmit_ts.as_micros()))
+            .unwrap_or(u32::MAX);
         if segment.retransmitted {
             // Step 2: which copy was delivered is ambiguous; only a timestamp echoing the
             // retransmission (millisecond clock: one tick of slack), or an RTT no shorter
@@ -387,14 +385,27 @@ impl Rack {
     }
 
     /// RFC 8985 §6.2 step 4, RACK_update_reo_wnd, with `sacked` segments SACKed.
+    ///
+    /// In microseconds, as the clock (it runs on every ACK, with or without a flight):
+    /// min_RTT · mult / 4 rounded down, and SRTT in whole microseconds, are what the same
+    /// sum in `Duration` truncates to.
     fn update_reo_wnd(&mut self, sacked: u32, in_recovery: bool, srtt: Option<Duration>) {
         let reo_wnd = if !self.reordering_seen && (in_recovery || sacked >= DUP_THRESH) {
-            Duration::ZERO
+            0
         } else {
-            let window = self.min_rtt().unwrap_or_default() / 4 * self.reo_wnd_mult;
-            srtt.map_or(window, |srtt| window.min(srtt))
+            // u32 · u32 fits in u64.
+            let window = u64::from(self.min_rtt_us.unwrap_or(0)) * u64::from(self.reo_wnd_mult) / 4;
+            srtt.map_or(window, |srtt| {
+                window.min(u64::try_from(srtt.as_micros()).unwrap_or(u64::MAX))
+            })
         };
-        self.reo_wnd_us = micros(reo_wnd);
+        self.reo_wnd_us = u32::try_from(reo_wnd).unwrap_or(u32::MAX);
+    }
+
+    /// RACK.rtt + RACK.reo_wnd, in microseconds: how long after a segment went out a later
+    /// delivery makes it lost.
+    fn wait_micros(&self) -> u64 {
+        u64::from(self.rtt_us) + u64::from(self.reo_wnd_us)
     }
 
     /// RFC 8985 §6.2 step 5, RACK_detect_loss: marks what is overdue and sets the reorder
@@ -404,7 +415,7 @@ impl Rack {
         let Some((latest_ts, latest_end)) = flight.latest else {
             return 0;
         };
-        let wait = duration(self.rtt_us) + self.reo_wnd();
+        let wait = self.wait_micros();
         let mut marked = 0;
         let mut deadline: Option<Instant> = None;
         for segment in flight.segments.iter_mut() {
@@ -422,7 +433,7 @@ impl Rack {
             if segment.sacked || segment.lost {
                 continue;
             }
-            let due = segment.xmit_ts + wait;
+            let due = Instant::from_micros(segment.xmit_ts.as_micros().saturating_add(wait));
             if due <= now {
                 segment.lost = true;
                 marked += 1;
@@ -456,14 +467,14 @@ impl Rack {
     /// than RACK.rtt + reo_wnd ago are lost. RFC 2018 §8: SACK information is not trusted
     /// after a timeout.
     pub(crate) fn on_timeout(&mut self, now: Instant) {
-        let wait = duration(self.rtt_us) + self.reo_wnd();
+        let wait = self.wait_micros();
         let Some(flight) = self.flight.as_deref_mut() else {
             return;
         };
         let mut lost = 0;
         for (i, segment) in flight.segments.iter_mut().enumerate() {
             segment.sacked = false;
-            if i == 0 || segment.xmit_ts + wait <= now {
+            if i == 0 || segment.xmit_ts.as_micros().saturating_add(wait) <= now.as_micros() {
                 segment.lost = true;
             }
             lost += u32::from(segment.lost);
