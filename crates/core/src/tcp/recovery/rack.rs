@@ -317,12 +317,18 @@ impl Rack {
                 self.on_delivered(now, flight, front, ack.echoed);
             }
         }
+        // Without SACKed ranges (every ACK while nothing is missing) nothing more.
+        let Some(&(first_start, _)) = ack.sacked.first() else {
+            return;
+        };
         // Newly SACKed segments are collected first (the walk borrows the list); a Vec
         // allocates only when one is found.
         let mut delivered: Vec<SentSegment> = Vec::new();
-        // Newly SACKed: a merge walk of the segments against the sorted ranges.
+        // Newly SACKed: a merge walk of the segments against the sorted ranges, from the
+        // first segment that can lie in the lowest range (none below it can be in any).
+        let from = flight.segments.partition_point(|s| s.end <= first_start);
         let mut ranges = ack.sacked.iter().peekable();
-        for segment in flight.segments.iter_mut() {
+        for segment in flight.segments.range_mut(from..) {
             while ranges.next_if(|&&(_, end)| end <= segment.start).is_some() {}
             let Some(&&(start, end)) = ranges.peek() else {
                 break;
