@@ -1,5 +1,6 @@
 //! `TcpListener` and `TcpStream`, with tokio::net's names and semantics.
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddrV4;
@@ -683,6 +684,155 @@ impl TcpStream {
         self.poll_write_bytes_priv(cx, data)
     }
 
+    /// Up to `max` received bytes as pieces appended to `out`, in one engine call however
+    /// many pieces that is; waiting for some.
+    fn poll_read_bytes_into_priv(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_call(cx, Wait::Read, |engine, now, id| {
+            engine.tcp_recv_bytes_into(now, id, max, out)
+        })
+    }
+
+    /// Queues pieces from the front of `data` while they fit, under one lock and with one
+    /// wakeup of the driver for them all.
+    fn poll_write_bytes_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut VecDeque<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_call(cx, Wait::Write, |engine, now, id| {
+            let mut taken = 0;
+            while let Some(front) = data.front_mut() {
+                if front.is_empty() {
+                    // Nothing to queue; left in place it would be offered forever.
+                    data.pop_front();
+                    continue;
+                }
+                match engine.tcp_send_bytes(now, id, front.clone()) {
+                    Ok(n) if n == front.len() => {
+                        taken += n;
+                        data.pop_front();
+                    }
+                    Ok(n) => {
+                        // The send buffer is full: the rest waits for the next call.
+                        taken += n;
+                        front.advance(n);
+                        break;
+                    }
+                    // What was queued stands; the next call meets the error (or the wait).
+                    Err(_) if taken > 0 => break,
+                    Err(error) => return Err(error),
+                }
+            }
+            if taken == 0 {
+                // Nothing but empty pieces: as a write of nothing, which still reports a
+                // connection that can no longer be written to.
+                return engine.tcp_send_bytes(now, id, Bytes::new());
+            }
+            Ok(taken)
+        })
+    }
+
+    async fn write_bytes_vectored_priv(&self, data: &mut VecDeque<Bytes>) -> io::Result<()> {
+        while !data.is_empty() {
+            poll_fn(|cx| self.poll_write_bytes_vectored_priv(cx, data)).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads up to `max` received bytes without copying them, appending them to `out` as
+    /// the pieces [`read_bytes`](Self::read_bytes) returns one at a time, all in one call:
+    /// a relay or a parser that takes what has arrived pays the per-call cost (a lock, an
+    /// engine call, a wakeup of the driver for the window update) once per batch, not once
+    /// per segment. Waits until some data has arrived; returns how many bytes were
+    /// appended, 0 at the end of the stream (or when `max` is 0).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let mut pieces = std::collections::VecDeque::new();
+    /// while stream.read_bytes_into(256 * 1024, &mut pieces).await? > 0 {
+    ///     for piece in pieces.drain(..) {
+    ///         println!("{} bytes", piece.len());
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_bytes_into(
+        &mut self,
+        max: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read_bytes_into_priv(cx, max, out)).await
+    }
+
+    /// [`read_bytes_into`](Self::read_bytes_into) as a poll function: `Pending` (and
+    /// nothing appended) until data, the end of the stream or an error is there.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let mut pieces = Vec::new();
+    /// let n = std::future::poll_fn(|cx| stream.poll_read_bytes_into(cx, 65536, &mut pieces)).await?;
+    /// assert_eq!(n, pieces.iter().map(|p| p.len()).sum::<usize>());
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_read_bytes_into(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_bytes_into_priv(cx, max, out)
+    }
+
+    /// Writes every piece of `data`, in order, without copying them, as
+    /// [`write_bytes`](Self::write_bytes) does one: each call into the engine queues as
+    /// many pieces as fit, so the pieces [`read_bytes_into`](Self::read_bytes_into) took
+    /// from one connection go out on another for one lock and one driver wakeup per batch.
+    /// `data` is empty when it returns `Ok`; on an error it holds what was not queued.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut from: rawtcp::TcpStream, mut to: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// // A relay: one copy per byte in all, into the frame that carries it onward.
+    /// let mut pieces = std::collections::VecDeque::new();
+    /// while from.read_bytes_into(256 * 1024, &mut pieces).await? > 0 {
+    ///     to.write_bytes_vectored(&mut pieces).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_bytes_vectored(&mut self, data: &mut VecDeque<Bytes>) -> io::Result<()> {
+        self.write_bytes_vectored_priv(data).await
+    }
+
+    /// Queues the pieces at the front of `data` that fit in the send buffer, without
+    /// copying them, and removes them (a piece taken in part stays, advanced past what was
+    /// taken); pending while nothing fits. Returns how many bytes were taken.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// use bytes::Bytes;
+    /// let mut data: std::collections::VecDeque<Bytes> =
+    ///     [Bytes::from_static(b"hello, "), Bytes::from_static(b"world")].into();
+    /// while !data.is_empty() {
+    ///     std::future::poll_fn(|cx| stream.poll_write_bytes_vectored(cx, &mut data)).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_write_bytes_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut VecDeque<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_bytes_vectored_priv(cx, data)
+    }
+
     fn shutdown_write(&self) -> io::Result<()> {
         self.call(|engine, now, id| engine.tcp_shutdown(now, id))
     }
@@ -915,7 +1065,7 @@ const CHUNKS_BATCH: usize = 64 * 1024;
 #[derive(Debug)]
 struct Chunks<R> {
     reader: R,
-    taken: std::collections::VecDeque<Bytes>,
+    taken: VecDeque<Bytes>,
     done: bool,
 }
 
@@ -923,7 +1073,7 @@ impl<R> Chunks<R> {
     fn new(reader: R) -> Chunks<R> {
         Chunks {
             reader,
-            taken: std::collections::VecDeque::new(),
+            taken: VecDeque::new(),
             done: false,
         }
     }
@@ -1012,6 +1162,46 @@ impl<'a> ReadHalf<'a> {
         self.0.poll_read_bytes_priv(cx, max)
     }
 
+    /// As [`TcpStream::read_bytes_into`]: received pieces appended to `out` in one call;
+    /// 0 at the end of the stream.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (mut reader, _writer) = stream.split();
+    /// let mut pieces = Vec::new();
+    /// let n = reader.read_bytes_into(65536, &mut pieces).await?;
+    /// # let _ = n;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_bytes_into(
+        &mut self,
+        max: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> io::Result<usize> {
+        poll_fn(|cx| self.0.poll_read_bytes_into_priv(cx, max, out)).await
+    }
+
+    /// As [`TcpStream::poll_read_bytes_into`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (reader, _writer) = stream.split();
+    /// let mut pieces = Vec::new();
+    /// let n = std::future::poll_fn(|cx| reader.poll_read_bytes_into(cx, 65536, &mut pieces)).await?;
+    /// # let _ = n;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_read_bytes_into(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_read_bytes_into_priv(cx, max, out)
+    }
+
     /// As [`TcpStream::bytes`]: the received data as a [`Stream`] of [`Bytes`], while the
     /// write half goes on writing.
     ///
@@ -1061,6 +1251,46 @@ impl OwnedReadHalf {
     /// ```
     pub fn poll_read_bytes(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         self.0.poll_read_bytes_priv(cx, max)
+    }
+
+    /// As [`TcpStream::read_bytes_into`]: received pieces appended to `out` in one call;
+    /// 0 at the end of the stream.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (mut reader, _writer) = stream.into_split();
+    /// let mut pieces = Vec::new();
+    /// let n = reader.read_bytes_into(65536, &mut pieces).await?;
+    /// # let _ = n;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_bytes_into(
+        &mut self,
+        max: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> io::Result<usize> {
+        poll_fn(|cx| self.0.poll_read_bytes_into_priv(cx, max, out)).await
+    }
+
+    /// As [`TcpStream::poll_read_bytes_into`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (reader, _writer) = stream.into_split();
+    /// let mut pieces = Vec::new();
+    /// let n = std::future::poll_fn(|cx| reader.poll_read_bytes_into(cx, 65536, &mut pieces)).await?;
+    /// # let _ = n;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_read_bytes_into(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_read_bytes_into_priv(cx, max, out)
     }
 
     /// As [`TcpStream::bytes`]: the received data as a [`Stream`] of [`Bytes`], which can
@@ -1145,6 +1375,39 @@ impl WriteHalf<'_> {
     ) -> Poll<io::Result<usize>> {
         self.0.poll_write_bytes_priv(cx, data)
     }
+
+    /// [`TcpStream::write_bytes_vectored`] on the borrowed write half.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (_reader, mut writer) = stream.split();
+    /// let mut data = std::collections::VecDeque::from([bytes::Bytes::from(vec![1u8; 4096])]);
+    /// writer.write_bytes_vectored(&mut data).await?;
+    /// assert!(data.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_bytes_vectored(&mut self, data: &mut VecDeque<Bytes>) -> io::Result<()> {
+        self.0.write_bytes_vectored_priv(data).await
+    }
+
+    /// [`TcpStream::poll_write_bytes_vectored`] on the borrowed write half.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(mut stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (_reader, writer) = stream.split();
+    /// let mut data = std::collections::VecDeque::from([bytes::Bytes::from_static(b"hello")]);
+    /// std::future::poll_fn(|cx| writer.poll_write_bytes_vectored(cx, &mut data)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_write_bytes_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut VecDeque<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_write_bytes_vectored_priv(cx, data)
+    }
 }
 
 impl OwnedWriteHalf {
@@ -1179,6 +1442,39 @@ impl OwnedWriteHalf {
         data: &mut Bytes,
     ) -> Poll<io::Result<usize>> {
         self.stream.poll_write_bytes_priv(cx, data)
+    }
+
+    /// [`TcpStream::write_bytes_vectored`] on the owned write half.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (_reader, mut writer) = stream.into_split();
+    /// let mut data = std::collections::VecDeque::from([bytes::Bytes::from(vec![1u8; 4096])]);
+    /// writer.write_bytes_vectored(&mut data).await?;
+    /// assert!(data.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_bytes_vectored(&mut self, data: &mut VecDeque<Bytes>) -> io::Result<()> {
+        self.stream.write_bytes_vectored_priv(data).await
+    }
+
+    /// [`TcpStream::poll_write_bytes_vectored`] on the owned write half.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn f(stream: rawtcp::TcpStream) -> std::io::Result<()> {
+    /// let (_reader, writer) = stream.into_split();
+    /// let mut data = std::collections::VecDeque::from([bytes::Bytes::from_static(b"hello")]);
+    /// std::future::poll_fn(|cx| writer.poll_write_bytes_vectored(cx, &mut data)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_write_bytes_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut VecDeque<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_bytes_vectored_priv(cx, data)
     }
 }
 

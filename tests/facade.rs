@@ -826,3 +826,119 @@ async fn the_bytes_stream_yields_a_reset_then_ends() {
     assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
     assert!(next(&mut chunks).await.is_none());
 }
+
+/// A relay on the zero-copy calls: what `read_bytes_into` takes on one half goes back out
+/// through `write_bytes_vectored` on the other, byte for byte, on borrowed halves at the
+/// server and owned ones at the client; the end of the stream is 0, and stays 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_bytes_into_and_write_bytes_vectored_relay_a_stream_byte_for_byte() {
+    use std::collections::VecDeque;
+    let (client, server) = stacks(LinkConfig::default()).await;
+    let (_listener, stream, mut accepted) = connected(&client, &server, 9103).await;
+    let echo = tokio::spawn(async move {
+        let (mut reader, mut writer) = accepted.split();
+        let mut pieces = VecDeque::new();
+        let (mut relayed, mut batches) = (0, 0);
+        loop {
+            let n = reader
+                .read_bytes_into(256 * 1024, &mut pieces)
+                .await
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            assert_eq!(n, pieces.iter().map(bytes::Bytes::len).sum::<usize>());
+            assert!(n <= 256 * 1024);
+            relayed += n;
+            batches += 1;
+            writer.write_bytes_vectored(&mut pieces).await.unwrap();
+            assert!(pieces.is_empty(), "all written");
+        }
+        assert!(pieces.is_empty(), "nothing appended at the end");
+        assert_eq!(reader.read_bytes_into(1024, &mut pieces).await.unwrap(), 0);
+        writer.shutdown().await.unwrap();
+        (relayed, batches)
+    });
+    let data = pattern(3 << 20);
+    let (mut reader, mut writer) = stream.into_split();
+    let send = data.clone();
+    let writing = tokio::spawn(async move {
+        writer.write_all(&send).await.unwrap();
+        drop(writer); // the FIN
+    });
+    let mut echoed = Vec::with_capacity(data.len());
+    let mut pieces = Vec::new();
+    // Odd sizes, and a zero one that takes nothing.
+    for max in [0, 1, 1000, 100_000].into_iter().cycle() {
+        let n = reader.read_bytes_into(max, &mut pieces).await.unwrap();
+        assert_eq!(n, pieces.iter().map(bytes::Bytes::len).sum::<usize>());
+        assert!(n <= max);
+        if n == 0 && max > 0 {
+            break;
+        }
+        pieces.drain(..).for_each(|p| echoed.extend_from_slice(&p));
+    }
+    writing.await.unwrap();
+    let (relayed, batches) = echo.await.unwrap();
+    assert_eq!(relayed, data.len());
+    assert!(batches < data.len() / 1448, "many segments per batch");
+    assert_eq!(echoed.len(), data.len());
+    assert!(echoed == data, "echoed byte for byte");
+}
+
+/// `poll_write_bytes_vectored` takes the pieces that fit, leaves a piece it took in part
+/// advanced at the front, drops empty pieces, and reports a write side that is shut even
+/// when it is given nothing but empty pieces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_write_bytes_vectored_takes_what_fits_and_leaves_the_rest() {
+    use bytes::Bytes;
+    use std::collections::VecDeque;
+    use std::future::poll_fn;
+    let (client, server) = stacks(LinkConfig::default()).await;
+    let (_listener, mut stream, mut accepted) = connected(&client, &server, 9104).await;
+    let data = Bytes::from(pattern(2 << 20));
+    // 4 KiB pieces with an empty one between each, and a short one (copied) at the end.
+    let mut pieces: VecDeque<Bytes> = VecDeque::new();
+    let mut at = 0;
+    while at < data.len() - 100 {
+        let end = (at + 4096).min(data.len() - 100);
+        pieces.push_back(data.slice(at..end));
+        pieces.push_back(Bytes::new());
+        at = end;
+    }
+    pieces.push_back(data.slice(at..));
+    // Nobody reads yet: the first poll fills the send buffer and no more.
+    let n = poll_fn(|cx| stream.poll_write_bytes_vectored(cx, &mut pieces))
+        .await
+        .unwrap();
+    assert!(n > 0 && n < data.len(), "a part: {n}");
+    let left: usize = pieces.iter().map(Bytes::len).sum();
+    assert_eq!(left, data.len() - n, "the rest is still there");
+    assert_eq!(
+        pieces.front().map(|p| p.as_ptr()),
+        Some(data[n..].as_ptr()),
+        "the front piece starts where the taking stopped"
+    );
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        accepted.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    stream.write_bytes_vectored(&mut pieces).await.unwrap();
+    assert!(pieces.is_empty());
+    stream.shutdown().await.unwrap();
+    let got = reading.await.unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "byte for byte");
+    // After the FIN: an error, also for a write of nothing, and the pieces stay.
+    let mut nothing: VecDeque<Bytes> = [Bytes::new(), Bytes::new()].into();
+    let error = poll_fn(|cx| stream.poll_write_bytes_vectored(cx, &mut nothing))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
+    let mut more: VecDeque<Bytes> = [data.slice(..2048)].into();
+    let (_reader, mut writer) = stream.split();
+    let error = writer.write_bytes_vectored(&mut more).await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
+    assert_eq!(more.len(), 1, "what was not queued is still the caller's");
+}
