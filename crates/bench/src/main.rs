@@ -108,11 +108,13 @@ struct Cli {
     #[arg(long, global = true)]
     rx_ring: bool,
 
-    /// A rawtcp side's bulk sender hands its buffer over as `Bytes`
-    /// (`TcpStream::poll_write_bytes`: kept in the send buffer, no copy) instead of writing
-    /// a slice (copied into the send buffer). Kernel sides write as before.
-    #[arg(long, global = true)]
-    write_bytes: bool,
+    /// How a rawtcp side's bulk, echo and proxy applications move data: `bytes` takes
+    /// received data as the `Bytes` it arrived in and hands written data over as `Bytes`,
+    /// kept in the send buffer (`TcpStream::read_bytes_into`, `write_bytes_vectored`,
+    /// `poll_write_bytes`: no copy in the application); `copy` reads into and writes from
+    /// a buffer (`AsyncRead`/`AsyncWrite`), as the kernel's sides always do.
+    #[arg(long, global = true, value_enum, default_value = "bytes")]
+    rawtcp_io: net::RawtcpIo,
 
     #[command(flatten)]
     faults: forward::FaultArgs,
@@ -311,7 +313,7 @@ fn raise_fd_limit(wanted: u64) -> u64 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     net::use_rx_ring(cli.rx_ring);
-    net::use_write_bytes(cli.write_bytes);
+    net::use_rawtcp_io(cli.rawtcp_io);
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

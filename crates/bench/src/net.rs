@@ -39,14 +39,36 @@ pub(crate) fn use_rx_ring(on: bool) {
     RX_RING.store(on, Ordering::Relaxed);
 }
 
-/// Whether rawtcp sides' bulk senders write through `poll_write_bytes` (`--write-bytes`);
-/// set once, before any run.
-static WRITE_BYTES: AtomicBool = AtomicBool::new(false);
-
-/// Makes rawtcp streams' [`Stream::write_chunk`] hand the chunk over as `Bytes`.
-pub(crate) fn use_write_bytes(on: bool) {
-    WRITE_BYTES.store(on, Ordering::Relaxed);
+/// How a rawtcp side's streaming applications (bulk, echo, proxy) move their data
+/// (`--rawtcp-io`). A kernel side always reads into and writes from a buffer of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RawtcpIo {
+    /// rawtcp's zero-copy calls: received data is taken as the `Bytes` it arrived in
+    /// (`read_bytes_into`), and written data is handed over as `Bytes`, kept in the send
+    /// buffer (`write_bytes_vectored`, `poll_write_bytes`). A relayed byte is copied once,
+    /// into the frame that carries it on.
+    Bytes,
+    /// `AsyncRead` and `AsyncWrite`, as a kernel socket is used: each read copies out of
+    /// the receive buffer, each write into the send buffer.
+    Copy,
 }
+
+/// Whether rawtcp sides use [`RawtcpIo::Copy`]; set once, before any run.
+static COPY_IO: AtomicBool = AtomicBool::new(false);
+
+/// Makes every rawtcp stream's reads and writes in [`ReadHalf::read_into`],
+/// [`WriteHalf::write_from`] and [`WriteHalf::write_chunk`] go through `io`.
+pub(crate) fn use_rawtcp_io(io: RawtcpIo) {
+    COPY_IO.store(io == RawtcpIo::Copy, Ordering::Relaxed);
+}
+
+fn bytes_io() -> bool {
+    !COPY_IO.load(Ordering::Relaxed)
+}
+
+/// Bytes a streaming application asks for in one read: what the kernel's side reads into
+/// its buffer, and what a rawtcp side takes as pieces.
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 impl Net {
     /// A rawtcp stack on AF_PACKET interface `iface` of the calling thread's namespace,
@@ -308,22 +330,172 @@ impl Drop for Stream {
 }
 
 impl Stream {
-    /// Writes what fits of `chunk`, as `write` does; a rawtcp stream under
-    /// [`use_write_bytes`] takes it as `Bytes`, without copying it.
-    pub(crate) async fn write_chunk(&mut self, chunk: &bytes::Bytes) -> io::Result<usize> {
+    /// Borrowed halves, to read and write at once in one task: the kernel's and rawtcp's
+    /// own split, which share the stream without a lock.
+    pub(crate) fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
         match self {
-            Stream::Rawtcp(s) if WRITE_BYTES.load(Ordering::Relaxed) => {
-                let mut rest = chunk.clone();
-                std::future::poll_fn(|cx| s.poll_write_bytes(cx, &mut rest)).await
+            Stream::Kernel(s) => {
+                let (read, write) = s.split();
+                (ReadHalf::Kernel(read), WriteHalf::Kernel(write))
             }
-            _ => tokio::io::AsyncWriteExt::write(self, chunk).await,
+            Stream::Rawtcp(s) => {
+                let (read, write) = s.split();
+                (ReadHalf::Rawtcp(read), WriteHalf::Rawtcp(write))
+            }
         }
+    }
+
+    /// [`ReadHalf::read_into`] on the whole stream.
+    pub(crate) async fn read_into(&mut self, held: &mut Held) -> io::Result<usize> {
+        self.split().0.read_into(held).await
+    }
+
+    /// [`WriteHalf::write_chunk`] on the whole stream.
+    pub(crate) async fn write_chunk(&mut self, chunk: &bytes::Bytes) -> io::Result<usize> {
+        self.split().1.write_chunk(chunk).await
     }
 
     pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         match self {
             Stream::Kernel(s) => s.set_nodelay(nodelay),
             Stream::Rawtcp(s) => s.set_nodelay(nodelay),
+        }
+    }
+}
+
+/// What a reader took and its writer has yet to send on: bytes read into a buffer of our
+/// own (a kernel stream's, or rawtcp's under [`RawtcpIo::Copy`]), or the pieces rawtcp
+/// received them in.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    buf: Vec<u8>,
+    filled: usize,
+    pieces: std::collections::VecDeque<bytes::Bytes>,
+}
+
+impl Held {
+    /// Forgets what it holds (a sink's read).
+    pub(crate) fn clear(&mut self) {
+        self.filled = 0;
+        self.pieces.clear();
+    }
+}
+
+/// A stream's reading half ([`Stream::split`]).
+pub(crate) enum ReadHalf<'a> {
+    Kernel(tokio::net::tcp::ReadHalf<'a>),
+    Rawtcp(rawtcp::ReadHalf<'a>),
+}
+
+/// A stream's writing half ([`Stream::split`]).
+pub(crate) enum WriteHalf<'a> {
+    Kernel(tokio::net::tcp::WriteHalf<'a>),
+    Rawtcp(rawtcp::WriteHalf<'a>),
+}
+
+impl ReadHalf<'_> {
+    /// Waits for data and takes up to [`CHUNK`] bytes of it into `held`, which holds
+    /// nothing yet: a rawtcp stream under [`RawtcpIo::Bytes`] hands over its pieces
+    /// without a copy, anything else reads into `held`'s buffer. Returns how many bytes, 0
+    /// at the end of the stream.
+    pub(crate) async fn read_into(&mut self, held: &mut Held) -> io::Result<usize> {
+        debug_assert!(
+            held.filled == 0 && held.pieces.is_empty(),
+            "held is written out"
+        );
+        match self {
+            ReadHalf::Rawtcp(r) if bytes_io() => r.read_bytes_into(CHUNK, &mut held.pieces).await,
+            _ => {
+                if held.buf.is_empty() {
+                    held.buf = vec![0; CHUNK];
+                }
+                held.filled = tokio::io::AsyncReadExt::read(self, &mut held.buf).await?;
+                Ok(held.filled)
+            }
+        }
+    }
+}
+
+impl WriteHalf<'_> {
+    /// Writes all that `held` holds and empties it: pieces go to a rawtcp stream as they
+    /// are (kept in its send buffer), everything else is written as a slice (copied).
+    pub(crate) async fn write_from(&mut self, held: &mut Held) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        if held.filled > 0 {
+            self.write_all(&held.buf[..held.filled]).await?;
+            held.filled = 0;
+        }
+        match self {
+            WriteHalf::Rawtcp(w) => w.write_bytes_vectored(&mut held.pieces).await,
+            WriteHalf::Kernel(w) => {
+                while let Some(piece) = held.pieces.pop_front() {
+                    w.write_all(&piece).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes what fits of `chunk`, as `write` does; a rawtcp stream under
+    /// [`RawtcpIo::Bytes`] takes it as `Bytes`, without copying it.
+    pub(crate) async fn write_chunk(&mut self, chunk: &bytes::Bytes) -> io::Result<usize> {
+        match self {
+            WriteHalf::Rawtcp(w) if bytes_io() => {
+                let mut rest = chunk.clone();
+                std::future::poll_fn(|cx| w.poll_write_bytes(cx, &mut rest)).await
+            }
+            _ => tokio::io::AsyncWriteExt::write(self, chunk).await,
+        }
+    }
+}
+
+/// Moves everything `from` reads to `to`, until `from` ends; then shuts `to`'s sending side
+/// (a FIN). The one relay of the harness: the echo server's (both halves of one stream) and
+/// each direction of the proxy's.
+pub(crate) async fn pump(from: &mut ReadHalf<'_>, to: &mut WriteHalf<'_>) -> io::Result<()> {
+    let mut held = Held::default();
+    while from.read_into(&mut held).await? > 0 {
+        to.write_from(&mut held).await?;
+    }
+    tokio::io::AsyncWriteExt::shutdown(to).await
+}
+
+impl AsyncRead for ReadHalf<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Kernel(r) => Pin::new(r).poll_read(cx, buf),
+            ReadHalf::Rawtcp(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Kernel(w) => Pin::new(w).poll_write(cx, data),
+            WriteHalf::Rawtcp(w) => Pin::new(w).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Kernel(w) => Pin::new(w).poll_flush(cx),
+            WriteHalf::Rawtcp(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Kernel(w) => Pin::new(w).poll_shutdown(cx),
+            WriteHalf::Rawtcp(w) => Pin::new(w).poll_shutdown(cx),
         }
     }
 }

@@ -11,24 +11,23 @@
 //! The client and the echo server share one namespace (the bed's server side, where the
 //! kernel owns 10.9.0.1), so every byte crosses the veth four times: client → proxy, proxy
 //! → server, and back. The proxy runs on the bed's client side: rawtcp on AF_PACKET, or the
-//! kernel's sockets for the baseline; both run the same relay code below. Goodput is the
-//! echo the clients get back within the measured window, so it moves both ways through
-//! the proxy at once.
+//! kernel's sockets for the baseline; both run the same relay code below ([`pump`] each
+//! way). On rawtcp it passes each received piece on as it is, copied once in all, into the
+//! frame that carries it on; on kernel sockets it reads into a buffer and writes from it,
+//! two copies across the user/kernel boundary (a kernel proxy without them would need
+//! `splice(2)`). Goodput is the echo the clients get back within the measured window, so it
+//! moves both ways through the proxy at once.
 
 use std::io;
 use std::net::SocketAddrV4;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::measure::Metric;
-use crate::net::{Listener, Net, Stream};
+use crate::net::{Listener, Net, Stream, pump};
 use crate::run::{self, Backend, Bed, CLIENT, Pair, SERVER, Settings};
 use crate::scenario::{self, Case};
-
-/// Bytes per read and write call of the relay.
-const CHUNK: usize = 64 * 1024;
 
 /// Accepts connections on `listener` until `stop` fires (or its sender is dropped); for
 /// each, opens one to `upstream` through `net` and relays both ways, passing each
@@ -60,29 +59,14 @@ pub(crate) async fn serve(
 }
 
 /// Both directions at once; an error in either drops both connections.
-async fn relay(inbound: Stream, outbound: Stream) -> io::Result<()> {
-    let (mut in_read, mut in_write) = tokio::io::split(inbound);
-    let (mut out_read, mut out_write) = tokio::io::split(outbound);
+async fn relay(mut inbound: Stream, mut outbound: Stream) -> io::Result<()> {
+    let (mut in_read, mut in_write) = inbound.split();
+    let (mut out_read, mut out_write) = outbound.split();
     tokio::try_join!(
         pump(&mut in_read, &mut out_write),
         pump(&mut out_read, &mut in_write)
     )?;
     Ok(())
-}
-
-/// Copies `from` into `to` until `from` ends, then shuts `to`'s sending side (FIN).
-async fn pump(
-    from: &mut (impl AsyncRead + Unpin),
-    to: &mut (impl AsyncWrite + Unpin),
-) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return to.shutdown().await;
-        }
-        to.write_all(&buf[..n]).await?;
-    }
 }
 
 /// The proxy's TCP in `pair`: the bed's client side. Its client and server are the

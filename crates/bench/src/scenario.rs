@@ -7,16 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::measure::{self, Metric};
-use crate::net::{Listener, Net, Stream};
-
-/// Bytes per read and write call in the bulk scenarios.
-const CHUNK: usize = 64 * 1024;
+use crate::net::{CHUNK, Held, Listener, Net, Stream, pump};
 
 /// Connections one listener port takes in the `conns` scenario; beyond it the client moves
 /// to the next port, so no source runs short of ephemeral ports (28 232 on Linux).
@@ -201,31 +199,34 @@ async fn accept_loop(listener: Listener, role: Role, mut quit: watch::Receiver<b
 async fn handle(mut stream: Stream, role: Role) -> io::Result<()> {
     match role {
         Role::Sink => {
-            let mut buf = vec![0u8; CHUNK];
-            while stream.read(&mut buf).await? > 0 {}
+            let mut held = Held::default();
+            while stream.read_into(&mut held).await? > 0 {
+                held.clear();
+            }
             stream.shutdown().await
         }
         Role::Source => {
-            let (mut reader, mut writer) = tokio::io::split(stream);
-            let data = vec![0x5au8; CHUNK];
-            // Writing ends only in an error (the client reset or went away).
-            let write = async {
-                loop {
-                    if let Err(error) = writer.write_all(&data).await {
-                        break error;
+            {
+                let (mut reader, mut writer) = stream.split();
+                let data = Bytes::from(vec![0x5au8; CHUNK]);
+                // Writing ends only in an error (the client reset or went away).
+                let write = async {
+                    loop {
+                        if let Err(error) = writer.write_chunk(&data).await {
+                            break error;
+                        }
                     }
+                };
+                let eof = async {
+                    let mut buf = [0u8; 64];
+                    while reader.read(&mut buf).await? > 0 {}
+                    Ok::<(), io::Error>(())
+                };
+                tokio::select! {
+                    error = write => return Err(error),
+                    result = eof => result?,
                 }
-            };
-            let eof = async {
-                let mut buf = [0u8; 64];
-                while reader.read(&mut buf).await? > 0 {}
-                Ok::<(), io::Error>(())
-            };
-            tokio::select! {
-                error = write => return Err(error),
-                result = eof => result?,
             }
-            let mut stream = reader.unsplit(writer);
             stream.shutdown().await
         }
         Role::Echo(size) => {
@@ -249,9 +250,8 @@ async fn handle(mut stream: Stream, role: Role) -> io::Result<()> {
         }
         Role::Hold => Ok(()),
         Role::StreamEcho => {
-            let (mut reader, mut writer) = tokio::io::split(stream);
-            tokio::io::copy(&mut reader, &mut writer).await?;
-            writer.shutdown().await
+            let (mut reader, mut writer) = stream.split();
+            pump(&mut reader, &mut writer).await
         }
     }
 }
@@ -313,10 +313,10 @@ async fn bulk(
     for mut stream in connected {
         let counted = Arc::clone(&counted);
         tasks.spawn(async move {
-            let mut buf = vec![0x5au8; CHUNK];
+            let mut held = Held::default();
             match direction {
                 Direction::Send => {
-                    let chunk = bytes::Bytes::from(buf.clone());
+                    let chunk = Bytes::from(vec![0x5au8; CHUNK]);
                     loop {
                         let now = Instant::now();
                         if now >= end {
@@ -329,11 +329,14 @@ async fn bulk(
                     }
                     stream.shutdown().await?;
                     // The server closes once it has read everything.
-                    while stream.read(&mut buf).await? > 0 {}
+                    while stream.read_into(&mut held).await? > 0 {
+                        held.clear();
+                    }
                 }
                 Direction::Recv => {
                     loop {
-                        let n = stream.read(&mut buf).await?;
+                        let n = stream.read_into(&mut held).await?;
+                        held.clear();
                         if n == 0 {
                             return Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
@@ -350,7 +353,9 @@ async fn bulk(
                     }
                     // Ask the server to stop, and take what it sent meanwhile uncounted.
                     stream.shutdown().await?;
-                    while stream.read(&mut buf).await? > 0 {}
+                    while stream.read_into(&mut held).await? > 0 {
+                        held.clear();
+                    }
                 }
             }
             Ok::<Instant, io::Error>(Instant::now())
@@ -406,18 +411,20 @@ async fn echo(
     for stream in connected {
         let counted = Arc::clone(&counted);
         tasks.spawn(async move {
-            let (mut reader, mut writer) = tokio::io::split(stream);
-            let write = async move {
-                let data = vec![0x5au8; CHUNK];
+            let mut stream = stream;
+            let (mut reader, mut writer) = stream.split();
+            let write = async {
+                let data = Bytes::from(vec![0x5au8; CHUNK]);
                 while Instant::now() < end {
-                    writer.write_all(&data).await?;
+                    writer.write_chunk(&data).await?;
                 }
                 writer.shutdown().await
             };
-            let read = async move {
-                let mut buf = vec![0u8; CHUNK];
+            let read = async {
+                let mut held = Held::default();
                 loop {
-                    let n = reader.read(&mut buf).await?;
+                    let n = reader.read_into(&mut held).await?;
+                    held.clear();
                     if n == 0 {
                         return Ok::<(), io::Error>(());
                     }

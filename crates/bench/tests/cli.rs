@@ -73,29 +73,39 @@ fn median(doc: &Value, case: &str, metric: &str, pair: &str) -> f64 {
 
 const MEM: &str = "rawtcp↔rawtcp (mem)";
 
+/// `--rawtcp-io`'s two ways for the streaming applications: rawtcp's zero-copy calls (the
+/// default) and `AsyncRead`/`AsyncWrite`.
+const RAWTCP_IO: [&str; 2] = ["bytes", "copy"];
+
 #[test]
 fn bulk_over_a_memlink_moves_data_both_ways() {
-    let doc = json(&["bulk"]);
-    for case in ["bulk send", "bulk recv"] {
-        assert!(median(&doc, case, "goodput", MEM) > 0.0);
-        assert!(median(&doc, case, "CPU per GB", MEM).is_finite());
+    for io in RAWTCP_IO {
+        let doc = json(&["bulk", "--rawtcp-io", io]);
+        for case in ["bulk send", "bulk recv"] {
+            assert!(median(&doc, case, "goodput", MEM) > 0.0, "{case}, {io}");
+            assert!(median(&doc, case, "CPU per GB", MEM).is_finite());
+        }
+        assert_eq!(doc["settings"]["mtu"], 1500);
     }
-    assert_eq!(doc["settings"]["mtu"], 1500);
 }
 
 #[test]
 fn echo_over_a_memlink_reads_and_writes_at_once() {
-    let doc = json(&["echo", "--connections", "1,4"]);
-    for case in ["echo c=1", "echo c=4"] {
-        assert!(median(&doc, case, "goodput", MEM) > 0.0, "{case}");
+    for io in RAWTCP_IO {
+        let doc = json(&["echo", "--connections", "1,4", "--rawtcp-io", io]);
+        for case in ["echo c=1", "echo c=4"] {
+            assert!(median(&doc, case, "goodput", MEM) > 0.0, "{case}, {io}");
+        }
     }
 }
 
 #[test]
 fn proxy_over_a_memlink_relays_both_ways() {
-    let doc = json(&["proxy", "--connections", "1,4"]);
-    for case in ["proxy c=1", "proxy c=4"] {
-        assert!(median(&doc, case, "goodput", MEM) > 0.0, "{case}");
+    for io in RAWTCP_IO {
+        let doc = json(&["proxy", "--connections", "1,4", "--rawtcp-io", io]);
+        for case in ["proxy c=1", "proxy c=4"] {
+            assert!(median(&doc, case, "goodput", MEM) > 0.0, "{case}, {io}");
+        }
     }
 }
 
