@@ -408,10 +408,9 @@ async fn echo(
     let end = mark + timing.duration;
     let counted = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
-    for stream in connected {
+    for mut stream in connected {
         let counted = Arc::clone(&counted);
         tasks.spawn(async move {
-            let mut stream = stream;
             let (mut reader, mut writer) = stream.split();
             let write = async {
                 let data = Bytes::from(vec![0x5au8; CHUNK]);
