@@ -9,7 +9,15 @@
 //! handed to the engine as [`bytes::Bytes`] that pin that frame's memory alone, however long
 //! the engine keeps it: never a batch, never a 64 KiB slot. A peer can then make us hold
 //! little more than the frames it sent.
+//!
+//! A head whose frame is still held when the batch is reused (received data the engine keeps
+//! until the application reads it) is exchanged for one from the batch's pool of heads: heads
+//! once held whose last `Bytes` has been dropped since, found by their reference count (an
+//! atomic, so a `Bytes` may be dropped on any thread). The pool is bounded; beyond its limit
+//! the oldest held head is let go, to be freed by whoever drops its last `Bytes`. A bulk
+//! receiver then allocates heads only until the pool covers the frames it holds at once.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -111,8 +119,10 @@ struct Slot {
 /// then made contiguous there. [`FrameBatch::take_frame`] hands a frame out as [`Bytes`]:
 /// a frame in its head without a copy, pinning only that head, never the batch; a longer one
 /// as one copy of exactly its length. [`FrameBatch::clear`] takes back every head whose frame
-/// nobody holds any more, and allocates a new one only for a head still held: receiving
-/// frames that are not kept (ACKs, dropped frames) allocates nothing.
+/// nobody holds any more, and gives a slot whose head is still held another one, from a
+/// bounded pool of heads once held and let go since (allocated only when the pool has none
+/// free): receiving frames that are not kept (ACKs, dropped frames) allocates nothing, and
+/// frames that are kept for a while allocate only until the pool covers them.
 ///
 /// # Examples
 /// ```
@@ -139,8 +149,87 @@ pub struct FrameBatch {
     heads: Vec<BytesMut>,
     /// Bytes of a head: [`FrameBatch::HEADROOM`] and the longest frame it holds.
     head_size: usize,
-    /// Heads allocated after the first ones, because a taken frame still held the old one.
+    /// Heads a taken frame held when its slot was reused, and those free again since.
+    pool: HeadPool,
+    /// Heads allocated after the first ones, because a taken frame still held the old one
+    /// and the pool had none free.
     fresh_heads: u64,
+}
+
+/// Receive heads beyond one per slot: those whose taken frame was still held when the batch
+/// was cleared, and those of them free again since. Bounded by a number of heads: at most
+/// `limit` heads' memory is pinned here beyond what the holders of their frames pin.
+#[derive(Debug)]
+struct HeadPool {
+    /// Heads a taken frame still held when last looked at, in the order they were handed
+    /// over: the engine releases received data mostly in order, so the front comes free
+    /// first. Each is our handle to the head's allocation, after the frame it was split from.
+    held: VecDeque<BytesMut>,
+    /// Heads no `Bytes` points into any more, reclaimed whole and empty.
+    free: Vec<BytesMut>,
+    /// Most heads in `held` and `free` together.
+    limit: usize,
+    /// Heads taken from the pool instead of allocated.
+    reused: u64,
+}
+
+impl HeadPool {
+    fn new(limit: usize) -> HeadPool {
+        HeadPool {
+            held: VecDeque::new(),
+            free: Vec::new(),
+            limit,
+            reused: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.held.len() + self.free.len()
+    }
+
+    /// Keeps `head`, which a taken frame still holds, to be reused once nobody holds it.
+    /// At the limit the oldest held head is let go (its holders free it), or `head` itself
+    /// when none is held.
+    fn hold(&mut self, head: BytesMut) {
+        if self.limit == 0 {
+            return;
+        }
+        if self.len() >= self.limit && self.held.pop_front().is_none() {
+            return;
+        }
+        self.held.push_back(head);
+    }
+
+    /// A free head: one reclaimed before, or the oldest held one if nobody holds it any
+    /// more. Only the oldest is looked at (O(1)): received data is let go in about the order
+    /// it arrived, and a head held for long reaches the front of `held` and is let go there
+    /// (by [`hold`](Self::hold) at the limit) rather than searched past each time.
+    fn take(&mut self) -> Option<BytesMut> {
+        let head = match self.free.pop() {
+            Some(head) => head,
+            None => {
+                let oldest = self.held.front_mut()?;
+                if !reclaim(oldest) {
+                    return None;
+                }
+                self.held.pop_front()?
+            }
+        };
+        self.reused += 1;
+        Some(head)
+    }
+}
+
+/// Makes `head`, our handle to what is left of a head after a frame was split off it, empty
+/// and its whole allocation again, if no `Bytes` of the frame is left. Asking for more room
+/// than the handle has makes `try_reclaim` check that it is the allocation's only one (an
+/// atomic reference count, read with Acquire: a `Bytes` dropped on another thread is seen
+/// with everything it did); then it moves back to the start of the allocation without
+/// allocating. False, and the head untouched but emptied, while the frame is still held.
+fn reclaim(head: &mut BytesMut) -> bool {
+    head.clear();
+    let beyond_what_is_left = head.capacity() + 1;
+    head.try_reclaim(beyond_what_is_left)
 }
 
 /// Where a device writes one received frame: `head_len` bytes into the head's spare
@@ -161,6 +250,12 @@ impl FrameBatch {
     /// otherwise: a head is 2 KiB with its headroom, an MTU-1500 frame with a VLAN tag and
     /// room to spare.
     pub const DEFAULT_HEAD_LEN: usize = 2048 - Self::HEADROOM;
+
+    /// The most receive heads a batch keeps beyond one per slot unless
+    /// [`set_head_pool_limit`](Self::set_head_pool_limit) says otherwise: 1024 heads, 1.5 MiB
+    /// at MTU 1500, about what a bulk receiver holds at 10 Gbit/s between two reads of a
+    /// slow application.
+    pub const DEFAULT_HEAD_POOL_LIMIT: usize = 1024;
 
     /// A batch of `capacity` slots, each holding a frame of up to `max_frame_len` bytes,
     /// received frames of up to [`DEFAULT_HEAD_LEN`](Self::DEFAULT_HEAD_LEN) bytes in a
@@ -183,7 +278,20 @@ impl FrameBatch {
             start: 0,
             heads: Vec::new(),
             head_size: Self::HEADROOM + head_len.max(64).min(max_frame_len),
+            pool: HeadPool::new(Self::DEFAULT_HEAD_POOL_LIMIT),
             fresh_heads: 0,
+        }
+    }
+
+    /// Keeps at most `limit` receive heads beyond one per slot, for frames the engine still
+    /// holds when their slot is reused and for reuse once it has let them go (0: none, each
+    /// such slot gets a newly allocated head). Heads over a lowered limit are let go.
+    pub fn set_head_pool_limit(&mut self, limit: usize) {
+        self.pool.limit = limit;
+        while self.pool.len() > limit {
+            if self.pool.free.pop().is_none() {
+                self.pool.held.pop_front();
+            }
         }
     }
 
@@ -225,6 +333,20 @@ impl FrameBatch {
         self.fresh_heads
     }
 
+    /// Receive heads that replaced one still held without an allocation: taken from the pool
+    /// of heads once held and let go since.
+    pub fn reused_heads(&self) -> u64 {
+        self.pool.reused
+    }
+
+    /// Receive heads kept beyond one per slot (still held by a taken frame, or free for
+    /// reuse), at most [`DEFAULT_HEAD_POOL_LIMIT`](Self::DEFAULT_HEAD_POOL_LIMIT) or what
+    /// [`set_head_pool_limit`](Self::set_head_pool_limit) set; each is about
+    /// [`head_len`](Self::head_len) bytes.
+    pub fn pooled_heads(&self) -> usize {
+        self.pool.len()
+    }
+
     /// Removes every frame, and takes back the heads of frames that were taken and are no
     /// longer held (a new head for each one still held).
     pub fn clear(&mut self) {
@@ -240,19 +362,19 @@ impl FrameBatch {
     }
 
     /// Makes head `raw`, whose frame was taken, free again: empty, its whole allocation
-    /// ours, or a new one while a taken frame still holds it.
+    /// ours; or, while a taken frame still holds it, exchanged for a free one from the pool
+    /// (a new one when the pool has none), the held one kept in the pool. (A head from a
+    /// memory link may be smaller than ours; the next receive into it makes room.)
     fn reclaim_head(&mut self, raw: usize) {
-        let head = &mut self.heads[raw];
-        head.clear();
-        // What is left of the head after the taken frame. Asking for more room than it has
-        // makes try_reclaim check that no Bytes of the frame is left; then it moves back to
-        // the start of its allocation, without allocating. (A head from a memory link may be
-        // smaller than ours; the next receive into it makes room.)
-        let beyond_what_is_left = head.capacity() + 1;
-        if !head.try_reclaim(beyond_what_is_left) {
-            *head = BytesMut::with_capacity(self.head_size);
-            self.fresh_heads += 1;
+        if reclaim(&mut self.heads[raw]) {
+            return;
         }
+        let free = self.pool.take().unwrap_or_else(|| {
+            self.fresh_heads += 1;
+            BytesMut::with_capacity(self.head_size)
+        });
+        let held = std::mem::replace(&mut self.heads[raw], free);
+        self.pool.hold(held);
     }
 
     /// Removes the first `n` frames (all, if fewer).
@@ -642,11 +764,107 @@ mod tests {
         assert!(!first.contains(&next.as_ptr()) && next.as_ptr() != first.end);
         drop(kept);
         batch.clear();
-        assert_eq!(batch.fresh_heads(), 2);
-        drop(next);
+        // The first head, let go, comes back from the pool for the slot.
+        assert_eq!((batch.fresh_heads(), batch.reused_heads()), (1, 1));
         receive(&mut batch, &[3; 100]);
+        let third = batch.take_frame(0);
+        assert_eq!(third.as_ptr(), first.start);
+        drop(next);
         batch.clear();
-        assert_eq!(batch.fresh_heads(), 2);
+        drop(third);
+        receive(&mut batch, &[4; 100]);
+        batch.clear();
+        assert_eq!(batch.fresh_heads(), 1);
+    }
+
+    /// The memory each held frame's head spans, to check that no later frame lies in it.
+    fn overlaps(a: &Bytes, b: &Bytes) -> bool {
+        let (a, b) = (a.as_ptr_range(), b.as_ptr_range());
+        a.start < b.end && b.start < a.end
+    }
+
+    #[test]
+    fn a_pooled_head_is_handed_out_only_once_nobody_holds_it() {
+        let mut batch = FrameBatch::new(4, 1514);
+        let mut held: VecDeque<Bytes> = VecDeque::new();
+        // A receiver that keeps each frame for three rounds, then lets it go: a bulk
+        // receiver whose application reads a little behind.
+        for round in 0..200u32 {
+            for slot in 0..4u8 {
+                receive(&mut batch, &[slot.wrapping_add(round as u8); 1514]);
+            }
+            for index in 0..4 {
+                let frame = batch.take_frame(index);
+                for other in &held {
+                    assert!(!overlaps(&frame, other), "round {round}: a head in use");
+                }
+                held.push_back(frame);
+            }
+            batch.clear();
+            while held.len() > 12 {
+                let frame = held.pop_front().expect("held");
+                assert!(frame.iter().all(|&b| b == frame[0]), "a held frame overwritten");
+            }
+        }
+        // Allocated only until the pool covered the frames held at once: 16 when the batch
+        // is cleared (12 from before and this round's 4) and a free head for each of the 4
+        // slots, 4 of those 20 the slots' first ones. Every later slot got one from the pool.
+        assert_eq!(batch.fresh_heads(), 16);
+        assert_eq!(batch.reused_heads(), 200 * 4 - 16);
+        assert_eq!(batch.pooled_heads(), 16);
+    }
+
+    #[test]
+    fn the_pool_is_bounded_when_frames_are_held_for_ever() {
+        let mut batch = FrameBatch::new(2, 1514);
+        batch.set_head_pool_limit(8);
+        let mut kept = Vec::new();
+        for round in 0..50u8 {
+            receive(&mut batch, &[round; 1000]);
+            receive(&mut batch, &[round; 1000]);
+            kept.push(batch.take_frame(0));
+            kept.push(batch.take_frame(1));
+            batch.clear();
+            assert!(batch.pooled_heads() <= 8);
+        }
+        // Nothing was let go, so nothing could be reused: each slot got a new head.
+        assert_eq!((batch.fresh_heads(), batch.reused_heads()), (100, 0));
+        for (i, frame) in kept.iter().enumerate() {
+            assert_eq!(frame, &vec![(i / 2) as u8; 1000]);
+        }
+        // Frames let go since the pool's limit let their heads go are freed by their
+        // holders; those the pool still has come back.
+        kept.clear();
+        receive(&mut batch, &[1; 60]);
+        let frame = batch.take_frame(0);
+        batch.clear();
+        assert_eq!(batch.reused_heads(), 1);
+        drop(frame);
+        batch.set_head_pool_limit(0);
+        assert_eq!(batch.pooled_heads(), 0);
+    }
+
+    #[test]
+    fn a_head_let_go_on_another_thread_is_reused() {
+        let mut batch = FrameBatch::new(1, 1514);
+        receive(&mut batch, &[7; 1514]);
+        let frame = batch.take_frame(0);
+        let at = frame.as_ptr();
+        batch.clear();
+        let reader = std::thread::spawn(move || {
+            assert_eq!(frame, vec![7; 1514]);
+        });
+        reader.join().expect("the reader thread");
+        // The slot's fresh head is kept too: the first, let go, comes back for the slot.
+        receive(&mut batch, &[8; 1514]);
+        let next = batch.take_frame(0);
+        batch.clear();
+        receive(&mut batch, &[9; 1514]);
+        let third = batch.take_frame(0);
+        assert_eq!(third.as_ptr(), at);
+        assert_eq!(next, vec![8; 1514]);
+        assert_eq!(third, vec![9; 1514]);
+        assert_eq!((batch.fresh_heads(), batch.reused_heads()), (1, 1));
     }
 
     #[test]
