@@ -12,6 +12,10 @@
 //! the chunks' stream positions, O(log n) in the number of chunks, and copies across chunk
 //! boundaries.
 //!
+//! An acknowledged block nobody else holds becomes the tail's next block when the tail is
+//! full, rather than being freed while the next is allocated: a bulk sender allocates blocks
+//! only until they cover its window.
+//!
 //! Memory: [`SendBuffer::held`] is what the buffer keeps allocated on its own account: the
 //! bytes from SND.UNA on plus the tail block's unused room. Two things are not counted: the
 //! acknowledged front of the block SND.UNA lies in (less than one block, freed with it), and
@@ -101,10 +105,14 @@ impl SendBuffer {
 
     /// Moves the tail's bytes into a chunk of their own; the tail keeps its unused room.
     fn seal_tail(&mut self) {
+        self.seal_tail_from(self.tail_start());
+    }
+
+    /// [`seal_tail`](Self::seal_tail), the tail's first byte at stream position `start`.
+    fn seal_tail_from(&mut self, start: u64) {
         if self.tail.is_empty() {
             return;
         }
-        let start = self.tail_start();
         let bytes = if self.tail_room() == 0 {
             std::mem::take(&mut self.tail).freeze()
         } else {
@@ -160,7 +168,11 @@ impl SendBuffer {
         self.len -= n;
         while let Some(front) = self.chunks.front_mut() {
             if front.end() <= self.head {
-                self.chunks.pop_front();
+                // Where the tail starts, known before the last chunk goes.
+                let tail_start = self.tail_start();
+                if let Some(Chunk { bytes, .. }) = self.chunks.pop_front() {
+                    self.reuse_as_tail(bytes, tail_start);
+                }
                 continue;
             }
             if front.start < self.head {
@@ -178,6 +190,33 @@ impl SendBuffer {
             // Nothing queued: an idle connection holds no block.
             self.tail = BytesMut::new();
         }
+    }
+
+    /// Makes an acknowledged chunk the tail's next block if the tail is full and nobody else
+    /// holds the chunk's allocation, a block's size: a bulk sender then cycles through the
+    /// blocks it has instead of freeing one and allocating the next per block. Nothing more
+    /// is held than before the acknowledgment (the block's bytes were counted as queued; now
+    /// they count as the tail's room), and no second block is kept beside the tail, so
+    /// [`held`](Self::held) stays within a block of the queued bytes; with nothing queued
+    /// [`ack`](Self::ack) drops the tail, block and all. The tail's bytes, from stream
+    /// position `tail_start`, become a chunk.
+    fn reuse_as_tail(&mut self, bytes: Bytes, tail_start: u64) {
+        if self.len == 0 || self.tail_room() != 0 {
+            return;
+        }
+        // Unique: no Bytes of ours or the application's points into it any more.
+        let Ok(mut block) = bytes.try_into_mut() else {
+            return;
+        };
+        block.clear();
+        // Back to the start of the allocation; false when it is there already.
+        let whole = block.capacity() + 1;
+        let _ = block.try_reclaim(whole);
+        if !(MIN_BLOCK..=MAX_BLOCK).contains(&block.capacity()) {
+            return;
+        }
+        self.seal_tail_from(tail_start);
+        self.tail = block;
     }
 
     #[cfg(feature = "fuzzing")]
@@ -325,6 +364,51 @@ mod tests {
         buffer.ack(MAX_BLOCK + 1);
         assert_eq!(buffer.chunk_pointers().len(), data.len() / MAX_BLOCK - 1);
         assert_eq!(read(&buffer, 0, 10), &data[MAX_BLOCK + 1..MAX_BLOCK + 11]);
+    }
+
+    #[test]
+    fn an_acknowledged_block_becomes_the_next_tail() {
+        let data = pattern(MAX_BLOCK, 5);
+        let mut buffer = SendBuffer::new(4 * MAX_BLOCK);
+        // Three full blocks; the tail is the third, full.
+        for _ in 0..3 {
+            assert_eq!(buffer.write(&data, PLENTY), MAX_BLOCK);
+        }
+        let first = buffer.chunk_pointers()[0];
+        assert_eq!(buffer.held(), 3 * MAX_BLOCK);
+        // The first acknowledged in two steps: a trimmed chunk is reused whole.
+        buffer.ack(100);
+        buffer.ack(MAX_BLOCK - 100);
+        // Its memory is the tail's room now, counted as held; nothing new was allocated.
+        assert_eq!(buffer.held(), 3 * MAX_BLOCK);
+        assert_eq!(buffer.tail_room(), MAX_BLOCK);
+        assert_eq!(buffer.write(&data, 0), MAX_BLOCK);
+        assert_eq!(buffer.tail.as_ptr(), first);
+        assert_eq!(read(&buffer, 2 * MAX_BLOCK, 10), &data[..10]);
+        assert_eq!(read(&buffer, MAX_BLOCK - 5, 10), [&data[MAX_BLOCK - 5..], &data[..5]].concat());
+        // Everything acknowledged: nothing held, no block kept.
+        buffer.ack(buffer.len());
+        assert_eq!(buffer.held(), 0);
+    }
+
+    #[test]
+    fn a_block_still_shared_or_the_applications_is_not_reused() {
+        let mut buffer = SendBuffer::new(4 * MAX_BLOCK);
+        // A kept chunk the application still holds.
+        let kept = Bytes::from(pattern(MIN_BLOCK, 6));
+        assert_eq!(buffer.write_bytes(kept.clone(), PLENTY), MIN_BLOCK);
+        assert_eq!(buffer.write(&pattern(MIN_BLOCK, 7), PLENTY), MIN_BLOCK);
+        buffer.ack(MIN_BLOCK);
+        assert_eq!(buffer.held(), MIN_BLOCK);
+        assert_eq!(kept, pattern(MIN_BLOCK, 6));
+        // A block sealed before a kept chunk while the tail had room shares its allocation
+        // with the tail: not reused, and the tail's room is kept.
+        let mut buffer = SendBuffer::new(4 * MAX_BLOCK);
+        assert_eq!(buffer.write(b"abc", PLENTY), 3);
+        assert_eq!(buffer.write_bytes(Bytes::from(pattern(2_000, 8)), PLENTY), 2_000);
+        buffer.ack(3);
+        assert_eq!(buffer.held(), 2_000 + MIN_BLOCK - 3);
+        assert_eq!(read(&buffer, 0, 2_000), pattern(2_000, 8));
     }
 
     #[derive(Debug, Clone)]
