@@ -67,10 +67,7 @@ async fn stack(end: rawtcp::netio::MemLinkEnd, last: u8) -> io::Result<Stack> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let total: usize = args
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64 << 20);
+    let total: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(64 << 20);
     let mtu: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1500);
     let link = LinkConfig {
         mtu,
@@ -105,8 +102,8 @@ async fn main() -> io::Result<()> {
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     let client_stack = sending.await.map_err(io::Error::other)??;
-    let kept = client_stack.driver_stats().rx_buffers_kept
-        + server_stack.driver_stats().rx_buffers_kept;
+    let kept =
+        client_stack.driver_stats().rx_buffers_kept + server_stack.driver_stats().rx_buffers_kept;
     println!(
         "{received} bytes at MTU {mtu}: {allocations} allocations ({:.1} per MB), \
          {kept} receive heads allocated for held frames ({:.1} per MB)",

@@ -7,7 +7,9 @@
 //! segment that crossed the link. The same seed gives the same run; hours of protocol time
 //! (keepalives, TIME-WAIT) pass in microseconds of real time. Frames reach each host through
 //! [`Stack::handle_frame_bytes`], as a driver hands them over; a frame's buffer goes back to
-//! its link for a later frame unless the host kept a slice of it.
+//! its link for a later frame once the host keeps no slice of it (a bounded number of kept
+//! ones is watched, oldest first, as a driver's pool of receive buffers does), and frames
+//! sent are written into one reused buffer: a bulk transfer allocates nothing per frame.
 //!
 //! # Examples
 //! ```
@@ -28,13 +30,16 @@
 //! ```
 
 use core::time::Duration;
+use std::collections::VecDeque;
 
+use bytes::BytesMut;
 use rawtcp_wire::RxChecksum;
 use rawtcp_wire::dissect::{Network, Transport, dissect};
 use rawtcp_wire::tcp::{TcpFlags, TcpOptions};
 
 use crate::link::{LinkConfig, LinkModel};
-use crate::{Config, Event, Instant, Stack, VecSink};
+use crate::sink::FrameSink;
+use crate::{Config, Event, Instant, Stack};
 
 /// One TCP segment seen on the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +74,11 @@ pub struct Sim {
     /// Host B.
     pub b: Stack,
     links: [LinkModel; 2],
+    /// Per link, our handles to the buffers of frames the receiving host kept a slice of,
+    /// oldest first: each goes back to its link once the host lets the slice go.
+    kept: [VecDeque<BytesMut>; 2],
+    /// Where a host writes the frames of one `poll_transmit`.
+    outbox: Outbox,
     /// Every TCP segment put on the link, in order (while `trace` is on).
     pub segments: Vec<Segment>,
     /// A's events with the time they happened.
@@ -108,6 +118,8 @@ impl Sim {
                 LinkModel::new(a_to_b, seed),
                 LinkModel::new(b_to_a, seed ^ 0xabcd),
             ],
+            kept: [VecDeque::new(), VecDeque::new()],
+            outbox: Outbox::default(),
             segments: Vec::new(),
             events_a: Vec::new(),
             events_b: Vec::new(),
@@ -118,13 +130,17 @@ impl Sim {
     }
 
     fn transmit(&mut self, from_a: bool) -> bool {
-        let mut sink = VecSink::new();
         let now = self.now;
         let stack = if from_a { &mut self.a } else { &mut self.b };
-        let _ = stack.poll_transmit(now, &mut sink);
-        let any = !sink.frames.is_empty();
-        for frame in sink.frames {
-            let tcp = match dissect(&frame, RxChecksum::Trusted).map(|d| d.network) {
+        self.outbox.clear();
+        let _ = stack.poll_transmit(now, &mut self.outbox);
+        let any = !self.outbox.ends.is_empty();
+        let mut start = 0;
+        for index in 0..self.outbox.ends.len() {
+            let end = self.outbox.ends[index];
+            let frame = &self.outbox.bytes[start..end];
+            start = end;
+            let tcp = match dissect(frame, RxChecksum::Trusted).map(|d| d.network) {
                 Ok(Network::Ipv4 {
                     transport: Transport::Tcp(tcp),
                     ..
@@ -136,7 +152,7 @@ impl Sim {
             } else {
                 let link = &mut self.links[usize::from(!from_a)];
                 let before = link.stats();
-                link.send(now, &frame);
+                link.send(now, frame);
                 let after = link.stats();
                 after.lost == before.lost
                     && after.rule_dropped == before.rule_dropped
@@ -162,7 +178,42 @@ impl Sim {
                     delivered,
                 });
             }
-            self.frames.push((now, from_a, frame));
+            self.frames.push((now, from_a, frame.to_vec()));
+        }
+        any
+    }
+
+    /// Hands each frame due on link `link` to its host as `Bytes` it may keep slices of, as
+    /// a driver does; returns whether there was any. A buffer the host kept nothing of goes
+    /// back to the link at once, a kept one when the host has let it go.
+    fn deliver(&mut self, link: usize) -> bool {
+        let now = self.now;
+        let host = if link == 0 { &mut self.b } else { &mut self.a };
+        let (model, kept) = (&mut self.links[link], &mut self.kept[link]);
+        let mut any = false;
+        while let Some(mut buffer) = model.recv_buffer(now) {
+            any = true;
+            // The frame shares the buffer's allocation with `buffer`, our handle to it.
+            let frame = buffer.split().freeze();
+            host.handle_frame_bytes(now, frame, RxChecksum::Verify);
+            if reclaim(&mut buffer) {
+                model.recycle(buffer);
+            } else {
+                if kept.len() >= KEPT_LIMIT {
+                    // Let the oldest go: whoever holds its frame frees it.
+                    kept.pop_front();
+                }
+                kept.push_back(buffer);
+            }
+            // Received data is let go in about the order it came: look at the oldest only.
+            while let Some(oldest) = kept.front_mut() {
+                if !reclaim(oldest) {
+                    break;
+                }
+                if let Some(buffer) = kept.pop_front() {
+                    model.recycle(buffer);
+                }
+            }
         }
         any
     }
@@ -192,26 +243,8 @@ impl Sim {
             }
             progress |= self.transmit(true);
             progress |= self.transmit(false);
-            // Each frame reaches its host as `Bytes` it may keep slices of, as a driver hands
-            // them over; a buffer the host kept nothing of goes back to its link.
-            while let Some(frame) = self.links[0].recv_buffer(self.now) {
-                let frame = frame.freeze();
-                self.b
-                    .handle_frame_bytes(self.now, frame.clone(), RxChecksum::Verify);
-                if let Ok(buffer) = frame.try_into_mut() {
-                    self.links[0].recycle(buffer);
-                }
-                progress = true;
-            }
-            while let Some(frame) = self.links[1].recv_buffer(self.now) {
-                let frame = frame.freeze();
-                self.a
-                    .handle_frame_bytes(self.now, frame.clone(), RxChecksum::Verify);
-                if let Ok(buffer) = frame.try_into_mut() {
-                    self.links[1].recycle(buffer);
-                }
-                progress = true;
-            }
+            progress |= self.deliver(0);
+            progress |= self.deliver(1);
             self.collect_events();
             if !progress {
                 return;
@@ -301,5 +334,43 @@ impl Sim {
     /// The link from B to A, to change its faults mid-run.
     pub fn link_b_to_a_mut(&mut self) -> &mut LinkModel {
         &mut self.links[1]
+    }
+}
+
+/// Most buffers of kept frames watched per link (about 6 MiB at MTU 1500); beyond it the
+/// oldest is let go, to be freed by whoever holds its frame.
+const KEPT_LIMIT: usize = 4096;
+
+/// Makes `buffer`, our handle to what is left of a link buffer after its frame was split
+/// off, empty and its whole allocation again if no slice of the frame is left (asking
+/// `try_reclaim` for more room than the handle has makes it check that the handle is the
+/// only one). False while the frame is still held.
+fn reclaim(buffer: &mut BytesMut) -> bool {
+    buffer.clear();
+    let beyond_what_is_left = buffer.capacity() + 1;
+    buffer.try_reclaim(beyond_what_is_left)
+}
+
+/// The frames of one `poll_transmit`, end to end in one buffer that is reused.
+#[derive(Debug, Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    /// Where each frame ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Outbox {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+}
+
+impl FrameSink for Outbox {
+    fn push(&mut self, len: usize) -> Option<&mut [u8]> {
+        let start = self.bytes.len();
+        self.bytes.resize(start + len, 0);
+        self.ends.push(start + len);
+        Some(&mut self.bytes[start..])
     }
 }

@@ -803,7 +803,10 @@ mod tests {
             batch.clear();
             while held.len() > 12 {
                 let frame = held.pop_front().expect("held");
-                assert!(frame.iter().all(|&b| b == frame[0]), "a held frame overwritten");
+                assert!(
+                    frame.iter().all(|&b| b == frame[0]),
+                    "a held frame overwritten"
+                );
             }
         }
         // Allocated only until the pool covered the frames held at once: 16 when the batch

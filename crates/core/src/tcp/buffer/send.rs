@@ -385,7 +385,10 @@ mod tests {
         assert_eq!(buffer.write(&data, 0), MAX_BLOCK);
         assert_eq!(buffer.tail.as_ptr(), first);
         assert_eq!(read(&buffer, 2 * MAX_BLOCK, 10), &data[..10]);
-        assert_eq!(read(&buffer, MAX_BLOCK - 5, 10), [&data[MAX_BLOCK - 5..], &data[..5]].concat());
+        assert_eq!(
+            read(&buffer, MAX_BLOCK - 5, 10),
+            [&data[MAX_BLOCK - 5..], &data[..5]].concat()
+        );
         // Everything acknowledged: nothing held, no block kept.
         buffer.ack(buffer.len());
         assert_eq!(buffer.held(), 0);
@@ -405,7 +408,10 @@ mod tests {
         // with the tail: not reused, and the tail's room is kept.
         let mut buffer = SendBuffer::new(4 * MAX_BLOCK);
         assert_eq!(buffer.write(b"abc", PLENTY), 3);
-        assert_eq!(buffer.write_bytes(Bytes::from(pattern(2_000, 8)), PLENTY), 2_000);
+        assert_eq!(
+            buffer.write_bytes(Bytes::from(pattern(2_000, 8)), PLENTY),
+            2_000
+        );
         buffer.ack(3);
         assert_eq!(buffer.held(), 2_000 + MIN_BLOCK - 3);
         assert_eq!(read(&buffer, 0, 2_000), pattern(2_000, 8));
