@@ -295,9 +295,11 @@ pub struct DriverStats {
     /// retransmission. Read from the device at most every 100 ms; 0 for devices that
     /// cannot tell.
     pub device_rx_drops: u64,
-    /// Received frames the engine still held (as received data not yet read) when the
-    /// driver reused their receive buffer: each cost the allocation of a new one. Frames
-    /// not kept (ACKs, dropped ones) cost none.
+    /// Receive buffers allocated because the engine still held the frame in the old one (as
+    /// received data not yet read) when the driver reused it, and no buffer held before had
+    /// been let go since (the receive batch pools those, up to
+    /// `FrameBatch::DEFAULT_HEAD_POOL_LIMIT`). Frames not kept (ACKs, dropped ones) cost
+    /// none; a bulk receiver allocates only until the pool covers what it holds at once.
     pub rx_buffers_kept: u64,
     /// Times the driver woke because the device became readable (or, with frames queued,
     /// writable).
