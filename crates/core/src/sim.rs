@@ -374,3 +374,91 @@ impl FrameSink for Outbox {
         Some(&mut self.bytes[start..])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use rawtcp_wire::ethernet::EthernetAddress;
+
+    use super::*;
+    use crate::Ipv4Cidr;
+
+    fn host(last: u8) -> Config {
+        Config::new(
+            EthernetAddress([2, 0, 0, 0, 0, last]),
+            Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, last), 24),
+        )
+    }
+
+    fn byte(offset: usize) -> u8 {
+        (offset % 251) as u8
+    }
+
+    /// B reads by `tcp_recv_bytes` and keeps every piece, slices of the link's buffers,
+    /// while megabytes more cross the link: no buffer goes back to the link while a piece
+    /// of it is held (each byte is checked at the end), and the pieces let go come back.
+    #[test]
+    fn a_buffer_goes_back_to_its_link_only_once_the_host_lets_it_go() {
+        let mut sim = Sim::new(host(1), host(2));
+        sim.trace = false;
+        let server = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80);
+        let listener = sim.b.tcp_listen(server, None).expect("listen");
+        let client = sim.a.tcp_connect(sim.now, server, None).expect("connect");
+        sim.run_for(Duration::from_millis(10));
+        let accepted = sim
+            .b
+            .tcp_accept(listener)
+            .expect("listener")
+            .expect("accepted");
+        let data: Vec<u8> = (0..4 << 20).map(byte).collect();
+        let (mut sent, mut received) = (0, 0);
+        let mut kept = Vec::new();
+        let mut round = 0;
+        while received < data.len() && round < 100_000 {
+            round += 1;
+            if let Ok(n) = sim.a.tcp_send(sim.now, client, &data[sent..]) {
+                sent += n;
+            }
+            while let Ok(piece) = sim.b.tcp_recv_bytes(sim.now, accepted, usize::MAX) {
+                if piece.is_empty() {
+                    break;
+                }
+                // Hold the first half for good, let the second half go as it comes.
+                let len = piece.len();
+                if received < data.len() / 2 {
+                    kept.push(piece);
+                }
+                received += len;
+            }
+            let next = sim.next_deadline().unwrap_or(sim.now);
+            sim.step_until(next.max(sim.now + Duration::from_micros(1)));
+        }
+        assert_eq!(received, data.len());
+        let mut offset = 0;
+        for piece in &kept {
+            assert_eq!(
+                &piece[..],
+                &data[offset..offset + piece.len()],
+                "at {offset}"
+            );
+            offset += piece.len();
+        }
+        assert!(offset >= data.len() / 2);
+        // Every buffer the first half lies in is watched still, within the limit.
+        let watched = sim.kept[0].len();
+        assert!(
+            watched >= offset / 1460 && watched <= KEPT_LIMIT,
+            "{watched}"
+        );
+        // Let everything go: the next frames find the buffers back with the link.
+        drop(kept);
+        sim.a
+            .tcp_send(sim.now, client, &data[..100_000])
+            .expect("send");
+        sim.run_for(Duration::from_millis(100));
+        let mut rest = vec![0; 200_000];
+        assert_eq!(sim.b.tcp_recv(sim.now, accepted, &mut rest), Ok(100_000));
+        assert!(sim.kept[0].len() < 100, "{}", sim.kept[0].len());
+    }
+}
