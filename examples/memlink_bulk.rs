@@ -13,6 +13,10 @@
 //! made while they moved (a counting allocator), and the receive heads each driver had to
 //! allocate because the engine still held the frame (`rx_buffers_kept`): divide by the bytes
 //! for figures per MB.
+//!
+//! 64 MiB at MTU 1500, per MB (10^6 bytes): before the receive batch pooled its heads (main
+//! at 954648b) 7.43 M instructions, 2757 allocations and 643 heads; with the pool 6.93 M,
+//! 1472 and 2.7 (181 in all: the pool filling up, then none).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
