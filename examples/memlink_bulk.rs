@@ -15,8 +15,8 @@
 //! for figures per MB.
 //!
 //! 64 MiB at MTU 1500, per MB (10^6 bytes): before the receive batch pooled its heads (main
-//! at 954648b) 7.43 M instructions, 2757 allocations and 643 heads; with the pool 6.93 M,
-//! 1472 and 2.7 (181 in all: the pool filling up, then none).
+//! at 2018525) 7.23 M instructions, 2052 allocations and 643 heads; with the pool 6.73 M,
+//! 767 and 2.7 (181 in all: the pool filling up, then none).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
