@@ -460,6 +460,9 @@ pub(crate) struct Tcp {
     limit_logged: [Option<Instant>; 5],
     /// Drops and counters of the TCP side, moved into the interface's after every call.
     pub(crate) stats: InterfaceStats,
+    /// The event list a connection at work borrows (see [`Tcp::lend_events`]) and
+    /// [`Tcp::settle`] takes back, so that a connection's events cost no allocation.
+    spare_events: Vec<ConnEvent>,
     /// Events with the connection's (local, remote) addresses, which outlive the connection.
     #[allow(clippy::type_complexity)]
     pub(crate) events: VecDeque<(
@@ -510,6 +513,7 @@ impl Tcp {
             memory_blocked: Vec::new(),
             limit_logged: [None; 5],
             stats: InterfaceStats::default(),
+            spare_events: Vec::new(),
             events: VecDeque::new(),
         }
     }
@@ -523,6 +527,19 @@ impl Tcp {
 
     fn conn_mut(&mut self, id: ConnectionId) -> Option<&mut Connection> {
         live_slot(&mut self.slots, id).and_then(|s| s.conn.as_deref_mut())
+    }
+
+    /// [`conn_mut`](Self::conn_mut) for work that [`settle`](Self::settle) follows: the
+    /// connection gets the spare event list (empty, with room), which `settle` takes back.
+    /// A connection at rest holds no event capacity, and one busy moving data does not
+    /// allocate a list for every segment's `Readable` or `Writable`.
+    fn lend_events(&mut self, id: ConnectionId) -> Option<&mut Connection> {
+        let spare = &mut self.spare_events;
+        let conn = live_slot(&mut self.slots, id).and_then(|s| s.conn.as_deref_mut())?;
+        if conn.events.capacity() == 0 {
+            conn.events = std::mem::take(spare);
+        }
+        Some(conn)
     }
 
     fn insert(&mut self, conn: Connection) -> ConnectionId {
@@ -620,8 +637,9 @@ impl Tcp {
         conn.after_input(now);
         let listener = conn.listener;
         let endpoints = (conn.local, conn.remote);
-        // Taken whole, so an idle connection keeps no event capacity.
-        let events = std::mem::take(&mut conn.events);
+        // Taken whole, so an idle connection keeps no event capacity; the list comes back
+        // as the spare below.
+        let mut events = std::mem::take(&mut conn.events);
         let established_passively = events.contains(&ConnEvent::Established);
         let deadline = conn.next_deadline();
         let wants_output = conn.wants_output();
@@ -647,9 +665,12 @@ impl Tcp {
             slot.dirty = true;
             self.dirty.push_back(id);
         }
-        for event in events {
+        for event in events.drain(..) {
             self.events
                 .push_back((Some(id), listener, event, endpoints));
+        }
+        if events.capacity() > self.spare_events.capacity() {
+            self.spare_events = events;
         }
         // A connection established from a listener joins its accept queue.
         if established_passively
@@ -1023,7 +1044,7 @@ impl Tcp {
                 self.log_limit(now, Limit::Memory, local.port());
                 return true;
             }
-            if let Some(conn) = self.conn_mut(id) {
+            if let Some(conn) = self.lend_events(id) {
                 conn.handle_segment(now, seg, frame, may_establish, challenge);
             }
             self.settle(id, now);
@@ -1411,7 +1432,7 @@ impl Tcp {
 
     /// Records that `plan` was sent.
     pub(crate) fn commit(&mut self, id: ConnectionId, plan: &Plan, now: Instant) {
-        if let Some(conn) = self.conn_mut(id) {
+        if let Some(conn) = self.lend_events(id) {
             conn.commit(plan, now);
         }
         // Keep the connection in the dirty list while it has more to send.
@@ -1439,10 +1460,12 @@ impl Tcp {
         now: Instant,
         f: impl FnOnce(&mut Connection) -> T,
     ) -> Result<T, TcpError> {
-        let conn = self.conn_mut(id).ok_or(TcpError::InvalidHandle)?;
-        if !conn.app_owned {
+        if !self.conn(id).is_some_and(|conn| conn.app_owned) {
             return Err(TcpError::InvalidHandle);
         }
+        let Some(conn) = self.lend_events(id) else {
+            return Err(TcpError::InvalidHandle);
+        };
         let result = f(conn);
         self.settle(id, now);
         Ok(result)
