@@ -444,6 +444,11 @@ pub(crate) struct Tcp {
     listeners: Vec<Option<Listener>>,
     timers: TimerWheel<ConnectionId>,
     dirty: VecDeque<ConnectionId>,
+    /// The plan [`commit`](Self::commit) worked out for the connection it left at the
+    /// front of `dirty` (`None` inside: nothing to send after all), for the `next_plan`
+    /// that follows it in `Stack::poll_transmit`, which would otherwise work it out again.
+    /// Taken by that `next_plan` and cleared by every `commit`: it never outlives the pair.
+    planned: Option<(ConnectionId, Option<Plan>)>,
     isn: IsnGenerator,
     ports: PortAllocator,
     cookies: CookieJar,
@@ -502,6 +507,7 @@ impl Tcp {
             listeners: Vec::new(),
             timers: TimerWheel::new(),
             dirty: VecDeque::new(),
+            planned: None,
             isn,
             ports,
             cookies,
@@ -628,6 +634,12 @@ impl Tcp {
     /// After anything touched a connection: move its events out, refile its deadline, note
     /// pending output, and drop it when nobody needs it any more.
     fn settle(&mut self, id: ConnectionId, now: Instant) {
+        self.settle_knowing(id, now, None);
+    }
+
+    /// [`settle`](Self::settle), given the connection's `wants_output` when the caller has
+    /// just worked it out (what `settle` itself changes, a persist timer, does not move it).
+    fn settle_knowing(&mut self, id: ConnectionId, now: Instant, wants_output: Option<bool>) {
         let Some(slot) = live_slot(&mut self.slots, id) else {
             return;
         };
@@ -642,7 +654,8 @@ impl Tcp {
         let mut events = std::mem::take(&mut conn.events);
         let established_passively = events.contains(&ConnEvent::Established);
         let deadline = conn.next_deadline();
-        let wants_output = conn.wants_output();
+        let wants_output = wants_output.unwrap_or_else(|| conn.wants_output());
+        debug_assert_eq!(wants_output, conn.wants_output());
         let closed = conn.state == State::Closed;
         let released = !conn.app_owned;
         let held = conn.buffered_bytes();
@@ -1404,8 +1417,16 @@ impl Tcp {
 
     /// The next connection with something to send, and what.
     pub(crate) fn next_plan(&mut self) -> Option<(ConnectionId, Plan)> {
+        let mut planned = self.planned.take();
         while let Some(&id) = self.dirty.front() {
-            if let Some(plan) = self.conn(id).and_then(|c| c.plan()) {
+            let plan = match planned.take() {
+                Some((planned_id, plan)) if planned_id == id => {
+                    debug_assert_eq!(plan, self.conn(id).and_then(|c| c.plan()));
+                    plan
+                }
+                _ => self.conn(id).and_then(|c| c.plan()),
+            };
+            if let Some(plan) = plan {
                 return Some((id, plan));
             }
             self.dirty.pop_front();
@@ -1430,20 +1451,28 @@ impl Tcp {
         self.conn(id).map(|c| (c, c.local, c.remote))
     }
 
-    /// Records that `plan` was sent.
+    /// Records that `plan` was sent. The connection's next plan is worked out here, once:
+    /// it decides whether the connection stays in the dirty list, and the `next_plan` that
+    /// follows takes it from `planned`.
     pub(crate) fn commit(&mut self, id: ConnectionId, plan: &Plan, now: Instant) {
+        self.planned = None;
+        let mut wants = false;
         if let Some(conn) = self.lend_events(id) {
             conn.commit(plan, now);
+            let (next, more) = conn.next_output();
+            wants = more;
+            if more {
+                self.planned = Some((id, next));
+            }
         }
         // Keep the connection in the dirty list while it has more to send.
-        let wants = self.conn(id).is_some_and(|c| c.wants_output());
         if !wants {
             self.dirty.pop_front();
             if let Some(slot) = self.slots.get_mut(id.index as usize) {
                 slot.dirty = false;
             }
         }
-        self.settle(id, now);
+        self.settle_knowing(id, now, Some(wants));
     }
 
     pub(crate) fn wants_transmit(&self) -> bool {
