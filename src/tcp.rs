@@ -705,35 +705,8 @@ impl TcpStream {
         data: &mut VecDeque<Bytes>,
     ) -> Poll<io::Result<usize>> {
         self.poll_call(cx, Wait::Write, |engine, now, id| {
-            let mut taken = 0;
-            while let Some(front) = data.front_mut() {
-                if front.is_empty() {
-                    // Nothing to queue; left in place it would be offered forever.
-                    data.pop_front();
-                    continue;
-                }
-                match engine.tcp_send_bytes(now, id, front.clone()) {
-                    Ok(n) if n == front.len() => {
-                        taken += n;
-                        data.pop_front();
-                    }
-                    Ok(n) => {
-                        // The send buffer is full: the rest waits for the next call.
-                        taken += n;
-                        front.advance(n);
-                        break;
-                    }
-                    // What was queued stands; the next call meets the error (or the wait).
-                    Err(_) if taken > 0 => break,
-                    Err(error) => return Err(error),
-                }
-            }
-            if taken == 0 {
-                // Nothing but empty pieces: as a write of nothing, which still reports a
-                // connection that can no longer be written to.
-                return engine.tcp_send_bytes(now, id, Bytes::new());
-            }
-            Ok(taken)
+            // One engine call for the whole batch; a piece taken in part stays, advanced.
+            engine.tcp_send_bytes_vectored(now, id, data)
         })
     }
 

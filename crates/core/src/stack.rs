@@ -514,6 +514,84 @@ impl Stack {
         })
     }
 
+    /// Queues the pieces at the front of `data` without copying them, as
+    /// [`tcp_send_bytes`](Self::tcp_send_bytes) does one, for one connection lookup and
+    /// one settling of the connection however many pieces fit: a relay's batch of received
+    /// pieces is queued in one call. Each piece taken whole leaves `data`; the one the send
+    /// buffer (or the memory limit) fills on is advanced past what was taken, and it and
+    /// those behind it stay; empty pieces before it are dropped. Returns the bytes taken:
+    /// `WouldBlock` when a piece was offered and none of it fit, `Ok(0)` when `data` held
+    /// nothing to send (the errors of a connection that can no longer be written still
+    /// come first, as for `tcp_send` of nothing).
+    ///
+    /// # Examples
+    /// ```
+    /// # use rawtcp_core::sim::Sim;
+    /// # use rawtcp_core::{Config, Ipv4Cidr};
+    /// # use rawtcp_wire::ethernet::EthernetAddress;
+    /// # use std::net::{Ipv4Addr, SocketAddrV4};
+    /// # let host = |last| Config::new(
+    /// #     EthernetAddress([2, 0, 0, 0, 0, last]),
+    /// #     Ipv4Cidr::new(Ipv4Addr::new(10, 9, 0, last), 24),
+    /// # );
+    /// # let mut sim = Sim::new(host(1), host(2));
+    /// # let server = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 80);
+    /// # sim.b.tcp_listen(server, None).unwrap();
+    /// # let client = sim.a.tcp_connect(sim.now, server, None).unwrap();
+    /// # sim.run_for(core::time::Duration::from_millis(10));
+    /// use bytes::Bytes;
+    ///
+    /// let mut pieces: std::collections::VecDeque<Bytes> =
+    ///     [Bytes::from(vec![1u8; 4096]), Bytes::new(), Bytes::from(vec![2u8; 4096])].into();
+    /// assert_eq!(sim.a.tcp_send_bytes_vectored(sim.now, client, &mut pieces), Ok(8192));
+    /// assert!(pieces.is_empty());
+    /// ```
+    pub fn tcp_send_bytes_vectored(
+        &mut self,
+        now: Instant,
+        id: ConnectionId,
+        data: &mut VecDeque<bytes::Bytes>,
+    ) -> Result<usize, TcpError> {
+        use bytes::Buf;
+        // TcpConfig::max_buffer_memory: no more than the stack may still hold, less what
+        // the pieces before took.
+        let room = self.tcp.send_room();
+        let result = self.tcp.with_conn(id, now, |conn| {
+            if let Some(error) = Self::conn_error(conn.state, conn.error) {
+                return (Err(error), false);
+            }
+            if !conn.may_write() {
+                return (Err(TcpError::BrokenPipe), false);
+            }
+            let held = conn.buffered_bytes();
+            let mut taken = 0;
+            while let Some(front) = data.front_mut() {
+                if front.is_empty() {
+                    data.pop_front();
+                    continue;
+                }
+                let room = room.saturating_sub(conn.buffered_bytes().saturating_sub(held));
+                let n = conn.write_bytes(now, front.clone(), room);
+                taken += n;
+                if n < front.len() {
+                    // The send buffer or the memory limit is full: the rest waits.
+                    front.advance(n);
+                    if n == 0 && taken == 0 {
+                        return (Err(TcpError::WouldBlock), room == 0);
+                    }
+                    return (Ok(taken), n == 0 && room == 0);
+                }
+                data.pop_front();
+            }
+            (Ok(taken), false)
+        });
+        if let Ok((_, true)) = result {
+            self.tcp.memory_blocked(id);
+        }
+        self.collect_events();
+        result?.0
+    }
+
     /// `tcp_send` and `tcp_send_bytes`: the checks, then `write` with the memory room left.
     fn send_with(
         &mut self,

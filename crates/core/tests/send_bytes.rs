@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -254,4 +255,180 @@ fn chunks_across_the_sequence_wrap_are_byte_exact() {
             info.snd_una
         );
     }
+}
+
+/// What the facade's `poll_write_bytes_vectored` did before `tcp_send_bytes_vectored`: one
+/// `tcp_send_bytes` per piece, for the vectored call to be compared with.
+fn send_piece_by_piece(
+    sim: &mut Sim,
+    id: ConnectionId,
+    data: &mut VecDeque<Bytes>,
+) -> Result<usize, TcpError> {
+    let mut taken = 0;
+    while let Some(front) = data.front_mut() {
+        if front.is_empty() {
+            data.pop_front();
+            continue;
+        }
+        match sim.a.tcp_send_bytes(sim.now, id, front.clone()) {
+            Ok(n) if n == front.len() => {
+                taken += n;
+                data.pop_front();
+            }
+            Ok(n) => {
+                taken += n;
+                front.advance(n);
+                break;
+            }
+            Err(_) if taken > 0 => break,
+            Err(error) => return Err(error),
+        }
+    }
+    if taken == 0 {
+        return sim.a.tcp_send_bytes(sim.now, id, Bytes::new());
+    }
+    Ok(taken)
+}
+
+/// Pieces of A's stream from `offset`, of `sizes` (0: an empty piece), each its own
+/// allocation.
+fn pieces(offset: u64, sizes: &[usize], live: &Arc<AtomicUsize>) -> VecDeque<Bytes> {
+    let mut at = offset;
+    sizes
+        .iter()
+        .map(|&size| {
+            let piece = tracked(at, size, live);
+            at += size as u64;
+            piece
+        })
+        .collect()
+}
+
+/// `tcp_send_bytes_vectored` takes what a call per piece took, leaves the same pieces
+/// behind (the one the buffer filled on advanced), drops empty ones, and the stream arrives
+/// byte for byte: with the send buffer filling first, and with the memory limit first.
+#[test]
+fn vectored_sends_take_what_one_call_per_piece_took() {
+    // Send buffer 256 KiB; the last case's memory limit falls inside the third piece.
+    let cases: [(&[usize], Option<usize>); 4] = [
+        (&[100 << 10, 0, 100 << 10, 100 << 10, 10, 0], None),
+        (&[0, 0], None),
+        (&[700, 300, 5000, 0, 200, 200_000, 90_000], None),
+        (&[30_000, 500, 30_000, 30_000], Some(50_000)),
+    ];
+    for (sizes, memory) in cases {
+        let total: usize = sizes.iter().sum();
+        let setup = || {
+            let mut a = config(A_MAC, A_IP, 41);
+            if let Some(limit) = memory {
+                a.tcp.max_buffer_memory = limit;
+            }
+            let mut sim = Sim::with_links(
+                a,
+                config(B_MAC, B_IP, 42),
+                LinkConfig::default(),
+                LinkConfig::default(),
+                43,
+            );
+            sim.trace = false;
+            let (client, server) = connected_on(&mut sim, b_addr(80));
+            (sim, client, server)
+        };
+        let live = Arc::new(AtomicUsize::new(0));
+        let (mut vectored, client, server) = setup();
+        let (mut piecewise, client2, _) = setup();
+        let mut data = pieces(0, sizes, &live);
+        // Counted apart: the transfer below checks that `live` all goes.
+        let mut data2 = pieces(0, sizes, &Arc::new(AtomicUsize::new(0)));
+        let first = vectored
+            .a
+            .tcp_send_bytes_vectored(vectored.now, client, &mut data);
+        let expected = send_piece_by_piece(&mut piecewise, client2, &mut data2);
+        assert_eq!(first, expected, "{sizes:?}");
+        assert!(data == data2, "what is left differs, {sizes:?}");
+        assert!(
+            data.front().is_none_or(|piece| !piece.is_empty()),
+            "the empty pieces before the one the buffer filled on are dropped"
+        );
+        assert_eq!(
+            vectored.a.tcp_memory().buffered,
+            piecewise.a.tcp_memory().buffered
+        );
+        if total == 0 {
+            assert_eq!(first, Ok(0));
+            assert!(data.is_empty(), "empty pieces are dropped");
+            continue;
+        }
+        let taken = first.unwrap();
+        assert!(taken > 0 && taken <= total);
+        assert_eq!(total - taken, data.iter().map(Bytes::len).sum::<usize>());
+        if !data.is_empty() {
+            // Again at once: the same again (under the memory limit, what sealing the tail
+            // block gave back; with the send buffer full, nothing).
+            let before = data.clone();
+            let again = vectored
+                .a
+                .tcp_send_bytes_vectored(vectored.now, client, &mut data);
+            assert_eq!(
+                again,
+                send_piece_by_piece(&mut piecewise, client2, &mut data2)
+            );
+            assert!(data == data2, "what is left differs, {sizes:?}");
+            if memory.is_none() {
+                assert_eq!(again, Err(TcpError::WouldBlock));
+                assert!(data == before, "nothing taken, nothing dropped");
+            }
+        }
+        // The rest goes as B reads; every byte arrives in order.
+        let mut transfer = Transfer::new(total as u64, &[1]);
+        transfer.sent = total as u64;
+        transfer.live = Arc::clone(&live);
+        let mut buf = vec![0u8; 64 * 1024];
+        let deadline = vectored.now + Duration::from_secs(60);
+        while !data.is_empty() && vectored.now < deadline {
+            match vectored
+                .a
+                .tcp_send_bytes_vectored(vectored.now, client, &mut data)
+            {
+                Ok(_) | Err(TcpError::WouldBlock) => {}
+                Err(error) => panic!("send: {error:?}"),
+            }
+            transfer.step(&mut vectored, client, server, &mut buf);
+            vectored.run_for(Duration::from_millis(1));
+        }
+        assert!(data.is_empty(), "all queued by {:?}", vectored.now);
+        transfer.run(&mut vectored, client, server, Duration::from_secs(60));
+    }
+}
+
+/// The errors come first, as for `tcp_send`; a piece offered to a closed connection stays
+/// the caller's.
+#[test]
+fn vectored_sends_report_the_connections_errors() {
+    let mut sim = sim();
+    let (client, _server) = connected_on(&mut sim, b_addr(80));
+    let live = Arc::new(AtomicUsize::new(0));
+    let mut empty = VecDeque::new();
+    assert_eq!(
+        sim.a.tcp_send_bytes_vectored(sim.now, client, &mut empty),
+        Ok(0)
+    );
+    sim.a.tcp_shutdown(sim.now, client).unwrap();
+    let mut data = pieces(0, &[0, 2000], &live);
+    assert_eq!(
+        sim.a.tcp_send_bytes_vectored(sim.now, client, &mut data),
+        Err(TcpError::BrokenPipe)
+    );
+    assert_eq!(data.len(), 2, "nothing taken");
+    assert_eq!(
+        sim.a.tcp_send_bytes_vectored(sim.now, client, &mut empty),
+        Err(TcpError::BrokenPipe),
+        "nothing to send still meets the error"
+    );
+    sim.a.tcp_abort(sim.now, client).unwrap();
+    assert_eq!(
+        sim.a.tcp_send_bytes_vectored(sim.now, client, &mut data),
+        Err(TcpError::InvalidHandle)
+    );
+    assert_eq!(data.len(), 2);
 }
