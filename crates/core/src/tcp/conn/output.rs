@@ -77,6 +77,21 @@ impl Connection {
     /// Data (and/or FIN) that may go out now: a retransmission the loss recovery wants, or
     /// the next unsent data as the windows, SWS avoidance and Nagle allow.
     fn data_plan(&self) -> Option<DataPlan> {
+        // Nothing queued, nothing in flight, no FIN asked for: nothing to send, new or again
+        // (the loss recovery has nothing outstanding to choose from). A receiver's case,
+        // after every segment it takes and every read, so it is asked before the rest.
+        if self.send.len() == 0
+            && !self.fin_requested
+            && self.snd_nxt == self.snd_una
+            && self.snd_max == self.snd_una
+        {
+            debug_assert_eq!(self.data_plan_worked_out(), None);
+            return None;
+        }
+        self.data_plan_worked_out()
+    }
+
+    fn data_plan_worked_out(&self) -> Option<DataPlan> {
         if !matches!(
             self.state,
             State::Established
