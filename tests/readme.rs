@@ -165,17 +165,26 @@ fn the_readme_walkthrough_runs_as_written() {
         out.contains("helloworld") || out.lines().any(|l| l.starts_with("world")),
         "socat got hello's two writes"
     );
-    // Each example exited cleanly on its Ctrl-C: bash says `[N]  Done  ...` for each job.
+    // Each example exited cleanly on its Ctrl-C: bash says `[N]  Done  ...` for a job that
+    // exited 0 (`Exit N` or a signal's name otherwise). Bash does not always report a job
+    // that ended while `wait` ran, even when `jobs` asks (seen in CI under load: two of three
+    // reported), so a missing report is not a failure; a report other than Done is, and so
+    // is no report at all.
+    let mut reported = 0;
     for example in ["echo_server", "http_get", "hello"] {
-        let report = err
+        let Some(report) = err
             .lines()
             .find(|l| l.starts_with('[') && l.contains(&format!("examples/{example} ")))
-            .unwrap_or_else(|| panic!("bash reported the end of {example}"));
+        else {
+            continue;
+        };
+        reported += 1;
         assert!(
             report.contains("Done"),
             "{example} exited cleanly: {report}"
         );
     }
+    assert!(reported > 0, "bash reported no example's end: {err}");
     assert!(
         !std::process::Command::new("ip")
             .args(["netns", "list"])
