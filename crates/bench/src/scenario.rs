@@ -19,9 +19,14 @@ use crate::net::{CHUNK, Held, Listener, Net, Stream, pump};
 /// Connections one listener port takes in the `conns` scenario; beyond it the client moves
 /// to the next port, so no source runs short of ephemeral ports (28 232 on Linux).
 const CONNS_PER_PORT: usize = 20_000;
+/// 64 KiB chunks the warm-up connection of `conns` sends before memory is counted.
+const WARM_UP_CHUNKS: usize = 64;
 
-/// Connection attempts in flight at once while `conns` opens its connections.
-const CONNS_IN_FLIGHT: usize = 128;
+/// Connection attempts in flight at once while `conns` opens its connections. Queues keep
+/// the room their busiest moment needed (the runtime's, the listener's): 128 handshakes at
+/// once left about 45 KB behind over a MemLink, which made 100 connections look like
+/// 1173 B each. A burst this wide is made before memory is counted.
+const CONNS_IN_FLIGHT: usize = 16;
 
 /// The first server port; listeners take the ports after it.
 pub(crate) const BASE_PORT: u16 = 5000;
@@ -174,8 +179,14 @@ pub(crate) async fn serve(server: Server, stop: tokio::sync::oneshot::Receiver<(
 async fn accept_loop(listener: Listener, role: Role, mut quit: watch::Receiver<bool>) {
     let mut handlers = JoinSet::new();
     // Held connections are kept here, not in a task each, so that the `conns` scenario
-    // measures the stack's memory per connection and not the harness's.
-    let mut held = Vec::new();
+    // measures the stack's memory per connection and not the harness's; room for a whole
+    // port's worth is made before anything is measured, so the list's doublings are not
+    // counted as the stack's either.
+    let mut held = Vec::with_capacity(if matches!(role, Role::Hold) {
+        CONNS_PER_PORT
+    } else {
+        0
+    });
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -560,10 +571,27 @@ async fn conns(
     timing: Timing,
     ends: usize,
 ) -> io::Result<Vec<Metric>> {
-    // A stack's driver allocates its frame batches (64 receive slots of 64 KiB: 4 MiB) on
-    // its first turn, which may not have come yet: let it come, so that a fixed cost of the
-    // stack is not divided among the connections (524 B per end at 8000 over a MemLink).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A stack's fixed costs come with its first traffic, not with a connection: the
+    // driver's frame batches (64 receive slots of 64 KiB: 4 MiB) on its first turn, the
+    // receive heads and their pool, the send blocks' first tail, the tables' first
+    // buckets. Divided among the connections they made 100 look like 2.4 KiB each and 8000
+    // like 1.5 KiB (524 B of it the batches). So one connection moves a few MiB to the
+    // sink first, and stays open (outside the count) while the others are measured. So do
+    // a burst of handshakes as wide as the measured ones, for the room their queues keep.
+    let mut warm = connect(net, at).await?;
+    let mut warm_burst = JoinSet::new();
+    for _ in 0..CONNS_IN_FLIGHT {
+        let net = net.clone_handle();
+        let port = at.port() + 1;
+        warm_burst.spawn(async move { connect(&net, SocketAddrV4::new(*at.ip(), port)).await });
+    }
+    let warm_burst = warm_burst.join_all().await;
+    let chunk = vec![0x5a_u8; 64 * 1024];
+    for _ in 0..WARM_UP_CHUNKS {
+        warm.write_all(&chunk).await?;
+    }
+    warm.flush().await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let before = measure::thread_allocated();
     let mut held: Vec<Stream> = Vec::with_capacity(count);
     let mut opening = JoinSet::new();
@@ -587,9 +615,9 @@ async fn conns(
     let after = measure::thread_allocated();
     let mut metrics = vec![Metric::higher("held", "conns", held.len() as f64)];
     if ends > 0 {
-        // The handle the harness keeps per connection end is the application's, not the
-        // stack's.
-        let handles = std::mem::size_of::<Stream>() * count * ends;
+        // The handles the harness keeps are the application's, not the stack's: the
+        // client's list was made for `count` above; the server's room was made before.
+        let handles = std::mem::size_of::<Stream>() * count;
         let bytes = (after - before) as f64 - handles as f64;
         metrics.push(Metric::lower(
             "memory per conn",
@@ -637,5 +665,6 @@ async fn conns(
         return Err(io::Error::other("not every connection was held"));
     }
     drop(held);
+    drop((warm, warm_burst));
     Ok(metrics)
 }
