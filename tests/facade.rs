@@ -942,3 +942,35 @@ async fn poll_write_bytes_vectored_takes_what_fits_and_leaves_the_rest() {
     assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
     assert_eq!(more.len(), 1, "what was not queued is still the caller's");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_link_with_offloads_super_segments_echo_eight_megabytes_byte_for_byte() {
+    let (left, right) = MemLink::pair_with_offloads();
+    let (client, server) = stacks_on(left, right).await;
+    let (_listener, mut stream, accepted) = connected(&client, &server, 7).await;
+    let echo = tokio::spawn(async move {
+        let mut accepted = accepted;
+        let (mut reader, mut writer) = tokio::io::split(&mut accepted);
+        tokio::io::copy(&mut reader, &mut writer).await.unwrap();
+        writer.shutdown().await.unwrap();
+    });
+    let data = pattern(8 << 20);
+    let (mut reader, mut writer) = tokio::io::split(&mut stream);
+    let send = data.clone();
+    let writing = async move {
+        writer.write_all(&send).await.unwrap();
+        writer.shutdown().await.unwrap();
+    };
+    let mut echoed = Vec::new();
+    let (_, read) = tokio::join!(writing, reader.read_to_end(&mut echoed));
+    read.unwrap();
+    echo.await.unwrap();
+    assert_eq!(echoed.len(), data.len());
+    assert!(echoed == data, "echoed byte for byte");
+    // 8 MiB in 1448-byte segments is 5793 frames each way; super-segments need far fewer.
+    let sent = client.stats().tx_frames;
+    assert!(
+        sent < 5793,
+        "the client sent {sent} frames: no super-segments"
+    );
+}

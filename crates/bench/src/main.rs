@@ -82,7 +82,9 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 1500)]
     mtu: usize,
 
-    /// Offloads (checksum, TSO, GSO, GRO) of both veth ends, whichever stack uses them.
+    /// Offloads (checksum, TSO, GSO, GRO) of both veth ends, whichever stack uses them. Over
+    /// `--link mem`: a perfect MemLink whose ends pass super-segments whole and do not
+    /// checksum (as the kernel's loopback), MTU 1500 and no faults only.
     #[arg(long, global = true, value_enum, default_value = "off")]
     offloads: OnOff,
 
@@ -348,6 +350,13 @@ fn bench(cli: &Cli) -> Result<(), String> {
         return Err(
             "--offloads on does not combine with the forwarder (--link fwd, or a fault \
                     option): it bridges whole frames of at most the MTU"
+                .into(),
+        );
+    }
+    if link == Link::Mem && cli.offloads == OnOff::On && (cli.faults.any() || cli.mtu != 1500) {
+        return Err(
+            "--offloads on over --link mem is a perfect link of MTU 1500: the fault model \
+                    acts on frames, not on the segments a super-segment stands for"
                 .into(),
         );
     }

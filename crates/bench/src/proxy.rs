@@ -198,8 +198,7 @@ pub(crate) fn run_mem(case: Case, settings: &Settings, port: u16) -> io::Result<
         None,
         settings.pin.then_some(0),
         move || async move {
-            let link = settings.faults.link_config(settings.mtu);
-            let (a, b) = rawtcp::netio::MemLink::with_faults(link.clone(), link, settings.seed);
+            let (a, b) = run::mem_link(&settings);
             let proxy_net = Net::rawtcp_mem(a, CLIENT, settings.seed).await?;
             let ends = Net::rawtcp_mem(b, SERVER, settings.seed).await?;
             let bound = scenario::bind(&ends, SERVER, port, case).await?;

@@ -122,7 +122,7 @@ impl Results {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "MTU {}, veth offloads {}, {:?} warm-up + {:?} measured per run; median [min–max]",
+            "MTU {}, offloads {}, {:?} warm-up + {:?} measured per run; median [min–max]",
             settings.mtu,
             if settings.offloads { "on" } else { "off" },
             settings.timing.warmup,

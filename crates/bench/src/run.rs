@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::thread;
 
 use rawtcp::core::link::LinkConfig;
-use rawtcp::netio::MemLink;
 use rawtcp::netio::forward::LossyPath;
 use rawtcp::netio::testbed::{Netns, pin_current_thread, veth_pair};
+use rawtcp::netio::{MemLink, MemLinkEnd};
 
 use crate::measure::Metric;
 use crate::net::Net;
@@ -317,12 +317,21 @@ pub(crate) fn device_metrics(
     ]
 }
 
+/// The MemLink of the settings: with their faults and MTU, or (`--offloads on`) the
+/// perfect link whose ends pass super-segments whole and trust checksums, as loopback does.
+pub(crate) fn mem_link(settings: &Settings) -> (MemLinkEnd, MemLinkEnd) {
+    if settings.offloads {
+        return MemLink::pair_with_offloads();
+    }
+    let link = settings.faults.link_config(settings.mtu);
+    MemLink::with_faults(link.clone(), link, settings.seed)
+}
+
 /// Both rawtcp stacks on one thread (one core) over a MemLink of the configured MTU.
 fn run_mem(case: Case, settings: &Settings, port: u16) -> io::Result<Vec<Metric>> {
     let settings = *settings;
     join(side(None, settings.pin.then_some(0), move || async move {
-        let link = settings.faults.link_config(settings.mtu);
-        let (a, b) = MemLink::with_faults(link.clone(), link, settings.seed);
+        let (a, b) = mem_link(&settings);
         let client = Net::rawtcp_mem(a, CLIENT, settings.seed).await?;
         let server = Net::rawtcp_mem(b, SERVER, settings.seed).await?;
         let bound = scenario::bind(&server, SERVER, port, case).await?;
