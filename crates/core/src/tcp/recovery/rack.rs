@@ -178,8 +178,10 @@ impl Flight {
     /// `segment` leaves the list, or its marks are about to change: what it counted goes.
     fn uncount(&mut self, segment: &SentSegment) {
         let (sacked, lost) = segment.counted();
-        self.sacked -= sacked;
-        self.lost -= lost;
+        // Saturating: debug builds check the counts against the list after every change;
+        // a release build never wraps one to four billion if they ever drift.
+        self.sacked = self.sacked.saturating_sub(sacked);
+        self.lost = self.lost.saturating_sub(lost);
     }
 
     /// Cuts the segment holding `seq` in two there (a retransmission of part of it).
@@ -242,8 +244,8 @@ impl Rack {
                     segment.sacked = false;
                 }
             }
-            flight.sacked -= sacked;
-            flight.lost -= lost;
+            flight.sacked = flight.sacked.saturating_sub(sacked);
+            flight.lost = flight.lost.saturating_sub(lost);
             flight.debug_check();
         }
         let mut at = start.max(sent_end);
@@ -341,7 +343,7 @@ impl Rack {
         // A segment newly SACKed counts as SACKed, no longer as lost.
         for segment in &delivered {
             flight.sacked += 1;
-            flight.lost -= u32::from(segment.lost);
+            flight.lost = flight.lost.saturating_sub(u32::from(segment.lost));
         }
         for segment in delivered {
             self.on_delivered(now, flight, segment, ack.echoed);
