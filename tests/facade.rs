@@ -31,6 +31,19 @@ async fn connected(
     (listener, stream, accepted)
 }
 
+/// Writes `data` and closes the sending side while reading what comes back to the end.
+async fn write_all_and_read_back(stream: &mut TcpStream, data: &[u8]) -> Vec<u8> {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let writing = async move {
+        writer.write_all(data).await.unwrap();
+        writer.shutdown().await.unwrap();
+    };
+    let mut echoed = Vec::new();
+    let (_, read) = tokio::join!(writing, reader.read_to_end(&mut echoed));
+    read.unwrap();
+    echoed
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -56,16 +69,7 @@ async fn echo_a_megabyte_both_ways() {
         .await
         .unwrap();
     assert_eq!(*stream.peer_addr().unwrap().ip(), SERVER);
-    let (mut reader, mut writer) = tokio::io::split(&mut stream);
-    let send = data.clone();
-    let writing = async move {
-        writer.write_all(&send).await.unwrap();
-        writer.shutdown().await.unwrap();
-    };
-    let mut echoed = Vec::new();
-    let reading = reader.read_to_end(&mut echoed);
-    let (_, read) = tokio::join!(writing, reading);
-    read.unwrap();
+    let echoed = write_all_and_read_back(&mut stream, &data).await;
     assert_eq!(echoed.len(), data.len());
     assert!(echoed == data, "echoed byte for byte");
     echo.await.unwrap();
@@ -955,15 +959,7 @@ async fn over_a_link_with_offloads_super_segments_echo_eight_megabytes_byte_for_
         writer.shutdown().await.unwrap();
     });
     let data = pattern(8 << 20);
-    let (mut reader, mut writer) = tokio::io::split(&mut stream);
-    let send = data.clone();
-    let writing = async move {
-        writer.write_all(&send).await.unwrap();
-        writer.shutdown().await.unwrap();
-    };
-    let mut echoed = Vec::new();
-    let (_, read) = tokio::join!(writing, reader.read_to_end(&mut echoed));
-    read.unwrap();
+    let echoed = write_all_and_read_back(&mut stream, &data).await;
     echo.await.unwrap();
     assert_eq!(echoed.len(), data.len());
     assert!(echoed == data, "echoed byte for byte");
