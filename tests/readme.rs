@@ -39,7 +39,7 @@ fn script(commands: &[String], dut: &str, peer: &str, examples: &str) -> String 
     );
     script.push_str(&format!("export DUT={dut} PEER={peer}\npids=()\n"));
     for command in commands {
-        let started = command.trim_end().ends_with('&');
+        let started = starts_a_job(command);
         let command = command
             .replace("rt-dut", dut)
             .replace("rt-peer", peer)
@@ -61,6 +61,11 @@ fn script(commands: &[String], dut: &str, peer: &str, examples: &str) -> String 
         "done\n",
     ));
     script
+}
+
+/// Whether a walkthrough line starts a background job.
+fn starts_a_job(command: &str) -> bool {
+    command.trim_end().ends_with('&')
 }
 
 /// The exit statuses the script printed for its background jobs, in the order started.
@@ -185,10 +190,7 @@ fn the_readme_walkthrough_runs_as_written() {
         "socat got hello's two writes"
     );
     // Each example exited cleanly (status 0) on its Ctrl-C.
-    let started = commands
-        .iter()
-        .filter(|c| c.trim_end().ends_with('&'))
-        .count();
+    let started = commands.iter().filter(|c| starts_a_job(c)).count();
     assert_eq!(started, 3, "the walkthrough starts three examples");
     assert_eq!(
         job_statuses(&err),

@@ -353,7 +353,12 @@ fn bench(cli: &Cli) -> Result<(), String> {
                 .into(),
         );
     }
-    if link == Link::Mem && cli.offloads == OnOff::On && (cli.faults.any() || cli.mtu != 1500) {
+    // MemLink::pair_with_offloads has the default link's MTU.
+    let offload_mtu = rawtcp::core::link::LinkConfig::default().mtu;
+    if link == Link::Mem
+        && cli.offloads == OnOff::On
+        && (cli.faults.any() || cli.mtu != offload_mtu)
+    {
         return Err(
             "--offloads on over --link mem is a perfect link of MTU 1500: the fault model \
                     acts on frames, not on the segments a super-segment stands for"

@@ -19,7 +19,7 @@ use crate::net::{CHUNK, Held, Listener, Net, Stream, pump};
 /// Connections one listener port takes in the `conns` scenario; beyond it the client moves
 /// to the next port, so no source runs short of ephemeral ports (28 232 on Linux).
 const CONNS_PER_PORT: usize = 20_000;
-/// 64 KiB chunks the warm-up connection of `conns` sends before memory is counted.
+/// [`CHUNK`]s the warm-up connection of `conns` sends before memory is counted.
 const WARM_UP_CHUNKS: usize = 64;
 
 /// Connection attempts in flight at once while `conns` opens its connections. Queues keep
@@ -561,6 +561,18 @@ async fn crr(
     ])
 }
 
+/// Starts a connection to the `nth` of `conns`' holding listeners (the ports after `at`'s).
+fn spawn_connect(
+    opening: &mut JoinSet<io::Result<Stream>>,
+    net: &Net,
+    at: SocketAddrV4,
+    nth: usize,
+) {
+    let port = at.port() + 1 + nth as u16;
+    let net = net.clone_handle();
+    opening.spawn(async move { connect(&net, SocketAddrV4::new(*at.ip(), port)).await });
+}
+
 /// Opens `count` idle connections, then measures what they cost: memory (rawtcp only: the
 /// bytes this thread's allocator holds for them), CPU while idle, and a bulk stream's
 /// goodput beside them.
@@ -576,17 +588,15 @@ async fn conns(
     // receive heads and their pool, the send blocks' first tail, the tables' first
     // buckets. Divided among the connections they made 100 look like 2.4 KiB each and 8000
     // like 1.5 KiB (524 B of it the batches). So one connection moves a few MiB to the
-    // sink first, and stays open (outside the count) while the others are measured. So do
-    // a burst of handshakes as wide as the measured ones, for the room their queues keep.
+    // sink first, and a burst of handshakes as wide as the measured ones leaves the room
+    // their queues keep; all of them stay open, outside the count, while it is measured.
     let mut warm = connect(net, at).await?;
     let mut warm_burst = JoinSet::new();
     for _ in 0..CONNS_IN_FLIGHT {
-        let net = net.clone_handle();
-        let port = at.port() + 1;
-        warm_burst.spawn(async move { connect(&net, SocketAddrV4::new(*at.ip(), port)).await });
+        spawn_connect(&mut warm_burst, net, at, 0);
     }
     let warm_burst = warm_burst.join_all().await;
-    let chunk = vec![0x5a_u8; 64 * 1024];
+    let chunk = vec![0x5a_u8; CHUNK];
     for _ in 0..WARM_UP_CHUNKS {
         warm.write_all(&chunk).await?;
     }
@@ -601,9 +611,7 @@ async fn conns(
         {
             held.push(joined.map_err(io::Error::other)??);
         }
-        let port = at.port() + 1 + (i / CONNS_PER_PORT) as u16;
-        let net = net.clone_handle();
-        opening.spawn(async move { connect(&net, SocketAddrV4::new(*at.ip(), port)).await });
+        spawn_connect(&mut opening, net, at, i / CONNS_PER_PORT);
     }
     while let Some(joined) = opening.join_next().await {
         held.push(joined.map_err(io::Error::other)??);

@@ -14,6 +14,9 @@ use crate::{Capabilities, Device};
 use rawtcp_core::Instant;
 use rawtcp_core::link::{LinkConfig, LinkModel, LinkStats};
 
+/// The largest IPv4 datagram: what a link with offloads carries in one frame.
+const SUPER_FRAME_MTU: usize = u16::MAX as usize;
+
 #[derive(Debug)]
 struct Direction {
     model: LinkModel,
@@ -79,9 +82,9 @@ impl MemLink {
     /// assert_eq!(inbox.meta(0).checksum, ChecksumStatus::Partial);
     /// ```
     pub fn pair_with_offloads() -> (MemLinkEnd, MemLinkEnd) {
-        // The model only has to carry super-frames: its MTU is the largest IPv4 datagram.
+        // The model only has to carry super-frames.
         let carrier = LinkConfig {
-            mtu: usize::from(u16::MAX),
+            mtu: SUPER_FRAME_MTU,
             ..LinkConfig::default()
         };
         let (mut a, mut b) = Self::with_faults(carrier.clone(), carrier, 0);
@@ -226,7 +229,7 @@ impl Device for MemLinkEnd {
         Capabilities {
             mtu: self.mtu,
             max_frame_len: if self.offloads {
-                usize::from(u16::MAX) + ethernet::HEADER_LEN
+                SUPER_FRAME_MTU + ethernet::HEADER_LEN
             } else {
                 self.mtu + ethernet::HEADER_LEN
             },
