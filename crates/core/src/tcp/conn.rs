@@ -744,8 +744,9 @@ impl Connection {
                 | State::FinWait2
                 | State::CloseWait
         ) {
+            // Where the peer accepts it, as an ACK (see ack_seq).
             self.reset = Some(ResetPlan {
-                seq: self.snd_max,
+                seq: self.ack_seq(),
                 ack: None,
             });
         }
@@ -1485,7 +1486,7 @@ impl Connection {
             if self.keepalive_probes >= keepalive.probes {
                 // RFC 1122 §4.2.3.6: the peer is gone. Linux resets the connection.
                 self.reset = Some(ResetPlan {
-                    seq: self.snd_max,
+                    seq: self.ack_seq(),
                     ack: None,
                 });
                 self.fail(ConnError::TimedOut, Cause::KeepaliveTimeout);
@@ -1787,6 +1788,48 @@ mod tests {
         let mut payload = [0u8; 4];
         conn.copy_payload(&plan, &mut payload);
         assert_eq!((plan.seq, &payload), (iss + 100, b"next"));
+    }
+
+    /// The bench's proxy against Linux 6 deadlocked so: we had sent 16 KB the peer then
+    /// dropped for lack of memory, and it advertised a zero window at its RCV.NXT, below our
+    /// SND.MAX. Our ACKs, at SND.MAX, lay outside its window and were dropped unread, so it
+    /// never learnt we had its data. An ACK must carry the right edge of the peer's window
+    /// when SND.MAX lies beyond it.
+    #[test]
+    fn an_ack_after_the_peer_shrinks_its_window_carries_a_sequence_number_it_accepts() {
+        let iss = SeqNum::new(5000);
+        let mut conn = established(iss);
+        let now = Instant::from_millis(2);
+        assert_eq!(conn.write(now, &[1u8; 4000], usize::MAX), 4000);
+        while conn
+            .plan()
+            .is_some_and(|plan| matches!(plan.kind, PlanKind::Data))
+        {
+            send(&mut conn, now);
+        }
+        let sent_to = conn.snd_max;
+        assert!(sent_to > iss + 1001, "{sent_to:?}");
+        // The peer acknowledges the first 1000 bytes, sends 10 of its own and shrinks its
+        // window to zero: RCV.NXT = its right edge = iss + 1001.
+        let mut shrink = from_peer(PEER_ISS + 1, iss + 1001, TcpFlags::ACK, b"0123456789");
+        shrink.window_len = 0;
+        conn.handle_segment(now, &shrink, None, true, &mut ChallengeAckBudget::new(0, 0));
+        let mut more = from_peer(PEER_ISS + 11, iss + 1001, TcpFlags::ACK, b"0123456789");
+        more.window_len = 0;
+        conn.handle_segment(now, &more, None, true, &mut ChallengeAckBudget::new(0, 0));
+        assert_eq!(conn.snd_wnd, 0);
+        // Small segments: the ACK waits for the delayed-ACK timer (not the RTO, due later).
+        let now = now + conn.config.delayed_ack;
+        conn.on_timer(now);
+        let ack = conn.plan().expect("an ACK for the peer's data");
+        assert_eq!(ack.kind, PlanKind::Ack);
+        assert_eq!((ack.seq, ack.ack), (iss + 1001, PEER_ISS + 21));
+        conn.commit(&ack, now);
+        // With the window open again, past SND.MAX, ACKs go back to SND.MAX.
+        let mut reopen = from_peer(PEER_ISS + 21, iss + 1001, TcpFlags::ACK, b"ab");
+        reopen.window_len = 8000;
+        conn.handle_segment(now, &reopen, None, true, &mut ChallengeAckBudget::new(0, 0));
+        assert_eq!(conn.ack_seq(), sent_to);
     }
 
     /// What every connection carries, idle or not, by part (`cargo test -p rawtcp-core

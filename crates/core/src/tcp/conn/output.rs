@@ -358,12 +358,8 @@ impl Connection {
             });
         }
         if self.ack_now && self.state != State::Closed {
-            // SEQ = SND.MAX, not SND.NXT: after a go-back retransmission SND.NXT may lie
-            // behind the peer's RCV.NXT, and an ACK carrying it would be unacceptable to the
-            // peer (RFC 9293 §3.10.7.4, first check) and dropped with its acknowledgment —
-            // two peers both retransmitting would then never hear each other's ACKs.
             return Some(Plan {
-                seq: self.snd_max,
+                seq: self.ack_seq(),
                 ack: self.rcv_nxt,
                 flags: TcpFlags::ACK,
                 data_offset: 0,
@@ -374,6 +370,29 @@ impl Connection {
             });
         }
         None
+    }
+
+    /// SEG.SEQ of a segment without data: one the peer finds acceptable (RFC 9293 §3.10.7.4,
+    /// first check), or it drops the segment and the acknowledgment in it.
+    ///
+    /// SND.MAX, not SND.NXT: after a go-back retransmission SND.NXT may lie behind the peer's
+    /// RCV.NXT, and two peers both retransmitting would then never hear each other's ACKs.
+    /// But not past the right edge of the peer's window either: a receiver may shrink its
+    /// window (RFC 9293 §3.8.6, RFC 7323 §2.4; Linux advertises zero at once when it drops
+    /// data for lack of memory), and what we sent beyond the new edge then lies outside it.
+    /// With the window at zero only SEG.SEQ = RCV.NXT is acceptable, and an ACK at SND.MAX
+    /// went unheard: the peer kept retransmitting data we had acknowledged, its send buffer
+    /// full, its application blocked and its window never reopening (a deadlock found by the
+    /// bench's proxy against Linux 6). Linux's tcp_acceptable_seq makes the same choice.
+    pub(crate) fn ack_seq(&self) -> SeqNum {
+        let right_edge = self.snd_wl2 + self.snd_wnd;
+        if self.snd_max <= right_edge {
+            self.snd_max
+        } else if right_edge < self.snd_una {
+            self.snd_una
+        } else {
+            right_edge
+        }
     }
 
     /// Copies the planned payload into `out`.
