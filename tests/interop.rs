@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 
 use rawtcp::netio::testbed::{VethBed, VethConfig, have_root};
-use rawtcp::netio::{AfPacket, netns};
+use rawtcp::netio::{AfPacket, IoMethod, netns};
 use rawtcp::{Stack, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -219,6 +219,11 @@ async fn write_pattern(stream: &mut TcpStream, len: usize) {
 /// kernel cuts (in software on `d0`, whose offloads follow `offloads`, or on the peer's
 /// receive path when they are on).
 fn our_client_against_a_kernel_server(offloads: bool, segmentation: bool) {
+    our_client_against_a_kernel_server_with(offloads, segmentation, IoMethod::default());
+}
+
+/// As [`our_client_against_a_kernel_server`], our device receiving by `io`.
+fn our_client_against_a_kernel_server_with(offloads: bool, segmentation: bool, io: IoMethod) {
     const LEN: usize = 100 << 20;
     let bed = VethBed::new(VethConfig::default()).expect("veth bed");
     bed.peer_offloads(offloads).expect("ethtool");
@@ -252,6 +257,7 @@ fn our_client_against_a_kernel_server(offloads: bool, segmentation: bool) {
                         "d0",
                         rawtcp::netio::AfPacketConfig {
                             vnet_hdr: segmentation,
+                            io,
                             ..Default::default()
                         },
                     )
@@ -319,6 +325,24 @@ fn our_client_exchanges_100_mb_in_super_segments_offloads_off() {
         return;
     }
     our_client_against_a_kernel_server(false, true);
+}
+
+/// The kernel's TSO super-segments (offloads on) are longer than the frame ring's slots:
+/// each is read whole from the socket's queue in its turn.
+#[test]
+fn our_client_exchanges_100_mb_through_a_frame_ring_offloads_on() {
+    if !have_root("our_client_exchanges_100_mb_through_a_frame_ring_offloads_on") {
+        return;
+    }
+    our_client_against_a_kernel_server_with(true, true, IoMethod::FrameRing);
+}
+
+#[test]
+fn our_client_exchanges_100_mb_through_a_frame_ring_offloads_off() {
+    if !have_root("our_client_exchanges_100_mb_through_a_frame_ring_offloads_off") {
+        return;
+    }
+    our_client_against_a_kernel_server_with(false, false, IoMethod::FrameRing);
 }
 
 #[test]

@@ -107,8 +107,13 @@ struct Cli {
 
     /// A rawtcp side's AF_PACKET device receives through a TPACKET_V3 ring of
     /// --packet-buffer bytes instead of recvmmsg.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "frame_ring")]
     rx_ring: bool,
+
+    /// A rawtcp side's AF_PACKET device receives through a TPACKET_V2 ring of frame slots
+    /// (`IoMethod::FrameRing`), as many as --packet-buffer holds frames, instead of recvmmsg.
+    #[arg(long, global = true)]
+    frame_ring: bool,
 
     /// How a rawtcp side's bulk, echo and proxy applications move data: `bytes` takes
     /// received data as the `Bytes` it arrived in and hands written data over as `Bytes`,
@@ -314,7 +319,13 @@ fn raise_fd_limit(wanted: u64) -> u64 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    net::use_rx_ring(cli.rx_ring);
+    net::use_rx(if cli.frame_ring {
+        rawtcp::netio::IoMethod::FrameRing
+    } else if cli.rx_ring {
+        rawtcp::netio::IoMethod::RxRing
+    } else {
+        rawtcp::netio::IoMethod::default()
+    });
     net::use_rawtcp_io(cli.rawtcp_io);
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()

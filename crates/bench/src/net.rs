@@ -5,7 +5,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,14 +29,27 @@ const BACKLOG: u32 = 4096;
 /// frames.
 pub(crate) const PACKET_BUFFER: usize = 8 << 20;
 
-/// Whether rawtcp sides receive through a TPACKET_V3 ring (`--rx-ring`) rather than
-/// recvmmsg; set once, before any run.
-static RX_RING: AtomicBool = AtomicBool::new(false);
+/// How rawtcp sides receive: recvmmsg, a TPACKET_V3 ring (`--rx-ring`) or a TPACKET_V2 ring
+/// (`--frame-ring`), as an [`IoMethod`]'s index; set once, before any run.
+static RX: AtomicU8 = AtomicU8::new(0);
 
-/// Makes every rawtcp side opened from now on receive through a TPACKET_V3 ring of
-/// `--packet-buffer` bytes.
-pub(crate) fn use_rx_ring(on: bool) {
-    RX_RING.store(on, Ordering::Relaxed);
+/// Makes every rawtcp side opened from now on receive by `io` (recvmmsg, or one of the receive
+/// rings).
+pub(crate) fn use_rx(io: IoMethod) {
+    let index = match io {
+        IoMethod::RxRing => 1,
+        IoMethod::FrameRing => 2,
+        _ => 0,
+    };
+    RX.store(index, Ordering::Relaxed);
+}
+
+fn rx_method() -> IoMethod {
+    match RX.load(Ordering::Relaxed) {
+        1 => IoMethod::RxRing,
+        2 => IoMethod::FrameRing,
+        _ => IoMethod::default(),
+    }
 }
 
 /// How a rawtcp side's streaming applications (bulk, echo, proxy) move their data
@@ -98,15 +111,13 @@ impl Net {
                 // Checksum offload and super-segments the kernel cuts (TSO/GSO), as a
                 // kernel socket has them; the interface's own offload settings still apply.
                 vnet_hdr: true,
-                io: if RX_RING.load(Ordering::Relaxed) {
-                    IoMethod::RxRing
-                } else {
-                    IoMethod::default()
-                },
+                io: rx_method(),
                 rx_ring: RxRingConfig {
                     block_count: packet_buffer.div_ceil(ring.block_size).max(2),
                     ..ring
                 },
+                // As many frames as a socket buffer of that size holds.
+                ring_frames: packet_buffer.div_ceil(1024).max(64),
                 mac: Some(own_mac(addr)),
                 ..AfPacketConfig::default()
             },

@@ -216,7 +216,7 @@ fn main() {
         "AF_PACKET over veth, {seconds} s per run, sender and receiver each on its own thread"
     );
     println!(
-        "{:<8} {:<9} {:>7} {:>10} {:>9} {:>10} {:>9} {:>10} {:>7} {:>11} {:>9}",
+        "{:<9} {:<9} {:>7} {:>10} {:>9} {:>10} {:>9} {:>10} {:>7} {:>11} {:>9}",
         "method",
         "rx work",
         "bytes",
@@ -233,6 +233,7 @@ fn main() {
         for method in [
             IoMethod::Batched,
             IoMethod::RxRing,
+            IoMethod::FrameRing,
             IoMethod::TxRing,
             IoMethod::Single,
         ] {
@@ -248,7 +249,7 @@ fn main() {
                 let tx_pps = r.sent as f64 / r.send_time.as_secs_f64();
                 let rx_pps = r.received as f64 / r.receive_time.as_secs_f64().max(1e-9);
                 println!(
-                    "{:<8} {:<9} {:>7} {:>10.3} {:>9.0} {:>10.3} {:>9.0} {:>10.0} {:>7.2} {:>11.1} {:>9}",
+                    "{:<9} {:<9} {:>7} {:>10.3} {:>9.0} {:>10.3} {:>9.0} {:>10.0} {:>7.2} {:>11.1} {:>9}",
                     name,
                     if steer { "rx core" } else { "tx core" },
                     len,
@@ -293,6 +294,8 @@ fn main() {
         (IoMethod::Batched, true),
         (IoMethod::RxRing, false),
         (IoMethod::RxRing, true),
+        (IoMethod::FrameRing, false),
+        (IoMethod::FrameRing, true),
     ] {
         let r = run(1514, method, duration, Some(target), steer);
         println!(

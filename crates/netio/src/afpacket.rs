@@ -51,6 +51,18 @@ pub enum IoMethod {
     /// 1-byte request/response from ~80 µs into ~1 ms. For a receive-mostly bulk load
     /// (capture, a sink) it is the cheaper choice.
     RxRing,
+    /// Receive through a PACKET_RX_RING of [`AfPacketConfig::ring_frames`] frame slots
+    /// (TPACKET_V2) shared with the kernel; send with sendmmsg.
+    ///
+    /// The kernel copies each frame into a slot of its own and wakes the reader per frame,
+    /// as for a plain socket, so a lone frame waits for nothing (unlike [`IoMethod::RxRing`]),
+    /// and frames already in the ring are read without a syscall. The copy into the ring
+    /// happens where the frame is delivered (on a veth, in the sender's syscall, on its
+    /// CPU), not in the reader's receive syscall, and no socket buffer waits in a queue.
+    /// Slots hold an MTU-sized frame with a VLAN tag; a longer one (a GRO super-frame of a
+    /// peer kernel with offloads on) is also queued whole on the socket (PACKET_COPY_THRESH)
+    /// and read from there in its turn with one more syscall.
+    FrameRing,
 }
 
 /// The TPACKET_V3 receive ring of [`IoMethod::RxRing`].
@@ -89,6 +101,11 @@ impl Default for RxRingConfig {
 /// a kernel sender's window overruns it whenever the stack is busy.
 pub const DEFAULT_RECV_BUFFER: usize = 8 << 20;
 
+/// The frames an [`IoMethod::FrameRing`] holds by default: 8192, 16 MiB of slots at MTU 1500,
+/// about as many full frames as the [`DEFAULT_RECV_BUFFER`] of recvmmsg holds (the kernel
+/// doubles that figure and charges each frame some 2.3 KB of it).
+pub const DEFAULT_RING_FRAMES: usize = 8192;
+
 /// Options for [`AfPacket::open_with`].
 #[derive(Debug, Clone)]
 pub struct AfPacketConfig {
@@ -123,6 +140,9 @@ pub struct AfPacketConfig {
     pub io: IoMethod,
     /// The receive ring's shape, for [`IoMethod::RxRing`].
     pub rx_ring: RxRingConfig,
+    /// Frames the receive ring of [`IoMethod::FrameRing`] holds, in slots of 2 KiB at MTU
+    /// 1500. [`DEFAULT_RING_FRAMES`] by default.
+    pub ring_frames: usize,
     /// Send straight to the driver, skipping the interface's queueing discipline
     /// (PACKET_QDISC_BYPASS). Faster, but traffic shaping no longer applies and other packet
     /// sockets on the interface (tcpdump) no longer see what we send.
@@ -140,6 +160,7 @@ impl Default for AfPacketConfig {
             send_buffer: None,
             io: IoMethod::default(),
             rx_ring: RxRingConfig::default(),
+            ring_frames: DEFAULT_RING_FRAMES,
             qdisc_bypass: false,
         }
     }
@@ -194,7 +215,7 @@ pub struct AfPacketStats {
 pub struct AfPacket {
     // Declared first: the rings are unmapped before the socket closes.
     tx_ring: Option<sys::TxRing>,
-    rx_ring: Option<sys::RxRing>,
+    rx_ring: Option<RxRing>,
     io: FdIo<OwnedFd>,
     name: String,
     index: u32,
@@ -281,13 +302,20 @@ impl AfPacket {
             _ => None,
         };
         let rx_ring = match config.io {
-            IoMethod::RxRing => Some(sys::RxRing::new(
+            IoMethod::RxRing => Some(RxRing::Blocks(sys::RxRing::new(
                 &fd,
                 config.rx_ring.block_size,
                 config.rx_ring.block_count,
                 config.rx_ring.retire_timeout_ms,
                 config.vnet_hdr,
-            )?),
+            )?)),
+            IoMethod::FrameRing => Some(RxRing::Frames(sys::RxFrameRing::new(
+                &fd,
+                // An MTU-sized frame with a VLAN tag (the kernel strips it mostly).
+                mtu + ethernet::HEADER_LEN + 4,
+                config.ring_frames,
+                config.vnet_hdr,
+            )?)),
             _ => None,
         };
         if config.qdisc_bypass {
@@ -360,6 +388,7 @@ impl AfPacket {
     /// returning blocks to the kernel as they empty: the frames kept, or `None` when no
     /// block was ready.
     fn recv_ring(&mut self, batch: &mut FrameBatch) -> io::Result<Option<usize>> {
+        let offset = self.recv_offset();
         let Some(ring) = self.rx_ring.as_mut() else {
             return Ok(None);
         };
@@ -368,13 +397,20 @@ impl AfPacket {
         let now = Instant::now();
         let max_len = batch.max_frame_len();
         let mut kept = 0;
-        let handed = self.io.read_with(|_| {
+        let handed = self.io.read_with(|fd| {
             let handed = ring.drain(batch.free(), |frame| {
                 let ethertype = frame
                     .data
                     .get(ethernet::HEADER_LEN - 2..ethernet::HEADER_LEN);
                 if frame.pkttype == libc::PACKET_OUTGOING && ethertype != Some(&[0x08, 0x06][..]) {
                     stats.rx_outgoing += 1;
+                    return;
+                }
+                if frame.copied {
+                    // Too long for its slot: the socket holds it whole, next in its queue.
+                    if recv_whole(fd, batch, offset, vnet_hdr, now, stats) {
+                        kept += 1;
+                    }
                     return;
                 }
                 if frame.data.len() < frame.len || frame.data.len() > max_len {
@@ -429,7 +465,9 @@ impl AfPacket {
     /// or `None` when the socket was empty.
     fn recv_into(&mut self, batch: &mut FrameBatch) -> io::Result<Option<usize>> {
         let want = match self.config.io {
-            IoMethod::Batched | IoMethod::TxRing | IoMethod::RxRing => batch.free().min(MAX_BATCH),
+            IoMethod::Batched | IoMethod::TxRing | IoMethod::RxRing | IoMethod::FrameRing => {
+                batch.free().min(MAX_BATCH)
+            }
             IoMethod::Single => batch.free().min(1),
         };
         debug_assert!(want > 0, "recv_into needs a free slot");
@@ -453,39 +491,19 @@ impl AfPacket {
         let now = Instant::now();
         let first = batch.next_free();
         let mut kept = 0;
-        let vnet_len = if self.config.vnet_hdr { vnet::LEN } else { 0 };
-        let ethertype_at = offset + vnet_len + ethernet::HEADER_LEN - 2;
         for (i, frame) in received[..got].iter().enumerate() {
             // The slot's head holds at least the headers (it is never shorter than 64 bytes).
             let head = batch.received_head(first + i);
-            if frame.pkttype == libc::PACKET_OUTGOING
-                && head.get(ethertype_at..ethertype_at + 2) != Some(&[0x08, 0x06][..])
-            {
-                // Another sender's frame on this interface: only its ARP concerns us.
-                self.stats.rx_outgoing += 1;
+            let Some((frame_len, meta)) = received_frame(
+                head,
+                frame,
+                offset,
+                self.config.vnet_hdr,
+                now,
+                &mut self.stats,
+            ) else {
                 continue;
-            }
-            if frame.truncated {
-                self.stats.rx_truncated += 1;
-                continue;
-            }
-            let mut meta = FrameMeta::new(now);
-            meta.vlan_tci = frame.vlan_tci;
-            if self.config.vnet_hdr {
-                let header = head
-                    .get(offset..offset + vnet::LEN)
-                    .and_then(|bytes| <&[u8; vnet::LEN]>::try_from(bytes).ok())
-                    .and_then(VnetHeader::parse);
-                let (Some(header), true) = (header, frame.len >= vnet::LEN) else {
-                    self.stats.rx_bad_vnet += 1;
-                    continue;
-                };
-                meta.checksum = header.checksum;
-                meta.gso = header.gso;
-            } else {
-                meta.checksum = checksum_status(frame.status);
-            }
-            let frame_len = frame.len - vnet_len;
+            };
             // A dropped frame leaves a hole: move later frames down so slots stay in order.
             if kept != i {
                 batch.move_received(first + i, first + kept, offset + frame.len);
@@ -554,7 +572,9 @@ impl AfPacket {
             return self.send_ring(batch);
         }
         let count = match self.config.io {
-            IoMethod::Batched | IoMethod::TxRing | IoMethod::RxRing => batch.len().min(MAX_BATCH),
+            IoMethod::Batched | IoMethod::TxRing | IoMethod::RxRing | IoMethod::FrameRing => {
+                batch.len().min(MAX_BATCH)
+            }
             IoMethod::Single => batch.len().min(1),
         };
         if count == 0 {
@@ -613,6 +633,111 @@ impl AfPacket {
                 batch.consume(1);
                 Err(error)
             }
+        }
+    }
+}
+
+/// The frame a receive syscall wrote into a batch slot's head (from `offset` on, its
+/// virtio-net header first with `vnet_hdr`): its length and what it came with, or `None`
+/// when it is dropped (and counted in `stats`).
+fn received_frame(
+    head: &[u8],
+    frame: &Received,
+    offset: usize,
+    vnet_hdr: bool,
+    now: Instant,
+    stats: &mut AfPacketStats,
+) -> Option<(usize, FrameMeta)> {
+    let vnet_len = if vnet_hdr { vnet::LEN } else { 0 };
+    let ethertype_at = offset + vnet_len + ethernet::HEADER_LEN - 2;
+    if frame.pkttype == libc::PACKET_OUTGOING
+        && head.get(ethertype_at..ethertype_at + 2) != Some(&[0x08, 0x06][..])
+    {
+        // Another sender's frame on this interface: only its ARP concerns us.
+        stats.rx_outgoing += 1;
+        return None;
+    }
+    if frame.truncated {
+        stats.rx_truncated += 1;
+        return None;
+    }
+    let mut meta = FrameMeta::new(now);
+    meta.vlan_tci = frame.vlan_tci;
+    if vnet_hdr {
+        let header = head
+            .get(offset..offset + vnet::LEN)
+            .and_then(|bytes| <&[u8; vnet::LEN]>::try_from(bytes).ok())
+            .and_then(VnetHeader::parse);
+        let (Some(header), true) = (header, frame.len >= vnet::LEN) else {
+            stats.rx_bad_vnet += 1;
+            return None;
+        };
+        meta.checksum = header.checksum;
+        meta.gso = header.gso;
+    } else {
+        meta.checksum = checksum_status(frame.status);
+    }
+    Some((frame.len - vnet_len, meta))
+}
+
+/// Reads the frame a frame ring could not hold from the socket's queue, where the kernel
+/// put it whole (TP_STATUS_COPY), into the batch's next free slot; whether it was kept.
+/// (Its address was not kept with it: the ring's copy of the header said it is not another
+/// sender's.)
+fn recv_whole(
+    fd: &OwnedFd,
+    batch: &mut FrameBatch,
+    offset: usize,
+    vnet_hdr: bool,
+    now: Instant,
+    stats: &mut AfPacketStats,
+) -> bool {
+    if batch.free() == 0 {
+        stats.rx_truncated += 1;
+        return false;
+    }
+    let mut received = Received::default();
+    let got = {
+        let mut slots: Vec<_> = batch.recv_slots(1, offset).collect();
+        sys::recv_one(fd, &mut slots[0], &mut received)
+    };
+    stats.rx_syscalls += 1;
+    if !matches!(got, Ok(1)) {
+        // The kernel found no room to queue it after all (its receive buffer was full).
+        stats.rx_truncated += 1;
+        return false;
+    }
+    let head = batch.received_head(batch.next_free());
+    match received_frame(head, &received, offset, vnet_hdr, now, stats) {
+        Some((frame_len, meta)) => {
+            batch.commit(FrameBatch::HEADROOM, frame_len, meta);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A receive ring of either kind.
+#[derive(Debug)]
+enum RxRing {
+    /// TPACKET_V3 ([`IoMethod::RxRing`]).
+    Blocks(sys::RxRing),
+    /// TPACKET_V2 ([`IoMethod::FrameRing`]).
+    Frames(sys::RxFrameRing),
+}
+
+impl RxRing {
+    fn has_frames(&self) -> bool {
+        match self {
+            RxRing::Blocks(ring) => ring.has_frames(),
+            RxRing::Frames(ring) => ring.has_frames(),
+        }
+    }
+
+    fn drain(&mut self, max: usize, take: impl FnMut(sys::RingFrame<'_>)) -> usize {
+        match self {
+            RxRing::Blocks(ring) => ring.drain(max, take),
+            RxRing::Frames(ring) => ring.drain(max, take),
         }
     }
 }

@@ -41,7 +41,8 @@ pub mod testbed;
 pub mod vnet;
 
 pub use afpacket::{
-    AfPacket, AfPacketConfig, AfPacketStats, DEFAULT_RECV_BUFFER, IoMethod, RxRingConfig,
+    AfPacket, AfPacketConfig, AfPacketStats, DEFAULT_RECV_BUFFER, DEFAULT_RING_FRAMES, IoMethod,
+    RxRingConfig,
 };
 pub use batch::{ChecksumStatus, FrameBatch, FrameMeta, Gso};
 pub use inspect::{Flow, Inspect};

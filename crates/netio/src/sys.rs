@@ -703,6 +703,10 @@ pub(crate) struct RingFrame<'a> {
     pub(crate) pkttype: u8,
     /// A VLAN tag the kernel stripped.
     pub(crate) vlan_tci: Option<u16>,
+    /// The frame did not fit its slot of a frame ring, and the kernel queued the whole of it
+    /// on the socket as well (TP_STATUS_COPY, PACKET_COPY_THRESH): `data` is cut short, and
+    /// the next receive syscall returns the frame whole.
+    pub(crate) copied: bool,
 }
 
 /// Where a TPACKET_V3 frame's header keeps its fields, and the sockaddr_ll after it
@@ -931,8 +935,207 @@ fn frame_at(block: &[u8], offset: usize, vnet: bool) -> Option<(RingFrame<'_>, u
         pkttype: header[V3_SOCKADDR + SLL_PKTTYPE],
         vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0)
             .then(|| read_u32(header, V3_VLAN_TCI) as u16),
+        copied: false,
     };
     Some((frame, read_u32(header, V3_NEXT_OFFSET) as usize))
+}
+
+/// Where a TPACKET_V2 frame's header keeps its fields, and the sockaddr_ll after it
+/// (`TPACKET_ALIGN(sizeof(struct tpacket2_hdr))`).
+const V2_STATUS: usize = 0;
+const V2_LEN: usize = 4;
+const V2_SNAPLEN: usize = 8;
+const V2_MAC: usize = 12;
+const V2_VLAN_TCI: usize = 24;
+const V2_SOCKADDR: usize = 32;
+/// Where the kernel puts a frame in its slot, at most: `TPACKET_ALIGN(TPACKET2_HDRLEN + 16)`
+/// and a virtio-net header (tpacket_rcv's netoff), less nothing for the MAC header.
+const V2_FRAME_START_MAX: usize = 80 + VNET_LEN;
+/// Bytes per block of a frame ring (at least one slot's): slots do not straddle blocks.
+const V2_BLOCK: usize = 64 << 10;
+/// The most memory a frame ring maps: its slot count is cut to fit.
+const V2_RING_MAX: usize = 64 << 20;
+
+/// A PACKET_RX_RING (TPACKET_V2) mapped into our memory: one slot per frame, each handed to
+/// us on its own (the kernel wakes the reader per frame, as for a plain socket) and given
+/// back by writing its status. A frame longer than a slot is cut there, and with
+/// PACKET_COPY_THRESH also queued whole on the socket ([`RingFrame::copied`]).
+pub(crate) struct RxFrameRing {
+    base: *mut u8,
+    mapped_len: usize,
+    frame_size: usize,
+    block_size: usize,
+    frames_per_block: usize,
+    frame_count: usize,
+    vnet: bool,
+    /// The slot read next.
+    next: usize,
+}
+
+// SAFETY: as RxRing: plain memory shared only with the kernel, owned by this value, and
+// accessed through &mut self.
+unsafe impl Send for RxFrameRing {}
+
+impl std::fmt::Debug for RxFrameRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxFrameRing")
+            .field("frame_size", &self.frame_size)
+            .field("frame_count", &self.frame_count)
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+impl RxFrameRing {
+    /// Sets TPACKET_V2 and PACKET_COPY_THRESH and maps a receive ring of at least `frames`
+    /// slots (as many as fit [`V2_RING_MAX`], at most), each holding a frame of up to
+    /// `frame_len` bytes. `vnet` says the socket has PACKET_VNET_HDR (set before this). Call
+    /// before the socket is bound.
+    pub(crate) fn new(
+        fd: &OwnedFd,
+        frame_len: usize,
+        frames: usize,
+        vnet: bool,
+    ) -> io::Result<RxFrameRing> {
+        let frame_size = (V2_FRAME_START_MAX + frame_len)
+            .next_power_of_two()
+            .max(2048);
+        let block_size = V2_BLOCK.max(frame_size);
+        set_int_option(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            libc::tpacket_versions::TPACKET_V2 as libc::c_int,
+        )?;
+        // A frame too long for its slot is queued whole on the socket besides.
+        set_int_option(fd, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)?;
+        let frames_per_block = block_size / frame_size;
+        let block_count = frames
+            .div_ceil(frames_per_block)
+            .min(V2_RING_MAX / block_size)
+            .max(1);
+        let frame_count = frames_per_block * block_count;
+        let req = libc::tpacket_req {
+            tp_block_size: block_size as libc::c_uint,
+            tp_block_nr: block_count as libc::c_uint,
+            tp_frame_size: frame_size as libc::c_uint,
+            tp_frame_nr: frame_count as libc::c_uint,
+        };
+        setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        let mapped_len = block_size * block_count;
+        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket;
+        // the result is checked against MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RxFrameRing {
+            base: base.cast(),
+            mapped_len,
+            frame_size,
+            block_size,
+            frames_per_block,
+            frame_count,
+            vnet,
+            next: 0,
+        })
+    }
+
+    fn slot_offset(&self, slot: usize) -> usize {
+        slot / self.frames_per_block * self.block_size
+            + slot % self.frames_per_block * self.frame_size
+    }
+
+    fn status(&self, slot: usize) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: slot < frame_count, so its header lies inside the mapping; slots start at
+        // multiples of 2048 within page-aligned blocks, so the word is 4-byte aligned, and the
+        // kernel orders its stores to the slot before its store of the status (smp_wmb).
+        unsafe {
+            std::sync::atomic::AtomicU32::from_ptr(
+                self.base.add(self.slot_offset(slot) + V2_STATUS).cast(),
+            )
+        }
+    }
+
+    /// The slot's bytes. Only for a slot in our hands (TP_STATUS_USER, loaded with Acquire),
+    /// which the kernel does not write until we give it back.
+    fn slot_bytes(&self, slot: usize) -> &[u8] {
+        // SAFETY: the range lies inside the mapping (slot < frame_count); the slot is ours
+        // (see above), so nobody writes it while this shared borrow of self lives.
+        unsafe {
+            std::slice::from_raw_parts(self.base.add(self.slot_offset(slot)), self.frame_size)
+        }
+    }
+
+    /// Whether a frame waits in our hands.
+    pub(crate) fn has_frames(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.status(self.next).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
+    /// Hands up to `max` frames to `take`, in the order the kernel wrote them, returning each
+    /// slot to the kernel once taken. Returns how many were handed over (a slot whose header
+    /// does not hold together is given back unread, and counts); 0 when none is ours.
+    pub(crate) fn drain(&mut self, max: usize, mut take: impl FnMut(RingFrame<'_>)) -> usize {
+        use std::sync::atomic::Ordering;
+        let mut handed = 0;
+        while handed < max {
+            let status = self.status(self.next).load(Ordering::Acquire);
+            if status & libc::TP_STATUS_USER == 0 {
+                break;
+            }
+            if let Some(frame) = frame_in_slot(self.slot_bytes(self.next), status, self.vnet) {
+                take(frame);
+            }
+            handed += 1;
+            self.status(self.next)
+                .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+            self.next = (self.next + 1) % self.frame_count;
+        }
+        handed
+    }
+}
+
+/// The frame in a TPACKET_V2 slot whose status word is `status`; `None` when the header
+/// places it outside the slot.
+fn frame_in_slot(slot: &[u8], status: u32, vnet: bool) -> Option<RingFrame<'_>> {
+    let mac = usize::from(read_u16(slot, V2_MAC));
+    let snaplen = read_u32(slot, V2_SNAPLEN) as usize;
+    let vnet_len = if vnet { VNET_LEN } else { 0 };
+    if mac < V2_SOCKADDR + SLL_PKTTYPE + 1 + vnet_len {
+        return None;
+    }
+    let data = slot.get(mac..mac.checked_add(snaplen)?)?;
+    let vnet = if vnet {
+        Some(slot.get(mac - VNET_LEN..mac)?)
+    } else {
+        None
+    };
+    Some(RingFrame {
+        data,
+        vnet,
+        len: read_u32(slot, V2_LEN) as usize,
+        status,
+        pkttype: slot[V2_SOCKADDR + SLL_PKTTYPE],
+        vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0).then(|| read_u16(slot, V2_VLAN_TCI)),
+        copied: status & libc::TP_STATUS_COPY != 0,
+    })
+}
+
+impl Drop for RxFrameRing {
+    fn drop(&mut self) {
+        // SAFETY: base/mapped_len describe the mapping made in new(), unmapped once here.
+        unsafe { libc::munmap(self.base.cast(), self.mapped_len) };
+    }
 }
 
 impl Drop for RxRing {

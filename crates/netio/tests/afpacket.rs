@@ -89,6 +89,20 @@ fn kernel_pings_a_responder_on_an_rx_ring_offloads_on() {
 }
 
 #[test]
+fn kernel_pings_a_responder_on_a_frame_ring_offloads_on() {
+    if have_root("kernel_pings_a_responder_on_a_frame_ring_offloads_on") {
+        ping_and_udp(true, IoMethod::FrameRing);
+    }
+}
+
+#[test]
+fn kernel_pings_a_responder_on_a_frame_ring_offloads_off() {
+    if have_root("kernel_pings_a_responder_on_a_frame_ring_offloads_off") {
+        ping_and_udp(false, IoMethod::FrameRing);
+    }
+}
+
+#[test]
 fn kernel_pings_a_responder_on_an_rx_ring_offloads_off() {
     if have_root("kernel_pings_a_responder_on_an_rx_ring_offloads_off") {
         ping_and_udp(false, IoMethod::RxRing);
@@ -235,24 +249,40 @@ fn seq_of(frame: &[u8]) -> Option<u64> {
 
 #[test]
 fn rx_ring_receives_100k_frames_byte_exact_once_each() {
-    if !have_root("rx_ring_receives_100k_frames_byte_exact_once_each") {
-        return;
-    }
-    const FRAMES: u64 = 100_000;
-    let bed = veth_bed();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let dut = bed.dut.name().to_string();
-    let receiver = thread::spawn(move || {
-        netns::enter(&dut).unwrap();
+    if have_root("rx_ring_receives_100k_frames_byte_exact_once_each") {
         // 32 MiB of ring, as the batched test's socket buffer.
-        let config = AfPacketConfig {
+        ring_receives_100k_frames(AfPacketConfig {
             io: IoMethod::RxRing,
             rx_ring: rawtcp_netio::RxRingConfig {
                 block_count: 256,
                 ..rawtcp_netio::RxRingConfig::default()
             },
             ..AfPacketConfig::default()
-        };
+        });
+    }
+}
+
+#[test]
+fn frame_ring_receives_100k_frames_byte_exact_once_each() {
+    if have_root("frame_ring_receives_100k_frames_byte_exact_once_each") {
+        ring_receives_100k_frames(AfPacketConfig {
+            io: IoMethod::FrameRing,
+            ring_frames: 16384,
+            ..AfPacketConfig::default()
+        });
+    }
+}
+
+/// 100 000 frames of every length up to 1514 from the peer, each handed up once, in order and
+/// byte-exact by a receive ring of `config`, or counted as dropped by the kernel; no receive
+/// syscall.
+fn ring_receives_100k_frames(config: AfPacketConfig) {
+    const FRAMES: u64 = 100_000;
+    let bed = veth_bed();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let dut = bed.dut.name().to_string();
+    let receiver = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
         let mut device = AfPacket::open_with("d0", config).unwrap();
         ready_tx.send(()).unwrap();
         let mut batch = FrameBatch::new(64, device.capabilities().max_frame_len);
@@ -271,7 +301,7 @@ fn rx_ring_receives_100k_frames_byte_exact_once_each() {
             }
             for (frame, _) in batch.iter() {
                 let Some(seq) = seq_of(frame) else { continue };
-                // Each frame once, in order: a block handed twice shows here.
+                // Each frame once, in order: a block or slot handed twice shows here.
                 assert!(
                     last.is_none_or(|last| seq > last),
                     "frame {seq} after {last:?}"
@@ -328,6 +358,159 @@ fn rx_ring_receives_100k_frames_byte_exact_once_each() {
     if stats.rx_kernel_drops > 0 {
         println!("the receiver fell behind: {stats:?}");
     }
+}
+
+#[test]
+fn frame_ring_full_counts_drops_and_hands_the_rest_once() {
+    if !have_root("frame_ring_full_counts_drops_and_hands_the_rest_once") {
+        return;
+    }
+    const FRAMES: u64 = 2_000;
+    let bed = veth_bed();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (sent_tx, sent_rx) = mpsc::channel::<()>();
+    let dut = bed.dut.name().to_string();
+    let receiver = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        // One block: 32 slots, then the rest drop.
+        let config = AfPacketConfig {
+            io: IoMethod::FrameRing,
+            ring_frames: 1,
+            ..AfPacketConfig::default()
+        };
+        let mut device = AfPacket::open_with("d0", config).unwrap();
+        ready_tx.send(()).unwrap();
+        sent_rx.recv().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while device.stats().rx_kernel_packets < FRAMES && std::time::Instant::now() < deadline {
+            device.refresh_kernel_stats().unwrap();
+            thread::sleep(Duration::from_millis(1));
+        }
+        let mut batch = FrameBatch::new(64, device.capabilities().max_frame_len);
+        let mut seen = Vec::new();
+        loop {
+            batch.clear();
+            if device.recv(&mut batch).unwrap() == 0 {
+                break;
+            }
+            for (frame, _) in batch.iter() {
+                if let Some(seq) = seq_of(frame) {
+                    assert!(
+                        frame == patterned_frame(seq).as_slice(),
+                        "frame {seq} differs"
+                    );
+                    seen.push(seq);
+                }
+            }
+        }
+        device.refresh_kernel_stats().unwrap();
+        (seen, device.stats())
+    });
+    ready_rx.recv().unwrap();
+    let peer = bed.peer.name().to_string();
+    thread::spawn(move || {
+        netns::enter(&peer).unwrap();
+        let mut device = AfPacket::open("p0").unwrap();
+        let mut batch = FrameBatch::new(64, 1514);
+        for seq in 0..FRAMES {
+            assert!(batch.push_frame(&patterned_frame(seq)));
+            while batch.is_full() || (seq + 1 == FRAMES && !batch.is_empty()) {
+                device.send(&mut batch).unwrap();
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    sent_tx.send(()).unwrap();
+    let (seen, stats) = receiver.join().unwrap();
+    // The first 32 frames filled the ring; the kernel dropped the rest and counted them.
+    assert_eq!(seen, (0..32).collect::<Vec<u64>>(), "{stats:?}");
+    assert!(stats.rx_kernel_drops >= FRAMES - 32, "{stats:?}");
+    assert_eq!(stats.rx_syscalls, 0, "{stats:?}");
+}
+
+/// A frame longer than a slot of the frame ring (the interface's MTU grew after the ring was
+/// made, as a GRO super-frame exceeds it) is read whole from the socket's queue in its turn:
+/// long and short frames come up in the order they were sent, byte-exact.
+#[test]
+fn frame_ring_reads_frames_longer_than_its_slots_whole_and_in_order() {
+    if !have_root("frame_ring_reads_frames_longer_than_its_slots_whole_and_in_order") {
+        return;
+    }
+    const FRAMES: u64 = 200;
+    // Frame `seq`: every third one longer than a 2 KiB slot.
+    fn frame(seq: u64) -> Vec<u8> {
+        let mut frame = vec![
+            0u8;
+            if seq.is_multiple_of(3) {
+                8000 + seq as usize
+            } else {
+                100
+            }
+        ];
+        numbered_frame(&mut frame, seq);
+        for (i, byte) in frame.iter_mut().enumerate().skip(42) {
+            *byte = (seq as usize).wrapping_mul(7).wrapping_add(i) as u8;
+        }
+        frame
+    }
+    let bed = veth_bed();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (sent_tx, sent_rx) = mpsc::channel::<()>();
+    let dut = bed.dut.name().to_string();
+    let receiver = thread::spawn(move || {
+        netns::enter(&dut).unwrap();
+        // vnet_hdr: receive slots for frames of up to 64 KiB.
+        let config = AfPacketConfig {
+            io: IoMethod::FrameRing,
+            vnet_hdr: true,
+            ..AfPacketConfig::default()
+        };
+        let mut device = AfPacket::open_with("d0", config).unwrap();
+        ready_tx.send(()).unwrap();
+        sent_rx.recv().unwrap();
+        let mut batch = FrameBatch::new(64, device.capabilities().max_frame_len);
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while (seen.len() as u64) < FRAMES && std::time::Instant::now() < deadline {
+            batch.clear();
+            if device.recv(&mut batch).unwrap() == 0 {
+                thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            for (got, _) in batch.iter() {
+                if let Some(seq) = seq_of(got) {
+                    assert!(got == frame(seq).as_slice(), "frame {seq} differs");
+                    seen.push(seq);
+                }
+            }
+        }
+        (seen, device.stats())
+    });
+    ready_rx.recv().unwrap();
+    for (ns, dev) in [(&bed.dut, "d0"), (&bed.peer, "p0")] {
+        ns.ip(&["link", "set", dev, "mtu", "9000"]).unwrap();
+    }
+    let peer = bed.peer.name().to_string();
+    thread::spawn(move || {
+        netns::enter(&peer).unwrap();
+        let mut device = AfPacket::open("p0").unwrap();
+        let mut batch = FrameBatch::new(16, 9014 + 200);
+        for seq in 0..FRAMES {
+            assert!(batch.push_frame(&frame(seq)));
+            while !batch.is_empty() {
+                device.send(&mut batch).unwrap();
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    sent_tx.send(()).unwrap();
+    let (seen, stats) = receiver.join().unwrap();
+    assert_eq!(seen, (0..FRAMES).collect::<Vec<u64>>(), "{stats:?}");
+    assert_eq!(stats.rx_truncated, 0, "{stats:?}");
+    // One receive syscall per long frame, none for the others.
+    assert_eq!(stats.rx_syscalls, FRAMES.div_ceil(3), "{stats:?}");
 }
 
 #[test]
@@ -553,6 +736,14 @@ fn vnet_hdr_super_segment_reaches_an_rx_ring() {
     // The virtio-net header in front of each ring frame: checksum status and GRO.
     if have_root("vnet_hdr_super_segment_reaches_an_rx_ring") {
         gso_super_segment(IoMethod::RxRing);
+    }
+}
+
+#[test]
+fn vnet_hdr_super_segment_reaches_a_frame_ring_whole() {
+    // Longer than a slot: read from the socket's queue, with its virtio-net header.
+    if have_root("vnet_hdr_super_segment_reaches_a_frame_ring_whole") {
+        gso_super_segment(IoMethod::FrameRing);
     }
 }
 
