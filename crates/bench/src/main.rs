@@ -107,13 +107,14 @@ struct Cli {
 
     /// A rawtcp side's AF_PACKET device receives through a TPACKET_V3 ring of
     /// --packet-buffer bytes instead of recvmmsg.
-    #[arg(long, global = true, conflicts_with = "frame_ring")]
+    #[arg(long, global = true, conflicts_with = "recvmmsg")]
     rx_ring: bool,
 
-    /// A rawtcp side's AF_PACKET device receives through a TPACKET_V2 ring of frame slots
-    /// (`IoMethod::FrameRing`), as many as --packet-buffer holds frames, instead of recvmmsg.
+    /// A rawtcp side's AF_PACKET device receives with recvmmsg (`IoMethod::Batched`) instead
+    /// of its default, a TPACKET_V2 ring of as many frame slots as --packet-buffer holds
+    /// frames (`IoMethod::FrameRing`).
     #[arg(long, global = true)]
-    frame_ring: bool,
+    recvmmsg: bool,
 
     /// How a rawtcp side's bulk, echo and proxy applications move data: `bytes` takes
     /// received data as the `Bytes` it arrived in and hands written data over as `Bytes`,
@@ -319,8 +320,8 @@ fn raise_fd_limit(wanted: u64) -> u64 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    net::use_rx(if cli.frame_ring {
-        rawtcp::netio::IoMethod::FrameRing
+    net::use_rx(if cli.recvmmsg {
+        rawtcp::netio::IoMethod::Batched
     } else if cli.rx_ring {
         rawtcp::netio::IoMethod::RxRing
     } else {

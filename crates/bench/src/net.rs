@@ -29,16 +29,15 @@ const BACKLOG: u32 = 4096;
 /// frames.
 pub(crate) const PACKET_BUFFER: usize = 8 << 20;
 
-/// How rawtcp sides receive: recvmmsg, a TPACKET_V3 ring (`--rx-ring`) or a TPACKET_V2 ring
-/// (`--frame-ring`), as an [`IoMethod`]'s index; set once, before any run.
+/// How rawtcp sides receive: by their device's default (a TPACKET_V2 ring), recvmmsg
+/// (`--recvmmsg`) or a TPACKET_V3 ring (`--rx-ring`), as an index; set once, before any run.
 static RX: AtomicU8 = AtomicU8::new(0);
 
-/// Makes every rawtcp side opened from now on receive by `io` (recvmmsg, or one of the receive
-/// rings).
+/// Makes every rawtcp side opened from now on receive by `io`.
 pub(crate) fn use_rx(io: IoMethod) {
     let index = match io {
         IoMethod::RxRing => 1,
-        IoMethod::FrameRing => 2,
+        IoMethod::Batched => 2,
         _ => 0,
     };
     RX.store(index, Ordering::Relaxed);
@@ -47,7 +46,7 @@ pub(crate) fn use_rx(io: IoMethod) {
 fn rx_method() -> IoMethod {
     match RX.load(Ordering::Relaxed) {
         1 => IoMethod::RxRing,
-        2 => IoMethod::FrameRing,
+        2 => IoMethod::Batched,
         _ => IoMethod::default(),
     }
 }
