@@ -560,19 +560,63 @@ pub(crate) fn set_realtime(priority: i32) -> io::Result<()> {
 const TX_DATA_OFFSET: usize = 32;
 const TX_LEN_OFFSET: usize = 4;
 
+/// The shared mapping of a socket's packet ring (PACKET_TX_RING or PACKET_RX_RING), unmapped
+/// when dropped.
+struct RingMap {
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory shared only with the kernel; its owner (a ring) gives
+// access to it only through &mut self or, for reads of what the kernel handed over, &self.
+unsafe impl Send for RingMap {}
+
+impl RingMap {
+    /// Maps the `len` bytes of the ring the kernel just allocated for `fd`; `populate` faults
+    /// every page in at once, so the first frames meet no page fault.
+    fn new(fd: &OwnedFd, len: usize, populate: bool) -> io::Result<RingMap> {
+        let flags = if populate {
+            libc::MAP_SHARED | libc::MAP_POPULATE
+        } else {
+            libc::MAP_SHARED
+        };
+        // SAFETY: a fresh shared mapping of the ring the kernel allocated for this socket; the
+        // result is checked against MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RingMap {
+            base: base.cast(),
+            len,
+        })
+    }
+}
+
+impl Drop for RingMap {
+    fn drop(&mut self) {
+        // SAFETY: base/len describe the mapping made in new(), unmapped once here.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
 /// A PACKET_TX_RING (TPACKET_V2) mapped into our memory: frames are written into slots,
 /// marked for sending, and one `send()` hands them all to the kernel.
 pub(crate) struct TxRing {
-    base: *mut u8,
-    mapped_len: usize,
+    map: RingMap,
     frame_size: usize,
     frame_count: usize,
     next: usize,
 }
-
-// SAFETY: the ring is plain memory shared only with the kernel; TxRing owns the mapping and
-// all access goes through &mut self.
-unsafe impl Send for TxRing {}
 
 impl std::fmt::Debug for TxRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -607,25 +651,9 @@ impl TxRing {
             tp_frame_nr: frame_count as libc::c_uint,
         };
         setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_TX_RING, &req)?;
-        let mapped_len = frame_size * frame_count;
-        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket;
-        // the result is checked against MAP_FAILED.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mapped_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let map = RingMap::new(fd, frame_size * frame_count, false)?;
         Ok(TxRing {
-            base: base.cast(),
-            mapped_len,
+            map,
             frame_size,
             frame_count,
             next: 0,
@@ -636,7 +664,7 @@ impl TxRing {
         // SAFETY: slot < frame_count, so the header lies inside the mapping; it is 4-byte
         // aligned (frames start on page boundaries) and the kernel accesses it atomically too.
         unsafe {
-            std::sync::atomic::AtomicU32::from_ptr(self.base.add(slot * self.frame_size).cast())
+            std::sync::atomic::AtomicU32::from_ptr(self.map.base.add(slot * self.frame_size).cast())
         }
     }
 
@@ -656,7 +684,7 @@ impl TxRing {
         // frame_size - TX_DATA_OFFSET long (checked above), and the kernel will not touch them
         // until we publish SEND_REQUEST below.
         unsafe {
-            let header = self.base.add(slot * self.frame_size);
+            let header = self.map.base.add(slot * self.frame_size);
             std::ptr::copy_nonoverlapping(frame.as_ptr(), header.add(TX_DATA_OFFSET), frame.len());
             header
                 .add(TX_LEN_OFFSET)
@@ -678,13 +706,6 @@ impl TxRing {
             return Err(io::Error::last_os_error());
         }
         Ok(())
-    }
-}
-
-impl Drop for TxRing {
-    fn drop(&mut self) {
-        // SAFETY: base/mapped_len describe the mapping made in new(), unmapped once here.
-        unsafe { libc::munmap(self.base.cast(), self.mapped_len) };
     }
 }
 
@@ -730,8 +751,7 @@ const VNET_LEN: usize = 10;
 /// and hands each block over whole (full, or partly filled when its retire timer fires);
 /// we read its frames in place and return the block by writing its status back.
 pub(crate) struct RxRing {
-    base: *mut u8,
-    mapped_len: usize,
+    map: RingMap,
     block_size: usize,
     block_count: usize,
     vnet: bool,
@@ -740,10 +760,6 @@ pub(crate) struct RxRing {
     /// Within a block in our hands: where its next frame's header is, and how many are left.
     cursor: Option<(usize, u32)>,
 }
-
-// SAFETY: the ring is plain memory shared only with the kernel; RxRing owns the mapping and
-// all access goes through &mut self.
-unsafe impl Send for RxRing {}
 
 impl std::fmt::Debug for RxRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -793,25 +809,9 @@ impl RxRing {
             tp_feature_req_word: 0,
         };
         setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-        let mapped_len = block_size * block_count;
-        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket;
-        // the result is checked against MAP_FAILED.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mapped_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let map = RingMap::new(fd, block_size * block_count, true)?;
         Ok(RxRing {
-            base: base.cast(),
-            mapped_len,
+            map,
             block_size,
             block_count,
             vnet,
@@ -826,7 +826,10 @@ impl RxRing {
         // barriers of its own (smp_wmb / flush_dcache_page) around the store we load.
         unsafe {
             std::sync::atomic::AtomicU32::from_ptr(
-                self.base.add(block * self.block_size + BLOCK_STATUS).cast(),
+                self.map
+                    .base
+                    .add(block * self.block_size + BLOCK_STATUS)
+                    .cast(),
             )
         }
     }
@@ -837,7 +840,7 @@ impl RxRing {
         // SAFETY: the range lies inside the mapping (block < block_count); the block is ours
         // (see above), so nobody writes it while this shared borrow of self lives.
         unsafe {
-            std::slice::from_raw_parts(self.base.add(block * self.block_size), self.block_size)
+            std::slice::from_raw_parts(self.map.base.add(block * self.block_size), self.block_size)
         }
     }
 
@@ -961,8 +964,7 @@ const V2_RING_MAX: usize = 64 << 20;
 /// back by writing its status. A frame longer than a slot is cut there, and with
 /// PACKET_COPY_THRESH also queued whole on the socket ([`RingFrame::copied`]).
 pub(crate) struct RxFrameRing {
-    base: *mut u8,
-    mapped_len: usize,
+    map: RingMap,
     frame_size: usize,
     block_size: usize,
     frames_per_block: usize,
@@ -971,10 +973,6 @@ pub(crate) struct RxFrameRing {
     /// The slot read next.
     next: usize,
 }
-
-// SAFETY: as RxRing: plain memory shared only with the kernel, owned by this value, and
-// accessed through &mut self.
-unsafe impl Send for RxFrameRing {}
 
 impl std::fmt::Debug for RxFrameRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1022,25 +1020,9 @@ impl RxFrameRing {
             tp_frame_nr: frame_count as libc::c_uint,
         };
         setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-        let mapped_len = block_size * block_count;
-        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for this socket;
-        // the result is checked against MAP_FAILED.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mapped_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let map = RingMap::new(fd, block_size * block_count, true)?;
         Ok(RxFrameRing {
-            base: base.cast(),
-            mapped_len,
+            map,
             frame_size,
             block_size,
             frames_per_block,
@@ -1061,7 +1043,7 @@ impl RxFrameRing {
         // kernel orders its stores to the slot before its store of the status (smp_wmb).
         unsafe {
             std::sync::atomic::AtomicU32::from_ptr(
-                self.base.add(self.slot_offset(slot) + V2_STATUS).cast(),
+                self.map.base.add(self.slot_offset(slot) + V2_STATUS).cast(),
             )
         }
     }
@@ -1072,7 +1054,7 @@ impl RxFrameRing {
         // SAFETY: the range lies inside the mapping (slot < frame_count); the slot is ours
         // (see above), so nobody writes it while this shared borrow of self lives.
         unsafe {
-            std::slice::from_raw_parts(self.base.add(self.slot_offset(slot)), self.frame_size)
+            std::slice::from_raw_parts(self.map.base.add(self.slot_offset(slot)), self.frame_size)
         }
     }
 
@@ -1129,20 +1111,6 @@ fn frame_in_slot(slot: &[u8], status: u32, vnet: bool) -> Option<RingFrame<'_>> 
         vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0).then(|| read_u16(slot, V2_VLAN_TCI)),
         copied: status & libc::TP_STATUS_COPY != 0,
     })
-}
-
-impl Drop for RxFrameRing {
-    fn drop(&mut self) {
-        // SAFETY: base/mapped_len describe the mapping made in new(), unmapped once here.
-        unsafe { libc::munmap(self.base.cast(), self.mapped_len) };
-    }
-}
-
-impl Drop for RxRing {
-    fn drop(&mut self) {
-        // SAFETY: base/mapped_len describe the mapping made in new(), unmapped once here.
-        unsafe { libc::munmap(self.base.cast(), self.mapped_len) };
-    }
 }
 
 #[cfg(test)]

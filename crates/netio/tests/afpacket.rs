@@ -366,63 +366,13 @@ fn frame_ring_full_counts_drops_and_hands_the_rest_once() {
         return;
     }
     const FRAMES: u64 = 2_000;
-    let bed = veth_bed();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (sent_tx, sent_rx) = mpsc::channel::<()>();
-    let dut = bed.dut.name().to_string();
-    let receiver = thread::spawn(move || {
-        netns::enter(&dut).unwrap();
-        // One block: 32 slots, then the rest drop.
-        let config = AfPacketConfig {
-            io: IoMethod::FrameRing,
-            ring_frames: 1,
-            ..AfPacketConfig::default()
-        };
-        let mut device = AfPacket::open_with("d0", config).unwrap();
-        ready_tx.send(()).unwrap();
-        sent_rx.recv().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while device.stats().rx_kernel_packets < FRAMES && std::time::Instant::now() < deadline {
-            device.refresh_kernel_stats().unwrap();
-            thread::sleep(Duration::from_millis(1));
-        }
-        let mut batch = FrameBatch::new(64, device.capabilities().max_frame_len);
-        let mut seen = Vec::new();
-        loop {
-            batch.clear();
-            if device.recv(&mut batch).unwrap() == 0 {
-                break;
-            }
-            for (frame, _) in batch.iter() {
-                if let Some(seq) = seq_of(frame) {
-                    assert!(
-                        frame == patterned_frame(seq).as_slice(),
-                        "frame {seq} differs"
-                    );
-                    seen.push(seq);
-                }
-            }
-        }
-        device.refresh_kernel_stats().unwrap();
-        (seen, device.stats())
-    });
-    ready_rx.recv().unwrap();
-    let peer = bed.peer.name().to_string();
-    thread::spawn(move || {
-        netns::enter(&peer).unwrap();
-        let mut device = AfPacket::open("p0").unwrap();
-        let mut batch = FrameBatch::new(64, 1514);
-        for seq in 0..FRAMES {
-            assert!(batch.push_frame(&patterned_frame(seq)));
-            while batch.is_full() || (seq + 1 == FRAMES && !batch.is_empty()) {
-                device.send(&mut batch).unwrap();
-            }
-        }
-    })
-    .join()
-    .unwrap();
-    sent_tx.send(()).unwrap();
-    let (seen, stats) = receiver.join().unwrap();
+    // One block: 32 slots, then the rest drop.
+    let config = AfPacketConfig {
+        io: IoMethod::FrameRing,
+        ring_frames: 1,
+        ..AfPacketConfig::default()
+    };
+    let (seen, stats) = overflow_a_ring(config, FRAMES);
     // The first 32 frames filled the ring; the kernel dropped the rest and counted them.
     assert_eq!(seen, (0..32).collect::<Vec<u64>>(), "{stats:?}");
     assert!(stats.rx_kernel_drops >= FRAMES - 32, "{stats:?}");
@@ -519,28 +469,51 @@ fn rx_ring_full_counts_drops_and_freezes_and_hands_the_rest_once() {
         return;
     }
     const FRAMES: u64 = 2_000;
+    // Two pages of ring: a few dozen frames, then every block is ours and the rest drop.
+    let config = AfPacketConfig {
+        io: IoMethod::RxRing,
+        rx_ring: rawtcp_netio::RxRingConfig {
+            block_size: 4096,
+            block_count: 2,
+            retire_timeout_ms: 1,
+        },
+        ..AfPacketConfig::default()
+    };
+    let (seen, stats) = overflow_a_ring(config, FRAMES);
+    assert!(
+        !seen.is_empty(),
+        "the ring's blocks were handed up: {stats:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "each frame once, in order: {seen:?}"
+    );
+    assert!(stats.rx_kernel_drops > 0, "{stats:?}");
+    assert!(stats.rx_kernel_freezes > 0, "{stats:?}");
+    // Every frame was either handed up or counted as dropped.
+    assert!(
+        seen.len() as u64 + stats.rx_kernel_drops >= FRAMES,
+        "{} seen, {stats:?}",
+        seen.len()
+    );
+}
+
+/// Sends `frames` patterned frames from the peer, as fast as it can, to a receive ring of
+/// `config` that reads nothing until the kernel has seen them all, then drains it until it
+/// stays quiet for 200 ms: the frames handed up, in order, and the device's counters.
+fn overflow_a_ring(config: AfPacketConfig, frames: u64) -> (Vec<u64>, rawtcp_netio::AfPacketStats) {
     let bed = veth_bed();
     let (ready_tx, ready_rx) = mpsc::channel();
     let (sent_tx, sent_rx) = mpsc::channel::<()>();
     let dut = bed.dut.name().to_string();
     let receiver = thread::spawn(move || {
         netns::enter(&dut).unwrap();
-        // Two pages of ring: a few dozen frames, then every block is ours and the rest drop.
-        let config = AfPacketConfig {
-            io: IoMethod::RxRing,
-            rx_ring: rawtcp_netio::RxRingConfig {
-                block_size: 4096,
-                block_count: 2,
-                retire_timeout_ms: 1,
-            },
-            ..AfPacketConfig::default()
-        };
         let mut device = AfPacket::open_with("d0", config).unwrap();
         ready_tx.send(()).unwrap();
         sent_rx.recv().unwrap();
         // Nothing read until the kernel has seen every frame (dropped ones included).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while device.stats().rx_kernel_packets < FRAMES && std::time::Instant::now() < deadline {
+        while device.stats().rx_kernel_packets < frames && std::time::Instant::now() < deadline {
             device.refresh_kernel_stats().unwrap();
             thread::sleep(Duration::from_millis(1));
         }
@@ -573,9 +546,9 @@ fn rx_ring_full_counts_drops_and_freezes_and_hands_the_rest_once() {
         netns::enter(&peer).unwrap();
         let mut device = AfPacket::open("p0").unwrap();
         let mut batch = FrameBatch::new(64, 1514);
-        for seq in 0..FRAMES {
+        for seq in 0..frames {
             assert!(batch.push_frame(&patterned_frame(seq)));
-            while batch.is_full() || (seq + 1 == FRAMES && !batch.is_empty()) {
+            while batch.is_full() || (seq + 1 == frames && !batch.is_empty()) {
                 device.send(&mut batch).unwrap();
             }
         }
@@ -583,23 +556,7 @@ fn rx_ring_full_counts_drops_and_freezes_and_hands_the_rest_once() {
     .join()
     .unwrap();
     sent_tx.send(()).unwrap();
-    let (seen, stats) = receiver.join().unwrap();
-    assert!(
-        !seen.is_empty(),
-        "the ring's blocks were handed up: {stats:?}"
-    );
-    assert!(
-        seen.windows(2).all(|w| w[0] < w[1]),
-        "each frame once, in order: {seen:?}"
-    );
-    assert!(stats.rx_kernel_drops > 0, "{stats:?}");
-    assert!(stats.rx_kernel_freezes > 0, "{stats:?}");
-    // Every frame was either handed up or counted as dropped.
-    assert!(
-        seen.len() as u64 + stats.rx_kernel_drops >= FRAMES,
-        "{} seen, {stats:?}",
-        seen.len()
-    );
+    receiver.join().unwrap()
 }
 
 fn move_100k_frames(sender_io: IoMethod) {
