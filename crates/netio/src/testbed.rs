@@ -57,8 +57,12 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates `rt-ROLE-PID-N` with its loopback up.
+    /// Creates `rt-ROLE-PID-N` with its loopback up. The first call in a process also deletes
+    /// the namespaces of this form whose process is gone (killed before its `Drop` ran, as a
+    /// bench under `timeout` is).
     pub fn new(role: &str) -> io::Result<Netns> {
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(delete_orphaned_namespaces);
         let name = format!(
             "rt-{role}-{}-{}",
             std::process::id(),
@@ -103,6 +107,35 @@ impl Netns {
     pub fn enter(&self) -> io::Result<()> {
         crate::netns::enter(&self.name)
     }
+}
+
+/// Deletes every `rt-ROLE-PID-N` namespace whose process no longer runs.
+fn delete_orphaned_namespaces() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(owner_pid) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip")
+                .arg("netns")
+                .arg("del")
+                .arg(&name)
+                .output();
+        }
+    }
+}
+
+/// The PID in a namespace name [`Netns::new`] made (`rt-ROLE-PID-N`); `None` for any other.
+fn owner_pid(name: &str) -> Option<u32> {
+    let mut parts = name.strip_prefix("rt-")?.rsplitn(3, '-');
+    parts.next()?.parse::<usize>().ok()?;
+    let pid = parts.next()?.parse().ok()?;
+    parts.next().filter(|role| !role.is_empty())?;
+    Some(pid)
 }
 
 impl Drop for Netns {
@@ -247,5 +280,20 @@ impl VethBed {
                 "ethtool", "-K", "p0", "tx", state, "tso", state, "gso", state,
             ])
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner_pid;
+
+    #[test]
+    fn only_names_netns_made_are_read_as_owned_by_a_pid() {
+        assert_eq!(owner_pid("rt-bench-c-6530-0"), Some(6530));
+        assert_eq!(owner_pid("rt-dut-12-3"), Some(12));
+        assert_eq!(owner_pid("rt-12-3"), None);
+        assert_eq!(owner_pid("rt-dut-x-3"), None);
+        assert_eq!(owner_pid("docker-dut-12-3"), None);
+        assert_eq!(owner_pid("rt-dut-12-"), None);
     }
 }
