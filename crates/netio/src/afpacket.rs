@@ -406,18 +406,19 @@ impl AfPacket {
         let mut kept = 0;
         let handed = self.io.read_with(|fd| {
             let handed = ring.drain(batch.free(), |frame| {
+                if frame.copied {
+                    // Too long for its slot: the socket holds it whole, next in its queue. It
+                    // is read even to be dropped, so that the queue stays in step with the ring.
+                    if recv_whole(fd, batch, offset, vnet_hdr, frame.pkttype, now, stats) {
+                        kept += 1;
+                    }
+                    return;
+                }
                 let ethertype = frame
                     .data
                     .get(ethernet::HEADER_LEN - 2..ethernet::HEADER_LEN);
                 if frame.pkttype == libc::PACKET_OUTGOING && ethertype != Some(&[0x08, 0x06][..]) {
                     stats.rx_outgoing += 1;
-                    return;
-                }
-                if frame.copied {
-                    // Too long for its slot: the socket holds it whole, next in its queue.
-                    if recv_whole(fd, batch, offset, vnet_hdr, now, stats) {
-                        kept += 1;
-                    }
                     return;
                 }
                 if frame.data.len() < frame.len || frame.data.len() > max_len {
@@ -688,17 +689,19 @@ fn received_frame(
 }
 
 /// Reads the frame a frame ring could not hold from the socket's queue, where the kernel
-/// put it whole (TP_STATUS_COPY), into the batch's next free slot; whether it was kept.
-/// (Its address was not kept with it: the ring's copy of the header said it is not another
-/// sender's.)
+/// put it whole (TP_STATUS_COPY), into the batch's next free slot; whether it was kept. The
+/// queued copy lost its address: `pkttype` is the one the ring's slot recorded.
 fn recv_whole(
     fd: &OwnedFd,
     batch: &mut FrameBatch,
     offset: usize,
     vnet_hdr: bool,
+    pkttype: u8,
     now: Instant,
     stats: &mut AfPacketStats,
 ) -> bool {
+    // The ring hands over no more frames than the batch has free slots.
+    debug_assert!(batch.free() > 0, "a slot for the frame");
     if batch.free() == 0 {
         stats.rx_truncated += 1;
         return false;
@@ -714,6 +717,7 @@ fn recv_whole(
         stats.rx_truncated += 1;
         return false;
     }
+    received.pkttype = pkttype;
     let head = batch.received_head(batch.next_free());
     match received_frame(head, &received, offset, vnet_hdr, now, stats) {
         Some((frame_len, meta)) => {
