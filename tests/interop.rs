@@ -238,7 +238,7 @@ fn our_client_against_a_kernel_server_with(offloads: bool, segmentation: bool, i
     let capture = Capture::start(
         bed.peer.name(),
         "p0",
-        &format!("bulk-{offloads}-{segmentation}"),
+        &format!("bulk-{offloads}-{segmentation}-{io:?}"),
     );
     let (mut server, mut lines) = python_in(bed.peer.name(), KERNEL_SERVER, &[&LEN.to_string()]);
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
