@@ -417,7 +417,7 @@ impl AfPacket {
                 let ethertype = frame
                     .data
                     .get(ethernet::HEADER_LEN - 2..ethernet::HEADER_LEN);
-                if frame.pkttype == libc::PACKET_OUTGOING && ethertype != Some(&[0x08, 0x06][..]) {
+                if others_outgoing(frame.pkttype, ethertype) {
                     stats.rx_outgoing += 1;
                     return;
                 }
@@ -425,22 +425,16 @@ impl AfPacket {
                     stats.rx_truncated += 1;
                     return;
                 }
-                let mut meta = FrameMeta::new(now);
-                meta.vlan_tci = frame.vlan_tci;
-                if vnet_hdr {
-                    let header = frame
-                        .vnet
-                        .and_then(|bytes| <&[u8; vnet::LEN]>::try_from(bytes).ok())
-                        .and_then(VnetHeader::parse);
-                    let Some(header) = header else {
-                        stats.rx_bad_vnet += 1;
-                        return;
-                    };
-                    meta.checksum = header.checksum;
-                    meta.gso = header.gso;
-                } else {
-                    meta.checksum = checksum_status(Some(frame.status));
-                }
+                let Some(meta) = frame_meta(
+                    now,
+                    frame.vlan_tci,
+                    vnet_hdr,
+                    frame.vnet,
+                    Some(frame.status),
+                    stats,
+                ) else {
+                    return;
+                };
                 // One copy out of the ring, which goes back to the kernel: into the slot's
                 // head when the frame fits it.
                 if batch.push_received(frame.data, meta) {
@@ -460,6 +454,15 @@ impl AfPacket {
         Ok(Some(kept))
     }
 
+    /// Frames one receive or send syscall moves at most: one with [`IoMethod::Single`].
+    fn frames_per_call(&self) -> usize {
+        if self.config.io == IoMethod::Single {
+            1
+        } else {
+            MAX_BATCH
+        }
+    }
+
     /// Where in a slot the kernel writes: the frame itself starts at the headroom's end.
     fn recv_offset(&self) -> usize {
         if self.config.vnet_hdr {
@@ -472,12 +475,7 @@ impl AfPacket {
     /// One receive syscall into the batch's free slots (there must be one): the frames kept,
     /// or `None` when the socket was empty.
     fn recv_into(&mut self, batch: &mut FrameBatch) -> io::Result<Option<usize>> {
-        let want = match self.config.io {
-            IoMethod::Batched | IoMethod::TxRing | IoMethod::RxRing | IoMethod::FrameRing => {
-                batch.free().min(MAX_BATCH)
-            }
-            IoMethod::Single => batch.free().min(1),
-        };
+        let want = batch.free().min(self.frames_per_call());
         debug_assert!(want > 0, "recv_into needs a free slot");
         let offset = self.recv_offset();
         let mut received = [Received::default(); MAX_BATCH];
@@ -579,12 +577,7 @@ impl AfPacket {
         if self.tx_ring.is_some() {
             return self.send_ring(batch);
         }
-        let count = match self.config.io {
-            IoMethod::Batched | IoMethod::TxRing | IoMethod::RxRing | IoMethod::FrameRing => {
-                batch.len().min(MAX_BATCH)
-            }
-            IoMethod::Single => batch.len().min(1),
-        };
+        let count = batch.len().min(self.frames_per_call());
         if count == 0 {
             return Ok(Progress {
                 sent: 0,
@@ -658,10 +651,7 @@ fn received_frame(
 ) -> Option<(usize, FrameMeta)> {
     let vnet_len = if vnet_hdr { vnet::LEN } else { 0 };
     let ethertype_at = offset + vnet_len + ethernet::HEADER_LEN - 2;
-    if frame.pkttype == libc::PACKET_OUTGOING
-        && head.get(ethertype_at..ethertype_at + 2) != Some(&[0x08, 0x06][..])
-    {
-        // Another sender's frame on this interface: only its ARP concerns us.
+    if others_outgoing(frame.pkttype, head.get(ethertype_at..ethertype_at + 2)) {
         stats.rx_outgoing += 1;
         return None;
     }
@@ -669,23 +659,46 @@ fn received_frame(
         stats.rx_truncated += 1;
         return None;
     }
+    let vnet = head
+        .get(offset..offset + vnet::LEN)
+        .filter(|_| vnet_hdr && frame.len >= vnet::LEN);
+    let meta = frame_meta(now, frame.vlan_tci, vnet_hdr, vnet, frame.status, stats)?;
+    Some((frame.len - vnet_len, meta))
+}
+
+/// Another sender's frame on this interface (outgoing, by `pkttype`), other than ARP (by its
+/// `ethertype` bytes): only ARP of theirs concerns us.
+fn others_outgoing(pkttype: u8, ethertype: Option<&[u8]>) -> bool {
+    pkttype == libc::PACKET_OUTGOING && ethertype != Some(&[0x08, 0x06][..])
+}
+
+/// What a received frame came with: with `vnet_hdr`, the checksum status and GSO of its
+/// virtio-net header (`vnet`; `None`, or one this driver does not handle, drops the frame,
+/// counted in `stats`); else the checksum status in the kernel's tp_status.
+fn frame_meta(
+    now: Instant,
+    vlan_tci: Option<u16>,
+    vnet_hdr: bool,
+    vnet: Option<&[u8]>,
+    status: Option<u32>,
+    stats: &mut AfPacketStats,
+) -> Option<FrameMeta> {
     let mut meta = FrameMeta::new(now);
-    meta.vlan_tci = frame.vlan_tci;
+    meta.vlan_tci = vlan_tci;
     if vnet_hdr {
-        let header = head
-            .get(offset..offset + vnet::LEN)
+        let header = vnet
             .and_then(|bytes| <&[u8; vnet::LEN]>::try_from(bytes).ok())
             .and_then(VnetHeader::parse);
-        let (Some(header), true) = (header, frame.len >= vnet::LEN) else {
+        let Some(header) = header else {
             stats.rx_bad_vnet += 1;
             return None;
         };
         meta.checksum = header.checksum;
         meta.gso = header.gso;
     } else {
-        meta.checksum = checksum_status(frame.status);
+        meta.checksum = checksum_status(status);
     }
-    Some((frame.len - vnet_len, meta))
+    Some(meta)
 }
 
 /// Reads the frame a frame ring could not hold from the socket's queue, where the kernel
