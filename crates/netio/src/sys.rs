@@ -572,9 +572,24 @@ struct RingMap {
 unsafe impl Send for RingMap {}
 
 impl RingMap {
-    /// Maps the `len` bytes of the ring the kernel just allocated for `fd`; `populate` faults
-    /// every page in at once, so the first frames meet no page fault.
-    fn new(fd: &OwnedFd, len: usize, populate: bool) -> io::Result<RingMap> {
+    /// Sets the socket's TPACKET `version`, asks the kernel for the ring `req` describes
+    /// (`option`: PACKET_RX_RING or PACKET_TX_RING) and maps its `len` bytes; `populate`
+    /// faults every page in at once, so the first frames meet no page fault.
+    fn new<R: Copy>(
+        fd: &OwnedFd,
+        version: libc::tpacket_versions,
+        option: libc::c_int,
+        req: &R,
+        len: usize,
+        populate: bool,
+    ) -> io::Result<RingMap> {
+        set_int_option(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            version as libc::c_int,
+        )?;
+        setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, option, req)?;
         let flags = if populate {
             libc::MAP_SHARED | libc::MAP_POPULATE
         } else {
@@ -635,12 +650,6 @@ impl TxRing {
         max_frame_len: usize,
         frame_count: usize,
     ) -> io::Result<TxRing> {
-        set_int_option(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_VERSION,
-            libc::tpacket_versions::TPACKET_V2 as libc::c_int,
-        )?;
         let page = 4096;
         let frame_size = (TX_DATA_OFFSET + max_frame_len).next_multiple_of(page);
         let frame_count = frame_count.max(1);
@@ -650,8 +659,14 @@ impl TxRing {
             tp_frame_size: frame_size as libc::c_uint,
             tp_frame_nr: frame_count as libc::c_uint,
         };
-        setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_TX_RING, &req)?;
-        let map = RingMap::new(fd, frame_size * frame_count, false)?;
+        let map = RingMap::new(
+            fd,
+            libc::tpacket_versions::TPACKET_V2,
+            libc::PACKET_TX_RING,
+            &req,
+            frame_size * frame_count,
+            false,
+        )?;
         Ok(TxRing {
             map,
             frame_size,
@@ -790,12 +805,6 @@ impl RxRing {
                 "an RX ring needs at least one block, each a multiple of 4096 bytes",
             ));
         }
-        set_int_option(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_VERSION,
-            libc::tpacket_versions::TPACKET_V3 as libc::c_int,
-        )?;
         // V3 frames are of any size within a block; the frame size only has to divide the
         // block for the kernel's frame count check.
         let frame_size = 2048;
@@ -808,8 +817,14 @@ impl RxRing {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-        let map = RingMap::new(fd, block_size * block_count, true)?;
+        let map = RingMap::new(
+            fd,
+            libc::tpacket_versions::TPACKET_V3,
+            libc::PACKET_RX_RING,
+            &req,
+            block_size * block_count,
+            true,
+        )?;
         Ok(RxRing {
             map,
             block_size,
@@ -999,12 +1014,6 @@ impl RxFrameRing {
             .next_power_of_two()
             .max(2048);
         let block_size = V2_BLOCK.max(frame_size);
-        set_int_option(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_VERSION,
-            libc::tpacket_versions::TPACKET_V2 as libc::c_int,
-        )?;
         // A frame too long for its slot is queued whole on the socket besides.
         set_int_option(fd, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)?;
         let frames_per_block = block_size / frame_size;
@@ -1019,8 +1028,14 @@ impl RxFrameRing {
             tp_frame_size: frame_size as libc::c_uint,
             tp_frame_nr: frame_count as libc::c_uint,
         };
-        setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-        let map = RingMap::new(fd, block_size * block_count, true)?;
+        let map = RingMap::new(
+            fd,
+            libc::tpacket_versions::TPACKET_V2,
+            libc::PACKET_RX_RING,
+            &req,
+            block_size * block_count,
+            true,
+        )?;
         Ok(RxFrameRing {
             map,
             frame_size,

@@ -116,15 +116,14 @@ fn delete_orphaned_namespaces() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(owner_pid) else {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let Some(pid) = owner_pid(name) else {
             continue;
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip")
-                .arg("netns")
-                .arg("del")
-                .arg(&name)
-                .output();
+            delete_namespace(name);
         }
     }
 }
@@ -138,11 +137,14 @@ fn owner_pid(name: &str) -> Option<u32> {
     Some(pid)
 }
 
+/// `ip netns del NAME`, best effort.
+fn delete_namespace(name: &str) {
+    let _ = Command::new("ip").args(["netns", "del", name]).output();
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        delete_namespace(&self.name);
     }
 }
 
