@@ -5,7 +5,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,26 +29,17 @@ const BACKLOG: u32 = 4096;
 /// frames.
 pub(crate) const PACKET_BUFFER: usize = 8 << 20;
 
-/// How rawtcp sides receive: by their device's default (a TPACKET_V2 ring), recvmmsg
-/// (`--recvmmsg`) or a TPACKET_V3 ring (`--rx-ring`), as an index; set once, before any run.
-static RX: AtomicU8 = AtomicU8::new(0);
+/// How rawtcp sides receive when not by their device's default (a TPACKET_V2 ring):
+/// recvmmsg (`--recvmmsg`) or a TPACKET_V3 ring (`--rx-ring`); set once, before any run.
+static RX: std::sync::OnceLock<IoMethod> = std::sync::OnceLock::new();
 
 /// Makes every rawtcp side opened from now on receive by `io`.
 pub(crate) fn use_rx(io: IoMethod) {
-    let index = match io {
-        IoMethod::RxRing => 1,
-        IoMethod::Batched => 2,
-        _ => 0,
-    };
-    RX.store(index, Ordering::Relaxed);
+    let _ = RX.set(io);
 }
 
 fn rx_method() -> IoMethod {
-    match RX.load(Ordering::Relaxed) {
-        1 => IoMethod::RxRing,
-        2 => IoMethod::Batched,
-        _ => IoMethod::default(),
-    }
+    RX.get().copied().unwrap_or_default()
 }
 
 /// How a rawtcp side's streaming applications (bulk, echo, proxy) move their data
