@@ -233,7 +233,7 @@ fn cell(summary: Summary, digits: usize) -> String {
 }
 
 /// A number with about `digits` significant digits, without an exponent.
-fn number(value: f64, digits: usize) -> String {
+pub(crate) fn number(value: f64, digits: usize) -> String {
     if value == 0.0 || !value.is_finite() {
         return format!("{value}");
     }

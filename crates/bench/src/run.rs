@@ -11,7 +11,7 @@ use std::thread;
 use rawtcp::core::link::LinkConfig;
 use rawtcp::netio::forward::LossyPath;
 use rawtcp::netio::testbed::{Netns, pin_current_thread, veth_pair};
-use rawtcp::netio::{MemLink, MemLinkEnd};
+use rawtcp::netio::{MemLink, MemLinkCounters, MemLinkEnd};
 
 use crate::measure::Metric;
 use crate::net::Net;
@@ -317,6 +317,25 @@ pub(crate) fn device_metrics(
     ]
 }
 
+/// What a MemLink's fault model did to the frames both ends sent: lost, dropped by a rule or
+/// the queue limit, duplicated, reordered, corrupted. Only the faults the settings asked for
+/// can be non-zero.
+fn mem_link_metrics(links: &[MemLinkCounters]) -> Vec<Metric> {
+    let total = |of: fn(&rawtcp::core::link::LinkStats) -> u64| {
+        links.iter().map(|link| of(&link.send_stats())).sum::<u64>() as f64
+    };
+    vec![
+        Metric::lower(
+            "link losses",
+            "frames",
+            total(|s| s.lost + s.rule_dropped + s.tail_dropped),
+        ),
+        Metric::lower("link duplicates", "frames", total(|s| s.duplicated)),
+        Metric::lower("link reorders", "frames", total(|s| s.reordered)),
+        Metric::lower("link corruptions", "frames", total(|s| s.corrupted)),
+    ]
+}
+
 /// The MemLink of the settings: with their faults and MTU, or (`--offloads on`) the
 /// perfect link whose ends pass super-segments whole and trust checksums, as loopback does.
 pub(crate) fn mem_link(settings: &Settings) -> (MemLinkEnd, MemLinkEnd) {
@@ -381,6 +400,7 @@ fn soak_mem(
             ..faults
         };
         let (a, b) = MemLink::with_faults(link.clone(), link, settings.seed);
+        let links = [a.counters(), b.counters()];
         let client = Net::rawtcp_mem(a, CLIENT, settings.seed).await?;
         let server = Net::rawtcp_mem(b, SERVER, settings.seed).await?;
         let at = SocketAddrV4::new(SERVER, BASE_PORT);
@@ -390,12 +410,15 @@ fn soak_mem(
         let to_server = serving
             .await
             .map_err(|_| io::Error::other("the soak server panicked"))?;
-        client.shutdown().await;
-        server.shutdown().await;
+        let client_driver = client.shutdown().await;
+        let server_driver = server.shutdown().await;
+        let mut faults = device_metrics(client_driver, server_driver);
+        faults.extend(mem_link_metrics(&links));
         Ok(soak::Outcome {
             to_server: to_server?,
             to_client: to_client?,
             elapsed,
+            faults,
         })
     }))
 }
@@ -410,6 +433,8 @@ fn soak_veth(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let seed = settings.seed;
     let buffer = settings.packet_buffer;
+    crate::net::reset_kernel_retransmits();
+    let path_before = bed.path.as_ref().map(LossyPath::stats);
     let server = side(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
@@ -425,8 +450,8 @@ fn soak_veth(
                     Err(error)
                 }
             };
-            net.shutdown().await;
-            result
+            let driver = net.shutdown().await;
+            result.map(|received| (received, driver))
         },
     );
     match ready_rx.recv() {
@@ -444,16 +469,29 @@ fn soak_veth(
             let net = Net::of(pair.client, "d0", CLIENT, seed, buffer).await?;
             let at = SocketAddrV4::new(SERVER, BASE_PORT);
             let (result, elapsed) = soak::timed(soak::client(&net, at, spec)).await;
-            net.shutdown().await;
-            result.map(|received| (received, elapsed))
+            let driver = net.shutdown().await;
+            result.map(|received| (received, elapsed, driver))
         },
     );
     let client = join(client);
-    let to_server = join(server)?;
-    let (to_client, elapsed) = client?;
+    let (to_server, server_driver) = join(server)?;
+    let (to_client, elapsed, client_driver) = client?;
+    let mut faults = device_metrics(client_driver, server_driver);
+    if pair.client == Backend::Kernel || pair.server == Backend::Kernel {
+        faults.push(Metric::lower(
+            "kernel retransmits",
+            "segments",
+            crate::net::kernel_retransmits() as f64,
+        ));
+    }
+    faults.extend(crate::net::retransmitted_share());
+    if let (Some(path), Some(before)) = (&bed.path, path_before) {
+        faults.extend(crate::forward::metrics(before, path.stats()));
+    }
     Ok(soak::Outcome {
         to_server,
         to_client,
         elapsed,
+        faults,
     })
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::measure::Metric;
 use crate::net::{Listener, Net};
 
 /// Length of the repeating table: prime, and longer than a segment.
@@ -38,6 +39,16 @@ fn table() -> &'static [u8] {
 
 fn table_start(stream: u64, offset: u64) -> usize {
     ((offset + stream * 7_919) % PERIOD as u64) as usize
+}
+
+/// Bytes `offset..` of `stream`, one period of the pattern (a little under 64 KiB), shared
+/// with every other caller: what a writer that counts its offset writes next, without a copy.
+pub(crate) fn pattern_at(stream: u64, offset: u64) -> bytes::Bytes {
+    static SHARED: OnceLock<bytes::Bytes> = OnceLock::new();
+    let start = table_start(stream, offset);
+    SHARED
+        .get_or_init(|| bytes::Bytes::from_static(table()))
+        .slice(start..start + PERIOD)
 }
 
 /// Bytes `offset..offset + out.len()` of `stream`.
@@ -162,8 +173,11 @@ pub(crate) async fn serve(listener: Listener, spec: Spec) -> io::Result<Received
     Ok(received)
 }
 
-/// A whole soak: what each side received, and how long it took.
-#[derive(Debug, Clone, Copy)]
+/// A whole soak: what each side received, how long it took, and the faults the run met on
+/// the way (the rawtcp sides' receive drops and lost wakeups, the kernel peer's
+/// retransmissions, the forwarder's drops), for a soak is only as strong as the faults it
+/// crossed.
+#[derive(Debug, Clone)]
 pub(crate) struct Outcome {
     /// The server's view of the client's stream.
     pub(crate) to_server: Received,
@@ -171,6 +185,8 @@ pub(crate) struct Outcome {
     pub(crate) to_client: Received,
     /// From the connect to the end of both streams.
     pub(crate) elapsed: Duration,
+    /// What the run counted of its path and its peers, as the timed scenarios report it.
+    pub(crate) faults: Vec<Metric>,
 }
 
 impl Outcome {
@@ -202,6 +218,17 @@ impl Outcome {
                 received.bytes
             );
         }
+        if !self.faults.is_empty() {
+            let counts: Vec<String> = self
+                .faults
+                .iter()
+                .map(|metric| {
+                    let value = crate::report::number(metric.value, 3);
+                    format!("{} {value} {}", metric.name, metric.unit)
+                })
+                .collect();
+            out += &format!("  on the way: {}\n", counts.join(", "));
+        }
         out
     }
 
@@ -224,6 +251,15 @@ impl Outcome {
             "seconds": seconds,
             "client_to_server": direction(self.to_server),
             "server_to_client": direction(self.to_client),
+            "faults": self
+                .faults
+                .iter()
+                .map(|metric| serde_json::json!({
+                    "name": metric.name,
+                    "unit": metric.unit,
+                    "value": metric.value,
+                }))
+                .collect::<Vec<_>>(),
         })
     }
 }
@@ -255,5 +291,17 @@ mod tests {
             first_mismatch(&stream, 1, 5),
             Some(5 + 2 * PERIOD as u64 + 3)
         );
+    }
+
+    #[test]
+    fn shared_pattern_pieces_are_the_stream_at_their_offset() {
+        for (stream, offset) in [(0, 0), (3, 1), (7, PERIOD as u64 - 1), (2, 5 << 32)] {
+            let piece = pattern_at(stream, offset);
+            let mut expected = vec![0u8; piece.len()];
+            fill(&mut expected, stream, offset);
+            assert_eq!(piece, expected);
+            assert_eq!(first_mismatch(&piece, stream, offset), None);
+            assert!(first_mismatch(&piece, stream, offset + 1).is_some());
+        }
     }
 }

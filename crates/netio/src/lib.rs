@@ -46,7 +46,7 @@ pub use afpacket::{
 };
 pub use batch::{ChecksumStatus, FrameBatch, FrameMeta, Gso};
 pub use inspect::{Flow, Inspect};
-pub use memlink::{MemLink, MemLinkEnd};
+pub use memlink::{MemLink, MemLinkCounters, MemLinkEnd};
 pub use pcap::{FlightRecorder, Pcap, PcapWriter};
 pub use tap::Tap;
 

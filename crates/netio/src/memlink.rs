@@ -205,6 +205,55 @@ impl MemLinkEnd {
     pub fn recv_stats(&self) -> LinkStats {
         self.lock().directions[1 - self.side].model.stats()
     }
+
+    /// A handle that reads this end's counters after the end itself has moved into a stack.
+    ///
+    /// # Examples
+    /// ```
+    /// use rawtcp_core::Instant;
+    /// use rawtcp_netio::{FrameBatch, MemLink};
+    ///
+    /// let (mut a, _b) = MemLink::pair();
+    /// let counters = a.counters();
+    /// let mut out = FrameBatch::new(8, 1514);
+    /// out.push_frame(&[0xab; 60]);
+    /// a.send_at(Instant::ZERO, &mut out);
+    /// drop(a);
+    /// assert_eq!(counters.send_stats().offered, 1);
+    /// ```
+    pub fn counters(&self) -> MemLinkCounters {
+        MemLinkCounters {
+            shared: Arc::clone(&self.shared),
+            side: self.side,
+        }
+    }
+}
+
+/// The counters of one [`MemLinkEnd`], readable from anywhere ([`MemLinkEnd::counters`]).
+#[derive(Debug, Clone)]
+pub struct MemLinkCounters {
+    shared: Arc<Mutex<Shared>>,
+    side: usize,
+}
+
+impl MemLinkCounters {
+    fn read(&self, direction: usize) -> LinkStats {
+        let shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        shared.directions[direction].model.stats()
+    }
+
+    /// Counters of the direction the end sends on.
+    pub fn send_stats(&self) -> LinkStats {
+        self.read(self.side)
+    }
+
+    /// Counters of the direction the end receives on.
+    pub fn recv_stats(&self) -> LinkStats {
+        self.read(1 - self.side)
+    }
 }
 
 /// The moment the engine's clock (rawtcp_core::Instant) counts from, for every MemLink in the
