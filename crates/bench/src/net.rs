@@ -380,6 +380,13 @@ impl Held {
         self.filled = 0;
         self.pieces.clear();
     }
+
+    /// What it holds, in stream order: the buffer's bytes read, or the pieces taken.
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let read = Some(&self.buf[..self.filled]).filter(|read| !read.is_empty());
+        read.into_iter()
+            .chain(self.pieces.iter().map(|piece| &piece[..]))
+    }
 }
 
 /// A stream's reading half ([`Stream::split`]).

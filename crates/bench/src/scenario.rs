@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::measure::{self, Metric};
 use crate::net::{CHUNK, Held, Listener, Net, Stream, pump};
+use crate::soak;
 
 /// Connections one listener port takes in the `conns` scenario; beyond it the client moves
 /// to the next port, so no source runs short of ephemeral ports (28 232 on Linux).
@@ -407,6 +408,12 @@ fn goodput_metrics(bytes: u64, elapsed: Duration, cpu: Duration) -> Vec<Metric> 
 /// Echo goodput of `connections` streams: the bytes that came back within the measured
 /// window. Each connection writes continuously and reads the echo at the same time, so
 /// both stacks receive and send at full rate at once.
+///
+/// Each connection writes a stream of the soak's pattern of its own ([`soak::pattern_at`],
+/// without a copy) and checks every byte of the echo against it, and that the echo ends
+/// where the stream did: a byte lost, duplicated, reordered or corrupted by the stack under
+/// test (or by the proxy, and both of the proxy's connections) fails the run with an
+/// `InvalidData` error naming the stream and the offset.
 async fn echo(
     net: &Net,
     at: SocketAddrV4,
@@ -419,24 +426,37 @@ async fn echo(
     let end = mark + timing.duration;
     let counted = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
-    for mut stream in connected {
+    for (id, mut stream) in connected.into_iter().enumerate() {
         let counted = Arc::clone(&counted);
+        let id = id as u64;
         tasks.spawn(async move {
             let (mut reader, mut writer) = stream.split();
             let write = async {
-                let data = Bytes::from(vec![0x5au8; CHUNK]);
+                let mut written = 0u64;
                 while Instant::now() < end {
-                    writer.write_chunk(&data).await?;
+                    let chunk = soak::pattern_at(id, written);
+                    written += writer.write_chunk(&chunk).await? as u64;
                 }
-                writer.shutdown().await
+                writer.shutdown().await?;
+                Ok::<u64, io::Error>(written)
             };
             let read = async {
                 let mut held = Held::default();
+                let mut echoed = 0u64;
                 loop {
                     let n = reader.read_into(&mut held).await?;
+                    for piece in held.pieces() {
+                        if let Some(at) = soak::first_mismatch(piece, id, echoed) {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("echo of stream {id}: byte {at} differs from the one sent"),
+                            ));
+                        }
+                        echoed += piece.len() as u64;
+                    }
                     held.clear();
                     if n == 0 {
-                        return Ok::<(), io::Error>(());
+                        return Ok::<u64, io::Error>(echoed);
                     }
                     let now = Instant::now();
                     if now >= mark && now < end {
@@ -444,8 +464,14 @@ async fn echo(
                     }
                 }
             };
-            let (written, read) = tokio::join!(write, read);
-            written.and(read)
+            let (written, echoed) = tokio::try_join!(write, read)?;
+            if echoed != written {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("echo of stream {id} ended after {echoed} of the {written} bytes sent"),
+                ));
+            }
+            Ok(())
         });
     }
     tokio::time::sleep_until(mark.into()).await;
