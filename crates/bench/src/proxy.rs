@@ -96,6 +96,7 @@ pub(crate) fn run_veth(
     let buffer = settings.packet_buffer;
     let peer_cpu = settings.pin.then_some(1);
     crate::net::reset_kernel_retransmits();
+    let pressure_before = bed.kernel_pressure();
 
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_server, stop_rx) = oneshot::channel();
@@ -179,6 +180,7 @@ pub(crate) fn run_veth(
         "segments",
         crate::net::kernel_retransmits() as f64,
     ));
+    metrics.extend(bed.kernel_pressure().metrics_since(pressure_before));
     Ok(metrics)
 }
 

@@ -102,6 +102,29 @@ pub(crate) struct Bed {
 }
 
 impl Bed {
+    /// The kernel's receive-memory counters of both namespaces now; all zero when they cannot
+    /// be read (the run's figures then say nothing, rather than failing the run).
+    pub(crate) fn kernel_pressure(&self) -> KernelPressure {
+        let names = [
+            self.client_ns.name().to_string(),
+            self.server_ns.name().to_string(),
+        ];
+        // A thread of its own enters each namespace: /proc/thread-self/net is the calling
+        // thread's namespace's.
+        thread::spawn(move || {
+            names.iter().fold(KernelPressure::default(), |sum, name| {
+                let read = rawtcp::netio::netns::enter(name)
+                    .and_then(|()| std::fs::read_to_string("/proc/thread-self/net/netstat"));
+                match read {
+                    Ok(text) => sum.add(KernelPressure::parse(&text)),
+                    Err(_) => sum,
+                }
+            })
+        })
+        .join()
+        .unwrap_or_default()
+    }
+
     pub(crate) fn new(pair: Pair, settings: &Settings) -> io::Result<Bed> {
         let client_ns = Netns::new("bench-c")?;
         let server_ns = Netns::new("bench-s")?;
@@ -233,6 +256,7 @@ fn run_veth(
     let buffer = settings.packet_buffer;
     crate::net::reset_kernel_retransmits();
     let path_before = bed.path.as_ref().map(LossyPath::stats);
+    let pressure_before = bed.kernel_pressure();
     let server = side(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
@@ -289,12 +313,85 @@ fn run_veth(
             "segments",
             crate::net::kernel_retransmits() as f64,
         ));
+        metrics.extend(bed.kernel_pressure().metrics_since(pressure_before));
     }
     metrics.extend(crate::net::retransmitted_share());
     if let (Some(path), Some(before)) = (&bed.path, path_before) {
         metrics.extend(crate::forward::metrics(before, path.stats()));
     }
     Ok(metrics)
+}
+
+/// What the kernel's TCP did for want of receive memory, in both of a bed's namespaces
+/// together (`/proc/net/netstat`, which is per namespace): a kernel receiver short of it
+/// prunes its queues, drops in-window segments and advertises a zero window at once,
+/// shrinking the window it offered (RFC 9293 §3.8.6 asks the sender to cope): the condition
+/// under which rawtcp and Linux once deadlocked (d720ae8).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KernelPressure {
+    /// `TCPToZeroWindowAdv`: windows that fell to zero as advertised.
+    zero_windows: u64,
+    /// `PruneCalled`: times a socket's receive queues were pruned for memory.
+    prunes: u64,
+    /// Segments dropped for memory: `TCPRcvQDrop`, `TCPZeroWindowDrop`, `RcvPruned`,
+    /// `OfoPruned`.
+    drops: u64,
+}
+
+impl KernelPressure {
+    /// The counters of `netstat`, the text of a `/proc/net/netstat`: pairs of lines that
+    /// name the fields and give their values, `TcpExt:` among them.
+    fn parse(netstat: &str) -> KernelPressure {
+        let mut lines = netstat.lines();
+        let mut pressure = KernelPressure::default();
+        while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+            if !names.starts_with("TcpExt:") {
+                continue;
+            }
+            for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+                let value: u64 = value.parse().unwrap_or(0);
+                match name {
+                    "TCPToZeroWindowAdv" => pressure.zero_windows += value,
+                    "PruneCalled" => pressure.prunes += value,
+                    "TCPRcvQDrop" | "TCPZeroWindowDrop" | "RcvPruned" | "OfoPruned" => {
+                        pressure.drops += value
+                    }
+                    _ => {}
+                }
+            }
+        }
+        pressure
+    }
+
+    fn add(self, other: KernelPressure) -> KernelPressure {
+        KernelPressure {
+            zero_windows: self.zero_windows + other.zero_windows,
+            prunes: self.prunes + other.prunes,
+            drops: self.drops + other.drops,
+        }
+    }
+
+    /// What happened between `before` and `self`.
+    pub(crate) fn metrics_since(self, before: KernelPressure) -> Vec<Metric> {
+        let since = |now: u64, then: u64| now.saturating_sub(then) as f64;
+        vec![
+            Metric::lower(
+                "kernel zero windows",
+                "adverts",
+                since(self.zero_windows, before.zero_windows),
+            ),
+            Metric::lower(
+                "kernel rcvbuf prunes",
+                "calls",
+                since(self.prunes, before.prunes),
+            ),
+            Metric::lower(
+                "kernel rcvbuf drops",
+                "segments",
+                since(self.drops, before.drops),
+            ),
+        ]
+    }
 }
 
 /// What the rawtcp sides' drivers counted of their devices: frames the AF_PACKET socket
@@ -435,6 +532,7 @@ fn soak_veth(
     let buffer = settings.packet_buffer;
     crate::net::reset_kernel_retransmits();
     let path_before = bed.path.as_ref().map(LossyPath::stats);
+    let pressure_before = bed.kernel_pressure();
     let server = side(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
@@ -483,6 +581,7 @@ fn soak_veth(
             "segments",
             crate::net::kernel_retransmits() as f64,
         ));
+        faults.extend(bed.kernel_pressure().metrics_since(pressure_before));
     }
     faults.extend(crate::net::retransmitted_share());
     if let (Some(path), Some(before)) = (&bed.path, path_before) {
@@ -494,4 +593,32 @@ fn soak_veth(
         elapsed,
         faults,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_pressure_reads_the_tcpext_lines_only() {
+        let netstat = "TcpExt: SyncookiesSent PruneCalled RcvPruned OfoPruned TCPRcvQDrop \
+                       TCPZeroWindowDrop TCPToZeroWindowAdv TCPWantZeroWindowAdv\n\
+                       TcpExt: 9 4 1 2 3 5 7 100\n\
+                       IpExt: InNoRoutes PruneCalled\n\
+                       IpExt: 1 1000\n";
+        let pressure = KernelPressure::parse(netstat);
+        assert_eq!(pressure.zero_windows, 7);
+        assert_eq!(pressure.prunes, 4);
+        assert_eq!(pressure.drops, 1 + 2 + 3 + 5);
+        let values: Vec<f64> = pressure
+            .metrics_since(KernelPressure {
+                zero_windows: 2,
+                prunes: 4,
+                drops: 20,
+            })
+            .iter()
+            .map(|metric| metric.value)
+            .collect();
+        assert_eq!(values, [5.0, 0.0, 0.0], "since, never below zero");
+    }
 }
