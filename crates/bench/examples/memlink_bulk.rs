@@ -3,7 +3,7 @@
 //! cannot blur:
 //!
 //! ```text
-//! cargo build --release --example memlink_bulk
+//! cargo build --release -p rawtcp-bench --example memlink_bulk
 //! valgrind --tool=callgrind target/release/examples/memlink_bulk 67108864 1500
 //! ```
 //!
@@ -23,10 +23,10 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rawtcp::core::link::LinkConfig;
 use rawtcp::netio::MemLink;
 use rawtcp::wire::ethernet::EthernetAddress;
 use rawtcp::{Stack, TcpListener, TcpStream};
-use rawtcp_core::link::LinkConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The system allocator, counting the allocations made through it.
