@@ -205,7 +205,10 @@ impl Stack {
     #[must_use = "frames written to the sink must be sent"]
     pub fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
         let mut written = self.iface.poll_transmit(now, sink);
-        while let Some((id, mut plan)) = self.tcp.next_plan() {
+        // What each commit worked out for the next turn; nothing else touches a connection
+        // in between.
+        let mut worked_out = None;
+        while let Some((id, mut plan)) = self.tcp.next_plan(worked_out.take()) {
             let Some((conn, local, remote)) = self.tcp.plan_details(id) else {
                 break;
             };
@@ -265,7 +268,7 @@ impl Stack {
                 Sent::Written => written += 1,
                 Sent::Queued | Sent::Dropped => {}
             }
-            self.tcp.commit(id, &plan, now);
+            worked_out = self.tcp.commit(id, &plan, now);
         }
         // Datagrams held for ARP may have started a resolution: send its request now.
         written += self.iface.poll_transmit(now, sink);

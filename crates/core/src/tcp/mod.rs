@@ -405,6 +405,15 @@ fn live_slot(slots: &mut [Slot], id: ConnectionId) -> Option<&mut Slot> {
         .filter(|s| s.generation == id.generation)
 }
 
+/// The plan [`Tcp::commit`] worked out for the connection it left at the front of the
+/// dirty list (`None` inside: nothing to send after all), for the [`Tcp::next_plan`] that
+/// follows it, which would otherwise work it out again.
+#[derive(Debug)]
+pub(crate) struct NextPlan {
+    id: ConnectionId,
+    plan: Option<Plan>,
+}
+
 /// What the application may ask of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpError {
@@ -444,11 +453,6 @@ pub(crate) struct Tcp {
     listeners: Vec<Option<Listener>>,
     timers: TimerWheel<ConnectionId>,
     dirty: VecDeque<ConnectionId>,
-    /// The plan [`commit`](Self::commit) worked out for the connection it left at the
-    /// front of `dirty` (`None` inside: nothing to send after all), for the `next_plan`
-    /// that follows it in `Stack::poll_transmit`, which would otherwise work it out again.
-    /// Taken by that `next_plan` and cleared by every `commit`: it never outlives the pair.
-    planned: Option<(ConnectionId, Option<Plan>)>,
     isn: IsnGenerator,
     ports: PortAllocator,
     cookies: CookieJar,
@@ -507,7 +511,6 @@ impl Tcp {
             listeners: Vec::new(),
             timers: TimerWheel::new(),
             dirty: VecDeque::new(),
-            planned: None,
             isn,
             ports,
             cookies,
@@ -1415,9 +1418,15 @@ impl Tcp {
 
     // ---- Output ----
 
-    /// The next connection with something to send, and what.
-    pub(crate) fn next_plan(&mut self) -> Option<(ConnectionId, Plan)> {
-        let mut planned = self.planned.take();
+    /// The next connection with something to send, and what. `worked_out` is what the
+    /// [`commit`](Self::commit) just before returned, if nothing has touched a connection
+    /// since: the plan of the connection it left at the front of the dirty list, taken as it
+    /// is instead of being worked out again.
+    pub(crate) fn next_plan(
+        &mut self,
+        worked_out: Option<NextPlan>,
+    ) -> Option<(ConnectionId, Plan)> {
+        let mut planned = worked_out.map(|next| (next.id, next.plan));
         while let Some(&id) = self.dirty.front() {
             let plan = match planned.take() {
                 Some((planned_id, plan)) if planned_id == id => {
@@ -1452,17 +1461,24 @@ impl Tcp {
     }
 
     /// Records that `plan` was sent. The connection's next plan is worked out here, once:
-    /// it decides whether the connection stays in the dirty list, and the `next_plan` that
-    /// follows takes it from `planned`.
-    pub(crate) fn commit(&mut self, id: ConnectionId, plan: &Plan, now: Instant) {
-        self.planned = None;
+    /// it decides whether the connection stays in the dirty list, and is returned for the
+    /// [`next_plan`](Self::next_plan) that follows at once (the caller hands it over, so it
+    /// cannot outlive a change to the connection made in between).
+    #[must_use = "hand the worked-out plan to the next `next_plan`, or drop it if anything changed"]
+    pub(crate) fn commit(
+        &mut self,
+        id: ConnectionId,
+        plan: &Plan,
+        now: Instant,
+    ) -> Option<NextPlan> {
         let mut wants = false;
+        let mut worked_out = None;
         if let Some(conn) = self.lend_events(id) {
             conn.commit(plan, now);
             let (next, more) = conn.next_output();
             wants = more;
             if more {
-                self.planned = Some((id, next));
+                worked_out = Some(NextPlan { id, plan: next });
             }
         }
         // Keep the connection in the dirty list while it has more to send.
@@ -1473,6 +1489,7 @@ impl Tcp {
             }
         }
         self.settle_knowing(id, now, Some(wants));
+        worked_out
     }
 
     pub(crate) fn wants_transmit(&self) -> bool {
