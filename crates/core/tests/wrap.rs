@@ -443,3 +443,33 @@ proptest! {
         run_case(&case);
     }
 }
+
+/// A case the random test found (one-byte writes, a 4 KiB receive buffer without window
+/// scaling, loss, duplication and reordering): both connections timed out. A segment of B's
+/// arrived ahead of a hole and set A's SND.WL1; B's retransmission that filled the hole
+/// acknowledged new data with a smaller window, which the RFC 9293 update check refused
+/// (SEG.SEQ behind SND.WL1), and A, reading the old window from the new SND.UNA, sent 248
+/// bytes past B's right edge; B did the same to A. Each side's ACKs, capped at the stale edge
+/// it knew (`ack_seq`), then lay below the other's RCV.NXT, and each dropped the other's
+/// ACKs unread until the retransmission limit. The engine's unit test
+/// `a_window_offered_with_a_retransmission_bounds_what_is_sent` has the same in miniature.
+#[test]
+fn one_byte_writes_into_a_small_window_under_faults() {
+    run_case(&Case {
+        seed: 903320901350343060,
+        iss_a: u32::MAX,
+        iss_b: u32::MAX,
+        a_len: 22885,
+        b_len: 26016,
+        write_sizes: (vec![1], vec![1]),
+        read_sizes: (vec![248], vec![1]),
+        b_shuts_first: false,
+        loss: 0.028900048000088576,
+        duplicate: 0.011811604755751935,
+        reorder: 0.01064074147949663,
+        window_scaling: false,
+        recv_buffer: 4096,
+        algorithm: CongestionAlgorithm::NewReno,
+        sack: true,
+    });
+}

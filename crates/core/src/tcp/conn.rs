@@ -1302,12 +1302,20 @@ impl Connection {
             return;
         }
         self.arm_loss_probe(now);
-        // The send window (RFC 9293 §3.10.7.4: only from newer segments).
-        if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
+        // The send window (RFC 9293 §3.10.7.4: only from newer segments), and from any
+        // segment whose ACK moved SND.UNA on, as Linux's tcp_may_update_window does: the
+        // peer's retransmission of old data (SEG.SEQ behind SND.WL1) carries its newest ACK
+        // and the window offered with it, and ignoring that window left ours pinned to an
+        // older right edge (SND.WL1 stays where it was, so older segments still cannot
+        // update it).
+        let moved_una = ack > snd_una;
+        if moved_una
+            || self.snd_wl1 < seg.seq_number
+            || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
         {
             self.snd_wnd = self.send_window_of(seg);
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-            self.snd_wl1 = seg.seq_number;
+            self.snd_wl1 = self.snd_wl1.max(seg.seq_number);
             self.snd_wl2 = ack;
             if self.snd_wnd > 0 {
                 self.timers.stop(Timer::Persist);
@@ -1564,6 +1572,25 @@ impl Connection {
 
     pub(crate) fn snd_wnd(&self) -> u32 {
         self.snd_wnd
+    }
+
+    /// The peer's right edge, SND.WL2 + SND.WND: it offered SND.WND from the acknowledgment
+    /// it sent with it, not from SND.UNA. RFC 9293 §3.10.7.4 calls SND.WND "an offset from
+    /// SND.UNA", which holds only while SND.WL2 = SND.UNA; an ACK that moves SND.UNA on
+    /// without a window update (a segment the update check rejects) would otherwise move
+    /// the edge on with it, past anything the peer offered.
+    pub(crate) fn send_right_edge(&self) -> SeqNum {
+        self.snd_wl2 + self.snd_wnd
+    }
+
+    /// What the peer's window still takes from SND.NXT on (0 at or past its right edge).
+    pub(crate) fn send_window_room(&self) -> u32 {
+        let edge = self.send_right_edge();
+        if edge > self.snd_nxt {
+            edge - self.snd_nxt
+        } else {
+            0
+        }
     }
 
     pub(crate) fn recv_buffer_size(&self) -> usize {
@@ -1830,6 +1857,54 @@ mod tests {
         reopen.window_len = 8000;
         conn.handle_segment(now, &reopen, None, true, &mut ChallengeAckBudget::new(0, 0));
         assert_eq!(conn.ack_seq(), sent_to);
+    }
+
+    /// The peer's retransmission of old data (SEG.SEQ behind SND.WL1) acknowledges new data
+    /// and offers its window from that acknowledgment: the right edge stays where the peer
+    /// put it. Taken as an offset from the new SND.UNA, the old window let 1000 bytes go past
+    /// it; in `tests/wrap.rs` (one-byte writes, a 4 KiB window) both ends did so, and each
+    /// end's ACKs, capped at the stale edge it knew, fell below the other's RCV.NXT and were
+    /// dropped unread: both connections timed out.
+    #[test]
+    fn a_window_offered_with_a_retransmission_bounds_what_is_sent() {
+        let iss = SeqNum::new(5000);
+        let mut conn = established(iss);
+        let now = Instant::from_millis(2);
+        let budget = &mut ChallengeAckBudget::new(0, 0);
+        // The peer sent no MSS option: 536-byte segments, and a window of eight. Its second
+        // segment arrives ahead of a hole, and sets SND.WL1 there.
+        let window = 8 * 536;
+        for seq in [PEER_ISS + 1, PEER_ISS + 201] {
+            let mut data = from_peer(seq, iss + 1, TcpFlags::ACK, &[7u8; 100]);
+            data.window_len = window as u16;
+            conn.handle_segment(now, &data, None, true, budget);
+        }
+        assert_eq!(conn.write(now, &[1u8; 16 * 536], usize::MAX), 16 * 536);
+        while conn.plan().is_some() {
+            send(&mut conn, now);
+        }
+        let edge = iss + 1 + window;
+        assert_eq!(conn.snd_max, edge, "the window's worth");
+        // The peer's retransmission fills the hole (SEG.SEQ behind SND.WL1): two segments
+        // taken, none read, the window two segments smaller, the right edge where it was.
+        // (From the new SND.UNA, the old window reached two segments further.)
+        let mut again = from_peer(
+            PEER_ISS + 101,
+            iss + 1 + 2 * 536,
+            TcpFlags::ACK,
+            &[7u8; 100],
+        );
+        again.window_len = (window - 2 * 536) as u16;
+        conn.handle_segment(now, &again, None, true, budget);
+        assert_eq!(conn.snd_una, iss + 1 + 2 * 536);
+        assert_eq!(conn.send_right_edge(), edge);
+        assert_eq!(conn.send_window_room(), 0);
+        while let Some(plan) = conn.plan() {
+            assert!(plan.seq + plan.data_len as u32 <= edge, "{plan:?}");
+            conn.commit(&plan, now);
+        }
+        assert_eq!(conn.snd_max, edge, "nothing past the peer's edge");
+        assert_eq!(conn.ack_seq(), edge);
     }
 
     /// What every connection carries, idle or not, by part (`cargo test -p rawtcp-core

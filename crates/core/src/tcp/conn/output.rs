@@ -114,7 +114,8 @@ impl Connection {
         let congestion_room =
             self.recovery
                 .send_room(self.cc.window(), self.snd_una, self.snd_nxt, self.smss());
-        let usable = self.snd_wnd.saturating_sub(in_flight).min(congestion_room) as usize;
+        // Never past the peer's right edge (RFC 9293 §3.8.6; see `send_right_edge`).
+        let usable = self.send_window_room().min(congestion_room) as usize;
         let mss = self.effective_mss();
         let mut len = unsent.min(usable).min(mss);
         // Segmentation offload: as many whole segments as the window and the queue allow,
@@ -159,7 +160,7 @@ impl Connection {
         let unsent =
             self.send.len() > in_flight as usize || (self.fin_requested && self.fin_seq.is_none());
         // RFC 6675 §4 NextSeg rule 2: new data the peer's window takes goes first.
-        let new_data_waits = unsent && self.snd_wnd > in_flight;
+        let new_data_waits = unsent && self.send_window_room() > 0;
         // Segments of what one carries beside its options, so that none leaves a runt.
         let wanted = self.recovery.next_retransmission(
             self.snd_una,
@@ -385,7 +386,7 @@ impl Connection {
     /// full, its application blocked and its window never reopening (a deadlock found by the
     /// bench's proxy against Linux 6). Linux's tcp_acceptable_seq makes the same choice.
     pub(crate) fn ack_seq(&self) -> SeqNum {
-        let right_edge = self.snd_wl2 + self.snd_wnd;
+        let right_edge = self.send_right_edge();
         if self.snd_max <= right_edge {
             self.snd_max
         } else if right_edge < self.snd_una {
