@@ -95,8 +95,7 @@ pub(crate) fn run_veth(
     let seed = settings.seed;
     let buffer = settings.packet_buffer;
     let peer_cpu = settings.pin.then_some(1);
-    crate::net::reset_kernel_retransmits();
-    let pressure_before = bed.kernel_pressure();
+    let before = bed.faults_before();
 
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_server, stop_rx) = oneshot::channel();
@@ -175,12 +174,7 @@ pub(crate) fn run_veth(
     metrics.extend(run::device_metrics(proxy_driver, None));
     // Every thread has ended, and with it every kernel stream: the client's and the
     // server's (the proxy's peers), and the proxy's own on the baseline.
-    metrics.push(Metric::lower(
-        "kernel retransmits",
-        "segments",
-        crate::net::kernel_retransmits() as f64,
-    ));
-    metrics.extend(bed.kernel_pressure().metrics_since(pressure_before));
+    metrics.extend(bed.faults_since(pair, before));
     Ok(metrics)
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::thread;
 
 use rawtcp::core::link::LinkConfig;
-use rawtcp::netio::forward::LossyPath;
+use rawtcp::netio::forward::{ForwarderStats, LossyPath};
 use rawtcp::netio::testbed::{Netns, pin_current_thread, veth_pair};
 use rawtcp::netio::{MemLink, MemLinkCounters, MemLinkEnd};
 
@@ -101,7 +101,45 @@ pub(crate) struct Bed {
     server_ns: Netns,
 }
 
+/// What a bed's counters read before a run: the forwarder's, the kernel's receive-memory
+/// ones ([`Bed::faults_since`] reports the difference).
+pub(crate) struct FaultsBefore {
+    path: Option<ForwarderStats>,
+    pressure: KernelPressure,
+}
+
 impl Bed {
+    /// Starts a run's fault counts: the kernel streams' retransmissions from zero, and the
+    /// bed's counters as they stand.
+    pub(crate) fn faults_before(&self) -> FaultsBefore {
+        crate::net::reset_kernel_retransmits();
+        FaultsBefore {
+            path: self.path.as_ref().map(LossyPath::stats),
+            pressure: self.kernel_pressure(),
+        }
+    }
+
+    /// The faults of the run since `before`, once both sides' threads (and with them every
+    /// stream) have ended: what the kernel retransmitted and what it did short of receive
+    /// memory (where a side was the kernel), the share of bytes sent again, and the
+    /// forwarder's drops.
+    pub(crate) fn faults_since(&self, pair: Pair, before: FaultsBefore) -> Vec<Metric> {
+        let mut metrics = Vec::new();
+        if pair.client == Backend::Kernel || pair.server == Backend::Kernel {
+            metrics.push(Metric::lower(
+                "kernel retransmits",
+                "segments",
+                crate::net::kernel_retransmits() as f64,
+            ));
+            metrics.extend(self.kernel_pressure().metrics_since(before.pressure));
+        }
+        metrics.extend(crate::net::retransmitted_share());
+        if let (Some(path), Some(then)) = (&self.path, before.path) {
+            metrics.extend(crate::forward::metrics(then, path.stats()));
+        }
+        metrics
+    }
+
     /// The kernel's receive-memory counters of both namespaces now; all zero when they cannot
     /// be read (the run's figures then say nothing, rather than failing the run).
     pub(crate) fn kernel_pressure(&self) -> KernelPressure {
@@ -254,9 +292,7 @@ fn run_veth(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let seed = settings.seed;
     let buffer = settings.packet_buffer;
-    crate::net::reset_kernel_retransmits();
-    let path_before = bed.path.as_ref().map(LossyPath::stats);
-    let pressure_before = bed.kernel_pressure();
+    let before = bed.faults_before();
     let server = side(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
@@ -307,18 +343,7 @@ fn run_veth(
     let (mut metrics, client_driver) = result?;
     metrics.extend(device_metrics(client_driver, server_driver));
     // Both sides' threads have ended, and with them every stream.
-    if pair.client == Backend::Kernel || pair.server == Backend::Kernel {
-        metrics.push(Metric::lower(
-            "kernel retransmits",
-            "segments",
-            crate::net::kernel_retransmits() as f64,
-        ));
-        metrics.extend(bed.kernel_pressure().metrics_since(pressure_before));
-    }
-    metrics.extend(crate::net::retransmitted_share());
-    if let (Some(path), Some(before)) = (&bed.path, path_before) {
-        metrics.extend(crate::forward::metrics(before, path.stats()));
-    }
+    metrics.extend(bed.faults_since(pair, before));
     Ok(metrics)
 }
 
@@ -530,9 +555,7 @@ fn soak_veth(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let seed = settings.seed;
     let buffer = settings.packet_buffer;
-    crate::net::reset_kernel_retransmits();
-    let path_before = bed.path.as_ref().map(LossyPath::stats);
-    let pressure_before = bed.kernel_pressure();
+    let before = bed.faults_before();
     let server = side(
         Some(bed.server_ns.name().to_string()),
         settings.pin.then_some(1),
@@ -575,18 +598,7 @@ fn soak_veth(
     let (to_server, server_driver) = join(server)?;
     let (to_client, elapsed, client_driver) = client?;
     let mut faults = device_metrics(client_driver, server_driver);
-    if pair.client == Backend::Kernel || pair.server == Backend::Kernel {
-        faults.push(Metric::lower(
-            "kernel retransmits",
-            "segments",
-            crate::net::kernel_retransmits() as f64,
-        ));
-        faults.extend(bed.kernel_pressure().metrics_since(pressure_before));
-    }
-    faults.extend(crate::net::retransmitted_share());
-    if let (Some(path), Some(before)) = (&bed.path, path_before) {
-        faults.extend(crate::forward::metrics(before, path.stats()));
-    }
+    faults.extend(bed.faults_since(pair, before));
     Ok(soak::Outcome {
         to_server,
         to_client,
