@@ -572,6 +572,37 @@ struct RingMap {
 unsafe impl Send for RingMap {}
 
 impl RingMap {
+    /// The 32-bit status word at `offset`, which the kernel reads and writes as well.
+    fn word(&self, offset: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(
+            offset.is_multiple_of(4) && offset + 4 <= self.len,
+            "a status word at {offset} of a ring of {} bytes",
+            self.len
+        );
+        // SAFETY: the word lies inside the mapping and is 4-byte aligned (checked above; the
+        // mapping starts on a page); the mapping lives as long as self. The kernel accesses
+        // the word atomically, with barriers of its own (smp_wmb, flush_dcache_page) around
+        // its stores to the frame or block the word hands over.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(offset).cast()) }
+    }
+
+    /// The `len` bytes at `offset`.
+    ///
+    /// # Safety
+    /// They must be in our hands: handed over by their status word (loaded with Acquire),
+    /// which the kernel does not write again until we give it back, and not written by us
+    /// while the borrow lives.
+    unsafe fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(
+            offset + len <= self.len,
+            "{len} bytes at {offset} of a ring of {} bytes",
+            self.len
+        );
+        // SAFETY: inside the mapping (checked above), which lives as long as self; nobody
+        // writes the bytes while the borrow lives (the caller's promise).
+        unsafe { std::slice::from_raw_parts(self.base.add(offset), len) }
+    }
+
     /// Sets the socket's TPACKET `version`, asks the kernel for the ring `req` describes
     /// (`option`: PACKET_RX_RING or PACKET_TX_RING) and maps its `len` bytes; `populate`
     /// faults every page in at once, so the first frames meet no page fault.
@@ -676,11 +707,8 @@ impl TxRing {
     }
 
     fn status(&self, slot: usize) -> &std::sync::atomic::AtomicU32 {
-        // SAFETY: slot < frame_count, so the header lies inside the mapping; it is 4-byte
-        // aligned (frames start on page boundaries) and the kernel accesses it atomically too.
-        unsafe {
-            std::sync::atomic::AtomicU32::from_ptr(self.map.base.add(slot * self.frame_size).cast())
-        }
+        // tp_status leads the slot's header.
+        self.map.word(slot * self.frame_size)
     }
 
     /// Copies `frame` into the next slot and marks it for sending; false when that slot is
@@ -836,27 +864,14 @@ impl RxRing {
     }
 
     fn block_status(&self, block: usize) -> &std::sync::atomic::AtomicU32 {
-        // SAFETY: block < block_count, so its descriptor lies inside the mapping; blocks start
-        // on page boundaries, so the word is 4-byte aligned, and the kernel accesses it with
-        // barriers of its own (smp_wmb / flush_dcache_page) around the store we load.
-        unsafe {
-            std::sync::atomic::AtomicU32::from_ptr(
-                self.map
-                    .base
-                    .add(block * self.block_size + BLOCK_STATUS)
-                    .cast(),
-            )
-        }
+        self.map.word(block * self.block_size + BLOCK_STATUS)
     }
 
     /// The block's bytes. Only for a block in our hands (TP_STATUS_USER, loaded with
     /// Acquire), which the kernel does not write until we give it back.
     fn block_bytes(&self, block: usize) -> &[u8] {
-        // SAFETY: the range lies inside the mapping (block < block_count); the block is ours
-        // (see above), so nobody writes it while this shared borrow of self lives.
-        unsafe {
-            std::slice::from_raw_parts(self.map.base.add(block * self.block_size), self.block_size)
-        }
+        // SAFETY: the block is ours (see above), and only &mut self gives it back.
+        unsafe { self.map.bytes(block * self.block_size, self.block_size) }
     }
 
     /// Whether a block waits in our hands (frames to read without a syscall).
@@ -1053,24 +1068,14 @@ impl RxFrameRing {
     }
 
     fn status(&self, slot: usize) -> &std::sync::atomic::AtomicU32 {
-        // SAFETY: slot < frame_count, so its header lies inside the mapping; slots start at
-        // multiples of 2048 within page-aligned blocks, so the word is 4-byte aligned, and the
-        // kernel orders its stores to the slot before its store of the status (smp_wmb).
-        unsafe {
-            std::sync::atomic::AtomicU32::from_ptr(
-                self.map.base.add(self.slot_offset(slot) + V2_STATUS).cast(),
-            )
-        }
+        self.map.word(self.slot_offset(slot) + V2_STATUS)
     }
 
     /// The slot's bytes. Only for a slot in our hands (TP_STATUS_USER, loaded with Acquire),
     /// which the kernel does not write until we give it back.
     fn slot_bytes(&self, slot: usize) -> &[u8] {
-        // SAFETY: the range lies inside the mapping (slot < frame_count); the slot is ours
-        // (see above), so nobody writes it while this shared borrow of self lives.
-        unsafe {
-            std::slice::from_raw_parts(self.map.base.add(self.slot_offset(slot)), self.frame_size)
-        }
+        // SAFETY: the slot is ours (see above), and only &mut self gives it back.
+        unsafe { self.map.bytes(self.slot_offset(slot), self.frame_size) }
     }
 
     /// Whether a frame waits in our hands.
