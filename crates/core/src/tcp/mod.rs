@@ -1424,14 +1424,13 @@ impl Tcp {
     /// is instead of being worked out again.
     pub(crate) fn next_plan(
         &mut self,
-        worked_out: Option<NextPlan>,
+        mut worked_out: Option<NextPlan>,
     ) -> Option<(ConnectionId, Plan)> {
-        let mut planned = worked_out.map(|next| (next.id, next.plan));
         while let Some(&id) = self.dirty.front() {
-            let plan = match planned.take() {
-                Some((planned_id, plan)) if planned_id == id => {
-                    debug_assert_eq!(plan, self.conn(id).and_then(|c| c.plan()));
-                    plan
+            let plan = match worked_out.take() {
+                Some(next) if next.id == id => {
+                    debug_assert_eq!(next.plan, self.conn(id).and_then(|c| c.plan()));
+                    next.plan
                 }
                 _ => self.conn(id).and_then(|c| c.plan()),
             };
