@@ -141,12 +141,17 @@ pub struct MemLinkEnd {
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
+/// The link's shared state, locked. A panic while holding the lock leaves only plain queues
+/// behind: keep going.
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl MemLinkEnd {
     fn lock(&self) -> MutexGuard<'_, Shared> {
-        // A panic while holding the lock leaves only plain queues behind: keep going.
-        self.shared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shared)
     }
 
     /// Offers every frame of `batch` to the link at `now` and empties the batch. Returns how
@@ -198,12 +203,12 @@ impl MemLinkEnd {
 
     /// Counters of the direction this end sends on.
     pub fn send_stats(&self) -> LinkStats {
-        self.lock().directions[self.side].model.stats()
+        stats(&self.shared, self.side)
     }
 
     /// Counters of the direction this end receives on.
     pub fn recv_stats(&self) -> LinkStats {
-        self.lock().directions[1 - self.side].model.stats()
+        stats(&self.shared, 1 - self.side)
     }
 
     /// A handle that reads this end's counters after the end itself has moved into a stack.
@@ -229,6 +234,11 @@ impl MemLinkEnd {
     }
 }
 
+/// The counters of `direction` (0 from end A to end B, 1 back).
+fn stats(shared: &Mutex<Shared>, direction: usize) -> LinkStats {
+    lock(shared).directions[direction].model.stats()
+}
+
 /// The counters of one [`MemLinkEnd`], readable from anywhere ([`MemLinkEnd::counters`]).
 #[derive(Debug, Clone)]
 pub struct MemLinkCounters {
@@ -237,22 +247,14 @@ pub struct MemLinkCounters {
 }
 
 impl MemLinkCounters {
-    fn read(&self, direction: usize) -> LinkStats {
-        let shared = self
-            .shared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        shared.directions[direction].model.stats()
-    }
-
     /// Counters of the direction the end sends on.
     pub fn send_stats(&self) -> LinkStats {
-        self.read(self.side)
+        stats(&self.shared, self.side)
     }
 
     /// Counters of the direction the end receives on.
     pub fn recv_stats(&self) -> LinkStats {
-        self.read(1 - self.side)
+        stats(&self.shared, 1 - self.side)
     }
 }
 
